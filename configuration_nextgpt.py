@@ -1,0 +1,109 @@
+"""NextGPT configuration: a frozen vision tower, a projector and a causal language model."""
+
+from typing import Literal
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+class ImageBindVisionConfig(PreTrainedConfig):
+    """The vision branch of ImageBind. The defaults are `imagebind_huge` (ViT-H/14, 257 tokens at 224 px)."""
+
+    model_type = "imagebind_vision"
+
+    hidden_size: int = 1280
+    num_hidden_layers: int = 32
+    num_attention_heads: int = 16
+    mlp_ratio: int = 4
+    patch_size: int = 14
+    image_size: int = 224
+    num_frames: int = 2  # ImageBind treats an image as a 2-frame clip (its stem is a 2x14x14 Conv3d)
+    projection_dim: int = 1024  # the joint ImageBind embedding space
+    layer_norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+
+
+AutoConfig.register(ImageBindVisionConfig.model_type, ImageBindVisionConfig, exist_ok=True)
+
+# Towers that put a CLS token in front of their patch tokens (counted by `NextGPTConfig.num_image_tokens`).
+TOWERS_WITH_CLS_TOKEN = {"imagebind_vision", "clip_vision_model", "dinov2"}
+
+NEXTGPT_AUTO_MAP = {
+    "AutoConfig": "configuration_nextgpt.NextGPTConfig",
+    "AutoModel": "modeling_nextgpt.NextGPTForConditionalGeneration",
+    "AutoModelForImageTextToText": "modeling_nextgpt.NextGPTForConditionalGeneration",
+}
+NEXTGPT_PIPELINES = {
+    "visual-question-answering": {
+        "impl": "pipeline_nextgpt.NextGPTVisualQuestionAnsweringPipeline",
+        "pt": ["AutoModel"],
+        "type": "multimodal",
+    }
+}
+
+
+class NextGPTConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`NextGPTForConditionalGeneration`]. `NextGPTConfig()` describes the original model: ImageBind-huge's
+    1024-d joint embedding, one linear layer, one soft token per image, Llama-2-7b-chat.
+
+    Args:
+        vision_config: the tower; `imagebind_vision` or any transformers vision model config
+            (CLIP, SigLIP, DINOv2, ...). A dict is resolved through its `model_type`.
+        text_config: any causal language model config, resolved through `AutoConfig`.
+        image_mode: `"embedding"` gives the LLM one token per image (the tower's pooled/joint embedding, as NextGPT);
+            `"patches"` gives it every patch token of the tower (as LLaVA).
+        projector_type: `"linear"` (NextGPT) or `"mlp2x_gelu"` (LLaVA-1.5).
+        image_token_id: the placeholder id that the processor writes where image tokens go. It may lie past the LLM's
+            vocabulary: placeholders are replaced before the embedding lookup, so no embedding row is needed.
+    """
+
+    model_type = "nextgpt"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="imagebind_vision"),
+        "text_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="llama",
+            init_kwargs={"max_position_embeddings": 4096, "rms_norm_eps": 1e-5},  # Llama-2-7b-chat
+        ),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    image_mode: Literal["embedding", "patches"] = "embedding"
+    projector_type: Literal["linear", "mlp2x_gelu"] = "linear"
+    image_token_id: int = 32000
+    tie_word_embeddings: bool = False
+    auto_map: dict | None = None
+    custom_pipelines: dict | None = None
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.image_mode not in ("embedding", "patches"):
+            raise ValueError(f"image_mode must be 'embedding' or 'patches', got {self.image_mode!r}")
+        if self.projector_type not in ("linear", "mlp2x_gelu"):
+            raise ValueError(f"projector_type must be 'linear' or 'mlp2x_gelu', got {self.projector_type!r}")
+        self.tie_word_embeddings = self.tie_word_embeddings or self.text_config.tie_word_embeddings
+        self.auto_map = {**NEXTGPT_AUTO_MAP, **(self.auto_map or {})}
+        self.custom_pipelines = {**NEXTGPT_PIPELINES, **(self.custom_pipelines or {})}
+
+    @property
+    def vision_feature_dim(self) -> int:
+        """Width of what the tower hands the projector: the joint embedding, or one patch token."""
+        if self.image_mode == "embedding":
+            return getattr(self.vision_config, "projection_dim", None) or self.vision_config.hidden_size
+        return self.vision_config.hidden_size
+
+    @property
+    def num_image_tokens(self) -> int:
+        """How many LLM positions one image takes."""
+        if self.image_mode == "embedding":
+            return 1
+        vision = self.vision_config
+        grid = (vision.image_size // vision.patch_size) ** 2
+        return grid + (1 if vision.model_type in TOWERS_WITH_CLS_TOKEN else 0)
+
+
+NextGPTConfig.register_for_auto_class()
+
+__all__ = ["NextGPTConfig", "ImageBindVisionConfig"]

@@ -1,0 +1,140 @@
+"""The vision branch of Meta's ImageBind, written for transformers: SDPA attention, bf16-ready, loads `imagebind_huge.pth`.
+
+Architecture (imagebind_huge): the image is repeated into a 2-frame clip, a 2x14x14 Conv3d cuts it into 16x16 patches,
+a CLS token and learned positions are added, a LayerNorm precedes 32 pre-norm ViT blocks, and the head
+(LayerNorm -> CLS -> Linear(1280, 1024) -> L2 normalise) gives the joint-space embedding.
+"""
+
+import os
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+try:
+    from .configuration_nextgpt import ImageBindVisionConfig
+except ImportError:
+    from configuration_nextgpt import ImageBindVisionConfig
+
+# Meta's key names (left) for the vision branch, mapped to this module's (right). Applied in order, first match wins.
+IMAGEBIND_KEY_MAP = [
+    (r"^modality_preprocessors\.vision\.cls_token$", "cls_token"),
+    (r"^modality_preprocessors\.vision\.rgbt_stem\.proj\.1\.weight$", "patch_embed.weight"),
+    (r"^modality_preprocessors\.vision\.pos_embedding_helper\.pos_embed$", "pos_embed"),
+    (r"^modality_trunks\.vision\.pre_transformer_layer\.0\.", "pre_norm."),
+    (r"^modality_trunks\.vision\.blocks\.(\d+)\.attn\.in_proj_(weight|bias)$", r"blocks.\1.attn.in_proj.\2"),
+    (r"^modality_trunks\.vision\.blocks\.", "blocks."),
+    (r"^modality_heads\.vision\.0\.", "head_norm."),
+    (r"^modality_heads\.vision\.2\.", "head_proj."),
+]
+
+
+class ImageBindAttention(nn.Module):
+    """`nn.MultiheadAttention`'s packed projections (so Meta's weights load), computed with SDPA."""
+
+    def __init__(self, config: ImageBindVisionConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.in_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch, length, width = hidden_states.shape
+        qkv = self.in_proj(hidden_states).view(batch, length, 3, self.num_heads, width // self.num_heads)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(query, key, value)
+        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, width))
+
+
+class ImageBindMLP(nn.Module):
+    def __init__(self, config: ImageBindVisionConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.mlp_ratio * config.hidden_size)
+        self.fc2 = nn.Linear(config.mlp_ratio * config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(hidden_states)))
+
+
+class ImageBindBlock(nn.Module):
+    def __init__(self, config: ImageBindVisionConfig):
+        super().__init__()
+        self.norm_1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.attn = ImageBindAttention(config)
+        self.norm_2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = ImageBindMLP(config)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.attn(self.norm_1(hidden_states))
+        return hidden_states + self.mlp(self.norm_2(hidden_states))
+
+
+class ImageBindVisionModel(PreTrainedModel):
+    """Returns `last_hidden_state` (B, 257, 1280: CLS + patch tokens) and `pooler_output` (B, 1024: joint embedding)."""
+
+    config: ImageBindVisionConfig
+    config_class = ImageBindVisionConfig
+    main_input_name = "pixel_values"
+    _no_split_modules = ["ImageBindBlock"]
+    _supports_sdpa = True
+
+    def __init__(self, config: ImageBindVisionConfig):
+        super().__init__(config)
+        num_patches = (config.image_size // config.patch_size) ** 2
+        kernel = (config.num_frames, config.patch_size, config.patch_size)
+        self.patch_embed = nn.Conv3d(3, config.hidden_size, kernel_size=kernel, stride=kernel, bias=False)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, config.hidden_size))
+        self.pre_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.blocks = nn.ModuleList(ImageBindBlock(config) for _ in range(config.num_hidden_layers))
+        self.head_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.head_proj = nn.Linear(config.hidden_size, config.projection_dim, bias=False)
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, ImageBindVisionModel):
+            nn.init.normal_(module.cls_token, std=self.config.hidden_size**-0.5)
+            nn.init.normal_(module.pos_embed, std=self.config.hidden_size**-0.5)
+
+    def forward(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        clip = pixel_values.to(self.patch_embed.weight.dtype).unsqueeze(2).repeat(1, 1, self.config.num_frames, 1, 1)
+        patches = self.patch_embed(clip).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls_token.expand(patches.shape[0], -1, -1), patches], dim=1) + self.pos_embed
+        hidden_states = self.pre_norm(tokens)
+        for block in self.blocks:
+            hidden_states = block(hidden_states)
+        embedding = F.normalize(self.head_proj(self.head_norm(hidden_states[:, 0])), dim=-1)
+        return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=embedding)
+
+    @classmethod
+    def from_imagebind_checkpoint(
+        cls, checkpoint_path: str | os.PathLike, config: ImageBindVisionConfig | None = None
+    ) -> "ImageBindVisionModel":
+        """Build the tower from Meta's full ImageBind checkpoint (`imagebind_huge.pth`), keeping only the vision branch."""
+        if not os.path.isfile(checkpoint_path):
+            raise FileNotFoundError(f"ImageBind checkpoint not found: {checkpoint_path}")
+        state_dict = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+        model = cls(config or ImageBindVisionConfig())
+        model.load_state_dict(convert_imagebind_state_dict(state_dict), strict=True)
+        return model
+
+
+def convert_imagebind_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Select the vision branch of a Meta ImageBind state dict and rename its keys to this module's."""
+    converted = {}
+    for key, tensor in state_dict.items():
+        for pattern, replacement in IMAGEBIND_KEY_MAP:
+            if re.search(pattern, key):
+                converted[re.sub(pattern, replacement, key)] = tensor
+                break
+    if not converted:
+        raise ValueError("No ImageBind vision weights (modality_*.vision.*) found in this checkpoint")
+    return converted
+
+
+__all__ = ["ImageBindVisionModel", "convert_imagebind_state_dict"]

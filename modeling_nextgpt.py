@@ -1,0 +1,164 @@
+"""NextGPT for images and text: a frozen vision tower, a projector into the LLM's embedding space, and a causal LLM."""
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+try:
+    from .configuration_nextgpt import NextGPTConfig
+    # Imported so that save_pretrained ships the pipeline file with the model (config.custom_pipelines points to it).
+    from .pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
+    from .vision_tower import NextGPTVisionTower
+except ImportError:
+    from configuration_nextgpt import NextGPTConfig
+    from pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
+    from vision_tower import NextGPTVisionTower
+
+
+class NextGPTProjector(nn.Module):
+    """Maps tower features into the LLM's embedding space: one Linear (NextGPT) or Linear-GELU-Linear (LLaVA-1.5)."""
+
+    def __init__(self, config: NextGPTConfig):
+        super().__init__()
+        text_width = config.text_config.hidden_size
+        self.linear_1 = nn.Linear(config.vision_feature_dim, text_width)
+        if config.projector_type == "mlp2x_gelu":
+            self.act = ACT2FN["gelu"]
+            self.linear_2 = nn.Linear(text_width, text_width)
+
+    def forward(self, image_features: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.linear_1(image_features)
+        if hasattr(self, "linear_2"):
+            hidden_states = self.linear_2(self.act(hidden_states))
+        return hidden_states
+
+
+def merge_image_features(
+    input_ids: torch.LongTensor, inputs_embeds: torch.Tensor, image_features: torch.Tensor, image_token_id: int
+) -> torch.Tensor:
+    """Write the projected image tokens, in order, over the placeholder positions of `inputs_embeds`.
+
+    `image_features` is (num_images, tokens_per_image, width) for all images of the batch, in reading order.
+    """
+    placeholders = input_ids == image_token_id
+    num_placeholders, tokens_per_image = int(placeholders.sum()), image_features.shape[1]
+    if num_placeholders != image_features.shape[0] * tokens_per_image:
+        raise ValueError(
+            f"The text has {num_placeholders} image placeholder tokens ({num_placeholders / tokens_per_image:g} images "
+            f"of {tokens_per_image} tokens) but {image_features.shape[0]} images were given"
+        )
+    features = image_features.reshape(-1, image_features.shape[-1]).to(inputs_embeds.device, inputs_embeds.dtype)
+    return inputs_embeds.masked_scatter(placeholders.unsqueeze(-1), features)
+
+
+class NextGPTPreTrainedModel(PreTrainedModel):
+    config: NextGPTConfig
+    config_class = NextGPTConfig
+    base_model_prefix = ""
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+    _no_split_modules = ["ImageBindBlock", "LlamaDecoderLayer"]
+
+
+class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
+    def __init__(self, config: NextGPTConfig):
+        super().__init__(config)
+        self.vision_tower = NextGPTVisionTower(config)
+        self.projector = NextGPTProjector(config)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_output_embeddings(value)
+
+    def set_trainable(self, projector: bool = True, language_model: bool = False) -> None:
+        """Stage 1: `set_trainable(projector=True)`; stage 2 full fine-tuning: `language_model=True` as well (for
+        LoRA, leave the LLM frozen and let peft add the adapters). The tower never trains."""
+        self.vision_tower.requires_grad_(False)
+        self.projector.requires_grad_(projector)
+        self.language_model.requires_grad_(language_model)
+
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Tower features, as cached for training and as accepted back through `forward(image_embeds=...)`."""
+        return self.vision_tower(pixel_values)
+
+    def get_image_features(
+        self, pixel_values: torch.Tensor | None = None, image_embeds: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Projected image tokens (num_images, num_image_tokens, llm_width), from pixels or cached tower features."""
+        if image_embeds is None:
+            image_embeds = self.encode_images(pixel_values)
+        return self.projector(image_embeds.to(self.projector.linear_1.weight.dtype))
+
+    def embed_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Token embeddings with image tokens written over the placeholders."""
+        placeholders = input_ids == self.config.image_token_id
+        # The placeholder id may lie past the vocabulary; its rows are overwritten, so look up token 0 there.
+        inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(placeholders, 0))
+        if pixel_values is None and image_embeds is None:
+            if placeholders.any():
+                raise ValueError(
+                    f"The text has {int(placeholders.sum())} image placeholder tokens but no images were given"
+                )
+            return inputs_embeds
+        image_features = self.get_image_features(pixel_values, image_embeds)
+        return merge_image_features(input_ids, inputs_embeds, image_features, self.config.image_token_id)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        r"""
+        pixel_values: (num_images, 3, H, W), every image of the batch in reading order; the tower runs frozen.
+        image_embeds: (num_images, num_image_tokens, vision_feature_dim), cached tower outputs instead of pixels.
+        labels: -100 where no loss is wanted (prompt, image tokens, padding); shifted inside the language model.
+        Other keyword arguments (cache, position_ids, use_cache, logits_to_keep, ...) go to the language model.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds")
+        if pixel_values is not None and image_embeds is not None:
+            raise ValueError("Pass pixel_values or image_embeds, not both")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_inputs(input_ids, pixel_values, image_embeds)
+        return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+
+    def prepare_inputs_for_generation(
+        self, *args, pixel_values=None, image_embeds=None, is_first_iteration: bool = False, **kwargs
+    ) -> dict:
+        """Images go into the prefill only: later steps read them from the KV cache, never re-encode them."""
+        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+        if is_first_iteration or not kwargs.get("use_cache", True):
+            model_inputs.update(pixel_values=pixel_values, image_embeds=image_embeds)
+        return model_inputs
+
+
+NextGPTForConditionalGeneration.register_for_auto_class("AutoModel")
+
+__all__ = ["NextGPTForConditionalGeneration", "NextGPTPreTrainedModel", "NextGPTProjector", "merge_image_features"]

@@ -1,0 +1,174 @@
+"""NextGPT processor: chat template, image placeholder expansion, image preprocessing and training labels."""
+
+from collections.abc import Sequence
+
+import torch
+from transformers import BatchFeature, CLIPImageProcessorPil, ProcessorMixin
+from transformers.image_utils import load_image
+from transformers.tokenization_utils_base import AddedToken
+
+# Llama-2-chat's template, used when the tokenizer brings none (the original NextGPT prompt format).
+LLAMA2_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set system = '<<SYS>>\\n' + messages[0]['content'] + '\\n<</SYS>>\\n\\n' %}"
+    "{% set messages = messages[1:] %}{% else %}{% set system = '' %}{% endif %}"
+    "{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + (system if loop.first else '') "
+    "+ message['content'].strip() + ' [/INST]' }}"
+    "{% else %}{{ ' ' + message['content'].strip() + ' ' + eos_token }}{% endif %}"
+    "{% endfor %}"
+)
+IGNORE_INDEX = -100
+
+
+class NextGPTProcessor(ProcessorMixin):
+    r"""
+    Pairs an image processor (ImageBind's preprocessing for the ImageBind tower, the tower's own otherwise) with a
+    tokenizer. Each `image_token` in the text becomes `num_image_tokens` placeholder tokens, which the model overwrites
+    with projected image tokens.
+
+    Args:
+        image_processor: e.g. `CLIPImageProcessor` set up as ImageBind's (see `imagebind_image_processor`).
+        tokenizer: the LLM's tokenizer; `image_token` is added to it as a special token if missing.
+        chat_template: defaults to the tokenizer's, else Llama-2-chat's.
+        image_token: the placeholder users write in prompts and data (LLaVA's `<image>`).
+        num_image_tokens: LLM positions per image (`NextGPTConfig.num_image_tokens`).
+    """
+
+    def __init__(
+        self, image_processor=None, tokenizer=None, chat_template=None, image_token="<image>", num_image_tokens=1
+    ):
+        if image_token not in tokenizer.get_vocab():
+            tokenizer.add_tokens([AddedToken(image_token, special=True, normalized=False)], special_tokens=True)
+        self.image_token = image_token
+        self.num_image_tokens = num_image_tokens
+        chat_template = chat_template or getattr(tokenizer, "chat_template", None) or LLAMA2_CHAT_TEMPLATE
+        super().__init__(image_processor, tokenizer, chat_template=chat_template)
+
+    @property
+    def image_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(self.image_token)
+
+    def expand_image_tokens(self, text: str) -> str:
+        return text.replace(self.image_token, self.image_token * self.num_image_tokens)
+
+    def render(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
+        """The chat template applied to LLaVA-style messages (`content` is a string with `<image>` placeholders)."""
+        return self.tokenizer.apply_chat_template(
+            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    def preprocess_images(self, images) -> torch.Tensor:
+        """Paths, URLs or PIL images -> (num_images, 3, H, W); EXIF orientation and RGB conversion via `load_image`."""
+        return self.image_processor([load_image(image) for image in images], return_tensors="pt")["pixel_values"]
+
+    def __call__(
+        self,
+        text: str | list[str] | None = None,
+        images=None,
+        image_embeds: torch.Tensor | None = None,
+        return_tensors: str | None = "pt",
+        **tokenizer_kwargs,
+    ) -> BatchFeature:
+        """Tokenize prompts that contain `image_token` placeholders, one per image, images in reading order across the
+        batch. Give `images` (a list, or one list per prompt) or `image_embeds` (cached tower outputs, one row per
+        image). Prompts that begin with the BOS token (chat-template output) get no second BOS."""
+        texts = [text] if isinstance(text, str) else list(text)
+        if images is not None and image_embeds is not None:
+            raise ValueError("Pass images or image_embeds, not both")
+        images = flatten_images(images)
+        num_placeholders = [prompt.count(self.image_token) for prompt in texts]
+        num_images = len(images) if image_embeds is None else image_embeds.shape[0]
+        if sum(num_placeholders) != num_images:
+            raise ValueError(
+                f"The prompts have {sum(num_placeholders)} {self.image_token} placeholders (per prompt: "
+                f"{num_placeholders}) but {num_images} images were given"
+            )
+        bos = self.tokenizer.bos_token
+        tokenizer_kwargs.setdefault("add_special_tokens", not (bos and all(t.startswith(bos) for t in texts)))
+        features = dict(
+            self.tokenizer([self.expand_image_tokens(t) for t in texts], return_tensors=return_tensors, **tokenizer_kwargs)
+        )
+        if images:
+            features["pixel_values"] = self.preprocess_images(images)
+        elif image_embeds is not None:
+            features["image_embeds"] = image_embeds
+        return BatchFeature(features, tensor_type=return_tensors)
+
+    def build_training_example(
+        self, messages: list[dict], images=None, image_embeds: torch.Tensor | None = None, max_length: int | None = None
+    ) -> dict:
+        """One conversation -> `input_ids`, `attention_mask`, `labels` (lists) and `pixel_values` or `image_embeds`.
+
+        Labels are -100 everywhere except each assistant reply and its end-of-turn token. The reply spans are found by
+        rendering the template up to each reply, so prompt and labels come from the same template and cannot drift
+        apart. Past `max_length`, only the end of the last reply may be cut; anything else raises ValueError.
+        """
+        expanded = [{**message, "content": self.expand_image_tokens(message["content"])} for message in messages]
+        text, spans = self.render(expanded), []
+        for index, message in enumerate(expanded):
+            if message["role"] != "assistant":
+                continue
+            prompt, upto_reply = self.render(expanded[:index], add_generation_prompt=True), self.render(expanded[: index + 1])
+            if not (upto_reply.startswith(prompt) and text.startswith(upto_reply)):
+                raise ValueError("The chat template does not render a conversation as a prefix of its continuation")
+            reply = upto_reply[len(prompt) :]
+            spans.append((len(prompt) + len(reply) - len(reply.lstrip()), len(prompt) + len(reply.rstrip())))
+        if not spans:
+            raise ValueError("The conversation has no assistant reply to learn from")
+
+        bos = self.tokenizer.bos_token
+        encoding = self.tokenizer(
+            text, return_offsets_mapping=True, add_special_tokens=not (bos and text.startswith(bos))
+        )
+        input_ids = encoding["input_ids"]
+        labels = [
+            token if any(start < span_end and end > span_start for span_start, span_end in spans) else IGNORE_INDEX
+            for token, (start, end) in zip(input_ids, encoding["offset_mapping"])
+        ]
+        if max_length is not None and len(input_ids) > max_length:
+            last_reply_start = next(i for i, (start, end) in enumerate(encoding["offset_mapping"]) if end > spans[-1][0])
+            if last_reply_start >= max_length:
+                raise ValueError(
+                    f"The conversation is {len(input_ids)} tokens and its last reply starts at token {last_reply_start}, "
+                    f"past max_length={max_length}: only the end of the last reply may be truncated"
+                )
+            input_ids, labels = input_ids[:max_length], labels[:max_length]
+
+        example = {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+        num_placeholders = sum(message["content"].count(self.image_token) for message in messages)
+        num_images = len(flatten_images(images)) if image_embeds is None else image_embeds.shape[0]
+        if num_placeholders != num_images:
+            raise ValueError(f"The conversation has {num_placeholders} {self.image_token} placeholders but {num_images} images")
+        if image_embeds is not None:
+            example["image_embeds"] = image_embeds
+        elif num_images:
+            example["pixel_values"] = self.preprocess_images(flatten_images(images))
+        return example
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "pixel_values", "image_embeds"]
+
+
+def flatten_images(images) -> list:
+    """None, one image, a list of images or one list per prompt -> a flat list in reading order."""
+    if images is None:
+        return []
+    if not isinstance(images, Sequence) or isinstance(images, str):
+        return [images]
+    return [image for item in images for image in (item if isinstance(item, (list, tuple)) else [item])]
+
+
+def imagebind_image_processor(image_size: int = 224) -> CLIPImageProcessorPil:
+    """ImageBind's preprocessing: resize the short side to 224 (PIL bicubic, as torchvision does on PIL images),
+    centre crop, CLIP mean/std."""
+    return CLIPImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}, resample=3
+    )
+
+
+NextGPTProcessor.register_for_auto_class("AutoProcessor")
+
+__all__ = ["NextGPTProcessor", "imagebind_image_processor", "LLAMA2_CHAT_TEMPLATE"]

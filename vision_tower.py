@@ -1,0 +1,46 @@
+"""The frozen image encoder: builds any supported tower from its config and hands the projector the features that
+`config.image_mode` asks for. To add a tower, add its model class to `TOWER_CLASSES` (or let `AutoModel` build it)."""
+
+import torch
+from torch import nn
+from transformers import AutoModel, CLIPVisionModelWithProjection, PreTrainedModel
+
+try:
+    from .configuration_nextgpt import NextGPTConfig
+    from .imagebind_vision import ImageBindVisionModel
+except ImportError:
+    from configuration_nextgpt import NextGPTConfig
+    from imagebind_vision import ImageBindVisionModel
+
+# Towers whose model class is not the one `AutoModel` picks for their config.
+TOWER_CLASSES: dict[str, type[PreTrainedModel]] = {
+    "imagebind_vision": ImageBindVisionModel,
+    "clip_vision_model": CLIPVisionModelWithProjection,  # the projection gives CLIP's joint-space embedding
+}
+
+
+class NextGPTVisionTower(nn.Module):
+    """Always frozen and in eval mode (so no BatchNorm statistics drift during training); runs without gradients."""
+
+    def __init__(self, config: NextGPTConfig):
+        super().__init__()
+        vision_config = config.vision_config
+        tower_class = TOWER_CLASSES.get(vision_config.model_type)
+        self.model = tower_class(vision_config) if tower_class else AutoModel.from_config(vision_config)
+        self.model.requires_grad_(False)
+        self.image_mode = config.image_mode
+
+    def train(self, mode: bool = True) -> "NextGPTVisionTower":
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(num_images, 3, H, W) -> (num_images, num_image_tokens, vision_feature_dim)."""
+        outputs = self.model(pixel_values=pixel_values.to(self.model.dtype))
+        if self.image_mode == "patches":
+            return outputs.last_hidden_state
+        pooled = getattr(outputs, "image_embeds", None)
+        return (pooled if pooled is not None else outputs.pooler_output).unsqueeze(1)
+
+
+__all__ = ["NextGPTVisionTower", "TOWER_CLASSES"]
