@@ -105,5 +105,7 @@ class NextGPTConfig(PreTrainedConfig):
 
 
 NextGPTConfig.register_for_auto_class()
+# Registered locally too, so that loading a saved folder from this repository never asks to trust remote code.
+AutoConfig.register(NextGPTConfig.model_type, NextGPTConfig, exist_ok=True)
 
 __all__ = ["NextGPTConfig", "ImageBindVisionConfig"]

@@ -2,7 +2,13 @@
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    GenerationMixin,
+    PreTrainedModel,
+)
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
@@ -74,6 +80,21 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         self.projector = NextGPTProjector(config)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
+
+    @classmethod
+    def from_parts(
+        cls, language_model: PreTrainedModel, vision_model: PreTrainedModel, **config_kwargs
+    ) -> "NextGPTForConditionalGeneration":
+        """Wrap a loaded LLM and a loaded tower (pretrained weights kept) with a freshly initialised projector."""
+        config = NextGPTConfig(
+            vision_config=vision_model.config.to_dict(), text_config=language_model.config.to_dict(), **config_kwargs
+        )
+        with torch.device("meta"):  # the meta skeleton's LLM and tower are replaced by the loaded ones below
+            model = cls(config)
+        model.language_model, model.vision_tower.model = language_model, vision_model
+        model.projector = NextGPTProjector(config).to(language_model.device)
+        model.set_trainable(projector=True)
+        return model
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
@@ -160,5 +181,7 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
 
 
 NextGPTForConditionalGeneration.register_for_auto_class("AutoModel")
+AutoModel.register(NextGPTConfig, NextGPTForConditionalGeneration, exist_ok=True)
+AutoModelForImageTextToText.register(NextGPTConfig, NextGPTForConditionalGeneration, exist_ok=True)
 
 __all__ = ["NextGPTForConditionalGeneration", "NextGPTPreTrainedModel", "NextGPTProjector", "merge_image_features"]

@@ -3,9 +3,14 @@
 from collections.abc import Sequence
 
 import torch
-from transformers import BatchFeature, CLIPImageProcessorPil, ProcessorMixin
+from transformers import AutoProcessor, BatchFeature, CLIPImageProcessorPil, ProcessorMixin
 from transformers.image_utils import load_image
 from transformers.tokenization_utils_base import AddedToken
+
+try:
+    from .configuration_nextgpt import NextGPTConfig
+except ImportError:
+    from configuration_nextgpt import NextGPTConfig
 
 # Llama-2-chat's template, used when the tokenizer brings none (the original NextGPT prompt format).
 LLAMA2_CHAT_TEMPLATE = (
@@ -96,15 +101,16 @@ class NextGPTProcessor(ProcessorMixin):
             features["image_embeds"] = image_embeds
         return BatchFeature(features, tensor_type=return_tensors)
 
-    def build_training_example(
-        self, messages: list[dict], images=None, image_embeds: torch.Tensor | None = None, max_length: int | None = None
-    ) -> dict:
-        """One conversation -> `input_ids`, `attention_mask`, `labels` (lists) and `pixel_values` or `image_embeds`.
+    def tokenize_conversation(self, messages: list[dict], num_images: int, max_length: int | None = None) -> dict:
+        """One conversation -> `input_ids`, `attention_mask` and `labels` (lists), checked against `num_images`.
 
         Labels are -100 everywhere except each assistant reply and its end-of-turn token. The reply spans are found by
         rendering the template up to each reply, so prompt and labels come from the same template and cannot drift
         apart. Past `max_length`, only the end of the last reply may be cut; anything else raises ValueError.
         """
+        num_placeholders = sum(message["content"].count(self.image_token) for message in messages)
+        if num_placeholders != num_images:
+            raise ValueError(f"The conversation has {num_placeholders} {self.image_token} placeholders but {num_images} images")
         expanded = [{**message, "content": self.expand_image_tokens(message["content"])} for message in messages]
         text, spans = self.render(expanded), []
         for index, message in enumerate(expanded):
@@ -135,16 +141,19 @@ class NextGPTProcessor(ProcessorMixin):
                     f"past max_length={max_length}: only the end of the last reply may be truncated"
                 )
             input_ids, labels = input_ids[:max_length], labels[:max_length]
+        return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
 
-        example = {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
-        num_placeholders = sum(message["content"].count(self.image_token) for message in messages)
-        num_images = len(flatten_images(images)) if image_embeds is None else image_embeds.shape[0]
-        if num_placeholders != num_images:
-            raise ValueError(f"The conversation has {num_placeholders} {self.image_token} placeholders but {num_images} images")
+    def build_training_example(
+        self, messages: list[dict], images=None, image_embeds: torch.Tensor | None = None, max_length: int | None = None
+    ) -> dict:
+        """`tokenize_conversation` plus `pixel_values` (from `images`) or the given `image_embeds`."""
+        images = flatten_images(images)
+        num_images = len(images) if image_embeds is None else image_embeds.shape[0]
+        example = self.tokenize_conversation(messages, num_images, max_length)
         if image_embeds is not None:
             example["image_embeds"] = image_embeds
-        elif num_images:
-            example["pixel_values"] = self.preprocess_images(flatten_images(images))
+        elif images:
+            example["pixel_values"] = self.preprocess_images(images)
         return example
 
     @property
@@ -170,5 +179,6 @@ def imagebind_image_processor(image_size: int = 224) -> CLIPImageProcessorPil:
 
 
 NextGPTProcessor.register_for_auto_class("AutoProcessor")
+AutoProcessor.register(NextGPTConfig, NextGPTProcessor, exist_ok=True)
 
 __all__ = ["NextGPTProcessor", "imagebind_image_processor", "LLAMA2_CHAT_TEMPLATE"]

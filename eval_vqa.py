@@ -1,0 +1,104 @@
+"""Evaluate a NextGPT on VQA records: greedy answers, VQA accuracy overall and per question type.
+
+Records are LLaVA-format with one question and its answer (`conversations` = [human, gpt]); an optional `answers` list
+holds several human answers, and an optional `question_type` groups the report.
+
+    python eval_vqa.py --model outputs/stage2/final --data data/easy_vqa/test.json --image_folder data/easy_vqa
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+
+import evaluate
+import torch
+from tqdm.auto import tqdm
+
+from training_data import load_records, record_images, record_to_messages
+
+METRIC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics", "vqa_accuracy.py")
+
+
+def vqa_items(records: list[dict], image_folder: str | None) -> list[dict]:
+    items = []
+    for index, record in enumerate(records):
+        messages = record_to_messages(record)
+        if [message["role"] for message in messages] != ["user", "assistant"]:
+            raise ValueError(f"record {index} (id {record.get('id', index)}): an eval record is one question and its answer")
+        items.append({
+            "question": messages[0]["content"], "images": record_images(record, image_folder),
+            "references": record.get("answers") or [messages[1]["content"]],
+            "question_type": record.get("question_type", "all"),
+        })
+    return items
+
+
+@torch.no_grad()
+def answer_questions(model, processor, items: list[dict], batch_size: int = 16, max_new_tokens: int = 16) -> list[str]:
+    """Greedy answers, batched with left padding."""
+    processor.tokenizer.padding_side = "left"
+    answers = []
+    for start in tqdm(range(0, len(items), batch_size), desc="Answering", unit="batch"):
+        batch = items[start : start + batch_size]
+        prompts = [processor.render([{"role": "user", "content": item["question"]}], add_generation_prompt=True) for item in batch]
+        inputs = processor(text=prompts, images=[item["images"] for item in batch], padding=True).to(model.device)
+        generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        answers += processor.tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return [answer.strip() for answer in answers]
+
+
+def evaluate_vqa(model, processor, records: list[dict], image_folder: str | None = None, batch_size: int = 16,
+                 max_new_tokens: int = 16) -> tuple[dict, list[str]]:
+    """{"accuracy": overall, "accuracy/<type>": ..., "count/<type>": ...} and the answers."""
+    items = vqa_items(records, image_folder)
+    predictions = answer_questions(model, processor, items, batch_size, max_new_tokens)
+    metric = evaluate.load(METRIC_PATH)
+    by_type = defaultdict(list)
+    for item, prediction in zip(items, predictions):
+        by_type[item["question_type"]].append((prediction, item["references"]))
+    results = {"accuracy": metric.compute(predictions=predictions, references=[item["references"] for item in items])["accuracy"]}
+    for question_type, pairs in sorted(by_type.items()):
+        scores = metric.compute(predictions=[p for p, _ in pairs], references=[r for _, r in pairs])
+        results[f"accuracy/{question_type}"], results[f"count/{question_type}"] = scores["accuracy"], len(pairs)
+    return results, predictions
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a NextGPT folder or hub id")
+    parser.add_argument("--data", required=True, help="eval records (.json, .jsonl or dataset id)")
+    parser.add_argument("--image_folder", default=None, help="folder the records' image paths are relative to")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--max_new_tokens", type=int, default=16)
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N records")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--output", default=None, help="write answers as JSONL here, and the scores beside it")
+    args = parser.parse_args(argv)
+
+    from transformers import AutoModel, AutoProcessor
+
+    dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
+    model = AutoModel.from_pretrained(args.model, trust_remote_code=True, dtype=dtype).to(args.device).eval()
+    processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
+    records = load_records(args.data)[: args.limit]
+    try:
+        results, predictions = evaluate_vqa(model, processor, records, args.image_folder, args.batch_size, args.max_new_tokens)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for key, value in results.items():
+        print(f"{key:32s} {value:.4f}" if key.startswith("accuracy") else f"{key:32s} {value}")
+    if args.output:
+        with open(args.output, "w") as handle:
+            for record, prediction in zip(records, predictions):
+                handle.write(json.dumps({"id": record.get("id"), "prediction": prediction}) + "\n")
+        with open(os.path.splitext(args.output)[0] + "_scores.json", "w") as handle:
+            json.dump(results, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

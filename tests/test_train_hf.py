@@ -1,0 +1,276 @@
+"""train_hf.py on tiny random models and easy-VQA data: stages, freezing, cache, bad records, resume, outputs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from transformers import TrainerCallback
+
+from conftest import REPO_ROOT, tiny_config, tiny_model
+from convert_easy_vqa import convert
+from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
+from train_hf import train
+from training_data import BadRecordsError
+
+COMMON = ["--report_to", "none", "--logging_steps", "1", "--per_device_train_batch_size", "2", "--seed", "7",
+          "--dataloader_num_workers", "0", "--disable_tqdm", "true"]
+
+
+@pytest.fixture(scope="session")
+def easy_vqa_data(tmp_path_factory):
+    """Small slices of the converted easy-VQA data."""
+    folder = tmp_path_factory.mktemp("easy_vqa")
+    convert(str(folder / "full"))
+    captions = [json.loads(line) for line in open(folder / "full" / "stage1_captions.jsonl")][:8]
+    with open(folder / "captions.jsonl", "w") as handle:
+        handle.writelines(json.dumps(record) + "\n" for record in captions)
+    conversations = json.load(open(folder / "full" / "stage2_train.json"))[:4]
+    for record in conversations:  # keep them short: four turns each
+        record["conversations"] = record["conversations"][:4]
+    json.dump(conversations, open(folder / "conversations.json", "w"))
+    json.dump(json.load(open(folder / "full" / "test.json"))[:6], open(folder / "test.json", "w"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory, tokenizer_dir):
+    """A tiny random NextGPT (one image token) with SmolLM2's tokenizer, saved as a stage-0 starting point."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny_nextgpt")
+    config = tiny_config("embedding")
+    tiny_model(config).save_pretrained(folder)
+    NextGPTProcessor(imagebind_image_processor(), AutoTokenizer.from_pretrained(tokenizer_dir)).save_pretrained(folder)
+    return folder
+
+
+def weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(os.path.join(folder, "model.safetensors"))
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    assert before.keys() == after.keys()
+    return {key for key in before if not torch.equal(before[key], after[key])}
+
+
+def losses(trainer) -> list[float]:
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def run_stage1(tiny_folder, easy_vqa_data, output_dir, *extra) -> object:
+    return train(["--stage", "1", "--model_name_or_path", str(tiny_folder), "--data_path",
+                  str(easy_vqa_data / "captions.jsonl"), "--output_dir", str(output_dir), "--max_steps", "3",
+                  "--learning_rate", "1e-2", *COMMON, *extra])
+
+
+@pytest.fixture(scope="session")
+def stage1_folder(tiny_folder, easy_vqa_data, tmp_path_factory):
+    output = tmp_path_factory.mktemp("stage1")
+    run_stage1(tiny_folder, easy_vqa_data, output)
+    return output / "final"
+
+
+def test_stage1_trains_only_the_projector_and_writes_outputs(tiny_folder, stage1_folder):
+    assert changed(weights(tiny_folder), weights(stage1_folder)) == {"projector.linear_1.weight", "projector.linear_1.bias"}
+    output_dir = stage1_folder.parent
+    assert (output_dir / "loss_curve.png").stat().st_size > 1000
+    assert not (output_dir / "final.partial").exists()
+    assert (stage1_folder / "modeling_nextgpt.py").is_file() and (stage1_folder / "processor_config.json").is_file()
+
+
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "adapter"])
+def test_stage2_lora_changes_projector_and_attention_only(stage1_folder, easy_vqa_data, tmp_path, merge):
+    trainer = train(["--train_instruct", "--model_name_or_path", str(stage1_folder), "--data_path",
+                     str(easy_vqa_data / "conversations.json"), "--output_dir", str(tmp_path), "--max_steps", "2",
+                     "--lora_r", "4", "--learning_rate", "1e-2", *COMMON, *(["--merge_lora"] if merge else [])])
+    final = tmp_path / "final"
+    diff = changed(weights(stage1_folder), weights(final))
+    assert {"projector.linear_1.weight", "projector.linear_1.bias"} <= diff
+    assert (final / "adapter_config.json").exists() != merge
+    if merge:
+        attention = {key for key in diff if key.startswith("language_model.")}
+        assert attention and all(key.split(".")[-2] in {"q_proj", "k_proj", "v_proj", "o_proj"} for key in attention)
+    else:
+        assert not any(key.startswith("language_model.") for key in diff)
+    assert not any(key.startswith("vision_tower.") for key in diff)
+
+    # The final folder, merged or adapter, loads through remote code in a fresh process and gives the trained logits.
+    model = trainer.model.eval()
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    with torch.no_grad():
+        expected = model(**batch).logits
+    torch.save(batch, tmp_path / "batch.pt")
+    script = ("import sys, torch; from transformers import AutoModel; "
+              "m = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval(); "
+              "torch.save(m(**torch.load(sys.argv[2])).logits, sys.argv[3])")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", script, str(final), str(tmp_path / "batch.pt"), str(tmp_path / "out.pt")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_full_finetune_overfits_a_tiny_set(stage1_folder, easy_vqa_data, tmp_path):
+    trainer = train(["--stage", "2", "--full_finetune", "--model_name_or_path", str(stage1_folder), "--data_path",
+                     str(easy_vqa_data / "conversations.json"), "--output_dir", str(tmp_path), "--max_steps", "40",
+                     "--learning_rate", "1e-2", "--save_strategy", "no", *COMMON])
+    curve = losses(trainer)
+    assert curve[-1] < 0.5 * curve[0], curve
+    diff = changed(weights(stage1_folder), weights(tmp_path / "final"))
+    assert any(key.startswith("language_model.") for key in diff) and not any(key.startswith("vision_tower.") for key in diff)
+
+
+def test_cached_and_live_image_features_give_the_same_losses(tiny_folder, easy_vqa_data, tmp_path):
+    live = losses(run_stage1(tiny_folder, easy_vqa_data, tmp_path / "live", "--save_strategy", "no"))
+    cache_args = ["--cache_image_embeds", "--embedding_cache_dir", str(tmp_path / "cache"),
+                  "--embedding_cache_dtype", "float32", "--save_strategy", "no"]
+    cached = losses(run_stage1(tiny_folder, easy_vqa_data, tmp_path / "cached", *cache_args))
+    assert len(list((tmp_path / "cache").glob("*.arrow"))) == 1
+    again = losses(run_stage1(tiny_folder, easy_vqa_data, tmp_path / "again", *cache_args))
+    assert len(list((tmp_path / "cache").glob("*.arrow"))) == 1  # reused, not recomputed
+    torch.testing.assert_close(torch.tensor(cached), torch.tensor(live), rtol=1e-5, atol=1e-5)
+    assert cached == again
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def test_resumed_run_matches_an_uninterrupted_one(stage1_folder, easy_vqa_data, tmp_path):
+    def run(output_dir, *extra, callbacks=None):
+        return train(["--stage", "2", "--model_name_or_path", str(stage1_folder), "--data_path",
+                      str(easy_vqa_data / "conversations.json"), "--output_dir", str(output_dir), "--max_steps", "6",
+                      "--save_steps", "3", "--lora_r", "4", "--learning_rate", "1e-2", *COMMON, *extra],
+                     callbacks=callbacks)
+
+    straight = losses(run(tmp_path / "straight"))
+    run(tmp_path / "interrupted", callbacks=[StopAt(3)])
+    resumed = run(tmp_path / "interrupted", "--resume_from_checkpoint", str(tmp_path / "interrupted" / "checkpoint-3"))
+    after_resume = [entry["loss"] for entry in resumed.state.log_history if "loss" in entry and entry["step"] > 3]
+    assert len(after_resume) == 3
+    torch.testing.assert_close(torch.tensor(after_resume), torch.tensor(straight[3:]), rtol=1e-5, atol=1e-6)
+
+
+def write_bad_records(folder, good: dict) -> dict[str, tuple[dict, str]]:
+    corrupt = folder / "corrupt.png"
+    corrupt.write_bytes(b"not a png")
+    image = good["image"]
+    return {
+        "missing image": ({**good, "image": str(folder / "nope.png")}, "image not found: .*nope.png"),
+        "corrupt image": ({**good, "image": str(corrupt)}, "corrupt.png does not decode"),
+        "two placeholders, one image": (
+            {**good, "conversations": [{"from": "human", "value": "<image><image> hi"}, {"from": "gpt", "value": "x"}]},
+            "2 <image> placeholders but 1 images"),
+        "roles": ({**good, "conversations": [{"from": "human", "value": "<image> a"}, {"from": "human", "value": "b"}]},
+                  "roles must alternate"),
+        "empty turn": ({**good, "conversations": [{"from": "human", "value": "<image> a"}, {"from": "gpt", "value": " "}]},
+                       "turn 1 is empty"),
+        "unknown format": ({"id": "q", "image": image, "text": "?"}, "needs 'conversations'"),
+        "too long": ({**good, "conversations": [{"from": "human", "value": "<image> " + "word " * 400},
+                                                {"from": "gpt", "value": "x"}]}, "past max_length=256"),
+    }
+
+
+def test_every_bad_record_kind_stops_the_run_with_file_index_id_and_reason(stage1_folder, easy_vqa_data, tmp_path):
+    good = json.load(open(easy_vqa_data / "conversations.json"))[0]
+    cases = write_bad_records(tmp_path, good)
+    records = [good] + [{**record, "id": f"bad-{number}"} for number, (record, _) in enumerate(cases.values())]
+    data = tmp_path / "mixed.json"
+    json.dump(records, open(data, "w"))
+    argv = ["--stage", "2", "--model_name_or_path", str(stage1_folder), "--data_path", str(data), "--output_dir",
+            str(tmp_path / "out"), "--max_steps", "1", "--lora_r", "4", "--model_max_length", "256", *COMMON]
+    with pytest.raises(BadRecordsError) as raised:
+        train(argv)
+    bad = raised.value.bad_records
+    assert [record.index for record in bad] == list(range(1, len(cases) + 1))
+    for record, (name, (_, reason)) in zip(bad, cases.items()):
+        assert record.source == str(data) and record.record_id == f"bad-{record.index - 1}"
+        assert __import__("re").search(reason, record.reason), (name, record.reason)
+        assert f"mixed.json record {record.index} (id bad-{record.index - 1})" in str(raised.value)
+
+    trainer = train(argv + ["--skip_bad_records"])
+    assert len(trainer.train_dataset) == 1 and trainer.state.global_step == 1
+
+
+def test_malformed_json_lines_name_the_line(stage1_folder, tmp_path):
+    data = tmp_path / "broken.jsonl"
+    data.write_text('{"id": 1, "image": "a.png", "caption": "x"}\n{"id": 2, oops}\n')
+    with pytest.raises(ValueError, match=r"broken.jsonl line 2: not valid JSON"):
+        train(["--model_name_or_path", str(stage1_folder), "--data_path", str(data), "--output_dir", str(tmp_path)])
+
+
+def test_stage2_refuses_a_folder_without_projector_weights(stage1_folder, easy_vqa_data, tmp_path):
+    folder = tmp_path / "no_projector"
+    os.makedirs(folder)
+    for name in os.listdir(stage1_folder):
+        if name != "model.safetensors":
+            os.symlink(stage1_folder / name, folder / name)
+    save_file({k: v for k, v in weights(stage1_folder).items() if not k.startswith("projector.")},
+              folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="holds no projector weights"):
+        train(["--stage", "2", "--model_name_or_path", str(folder), "--data_path",
+               str(easy_vqa_data / "conversations.json"), "--output_dir", str(tmp_path / "out")])
+    with pytest.raises(ValueError, match="Stage 2 starts from a stage-1 output"):
+        train(["--stage", "2", "--llm", "x", "--vision_tower", "y", "--data_path", "z", "--output_dir", str(tmp_path)])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU error")
+def test_quantized_loading_needs_cuda(stage1_folder, tmp_path):
+    with pytest.raises(ValueError, match="need a CUDA GPU"):
+        train(["--stage", "2", "--load_in_4bit", "--model_name_or_path", str(stage1_folder), "--data_path", "x",
+               "--output_dir", str(tmp_path)])
+
+
+def test_do_eval_reports_vqa_accuracy_and_eval_command_works(stage1_folder, easy_vqa_data, tmp_path):
+    train(["--stage", "1", "--model_name_or_path", str(stage1_folder), "--data_path",
+           str(easy_vqa_data / "captions.jsonl"), "--eval_data_path", str(easy_vqa_data / "test.json"), "--do_eval",
+           "--output_dir", str(tmp_path), "--max_steps", "1", *COMMON])
+    metrics = json.load(open(tmp_path / "eval_results.json"))
+    assert {"eval_loss", "eval_vqa_accuracy", "eval_vqa_count/yes/no"} <= metrics.keys()
+
+    from eval_vqa import main as eval_main
+
+    output = tmp_path / "answers.jsonl"
+    assert eval_main(["--model", str(tmp_path / "final"), "--data", str(easy_vqa_data / "test.json"),
+                      "--output", str(output), "--batch_size", "4", "--max_new_tokens", "3"]) == 0
+    assert len(output.read_text().splitlines()) == 6
+    scores = json.load(open(tmp_path / "answers_scores.json"))
+    assert sum(v for k, v in scores.items() if k.startswith("count/")) == 6
+
+
+def test_two_process_stage1_keeps_ranks_identical(tiny_folder, easy_vqa_data, tmp_path):
+    """Two CPU processes (gloo) through torchrun: both ranks end with the same projector."""
+    launcher = tmp_path / "run_rank.py"
+    launcher.write_text(
+        "import os, sys, torch\n"
+        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        "from train_hf import train\n"
+        "trainer = train(sys.argv[2:])\n"
+        "state = {k: v.detach().cpu() for k, v in trainer.model.projector.state_dict().items()}\n"
+        "torch.save(state, os.path.join(sys.argv[1], f\"projector-rank{os.environ['RANK']}.pt\"))\n"
+    )
+    argv = ["--stage", "1", "--model_name_or_path", str(tiny_folder), "--data_path", str(easy_vqa_data / "captions.jsonl"),
+            "--output_dir", str(tmp_path / "out"), "--max_steps", "3", "--learning_rate", "1e-2", "--use_cpu",
+            "--ddp_backend", "gloo", "--save_strategy", "no", *COMMON]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         str(launcher), str(tmp_path), *argv], env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rank0, rank1 = (torch.load(tmp_path / f"projector-rank{rank}.pt") for rank in (0, 1))
+    initial = {k.removeprefix("projector."): v for k, v in weights(tiny_folder).items() if k.startswith("projector.")}
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key])
+        assert not torch.equal(rank0[key], initial[key])
+    assert (tmp_path / "out" / "final" / "model.safetensors").is_file()

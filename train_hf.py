@@ -1,0 +1,271 @@
+"""Train a NextGPT in two stages with the transformers Trainer.
+
+Stage 1 aligns the projector on image-caption pairs (tower and LLM frozen); stage 2 instruction-tunes on LLaVA-style
+conversations (projector + LoRA, QLoRA with --load_in_4bit, or --full_finetune), starting from a stage-1 output.
+Every TrainingArguments option passes straight through (--bf16, --gradient_checkpointing, --per_device_train_batch_size,
+--resume_from_checkpoint, ...). Launch on several GPUs with `accelerate launch` or `torchrun`; see the README.
+
+    python train_hf.py --stage 1 --llm meta-llama/Llama-2-7b-chat-hf --vision_tower imagebind_huge.pth \\
+        --data_path captions.jsonl --image_folder images --output_dir outputs/stage1 --cache_image_embeds --bf16
+    python train_hf.py --stage 2 --model_name_or_path outputs/stage1/final --data_path instruct.json \\
+        --image_folder images --output_dir outputs/stage2 --cache_image_embeds --bf16
+"""
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+import torch
+from transformers import BitsAndBytesConfig, HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
+
+from assemble_nextgpt import assemble_nextgpt
+from embedding_cache import DEFAULT_CACHE_DIR, EmbeddingCache
+from modeling_nextgpt import NextGPTForConditionalGeneration
+from processing_nextgpt import NextGPTProcessor
+from training_data import DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class NextGPTArguments:
+    stage: int = field(default=1, metadata={"help": "1: train the projector only. 2: projector + LoRA (or full LLM)."})
+    train_instruct: bool = field(default=False, metadata={"help": "Alias for --stage 2 (the original CLI's flag)."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "A NextGPT folder or hub id; for stage 2, the stage-1 output (its 'final')."}
+    )
+    llm: str | None = field(default=None, metadata={"help": "Stage 1 from parts: the LLM's folder or hub id."})
+    llm_gguf_file: str | None = field(default=None, metadata={"help": "A GGUF file inside --llm to load from."})
+    vision_tower: str | None = field(
+        default=None,
+        metadata={"help": "Stage 1 from parts: Meta's imagebind_huge.pth, or a transformers vision model id/folder."},
+    )
+    image_mode: str = field(default="embedding", metadata={"help": "embedding (1 token/image) or patches (all tokens)."})
+    projector_type: str = field(default="linear", metadata={"help": "linear or mlp2x_gelu."})
+    model_dtype: str = field(default="float32", metadata={"help": "dtype of the frozen weights: float32|bfloat16|float16."})
+    data_path: str = field(default=None, metadata={"help": "Training records: .json, .jsonl, or a dataset id."})
+    data_split: str = field(default="train", metadata={"help": "Split to read when --data_path is a dataset id."})
+    eval_data_path: str | None = field(default=None, metadata={"help": "Held-out records for eval loss and VQA accuracy."})
+    image_folder: str | None = field(default=None, metadata={"help": "Folder that image paths in the records are relative to."})
+    caption_prompt: str = field(default=DEFAULT_CAPTION_PROMPT, metadata={"help": "Question asked for caption records."})
+    model_max_length: int = field(default=1024, metadata={"help": "Longest tokenized conversation; only the end of the last reply may be cut."})
+    skip_bad_records: bool = field(default=False, metadata={"help": "Skip bad records (reported) instead of stopping."})
+    cache_image_embeds: bool = field(default=False, metadata={"help": "Encode each image once and train from the cached features."})
+    embedding_cache_dir: str = field(default=DEFAULT_CACHE_DIR)
+    embedding_cache_dtype: str = field(default="float16", metadata={"help": "float16 (half the disk) or float32."})
+    full_finetune: bool = field(default=False, metadata={"help": "Stage 2: train the whole LLM instead of LoRA."})
+    lora_r: int = 64
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_target_modules: str = field(default="q_proj,k_proj,v_proj,o_proj", metadata={"help": "Comma-separated LLM module names."})
+    merge_lora: bool = field(default=False, metadata={"help": "Merge LoRA into the LLM in the final folder (else keep an adapter)."})
+    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: load the LLM in 4-bit NF4 (CUDA, bitsandbytes)."})
+    load_in_8bit: bool = field(default=False, metadata={"help": "Load the LLM in 8-bit (CUDA, bitsandbytes)."})
+    vqa_eval_batch_size: int = 16
+
+
+def check_arguments(args: NextGPTArguments) -> None:
+    if args.train_instruct:
+        args.stage = 2
+    if args.stage not in (1, 2):
+        raise ValueError(f"--stage must be 1 or 2, got {args.stage}")
+    if args.data_path is None:
+        raise ValueError("--data_path is required")
+    if args.model_name_or_path is None and not (args.llm and args.vision_tower):
+        raise ValueError("Give --model_name_or_path, or --llm and --vision_tower to assemble a new model")
+    if args.stage == 2 and args.model_name_or_path is None:
+        raise ValueError("Stage 2 starts from a stage-1 output: give --model_name_or_path outputs/stage1/final")
+    if (args.load_in_4bit or args.load_in_8bit) and not torch.cuda.is_available():
+        raise ValueError("--load_in_4bit/--load_in_8bit need a CUDA GPU (bitsandbytes)")
+    if (args.load_in_4bit or args.load_in_8bit) and args.full_finetune:
+        raise ValueError("A quantized LLM cannot be fully fine-tuned: use LoRA (drop --full_finetune)")
+    if args.model_dtype not in DTYPES:
+        raise ValueError(f"--model_dtype must be one of {list(DTYPES)}, got {args.model_dtype}")
+
+
+def quantization_config(args: NextGPTArguments) -> BitsAndBytesConfig | None:
+    if not (args.load_in_4bit or args.load_in_8bit):
+        return None
+    return BitsAndBytesConfig(
+        load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit, bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16,
+        llm_int8_skip_modules=["vision_tower", "projector", "lm_head"],
+    )
+
+
+def load_model(args: NextGPTArguments) -> tuple[NextGPTForConditionalGeneration, NextGPTProcessor]:
+    dtype = DTYPES[args.model_dtype]
+    if args.model_name_or_path is None:
+        return assemble_nextgpt(
+            args.llm, args.vision_tower, args.image_mode, args.projector_type, args.llm_gguf_file, dtype,
+            quantization_config=quantization_config(args),
+        )
+    model, info = NextGPTForConditionalGeneration.from_pretrained(
+        args.model_name_or_path, dtype=dtype, quantization_config=quantization_config(args), output_loading_info=True
+    )
+    missing_projector = [key for key in info["missing_keys"] if key.startswith("projector.")]
+    if missing_projector:
+        raise ValueError(
+            f"{args.model_name_or_path} holds no projector weights (missing: {missing_projector}); "
+            "stage 2 must start from a stage-1 output folder"
+        )
+    return model, NextGPTProcessor.from_pretrained(args.model_name_or_path)
+
+
+def configure_stage(model: NextGPTForConditionalGeneration, args: NextGPTArguments, gradient_checkpointing: bool):
+    """Freeze and wrap for the stage; trainable weights are kept in float32 whatever the frozen weights' dtype."""
+    if args.stage == 1 or args.full_finetune:
+        model.set_trainable(projector=True, language_model=args.stage == 2)
+    else:
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        model.set_trainable(projector=False, language_model=False)
+        if args.load_in_4bit or args.load_in_8bit:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        if gradient_checkpointing:
+            model.enable_input_require_grads()  # text-only batches have no trainable input otherwise
+        targets = "|".join(name.strip() for name in args.lora_target_modules.split(","))
+        model = get_peft_model(model, LoraConfig(
+            r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+            target_modules=rf"language_model\..*\.({targets})", modules_to_save=["projector"],
+        ))
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            parameter.data = parameter.data.float()
+    return model
+
+
+def build_datasets(args, training_args, model, processor):
+    datasets = {}
+    for split, path in (("train", args.data_path), ("eval", args.eval_data_path)):
+        if path is None:
+            continue
+        examples, bad = prepare_examples(
+            load_records(path, args.data_split if split == "train" else "validation"), path, processor,
+            args.image_folder, args.model_max_length, args.caption_prompt, args.skip_bad_records,
+        )
+        if bad:
+            print(f"Skipped {len(bad)} bad records of {path}:\n  " + "\n  ".join(str(record) for record in bad))
+        if not examples:
+            raise ValueError(f"No usable records in {path}")
+        datasets[split] = examples
+    cache = None
+    if args.cache_image_embeds:
+        paths = [image for examples in datasets.values() for example in examples for image in example["images"]]
+        model.vision_tower.to(training_args.device)
+        with training_args.main_process_first(desc="image embedding cache"):
+            cache = EmbeddingCache.build(
+                model, processor, paths, args.embedding_cache_dir, training_args.per_device_eval_batch_size * 4,
+                args.embedding_cache_dtype,
+            )
+    return datasets, cache
+
+
+def base_state_dict_without_lora(base: NextGPTForConditionalGeneration) -> dict[str, torch.Tensor]:
+    """The state dict of a peft-wrapped model under its original key names: LoRA tensors dropped, wrapped layers'
+    `base_layer` unwrapped, and the trained copy of each `modules_to_save` module (the projector) kept."""
+    state = {}
+    for key, tensor in base.state_dict().items():
+        if "lora_" in key or ".original_module." in key:
+            continue
+        state[key.replace(".base_layer.", ".").replace(".modules_to_save.default.", ".")] = tensor
+    return state
+
+
+def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArguments) -> str:
+    """Write `output_dir/final` atomically: everything goes to `final.partial`, which is renamed when complete."""
+    final = os.path.join(trainer.args.output_dir, "final")
+    partial = final + ".partial"
+    if trainer.is_world_process_zero() and os.path.exists(partial):
+        shutil.rmtree(partial)
+    model = trainer.model
+    is_peft = hasattr(model, "peft_config")
+    if not is_peft or not args.merge_lora:
+        trainer.save_model(partial)  # gathers sharded (FSDP) weights; for LoRA, writes the adapter
+    if trainer.is_world_process_zero():
+        if is_peft and args.merge_lora:
+            model.merge_and_unload().save_pretrained(partial)
+        elif is_peft:  # the base model beside the adapter; the trained model in memory stays as it is
+            base = model.get_base_model()
+            base.save_pretrained(partial, state_dict=base_state_dict_without_lora(base))
+        processor.save_pretrained(partial)
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def plot_loss_curve(log_history: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for key, label in (("loss", "train loss"), ("eval_loss", "eval loss")):
+        points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
+        if points:
+            axes.plot(*zip(*points), marker="." if key == "eval_loss" else None, label=label)
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> Trainer:
+    parser = HfArgumentParser((NextGPTArguments, TrainingArguments))
+    args, training_args = parser.parse_args_into_dataclasses(argv)
+    check_arguments(args)
+    training_args.remove_unused_columns = False  # the collator needs the image paths
+    set_seed(training_args.seed)
+
+    model, processor = load_model(args)
+    datasets, cache = build_datasets(args, training_args, model, processor)
+    model = configure_stage(model, args, training_args.gradient_checkpointing)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"Stage {args.stage}: {trainable:,} trainable parameters of {sum(p.numel() for p in model.parameters()):,}")
+
+    trainer = Trainer(
+        model=model, args=training_args, train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
+        data_collator=NextGPTCollator(processor, cache), processing_class=processor, callbacks=callbacks,
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+
+    if training_args.do_eval and "eval" in datasets:
+        metrics = trainer.evaluate()
+        if trainer.is_world_process_zero():
+            from eval_vqa import evaluate_vqa
+
+            vqa_metrics, _ = evaluate_vqa(
+                trainer.model, processor, load_records(args.eval_data_path, "validation"), args.image_folder,
+                args.vqa_eval_batch_size,
+            )
+            metrics.update({f"eval_vqa_{key}": value for key, value in vqa_metrics.items()})
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    final = save_final(trainer, processor, args)
+    if trainer.is_world_process_zero():
+        plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
+        with open(os.path.join(training_args.output_dir, "log_history.json"), "w") as handle:
+            json.dump(trainer.state.log_history, handle, indent=1)
+        print(f"Saved {final}")
+    return trainer
+
+
+def main() -> int:
+    try:
+        train()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

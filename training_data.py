@@ -1,0 +1,175 @@
+"""Training data: LLaVA conversations or caption pairs -> validated, tokenized examples -> padded batches.
+
+Records (JSON list, JSONL, or a `datasets` id):
+- LLaVA: `{"id", "image": "a.jpg" | ["a.jpg", "b.jpg"] | absent, "conversations": [{"from": "human"|"gpt", "value"}]}`
+  with one `<image>` placeholder per image;
+- captions (stage 1): `{"id", "image", "caption"}`, asked as `<image>\\n{caption_prompt}`.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from processing_nextgpt import IGNORE_INDEX, NextGPTProcessor
+
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+DEFAULT_CAPTION_PROMPT = "Provide a caption for this image:"
+
+
+@dataclass
+class BadRecord:
+    source: str
+    index: int
+    record_id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source} record {self.index} (id {self.record_id}): {self.reason}"
+
+
+class BadRecordsError(ValueError):
+    def __init__(self, bad_records: list[BadRecord]):
+        self.bad_records = bad_records
+        shown = "\n  ".join(str(bad) for bad in bad_records[:20])
+        more = f"\n  ... and {len(bad_records) - 20} more" if len(bad_records) > 20 else ""
+        super().__init__(
+            f"{len(bad_records)} bad training records (fix them, or pass --skip_bad_records to skip them):\n  {shown}{more}"
+        )
+
+
+def load_records(data_path: str, split: str = "train") -> list[dict]:
+    """A local .json (list of records) or .jsonl file, or a dataset id / folder loaded through `datasets`."""
+    if os.path.isfile(data_path):
+        with open(data_path, encoding="utf-8") as handle:
+            if data_path.endswith(".jsonl"):
+                records = []
+                for line_number, line in enumerate(handle, 1):
+                    if line.strip():
+                        try:
+                            records.append(json.loads(line))
+                        except json.JSONDecodeError as error:
+                            raise ValueError(f"{data_path} line {line_number}: not valid JSON ({error})") from None
+                return records
+            try:
+                records = json.load(handle)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{data_path}: not valid JSON ({error})") from None
+        if not isinstance(records, list):
+            raise ValueError(f"{data_path}: expected a JSON list of records, got {type(records).__name__}")
+        return records
+    from datasets import load_dataset
+
+    return list(load_dataset(data_path, split=split))
+
+
+def record_to_messages(record: dict, caption_prompt: str = DEFAULT_CAPTION_PROMPT) -> list[dict]:
+    """A LLaVA or caption record -> chat messages; ValueError on anything malformed."""
+    if not isinstance(record, dict):
+        raise ValueError(f"a record must be a JSON object, got {type(record).__name__}")
+    if "conversations" in record:
+        turns = record["conversations"]
+        if not isinstance(turns, list) or not turns:
+            raise ValueError("'conversations' must be a non-empty list")
+        messages = []
+        for number, turn in enumerate(turns):
+            if not isinstance(turn, dict) or turn.get("from") not in ROLES or not isinstance(turn.get("value"), str):
+                raise ValueError(f"turn {number} must be {{'from': 'human'|'gpt', 'value': str}}, got {turn!r}")
+            if not turn["value"].strip():
+                raise ValueError(f"turn {number} is empty")
+            messages.append({"role": ROLES[turn["from"]], "content": turn["value"]})
+        dialogue = messages[1:] if messages[0]["role"] == "system" else messages
+        for number, message in enumerate(dialogue):
+            expected = "user" if number % 2 == 0 else "assistant"
+            if message["role"] != expected:
+                raise ValueError(f"roles must alternate human/gpt starting with human; turn {number} is {message['role']}")
+        return messages
+    if "caption" in record:
+        if not isinstance(record["caption"], str) or not record["caption"].strip():
+            raise ValueError("the caption is empty")
+        if "image" not in record:
+            raise ValueError("a caption record needs an 'image'")
+        return [
+            {"role": "user", "content": f"<image>\n{caption_prompt}"},
+            {"role": "assistant", "content": record["caption"]},
+        ]
+    raise ValueError("a record needs 'conversations' (LLaVA format) or 'caption' (caption pairs)")
+
+
+def record_images(record: dict, image_folder: str | None) -> list:
+    """Image paths resolved against `image_folder` (PIL images from `datasets` pass through); checked to decode."""
+    images = record.get("image")
+    images = [] if images is None else images if isinstance(images, list) else [images]
+    resolved = []
+    for image in images:
+        if isinstance(image, str):
+            path = os.path.join(image_folder, image) if image_folder and not os.path.isabs(image) else image
+            if not os.path.isfile(path):
+                raise ValueError(f"image not found: {path}")
+            try:
+                with Image.open(path) as opened:
+                    opened.load()
+            except Exception as error:
+                raise ValueError(f"image {path} does not decode: {error}") from None
+            resolved.append(path)
+        elif isinstance(image, Image.Image):
+            resolved.append(image)
+        else:
+            raise ValueError(f"'image' must be a path or a list of paths, got {type(image).__name__}")
+    return resolved
+
+
+def prepare_examples(
+    records: list[dict],
+    source: str,
+    processor: NextGPTProcessor,
+    image_folder: str | None = None,
+    max_length: int | None = None,
+    caption_prompt: str = DEFAULT_CAPTION_PROMPT,
+    skip_bad_records: bool = False,
+) -> tuple[list[dict], list[BadRecord]]:
+    """Validate and tokenize every record. Any bad record stops the run (BadRecordsError lists them all) unless
+    `skip_bad_records`, in which case they are returned for reporting. Nothing is dropped silently."""
+    examples, bad = [], []
+    for index, record in enumerate(tqdm(records, desc=f"Checking {os.path.basename(source)}", unit="record")):
+        record_id = str(record.get("id", index)) if isinstance(record, dict) else str(index)
+        try:
+            messages = record_to_messages(record, caption_prompt)
+            images = record_images(record, image_folder)
+            example = processor.tokenize_conversation(messages, len(images), max_length)
+        except ValueError as error:
+            bad.append(BadRecord(source, index, record_id, str(error)))
+            continue
+        examples.append({"id": record_id, "images": images, "input_ids": example["input_ids"], "labels": example["labels"]})
+    if bad and not skip_bad_records:
+        raise BadRecordsError(bad)
+    return examples, bad
+
+
+class NextGPTCollator:
+    """Pads a list of examples (right padding; labels padded with -100 so padding is never in the loss) and adds the
+    batch's images in reading order: `image_embeds` from the cache when one is given, else `pixel_values`."""
+
+    def __init__(self, processor: NextGPTProcessor, embedding_cache=None):
+        self.processor = processor
+        self.embedding_cache = embedding_cache
+
+    def __call__(self, examples: list[dict]) -> dict:
+        width = max(len(example["input_ids"]) for example in examples)
+        pad_id = self.processor.tokenizer.pad_token_id
+        batch = {
+            "input_ids": torch.tensor([ex["input_ids"] + [pad_id] * (width - len(ex["input_ids"])) for ex in examples]),
+            "attention_mask": torch.tensor(
+                [[1] * len(ex["input_ids"]) + [0] * (width - len(ex["input_ids"])) for ex in examples]
+            ),
+            "labels": torch.tensor([ex["labels"] + [IGNORE_INDEX] * (width - len(ex["labels"])) for ex in examples]),
+        }
+        images = [image for example in examples for image in example["images"]]
+        if images and self.embedding_cache is not None:
+            batch["image_embeds"] = self.embedding_cache.lookup(images)
+        elif images:
+            batch["pixel_values"] = self.processor.preprocess_images(images)
+        return batch
