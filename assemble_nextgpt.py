@@ -5,10 +5,13 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
+from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_processor
 from imagebind_vision import ImageBindVisionModel
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
 from vision_tower import TOWER_CLASSES
+
+EFFICIENTNET_LITE0 = "efficientnet-lite0"
 
 
 def load_language_model(
@@ -29,8 +32,12 @@ def load_language_model(
 
 
 def load_vision_tower(vision_tower: str, dtype: torch.dtype | None = None):
-    """(model, image_processor) from Meta's ImageBind checkpoint (a `.pth` file) or a transformers vision model (a
-    folder or hub id of a vision model or of a dual model such as CLIP/SigLIP, whose vision half is taken)."""
+    """(model, image_processor) from `efficientnet-lite0` (the packaged ImageNet weights), Meta's ImageBind checkpoint
+    (a `.pth` file), or a transformers vision model (a folder or hub id of a vision model or of a dual model such as
+    CLIP/SigLIP, whose vision half is taken)."""
+    if vision_tower == EFFICIENTNET_LITE0:
+        model = EfficientNetLiteModel.from_packaged_weights()
+        return (model.to(dtype) if dtype else model), efficientnet_lite_image_processor()
     if vision_tower.endswith(".pth"):
         model = ImageBindVisionModel.from_imagebind_checkpoint(vision_tower)
         return (model.to(dtype) if dtype else model), imagebind_image_processor()

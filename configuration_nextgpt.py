@@ -1,5 +1,6 @@
 """NextGPT configuration: a frozen vision tower, a projector and a causal language model."""
 
+import math
 from typing import Literal
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -23,10 +24,25 @@ class ImageBindVisionConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
 
-AutoConfig.register(ImageBindVisionConfig.model_type, ImageBindVisionConfig, exist_ok=True)
+class EfficientNetLiteConfig(PreTrainedConfig):
+    """EfficientNet-Lite0 (ImageNet), the small offline tower: a 7x7x1280 feature map at 224 px."""
+
+    model_type = "efficientnet_lite"
+
+    hidden_size: int = 1280
+    image_size: int = 224
+    batch_norm_eps: float = 1e-3
+    num_classes: int = 1000
+    initializer_range: float = 0.02
+
+
+for _tower_config in (ImageBindVisionConfig, EfficientNetLiteConfig):
+    AutoConfig.register(_tower_config.model_type, _tower_config, exist_ok=True)
 
 # Towers that put a CLS token in front of their patch tokens (counted by `NextGPTConfig.num_image_tokens`).
 TOWERS_WITH_CLS_TOKEN = {"imagebind_vision", "clip_vision_model", "dinov2"}
+# Total stride of convolutional towers: their patch tokens are the cells of the final feature map.
+CONV_TOWER_STRIDE = {"efficientnet_lite": 32}
 
 NEXTGPT_AUTO_MAP = {
     "AutoConfig": "configuration_nextgpt.NextGPTConfig",
@@ -48,7 +64,7 @@ class NextGPTConfig(PreTrainedConfig):
     1024-d joint embedding, one linear layer, one soft token per image, Llama-2-7b-chat.
 
     Args:
-        vision_config: the tower; `imagebind_vision` or any transformers vision model config
+        vision_config: the tower; `imagebind_vision`, `efficientnet_lite` or any transformers vision model config
             (CLIP, SigLIP, DINOv2, ...). A dict is resolved through its `model_type`.
         text_config: any causal language model config, resolved through `AutoConfig`.
         image_mode: `"embedding"` gives the LLM one token per image (the tower's pooled/joint embedding, as NextGPT);
@@ -100,6 +116,8 @@ class NextGPTConfig(PreTrainedConfig):
         if self.image_mode == "embedding":
             return 1
         vision = self.vision_config
+        if vision.model_type in CONV_TOWER_STRIDE:
+            return math.ceil(vision.image_size / CONV_TOWER_STRIDE[vision.model_type]) ** 2
         grid = (vision.image_size // vision.patch_size) ** 2
         return grid + (1 if vision.model_type in TOWERS_WITH_CLS_TOKEN else 0)
 
@@ -108,4 +126,4 @@ NextGPTConfig.register_for_auto_class()
 # Registered locally too, so that loading a saved folder from this repository never asks to trust remote code.
 AutoConfig.register(NextGPTConfig.model_type, NextGPTConfig, exist_ok=True)
 
-__all__ = ["NextGPTConfig", "ImageBindVisionConfig"]
+__all__ = ["NextGPTConfig", "ImageBindVisionConfig", "EfficientNetLiteConfig"]

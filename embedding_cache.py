@@ -15,9 +15,6 @@ from datasets import Array2D, Dataset, Features, Value
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor
 
-DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds")
-
-
 def cache_fingerprint(model: NextGPTForConditionalGeneration, processor: NextGPTProcessor, paths: list[str], dtype: str) -> str:
     tower = model.vision_tower
     checksum = sum(float(parameter.detach().double().sum()) for parameter in tower.parameters())
@@ -53,7 +50,7 @@ class EmbeddingCache:
         model: NextGPTForConditionalGeneration,
         processor: NextGPTProcessor,
         image_paths: list[str],
-        cache_dir: str = DEFAULT_CACHE_DIR,
+        cache_dir: str,
         batch_size: int = 32,
         dtype: str = "float16",
     ) -> "EmbeddingCache":

@@ -14,6 +14,7 @@ from collections import defaultdict
 
 import evaluate
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from training_data import load_records, record_images, record_to_messages
@@ -50,9 +51,13 @@ def answer_questions(model, processor, items: list[dict], batch_size: int = 16, 
 
 
 def evaluate_vqa(model, processor, records: list[dict], image_folder: str | None = None, batch_size: int = 16,
-                 max_new_tokens: int = 16) -> tuple[dict, list[str]]:
-    """{"accuracy": overall, "accuracy/<type>": ..., "count/<type>": ...} and the answers."""
+                 max_new_tokens: int = 16, blank_images: bool = False) -> tuple[dict, list[str]]:
+    """{"accuracy": overall, "accuracy/<type>": ..., "count/<type>": ...} and the answers. `blank_images` swaps every
+    image for a plain white one: what the model gets from the question alone."""
     items = vqa_items(records, image_folder)
+    if blank_images:
+        blank = Image.new("RGB", (224, 224), "white")
+        items = [{**item, "images": [blank] * len(item["images"])} for item in items]
     predictions = answer_questions(model, processor, items, batch_size, max_new_tokens)
     metric = evaluate.load(METRIC_PATH)
     by_type = defaultdict(list)
@@ -75,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N records")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--blank_images", action="store_true", help="baseline: replace every image with a blank one")
     parser.add_argument("--output", default=None, help="write answers as JSONL here, and the scores beside it")
     args = parser.parse_args(argv)
 
@@ -85,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     records = load_records(args.data)[: args.limit]
     try:
-        results, predictions = evaluate_vqa(model, processor, records, args.image_folder, args.batch_size, args.max_new_tokens)
+        results, predictions = evaluate_vqa(
+            model, processor, records, args.image_folder, args.batch_size, args.max_new_tokens, args.blank_images
+        )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -21,7 +21,6 @@ import torch
 from transformers import BitsAndBytesConfig, HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from assemble_nextgpt import assemble_nextgpt
-from embedding_cache import DEFAULT_CACHE_DIR, EmbeddingCache
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor
 from training_data import DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
@@ -40,7 +39,8 @@ class NextGPTArguments:
     llm_gguf_file: str | None = field(default=None, metadata={"help": "A GGUF file inside --llm to load from."})
     vision_tower: str | None = field(
         default=None,
-        metadata={"help": "Stage 1 from parts: Meta's imagebind_huge.pth, or a transformers vision model id/folder."},
+        metadata={"help": "Stage 1 from parts: efficientnet-lite0 (packaged), Meta's imagebind_huge.pth, or a "
+                          "transformers vision model id/folder."},
     )
     image_mode: str = field(default="embedding", metadata={"help": "embedding (1 token/image) or patches (all tokens)."})
     projector_type: str = field(default="linear", metadata={"help": "linear or mlp2x_gelu."})
@@ -53,7 +53,7 @@ class NextGPTArguments:
     model_max_length: int = field(default=1024, metadata={"help": "Longest tokenized conversation; only the end of the last reply may be cut."})
     skip_bad_records: bool = field(default=False, metadata={"help": "Skip bad records (reported) instead of stopping."})
     cache_image_embeds: bool = field(default=False, metadata={"help": "Encode each image once and train from the cached features."})
-    embedding_cache_dir: str = field(default=DEFAULT_CACHE_DIR)
+    embedding_cache_dir: str = field(default=os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds"))
     embedding_cache_dtype: str = field(default="float16", metadata={"help": "float16 (half the disk) or float32."})
     full_finetune: bool = field(default=False, metadata={"help": "Stage 2: train the whole LLM instead of LoRA."})
     lora_r: int = 64
@@ -153,6 +153,8 @@ def build_datasets(args, training_args, model, processor):
         datasets[split] = examples
     cache = None
     if args.cache_image_embeds:
+        from embedding_cache import EmbeddingCache  # datasets is needed only here
+
         paths = [image for examples in datasets.values() for example in examples for image in example["images"]]
         model.vision_tower.to(training_args.device)
         with training_args.main_process_first(desc="image embedding cache"):

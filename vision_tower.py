@@ -7,14 +7,17 @@ from transformers import AutoModel, CLIPVisionModelWithProjection, PreTrainedMod
 
 try:
     from .configuration_nextgpt import NextGPTConfig
+    from .efficientnet_lite import EfficientNetLiteModel
     from .imagebind_vision import ImageBindVisionModel
 except ImportError:
     from configuration_nextgpt import NextGPTConfig
+    from efficientnet_lite import EfficientNetLiteModel
     from imagebind_vision import ImageBindVisionModel
 
 # Towers whose model class is not the one `AutoModel` picks for their config.
 TOWER_CLASSES: dict[str, type[PreTrainedModel]] = {
     "imagebind_vision": ImageBindVisionModel,
+    "efficientnet_lite": EfficientNetLiteModel,
     "clip_vision_model": CLIPVisionModelWithProjection,  # the projection gives CLIP's joint-space embedding
 }
 

