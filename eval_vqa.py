@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in results.items():
         print(f"{key:32s} {value:.4f}" if key.startswith("accuracy") else f"{key:32s} {value}")
     if args.output:
+        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w") as handle:
             for record, prediction in zip(records, predictions):
                 handle.write(json.dumps({"id": record.get("id"), "prediction": prediction}) + "\n")
