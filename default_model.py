@@ -17,7 +17,7 @@ import torch
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_WEIGHTS = os.path.join(REPO_ROOT, "weights", "easy_vqa")
-DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "models")
+DEFAULT_CACHE = os.environ.get("NANO_NEXTGPT_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "models"))
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "recipe.json")
 

@@ -37,15 +37,15 @@ def vqa_items(records: list[dict], image_folder: str | None) -> list[dict]:
 
 
 @torch.no_grad()
-def answer_questions(model, processor, items: list[dict], batch_size: int = 16, max_new_tokens: int = 16) -> list[str]:
-    """Greedy answers, batched with left padding."""
+def answer_questions(model, processor, items: list[dict], batch_size: int = 16, **generate_kwargs) -> list[str]:
+    """Answers to `{"question", "images"}` items, batched with left padding; greedy unless `generate_kwargs` sample."""
     processor.tokenizer.padding_side = "left"
     answers = []
     for start in tqdm(range(0, len(items), batch_size), desc="Answering", unit="batch"):
         batch = items[start : start + batch_size]
         prompts = [processor.render([{"role": "user", "content": item["question"]}], add_generation_prompt=True) for item in batch]
         inputs = processor(text=prompts, images=[item["images"] for item in batch], padding=True).to(model.device)
-        generated = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        generated = model.generate(**inputs, **{"max_new_tokens": 16, "do_sample": False, **generate_kwargs})
         answers += processor.tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     return [answer.strip() for answer in answers]
 
@@ -58,7 +58,7 @@ def evaluate_vqa(model, processor, records: list[dict], image_folder: str | None
     if blank_images:
         blank = Image.new("RGB", (224, 224), "white")
         items = [{**item, "images": [blank] * len(item["images"])} for item in items]
-    predictions = answer_questions(model, processor, items, batch_size, max_new_tokens)
+    predictions = answer_questions(model, processor, items, batch_size, max_new_tokens=max_new_tokens)
     metric = evaluate.load(METRIC_PATH)
     by_type = defaultdict(list)
     for item, prediction in zip(items, predictions):

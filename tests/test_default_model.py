@@ -1,0 +1,87 @@
+"""The shipped offline model (SmolLM2-135M + EfficientNet-Lite0 + weights/easy_vqa): assembly, answers, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from transformers import AutoModel, AutoProcessor, pipeline
+
+from conftest import REPO_ROOT
+from convert_easy_vqa import convert
+from default_model import default_model_folder
+from eval_vqa import evaluate_vqa
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def default_folder(model_cache):
+    return default_model_folder(cache_dir=str(model_cache))
+
+
+def test_assembly_is_cached(default_folder, model_cache):
+    config_time = os.path.getmtime(os.path.join(default_folder, "config.json"))
+    assert default_model_folder(cache_dir=str(model_cache)) == default_folder
+    assert os.path.getmtime(os.path.join(default_folder, "config.json")) == config_time
+    assert not any(name.endswith(".partial") for name in os.listdir(model_cache))
+
+
+def test_answers_easy_vqa_test_questions(default_folder, tmp_path):
+    convert(str(tmp_path))
+    records = json.load(open(tmp_path / "test.json"))
+    picked = [next(r for r in records[i * 500 :] if r["question_type"] == kind)
+              for i, kind in enumerate(["shape", "colour", "yes/no", "yes/no", "colour", "shape", "yes/no", "colour",
+                                        "yes/no", "shape"])]
+    model = AutoModel.from_pretrained(default_folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(default_folder, trust_remote_code=True)
+    results, answers = evaluate_vqa(model, processor, picked, batch_size=10, max_new_tokens=6)
+    assert results["accuracy"] >= 0.9, list(zip(answers, [r["conversations"][1]["value"] for r in picked]))
+
+
+def test_pipeline_answers_about_the_bundled_image(default_folder):
+    vqa = pipeline("visual-question-answering", model=default_folder, trust_remote_code=True)
+    assert vqa(image=str(REPO_ROOT / "examples" / "red_circle.png"), question="what color is the shape?") == [
+        {"answer": "red"}
+    ]
+
+
+def run_inference(model_cache, *args):
+    env = {**os.environ, "NANO_NEXTGPT_CACHE": str(model_cache)}
+    return subprocess.run([sys.executable, "inference.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_inference_cli_answers_and_reports_bad_input_in_one_line(default_folder, model_cache, tmp_path):
+    """inference.py never imports the model code of this repository: it loads the folder through remote code."""
+    result = run_inference(model_cache, "--image", "examples/red_triangle.png", "What shape is in the image?")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "triangle"
+
+    batch = tmp_path / "questions.jsonl"
+    batch.write_text(json.dumps({"image": "examples/red_circle.png", "question": "what shape is present?"}) + "\n"
+                     + json.dumps({"image": "examples/red_triangle.png", "question": "is there a red shape?"}) + "\n")
+    result = run_inference(model_cache, "--batch", str(batch), "--output", str(tmp_path / "answers.jsonl"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = [json.loads(line)["answer"] for line in open(tmp_path / "answers.jsonl")]
+    assert answers == ["circle", "yes"]
+
+    chat = subprocess.run([sys.executable, "inference.py", "--image", "examples/red_triangle.png", "--chat"],
+                          cwd=REPO_ROOT, env={**os.environ, "NANO_NEXTGPT_CACHE": str(model_cache)},
+                          input="what shape is it?\nwhat color is it?\n\n", capture_output=True, text=True, timeout=300)
+    assert chat.returncode == 0 and "triangle" in chat.stdout and "red" in chat.stdout
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"image": "examples/red_circle.png"}\n')
+    for args, message in (
+        (["--image", "missing.png", "hi"], "error: image not found: missing.png"),
+        (["--batch", str(broken)], "line 1: expected"),
+        (["--image", "README.md", "hi"], "cannot read image README.md"),
+    ):
+        result = run_inference(model_cache, *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
