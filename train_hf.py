@@ -266,6 +266,9 @@ def main() -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if torch.distributed.is_initialized():  # else gloo/NCCL threads can abort the interpreter at exit
+            torch.distributed.destroy_process_group()
     return 0
 
 

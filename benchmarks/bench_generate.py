@@ -1,0 +1,146 @@
+"""Generation speed on the GPU: plain `generate`, `generate` with a static cache, and the fast path, side by side.
+
+A Llama-2-7B-shaped LLM and an ImageBind-huge-shaped tower, random bf16 weights (nothing to download), a 64-token
+question after the image (1 embedding token, or 257 patch tokens). For each image mode and method:
+- time to first token (image already preprocessed; tower + prefill + first token), median of 5 after warm-up;
+- batch-1 decode tokens/s over 256 new tokens, median of 3;
+- aggregate tokens/s at batch 8 and 32 (128 new tokens each), median of 3;
+- the roofline (LLM weight bytes / measured device copy bandwidth) and each decode speed as a fraction of it;
+- whether the fast path's greedy tokens equal plain generate's (batch 1, 256 tokens).
+
+    python benchmarks/bench_generate.py --modes embedding --output results.jsonl   # one H100: about 5 minutes a mode
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from configuration_nextgpt import NextGPTConfig  # noqa: E402
+from fast_generation import FastGenerator  # noqa: E402
+from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
+from transformers import StaticCache  # noqa: E402
+
+QUESTION_TOKENS = 64
+
+
+def copy_bandwidth(gigabytes: float = 4.0) -> float:
+    """Bytes read + written per second by a large device-to-device copy."""
+    source = torch.empty(int(gigabytes * 2**30), dtype=torch.uint8, device="cuda")
+    target = torch.empty_like(source)
+    target.copy_(source)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(10):
+        start = time.perf_counter()
+        target.copy_(source)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * source.numel() / statistics.median(times)
+
+
+def timed(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        function()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build_model(image_mode: str) -> NextGPTForConditionalGeneration:
+    config = NextGPTConfig(image_mode=image_mode)  # ImageBind-huge + Llama-2-7b shapes
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        model = NextGPTForConditionalGeneration(config).eval()
+    torch.set_default_dtype(torch.float32)
+    model.generation_config.eos_token_id = None  # random weights: always generate the full length
+    model.generation_config.pad_token_id = 0
+    return model
+
+
+def make_inputs(model, batch_size: int) -> dict:
+    config = model.config
+    generator = torch.Generator().manual_seed(batch_size)
+    question = torch.randint(100, 32000, (batch_size, QUESTION_TOKENS), generator=generator)
+    image = torch.full((batch_size, config.num_image_tokens), config.image_token_id)
+    input_ids = torch.cat([torch.ones(batch_size, 1, dtype=torch.long), image, question], dim=1).cuda()
+    pixel_values = torch.randn(batch_size, 3, 224, 224, generator=generator).to("cuda", torch.bfloat16)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "pixel_values": pixel_values}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", default="bench_generate.jsonl")
+    parser.add_argument("--modes", default="embedding,patches")
+    parser.add_argument("--batch_sizes", default="8,32")
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    records = []
+
+    def record(**fields):
+        records.append(fields)
+        print(json.dumps(fields), flush=True)
+        with open(args.output, "a") as handle:
+            handle.write(json.dumps(fields) + "\n")
+
+    bandwidth = copy_bandwidth()
+    for mode in args.modes.split(","):
+        model = build_model(mode)
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.language_model.parameters())
+        roofline = bandwidth / weight_bytes
+        record(kind="roofline", mode=mode, copy_bandwidth_TBps=bandwidth / 1e12, llm_weight_GB=weight_bytes / 1e9,
+               roofline_tokens_per_s=roofline, device=torch.cuda.get_device_name(), torch=torch.__version__,
+               transformers=__import__("transformers").__version__)
+        fast = FastGenerator(model)
+        static_caches = {}
+
+        def static_generate(inputs, new_tokens):
+            batch_size = inputs["input_ids"].shape[0]
+            if batch_size not in static_caches:
+                static_caches[batch_size] = StaticCache(config=model.config.text_config, max_cache_len=1024)
+            cache = static_caches[batch_size]
+            cache.reset()
+            return model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                                  cache=cache)
+
+        methods = {
+            "generate": lambda inputs, n: model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False),
+            "generate_static": static_generate,
+            "fast": lambda inputs, n: fast.generate(**inputs, max_new_tokens=n, eos_token_id=[]),
+        }
+        single = make_inputs(model, 1)
+        outputs = {}
+        for name, generate in methods.items():
+            generate(single, 16)  # warm-up (and compilation)
+            ttft = timed(lambda: generate(single, 1), 5)
+            outputs[name] = generate(single, 256)
+            decode = 255 / (timed(lambda: generate(single, 256), 3) - ttft)
+            record(kind="batch1", mode=mode, method=name, ttft_ms=ttft * 1e3, decode_tokens_per_s=decode,
+                   fraction_of_roofline=decode / roofline)
+        prompt_length = single["input_ids"].shape[1]
+        reference, ours = outputs["generate"][0, prompt_length:], outputs["fast"][0, prompt_length:]
+        same = int((reference == ours).cumprod(0).sum())
+        record(kind="identity", mode=mode, fast_equals_generate=bool(torch.equal(reference, ours)),
+               identical_prefix_tokens=same, of=len(reference))
+        for batch_size in map(int, args.batch_sizes.split(",")):
+            inputs = make_inputs(model, batch_size)
+            for name, generate in methods.items():
+                generate(inputs, 8)
+                seconds = timed(lambda: generate(inputs, 128), 3)
+                record(kind="batched", mode=mode, method=name, batch_size=batch_size,
+                       aggregate_tokens_per_s=batch_size * 128 / seconds)
+        del model, fast, static_caches
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

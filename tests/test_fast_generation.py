@@ -1,0 +1,78 @@
+"""The fast generation path against plain `generate`: identical greedy tokens, batching, EOS, stop strings, sampling."""
+
+import pytest
+import torch
+
+from conftest import random_image, tiny_config, tiny_model
+from fast_generation import FastGenerator
+
+
+@pytest.fixture
+def setup(make_processor):
+    config = tiny_config("patches")
+    model, processor = tiny_model(config, seed=3), make_processor(config)
+    processor.tokenizer.padding_side = "left"
+    questions = ["What shape is this?", "Is there a blue object in the image, and what colour is the background?",
+                 "Colour?"]
+    prompts = [processor.render([{"role": "user", "content": f"<image>\n{q}"}], add_generation_prompt=True)
+               for q in questions]
+    batch = processor(text=prompts, images=[random_image(i) for i in range(3)], padding=True)
+    return model, processor, batch
+
+
+def test_greedy_tokens_equal_plain_generate(setup):
+    model, processor, batch = setup
+    fast = FastGenerator(model, compile_step=False)
+    reference = model.generate(**batch, max_new_tokens=12, min_new_tokens=12, do_sample=False)
+    ours = fast.generate(**batch, max_new_tokens=12, eos_token_id=[])
+    assert torch.equal(ours, reference)
+    # Image embeddings instead of pixels, and one row at a time, give the same tokens too.
+    embeds = model.encode_images(batch["pixel_values"])
+    rows = fast.generate(batch["input_ids"], batch["attention_mask"], image_embeds=embeds, max_new_tokens=12,
+                         eos_token_id=[])
+    assert torch.equal(rows, reference)
+
+
+def test_each_row_stops_at_its_own_eos(setup):
+    model, processor, batch = setup
+    fast = FastGenerator(model, compile_step=False)
+    free = fast.generate(**batch, max_new_tokens=10, eos_token_id=[])
+    prompt_length = batch["input_ids"].shape[1]
+    eos = int(free[0, prompt_length + 2])  # make row 0's third token an EOS
+    stopped = fast.generate(**batch, max_new_tokens=10, eos_token_id=eos, pad_token_id=-1)
+    reference = model.generate(**batch, max_new_tokens=10, do_sample=False, eos_token_id=eos, pad_token_id=-1)
+    assert torch.equal(stopped, reference[:, : stopped.shape[1]])
+    assert (stopped[0, prompt_length + 3 :] == -1).all()
+
+
+def test_stop_strings_end_generation(setup):
+    model, processor, batch = setup
+    fast = FastGenerator(model, compile_step=False)
+    free = fast.generate(**batch, max_new_tokens=10, eos_token_id=[])
+    prompt_length = batch["input_ids"].shape[1]
+    text = processor.tokenizer.decode(free[1, prompt_length : prompt_length + 4])
+    stop = text[-3:]
+    stopped = fast.generate(**batch, max_new_tokens=10, eos_token_id=[], stop_strings=[stop],
+                            tokenizer=processor.tokenizer, pad_token_id=-1)
+    row = stopped[1, prompt_length:]
+    kept = row[row >= 0]
+    assert stop in processor.tokenizer.decode(kept) and len(kept) <= 4 and stopped.shape[1] < free.shape[1]
+
+
+def test_sampling_follows_the_seed_and_top_p_one_token_is_greedy(setup):
+    model, processor, batch = setup
+    fast = FastGenerator(model, compile_step=False)
+    torch.manual_seed(0)
+    first = fast.generate(**batch, max_new_tokens=6, do_sample=True, temperature=0.8, eos_token_id=[])
+    torch.manual_seed(0)
+    again = fast.generate(**batch, max_new_tokens=6, do_sample=True, temperature=0.8, eos_token_id=[])
+    assert torch.equal(first, again)
+    greedy = fast.generate(**batch, max_new_tokens=6, eos_token_id=[])
+    nucleus = fast.generate(**batch, max_new_tokens=6, do_sample=True, top_p=1e-6, eos_token_id=[])
+    assert torch.equal(nucleus, greedy)
+
+
+def test_prompts_past_the_context_are_refused(setup):
+    model, processor, batch = setup
+    with pytest.raises(ValueError, match="past the model's 2048 positions"):
+        FastGenerator(model, compile_step=False).generate(**batch, max_new_tokens=4000)
