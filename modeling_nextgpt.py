@@ -10,6 +10,7 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 try:
@@ -155,13 +156,15 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         r"""
         pixel_values: (num_images, 3, H, W), every image of the batch in reading order; the tower runs frozen.
         image_embeds: (num_images, num_image_tokens, vision_feature_dim), cached tower outputs instead of pixels.
         labels: -100 where no loss is wanted (prompt, image tokens, padding); shifted inside the language model.
-        Other keyword arguments (cache, position_ids, use_cache, logits_to_keep, ...) go to the language model.
+        cache: the language model's KV cache (e.g. a `StaticCache`); other keyword arguments (position_ids,
+            use_cache, logits_to_keep, ...) go to the language model too.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds")
@@ -169,7 +172,9 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
             raise ValueError("Pass pixel_values or image_embeds, not both")
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(input_ids, pixel_values, image_embeds)
-        return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+        return self.language_model(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, cache=cache, **kwargs
+        )
 
     def prepare_inputs_for_generation(
         self, *args, pixel_values=None, image_embeds=None, is_first_iteration: bool = False, **kwargs
