@@ -20,6 +20,8 @@ DEFAULT_WEIGHTS = os.path.join(REPO_ROOT, "weights", "easy_vqa")
 DEFAULT_CACHE = os.environ.get("NANO_NEXTGPT_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "models"))
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "recipe.json")
+CODE_FILES = ("configuration_nextgpt.py", "modeling_nextgpt.py", "processing_nextgpt.py", "pipeline_nextgpt.py",
+              "vision_tower.py", "imagebind_vision.py", "efficientnet_lite.py")
 
 
 def smollm2_folder() -> str:
@@ -54,8 +56,10 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
 def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFAULT_WEIGHTS) -> str:
     """The assembled default model, built on first use and cached under a hash of the shipped weights."""
     digest = hashlib.sha256()
-    for name in WEIGHT_FILES:
-        with open(os.path.join(weights_dir, name), "rb") as handle:
+    # The folder holds copies of the model code too: a change to either makes a new folder.
+    files = [os.path.join(weights_dir, name) for name in WEIGHT_FILES] + [os.path.join(REPO_ROOT, name) for name in CODE_FILES]
+    for path in files:
+        with open(path, "rb") as handle:
             digest.update(handle.read())
     folder = os.path.join(cache_dir, f"nextgpt-smollm2-easyvqa-{digest.hexdigest()[:12]}")
     if not os.path.isfile(os.path.join(folder, "config.json")):

@@ -58,11 +58,49 @@ class NextGPTProcessor(ProcessorMixin):
     def expand_image_tokens(self, text: str) -> str:
         return text.replace(self.image_token, self.image_token * self.num_image_tokens)
 
-    def render(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    def render(self, messages: list[dict], add_generation_prompt: bool = False, **template_kwargs) -> str:
         """The chat template applied to LLaVA-style messages (`content` is a string with `<image>` placeholders)."""
         return self.tokenizer.apply_chat_template(
-            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=add_generation_prompt
+            messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=add_generation_prompt,
+            **template_kwargs,
         )
+
+    def apply_chat_template(
+        self,
+        conversation: list[dict] | list[list[dict]],
+        add_generation_prompt: bool = False,
+        tokenize: bool = False,
+        return_dict: bool = True,
+        return_tensors: str | None = "pt",
+        continue_final_message: bool = False,
+        processor_kwargs: dict | None = None,
+        **kwargs,
+    ):
+        """transformers' structured chats (content = [{"type": "image", "image"|"url"|"path": ...}, {"type": "text",
+        "text": ...}], as `pipeline("image-text-to-text")` sends them) or LLaVA-style ones. Image parts become
+        `<image>` placeholders; with `tokenize=True` the result is this processor's output for those images."""
+        batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
+        texts, images = [], []
+        for chat in conversation if batched else [conversation]:
+            messages = []
+            for message in chat:
+                content = message["content"]
+                if isinstance(content, list):
+                    parts = []
+                    for part in content:
+                        if part.get("type") == "image":
+                            images.append(part.get("image") or part.get("url") or part.get("path"))
+                            parts.append(self.image_token)
+                        elif part.get("type") == "text":
+                            parts.append(part["text"])
+                        else:
+                            raise ValueError(f"unsupported message part {part.get('type')!r} (only image and text)")
+                    content = "\n".join(parts)
+                messages.append({**message, "content": content})
+            texts.append(self.render(messages, add_generation_prompt, continue_final_message=continue_final_message))
+        if not tokenize:
+            return texts if batched else texts[0]
+        return self(text=texts, images=images or None, return_tensors=return_tensors, **(processor_kwargs or {}))
 
     def preprocess_images(self, images) -> torch.Tensor:
         """Paths, URLs or PIL images -> (num_images, 3, H, W); EXIF orientation and RGB conversion via `load_image`."""

@@ -50,6 +50,13 @@ def test_pipeline_answers_about_the_bundled_image(default_folder):
     ]
 
 
+def test_image_text_to_text_pipeline_takes_structured_chats(default_folder):
+    chat = [{"role": "user", "content": [{"type": "image", "image": str(REPO_ROOT / "examples" / "red_circle.png")},
+                                         {"type": "text", "text": "what shape is present?"}]}]
+    generator = pipeline("image-text-to-text", model=default_folder, trust_remote_code=True)
+    assert generator(text=chat, max_new_tokens=5, return_full_text=False)[0]["generated_text"] == "circle"
+
+
 def run_inference(model_cache, *args):
     env = {**os.environ, "NANO_NEXTGPT_CACHE": str(model_cache)}
     return subprocess.run([sys.executable, "inference.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
