@@ -13,6 +13,8 @@ import sys
 
 import torch
 
+from training_data import check_image_file
+
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -60,19 +62,6 @@ def load(args: argparse.Namespace):
     return model.to(args.device).eval(), processor
 
 
-def check_image(path: str) -> str:
-    from PIL import Image
-
-    if not os.path.isfile(path):
-        raise InputError(f"image not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except Exception as error:
-        raise InputError(f"cannot read image {path}: {error}") from None
-    return path
-
-
 def generation_kwargs(args: argparse.Namespace) -> dict:
     sampled = args.temperature > 0
     return dict(max_new_tokens=args.max_new_tokens, do_sample=sampled,
@@ -96,7 +85,7 @@ def chat(model, processor, args) -> None:
     from transformers import TextStreamer
 
     streamer = TextStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    messages, image = [], check_image(args.image)
+    messages, image = [], check_image_file(args.image)
     print(f"Chatting about {image}. Empty line or Ctrl-D to quit.")
     while True:
         try:
@@ -128,7 +117,7 @@ def read_batch(path: str) -> list[dict]:
                 record.get("image"), str
             ):
                 raise InputError(f'{path} line {number}: expected {{"image": path, "question": text}}')
-            check_image(record["image"])
+            check_image_file(record["image"])
             items.append(record)
     return items
 
@@ -149,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.image:
-            check_image(args.image)
+            check_image_file(args.image)
         items = read_batch(args.batch) if args.batch else None
         model, processor = load(args)
         if args.chat:

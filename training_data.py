@@ -99,6 +99,18 @@ def record_to_messages(record: dict, caption_prompt: str = DEFAULT_CAPTION_PROMP
     raise ValueError("a record needs 'conversations' (LLaVA format) or 'caption' (caption pairs)")
 
 
+def check_image_file(path: str) -> str:
+    """The path, once the file is known to exist and decode; ValueError naming the path otherwise."""
+    if not os.path.isfile(path):
+        raise ValueError(f"image not found: {path}")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+    except Exception as error:
+        raise ValueError(f"image {path} does not decode: {error}") from None
+    return path
+
+
 def record_images(record: dict, image_folder: str | None) -> list:
     """Image paths resolved against `image_folder` (PIL images from `datasets` pass through); checked to decode."""
     images = record.get("image")
@@ -107,14 +119,7 @@ def record_images(record: dict, image_folder: str | None) -> list:
     for image in images:
         if isinstance(image, str):
             path = os.path.join(image_folder, image) if image_folder and not os.path.isabs(image) else image
-            if not os.path.isfile(path):
-                raise ValueError(f"image not found: {path}")
-            try:
-                with Image.open(path) as opened:
-                    opened.load()
-            except Exception as error:
-                raise ValueError(f"image {path} does not decode: {error}") from None
-            resolved.append(path)
+            resolved.append(check_image_file(path))
         elif isinstance(image, Image.Image):
             resolved.append(image)
         else:
