@@ -268,6 +268,7 @@ def main() -> int:
         return 2
     finally:
         if torch.distributed.is_initialized():  # else gloo/NCCL threads can abort the interpreter at exit
+            torch.distributed.barrier()
             torch.distributed.destroy_process_group()
     return 0
 

@@ -258,6 +258,7 @@ def test_two_process_stage1_keeps_ranks_identical(tiny_folder, easy_vqa_data, tm
         "trainer = train(sys.argv[2:])\n"
         "state = {k: v.detach().cpu() for k, v in trainer.model.projector.state_dict().items()}\n"
         "torch.save(state, os.path.join(sys.argv[1], f\"projector-rank{os.environ['RANK']}.pt\"))\n"
+        "torch.distributed.barrier()\n"
         "torch.distributed.destroy_process_group()\n"
     )
     argv = ["--stage", "1", "--model_name_or_path", str(tiny_folder), "--data_path", str(easy_vqa_data / "captions.jsonl"),
