@@ -55,6 +55,7 @@ class NextGPTArguments:
     cache_image_embeds: bool = field(default=False, metadata={"help": "Encode each image once and train from the cached features."})
     embedding_cache_dir: str = field(default=os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds"))
     embedding_cache_dtype: str = field(default="float16", metadata={"help": "float16 (half the disk) or float32."})
+    embedding_batch_size: int = field(default=64, metadata={"help": "Images per tower call when filling the cache."})
     full_finetune: bool = field(default=False, metadata={"help": "Stage 2: train the whole LLM instead of LoRA."})
     lora_r: int = 64
     lora_alpha: int = 16
@@ -159,8 +160,7 @@ def build_datasets(args, training_args, model, processor):
         model.vision_tower.to(training_args.device)
         with training_args.main_process_first(desc="image embedding cache"):
             cache = EmbeddingCache.build(
-                model, processor, paths, args.embedding_cache_dir, training_args.per_device_eval_batch_size * 4,
-                args.embedding_cache_dtype,
+                model, processor, paths, args.embedding_cache_dir, args.embedding_batch_size, args.embedding_cache_dtype
             )
     return datasets, cache
 

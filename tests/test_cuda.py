@@ -1,0 +1,90 @@
+"""GPU-only checks (skipped without CUDA): QLoRA training through train_hf.py, and the compiled fast path.
+
+They build their own word-level tokenizer, so they need none of the offline asset packages on the GPU machine."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT, tiny_text_config
+from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig
+from modeling_nextgpt import NextGPTForConditionalGeneration
+from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+WORDS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "what", "shape", "colour", "is", "it?", "a", "red", "circle",
+         "triangle", "yes", "no", "there"]
+
+
+def word_level_processor() -> NextGPTProcessor:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel({word: index for index, word in enumerate(WORDS)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", pad_token="</s>")
+    return NextGPTProcessor(imagebind_image_processor(), tokenizer, num_image_tokens=1)
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    processor = word_level_processor()
+    config = NextGPTConfig(
+        vision_config=ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                            projection_dim=24).to_dict(),
+        text_config=tiny_text_config(vocab_size=64), image_mode="embedding", image_token_id=processor.image_token_id,
+    )
+    torch.manual_seed(0)
+    NextGPTForConditionalGeneration(config).save_pretrained(tmp_path / "tiny")
+    processor.save_pretrained(tmp_path / "tiny")
+    return tmp_path / "tiny"
+
+
+def test_qlora_stage2_trains_4bit_and_the_adapter_folder_reloads(tiny_folder, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    from train_hf import train
+
+    image = str(REPO_ROOT / "examples" / "red_circle.png")
+    records = [{"id": str(i), "image": image, "conversations": [
+        {"from": "human", "value": "<image>\nwhat shape is it?"}, {"from": "gpt", "value": "a red circle"}]}
+        for i in range(8)]
+    json.dump(records, open(tmp_path / "data.json", "w"))
+    trainer = train(["--stage", "2", "--load_in_4bit", "--model_name_or_path", str(tiny_folder), "--data_path",
+                     str(tmp_path / "data.json"), "--output_dir", str(tmp_path / "out"), "--max_steps", "4",
+                     "--per_device_train_batch_size", "4", "--lora_r", "4", "--bf16", "--report_to", "none",
+                     "--learning_rate", "1e-2", "--save_strategy", "no"])
+    import bitsandbytes
+
+    base_layers = [m for m in trainer.model.modules() if isinstance(m, bitsandbytes.nn.Linear4bit)]
+    assert base_layers, "the LLM was not loaded in 4 bits"
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert losses and all(map(lambda value: value == value, losses))  # finite, no NaN
+    final = tmp_path / "out" / "final"
+    assert (final / "adapter_model.safetensors").is_file()
+    from transformers import AutoModel
+
+    reloaded = AutoModel.from_pretrained(final, trust_remote_code=True).cuda()
+    ids = torch.tensor([[1, reloaded.config.image_token_id, 5, 6]], device="cuda")
+    out = reloaded.generate(input_ids=ids, pixel_values=torch.randn(1, 3, 224, 224, device="cuda"), max_new_tokens=3)
+    assert out.shape == (1, 7)
+
+
+def test_compiled_fast_path_equals_generate_on_cuda(tiny_folder):
+    from fast_generation import FastGenerator
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = NextGPTForConditionalGeneration.from_pretrained(tiny_folder).cuda().eval()
+    model.generation_config.eos_token_id = None
+    processor = NextGPTProcessor.from_pretrained(tiny_folder)
+    processor.tokenizer.padding_side = "left"
+    prompts = [processor.render([{"role": "user", "content": f"<image>\n{q}"}], add_generation_prompt=True)
+               for q in ("what shape is it?", "is there a red circle what colour is it?")]
+    image = str(REPO_ROOT / "examples" / "red_circle.png")
+    batch = processor(text=prompts, images=[image, image], padding=True).to("cuda")
+    fast = FastGenerator(model)
+    assert fast.compile_step
+    reference = model.generate(**batch, max_new_tokens=20, do_sample=False)
+    for _ in range(2):  # the second call replays the captured graph
+        assert torch.equal(fast.generate(**batch, max_new_tokens=20, eos_token_id=[]), reference)
