@@ -54,7 +54,7 @@ def test_qlora_stage2_trains_4bit_and_the_adapter_folder_reloads(tiny_folder, tm
     trainer = train(["--stage", "2", "--load_in_4bit", "--model_name_or_path", str(tiny_folder), "--data_path",
                      str(tmp_path / "data.json"), "--output_dir", str(tmp_path / "out"), "--max_steps", "4",
                      "--per_device_train_batch_size", "4", "--lora_r", "4", "--bf16", "--report_to", "none",
-                     "--learning_rate", "1e-2", "--save_strategy", "no"])
+                     "--learning_rate", "1e-2", "--save_strategy", "no", "--logging_steps", "1"])
     import bitsandbytes
 
     base_layers = [m for m in trainer.model.modules() if isinstance(m, bitsandbytes.nn.Linear4bit)]
