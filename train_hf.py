@@ -177,21 +177,32 @@ def base_state_dict_without_lora(base: NextGPTForConditionalGeneration) -> dict[
 
 
 def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArguments) -> str:
-    """Write `output_dir/final` atomically: everything goes to `final.partial`, which is renamed when complete."""
+    """Write `output_dir/final` atomically: everything goes to `final.partial`, which is renamed when complete.
+
+    LoRA runs keep the adapter (with the trained projector) beside the base model, or merge it (`--merge_lora`).
+    A quantized (QLoRA) run's base is saved in `--model_dtype` precision, reloaded from `--model_name_or_path`."""
     final = os.path.join(trainer.args.output_dir, "final")
     partial = final + ".partial"
     if trainer.is_world_process_zero() and os.path.exists(partial):
         shutil.rmtree(partial)
+    trainer.save_model(partial)  # gathers sharded (FSDP) weights; for LoRA, writes the adapter
     model = trainer.model
-    is_peft = hasattr(model, "peft_config")
-    if not is_peft or not args.merge_lora:
-        trainer.save_model(partial)  # gathers sharded (FSDP) weights; for LoRA, writes the adapter
     if trainer.is_world_process_zero():
-        if is_peft and args.merge_lora:
-            model.merge_and_unload().save_pretrained(partial)
-        elif is_peft:  # the base model beside the adapter; the trained model in memory stays as it is
-            base = model.get_base_model()
-            base.save_pretrained(partial, state_dict=base_state_dict_without_lora(base))
+        if hasattr(model, "peft_config"):
+            if args.load_in_4bit or args.load_in_8bit:
+                from peft import PeftModel
+
+                base = NextGPTForConditionalGeneration.from_pretrained(
+                    args.model_name_or_path, dtype=DTYPES[args.model_dtype]
+                )
+                model = PeftModel.from_pretrained(base, partial)
+            if args.merge_lora:
+                model.merge_and_unload().save_pretrained(partial)
+                for name in ("adapter_config.json", "adapter_model.safetensors"):
+                    os.remove(os.path.join(partial, name))
+            else:  # the base model beside the adapter; the trained model in memory stays as it is
+                base = model.get_base_model()
+                base.save_pretrained(partial, state_dict=base_state_dict_without_lora(base))
         processor.save_pretrained(partial)
         if os.path.exists(final):
             shutil.rmtree(final)
