@@ -21,7 +21,7 @@ DEFAULT_CACHE = os.environ.get("NANO_NEXTGPT_CACHE", os.path.join(os.path.expand
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "recipe.json")
 CODE_FILES = ("configuration_nextgpt.py", "modeling_nextgpt.py", "processing_nextgpt.py", "pipeline_nextgpt.py",
-              "vision_tower.py", "imagebind_vision.py", "efficientnet_lite.py")
+              "vision_tower.py", "imagebind_vision.py", "efficientnet_lite.py", "fast_generation.py")
 
 
 def smollm2_folder() -> str:

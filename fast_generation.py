@@ -63,8 +63,10 @@ class FastGenerator:
         pad_token_id: int | None = None,
         stop_strings: list[str] | None = None,
         tokenizer=None,
+        streamer=None,
     ) -> torch.LongTensor:
-        """Prompt and new tokens, (batch, prompt + up to max_new_tokens), like `generate`; finished rows are padded."""
+        """Prompt and new tokens, (batch, prompt + up to max_new_tokens), like `generate`; finished rows are padded.
+        A transformers streamer (batch size 1) gets the prompt, then each new token as it is chosen."""
         device = self.model.device
         input_ids = input_ids.to(device)
         batch_size, prompt_length = input_ids.shape
@@ -86,6 +88,8 @@ class FastGenerator:
             logits_to_keep=1,
         ).logits[:, -1, :].float()
 
+        if streamer is not None:
+            streamer.put(input_ids.cpu())
         new_tokens = torch.full((batch_size, max_new_tokens), pad, dtype=torch.long, device=device)
         finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
         position = positions[:, -1:].clone()
@@ -93,6 +97,8 @@ class FastGenerator:
             tokens = self._choose(logits, do_sample, temperature, top_p)
             tokens = torch.where(finished, torch.full_like(tokens, pad), tokens)
             new_tokens[:, index] = tokens
+            if streamer is not None:
+                streamer.put(tokens.cpu())
             finished |= torch.isin(tokens, eos)
             if stop_strings:
                 finished |= self._hit_stop_string(new_tokens[:, : index + 1], stop_strings, tokenizer)
@@ -102,6 +108,8 @@ class FastGenerator:
             position += 1
             mask[:, prompt_length + index] = 1
             logits = self.step(tokens[:, None], position, mask, cache).clone()
+        if streamer is not None:
+            streamer.end()
         return torch.cat([input_ids, new_tokens], dim=1)
 
     @staticmethod

@@ -36,7 +36,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=list(DTYPES))
     parser.add_argument("--batch-size", type=int, default=8, help="with --batch: questions per generate call")
+    parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
+                        help="fast generation path (static cache + CUDA graphs); default: on with CUDA")
     args = parser.parse_args(argv)
+    if args.fast is None:
+        args.fast = args.device.startswith("cuda")
     modes = sum([bool(args.chat), bool(args.batch), args.question is not None])
     if modes != 1:
         parser.error("give a question, or --chat, or --batch")
@@ -77,7 +81,8 @@ def answer(model, processor, messages: list[dict], images: list[str], args, stre
     if limit and prompt_length + args.max_new_tokens > limit:
         raise InputError(f"the prompt is {prompt_length} tokens; with --max-new-tokens {args.max_new_tokens} it passes "
                          f"the model's {limit} positions")
-    generated = model.generate(**inputs, **generation_kwargs(args), streamer=streamer)
+    generate = model.fast_generate if args.fast else model.generate
+    generated = generate(**inputs, **generation_kwargs(args), streamer=streamer)
     return processor.tokenizer.decode(generated[0, prompt_length:], skip_special_tokens=True).strip()
 
 
@@ -126,7 +131,7 @@ def batch(model, processor, items: list[dict], args) -> None:
     from eval_vqa import answer_questions
 
     questions = [{"question": f"{processor.image_token}\n{item['question']}", "images": [item["image"]]} for item in items]
-    answers = answer_questions(model, processor, questions, args.batch_size, **generation_kwargs(args))
+    answers = answer_questions(model, processor, questions, args.batch_size, args.fast, **generation_kwargs(args))
     output = open(args.output, "w") if args.output else sys.stdout
     for item, reply in zip(items, answers):
         output.write(json.dumps({"image": item["image"], "question": item["question"], "answer": reply}) + "\n")

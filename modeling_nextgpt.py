@@ -15,11 +15,13 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 try:
     from .configuration_nextgpt import NextGPTConfig
+    from .fast_generation import FastGenerator
     # Imported so that save_pretrained ships the pipeline file with the model (config.custom_pipelines points to it).
     from .pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
     from .vision_tower import NextGPTVisionTower
 except ImportError:
     from configuration_nextgpt import NextGPTConfig
+    from fast_generation import FastGenerator
     from pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
     from vision_tower import NextGPTVisionTower
 
@@ -175,6 +177,13 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         return self.language_model(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, cache=cache, **kwargs
         )
+
+    def fast_generate(self, **kwargs) -> torch.LongTensor:
+        """`generate` through the fast path (fast_generation.py): on CUDA a static cache and a CUDA-graph decode step,
+        compiled once per batch size and cache-length bucket and kept on the model."""
+        if getattr(self, "_fast_generator", None) is None:
+            self._fast_generator = FastGenerator(self)
+        return self._fast_generator.generate(**kwargs)
 
     def prepare_inputs_for_generation(
         self, *args, pixel_values=None, image_embeds=None, is_first_iteration: bool = False, **kwargs

@@ -35,7 +35,9 @@ class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
 
     def _forward(self, model_inputs, **generate_kwargs):
         prompt_length = model_inputs["input_ids"].shape[1]
-        generated = self.model.generate(**model_inputs, **generate_kwargs)
+        # On CUDA the fast path (static cache, CUDA-graph decoding); plain generate elsewhere.
+        generate = self.model.fast_generate if self.model.device.type == "cuda" else self.model.generate
+        generated = generate(**model_inputs, **generate_kwargs)
         return {"answer_ids": generated[:, prompt_length:]}
 
     def postprocess(self, model_outputs) -> list[dict]:

@@ -88,3 +88,19 @@ def test_compiled_fast_path_equals_generate_on_cuda(tiny_folder):
     reference = model.generate(**batch, max_new_tokens=20, do_sample=False)
     for _ in range(2):  # the second call replays the captured graph
         assert torch.equal(fast.generate(**batch, max_new_tokens=20, eos_token_id=[]), reference)
+
+
+def test_pipeline_and_inference_use_the_fast_path_on_cuda(tiny_folder):
+    from transformers import pipeline
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    vqa = pipeline("visual-question-answering", model=str(tiny_folder), trust_remote_code=True, device=0)
+    model, processor = vqa.model, vqa.processor
+    model.generation_config.eos_token_id = None
+    image = str(REPO_ROOT / "examples" / "red_circle.png")
+    answer = vqa(image=image, question="what shape is it?", max_new_tokens=6)
+    assert model._fast_generator is not None and model._fast_generator.compile_step
+    text = processor.render([{"role": "user", "content": "<image>\nwhat shape is it?"}], add_generation_prompt=True)
+    inputs = processor(text=text, images=[image]).to("cuda")
+    reference = model.generate(**inputs, max_new_tokens=6, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+    assert answer == [{"answer": processor.tokenizer.decode(reference, skip_special_tokens=True).strip()}]

@@ -76,3 +76,26 @@ def test_prompts_past_the_context_are_refused(setup):
     model, processor, batch = setup
     with pytest.raises(ValueError, match="past the model's 2048 positions"):
         FastGenerator(model, compile_step=False).generate(**batch, max_new_tokens=4000)
+
+
+def test_model_fast_generate_keeps_one_generator_and_streams(setup):
+    from transformers import TextStreamer
+
+    model, processor, batch = setup
+    single = {key: value[:1] for key, value in batch.items()}
+    single["pixel_values"] = batch["pixel_values"][:1]
+    reference = model.generate(**single, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+    streamed = []
+
+    class Collect(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False):
+            streamed.append(text)
+
+    ours = model.fast_generate(**single, max_new_tokens=5, eos_token_id=[],
+                               streamer=Collect(processor.tokenizer, skip_prompt=True))
+    assert torch.equal(ours, reference) and model._fast_generator is not None
+    prompt_length = single["input_ids"].shape[1]
+    assert "".join(streamed) == processor.tokenizer.decode(reference[0, prompt_length:])
+    generator = model._fast_generator
+    model.fast_generate(**single, max_new_tokens=2)
+    assert model._fast_generator is generator

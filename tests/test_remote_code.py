@@ -76,7 +76,7 @@ def test_saved_folder_is_self_contained(tmp_path, make_processor):
     tiny_model(config).save_pretrained(tmp_path)
     make_processor(config).save_pretrained(tmp_path)
     for code_file in ("configuration_nextgpt.py", "modeling_nextgpt.py", "processing_nextgpt.py",
-                      "imagebind_vision.py", "vision_tower.py", "pipeline_nextgpt.py"):
+                      "imagebind_vision.py", "vision_tower.py", "pipeline_nextgpt.py", "fast_generation.py"):
         assert (tmp_path / code_file).is_file(), code_file
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["auto_map"]["AutoModel"] == "modeling_nextgpt.NextGPTForConditionalGeneration"
