@@ -43,12 +43,12 @@ def answer_questions(
     """Answers to `{"question", "images"}` items, batched with left padding; greedy unless `generate_kwargs` sample.
     `fast` uses the fast generation path (model.fast_generate) instead of `generate`."""
     processor.tokenizer.padding_side = "left"
+    generate = model.fast_generate if fast else model.generate
     answers = []
     for start in tqdm(range(0, len(items), batch_size), desc="Answering", unit="batch"):
         batch = items[start : start + batch_size]
         prompts = [processor.render([{"role": "user", "content": item["question"]}], add_generation_prompt=True) for item in batch]
         inputs = processor(text=prompts, images=[item["images"] for item in batch], padding=True).to(model.device)
-        generate = model.fast_generate if fast else model.generate
         generated = generate(**inputs, **{"max_new_tokens": 16, "do_sample": False, **generate_kwargs})
         answers += processor.tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     return [answer.strip() for answer in answers]
