@@ -1,52 +1,71 @@
-"""Fast generation for NextGPT: images are encoded once in the prefill; decoding runs from a preallocated static KV
-cache with the one-token step compiled into a CUDA graph (`torch.compile(mode="reduce-overhead")`). Greedy or
-sampled (temperature, top-p), batch sizes 1 to 32, EOS and stop strings handled per sequence.
+"""Fast generation for NextGPT: images are encoded once, in the prefill; the lean Llama-family decoder
+(fast_decoder.py) fills its own preallocated KV cache and decodes with Triton matrix-vector kernels
+(decode_kernels.py). On CUDA the tower, the prefill and each decode step are replayed from CUDA graphs, and the host
+never waits for the GPU between tokens (unless a streamer or stop strings need each token).
+Greedy or sampled (temperature, top-p), batch sizes 1 to 32, EOS and stop strings handled per sequence.
 
 Greedy output equals `model.generate(..., do_sample=False)` token for token (tests/test_fast_generation.py).
 `benchmarks/bench_generate.py` measures it against `generate` with dynamic and static caches.
 """
 
 import torch
-from transformers import StaticCache
 
-CACHE_LENGTH_STEP = 256  # cache lengths are rounded up to this, so a few compiled graphs serve every request
+try:
+    from .fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward, unsupported_reason
+except ImportError:
+    from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward, unsupported_reason
+
+CACHE_LENGTH_STEP = 256  # cache lengths are rounded up to this, so a few caches and graphs serve every request
+PROMPT_LENGTH_STEP = 32  # prompts are left-padded to a multiple of this: one prefill graph per padded length
+FINISHED_CHECK_INTERVAL = 16
+MAX_DECODERS = 4  # (batch size, cache length) buckets kept with their caches and graphs; the oldest goes first
+RECOMPILE_LIMIT = 64  # batch sizes, lengths and dtypes each may add a compilation of the one layer function
 
 
 class FastGenerator:
-    """Holds one static cache (and its compiled decode graph) per (batch size, cache length) bucket."""
+    """Holds one decoder (KV cache and CUDA graph) per (batch size, cache length) bucket."""
 
     def __init__(self, model, compile_step: bool | None = None):
+        reason = unsupported_reason(model.language_model)
+        if reason:
+            raise ValueError(f"the fast generation path cannot run this model: {reason}; use generate()")
         self.model = model
         self.compile_step = model.device.type == "cuda" if compile_step is None else compile_step
-        self.step = (
-            torch.compile(self._decode_step, mode="reduce-overhead")
-            if self.compile_step else self._decode_step
-        )
-        self.caches: dict[tuple[int, int], tuple[StaticCache, torch.Tensor]] = {}
+        # One compiled layer serves every layer and bucket (shapes that change become dynamic after the first); the
+        # decode step's CUDA graph is our own (fast_decoder.py), so no "reduce-overhead" mode.
+        self.layer = self._compiled_layer if self.compile_step else layer_forward
+        self._compiled = torch.compile(layer_forward, fullgraph=True)
+        self.decoders: dict[tuple[int, int], LlamaFamilyDecoder] = {}
+        self.tower_graphs: dict[tuple, GraphedCall] = {}
 
-    def _decode_step(self, tokens: torch.Tensor, position_ids: torch.Tensor, attention_mask: torch.Tensor, cache):
-        outputs = self.model.language_model(
-            input_ids=tokens, position_ids=position_ids, attention_mask=attention_mask, cache=cache, use_cache=True
-        )
-        return outputs.logits[:, -1, :].float()
+    def _compiled_layer(self, *args) -> torch.Tensor:
+        # dynamo's default limit (8 compilations per function) would turn the 9th bucket into a hard error
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            return self._compiled(*args)
 
-    def _cache_for(self, batch_size: int, length: int) -> tuple[StaticCache, torch.Tensor]:
-        text_config = self.model.config.text_config
-        limit = getattr(text_config, "max_position_embeddings", None)
-        if limit and length > limit:
-            raise ValueError(f"prompt + max_new_tokens = {length} tokens, past the model's {limit} positions")
-        cache_length = -(-length // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP
-        if limit:
-            cache_length = min(cache_length, limit)
+    @staticmethod
+    def supports(model) -> bool:
+        return unsupported_reason(model.language_model) is None
+
+    def _decoder_for(self, batch_size: int, slots: int) -> LlamaFamilyDecoder:
+        cache_length = -(-slots // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP
         key = (batch_size, cache_length)
-        if key not in self.caches:
-            cache = StaticCache(config=text_config, max_cache_len=cache_length)
-            mask = torch.zeros(batch_size, cache_length, dtype=torch.long, device=self.model.device)
-            self.caches[key] = (cache, mask)
-        cache, mask = self.caches[key]
-        cache.reset()
-        mask.zero_()
-        return cache, mask
+        decoder = self.decoders.pop(key, None)
+        if decoder is None:
+            if len(self.decoders) >= MAX_DECODERS:
+                del self.decoders[next(iter(self.decoders))]
+            decoder = LlamaFamilyDecoder(self.model.language_model, batch_size, cache_length, self.layer)
+        self.decoders[key] = decoder  # most recently used last
+        return decoder
+
+    def _encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The frozen tower, replayed from a CUDA graph per input shape on CUDA."""
+        if not pixel_values.is_cuda:
+            return self.model.encode_images(pixel_values)
+        key = (tuple(pixel_values.shape), pixel_values.dtype)
+        if key not in self.tower_graphs:
+            self.tower_graphs[key] = GraphedCall(self.model.encode_images)
+        return self.tower_graphs[key](pixel_values).clone()
 
     @torch.no_grad()
     def generate(
@@ -78,36 +97,49 @@ class FastGenerator:
         pad = pad if pad is not None else (int(eos[0]) if len(eos) else 0)
         if stop_strings and tokenizer is None:
             raise ValueError("stop_strings need the tokenizer")
+        if pixel_values is not None and image_embeds is not None:
+            raise ValueError("Pass pixel_values or image_embeds, not both")
 
-        cache, mask = self._cache_for(batch_size, prompt_length + max_new_tokens)
-        mask[:, :prompt_length] = prompt_mask
+        limit = getattr(self.model.config.text_config, "max_position_embeddings", None)
+        if limit and prompt_length + max_new_tokens > limit:
+            raise ValueError(f"prompt + max_new_tokens = {prompt_length + max_new_tokens} tokens, past the model's "
+                             f"{limit} positions")
         positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-        inputs_embeds = self.model.embed_inputs(input_ids, pixel_values, image_embeds)
-        logits = self.model.language_model(
-            inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-            logits_to_keep=1,
-        ).logits[:, -1, :].float()
+        if pixel_values is not None:
+            image_embeds = self._encode_images(pixel_values.to(device))
+        inputs_embeds = self.model.embed_inputs(input_ids, image_embeds=image_embeds)
+        # Masked slots on the left, so that each prefill graph serves many prompt lengths.
+        padding = -prompt_length % PROMPT_LENGTH_STEP
+        inputs_embeds = torch.nn.functional.pad(inputs_embeds, (0, 0, padding, 0))
+        prompt_mask, positions = (torch.nn.functional.pad(t, (padding, 0)) for t in (prompt_mask, positions))
+        decoder = self._decoder_for(batch_size, inputs_embeds.shape[1] + max_new_tokens)
+        logits = decoder.prefill(inputs_embeds, prompt_mask, positions)
 
         if streamer is not None:
             streamer.put(input_ids.cpu())
         new_tokens = torch.full((batch_size, max_new_tokens), pad, dtype=torch.long, device=device)
         finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
-        position = positions[:, -1:].clone()
+        finished_at = torch.full((batch_size,), max_new_tokens - 1, dtype=torch.long, device=device)
+        position = positions[:, -1].clone()
+        # Asking the GPU whether every row is done stalls the pipeline, so without per-token host work it is asked
+        # only every few tokens; the columns decoded past the end are cut off below.
+        check_every = 1 if streamer is not None or stop_strings else FINISHED_CHECK_INTERVAL
         for index in range(max_new_tokens):
-            tokens = self._choose(logits, do_sample, temperature, top_p)
-            tokens = torch.where(finished, torch.full_like(tokens, pad), tokens)
+            chosen = self._choose(logits, do_sample, temperature, top_p)
+            tokens = torch.where(finished, torch.full_like(chosen, pad), chosen)
             new_tokens[:, index] = tokens
             if streamer is not None:
                 streamer.put(tokens.cpu())
-            finished |= torch.isin(tokens, eos)
+            newly_finished = torch.isin(tokens, eos) & ~finished
             if stop_strings:
-                finished |= self._hit_stop_string(new_tokens[:, : index + 1], stop_strings, tokenizer)
-            if index == max_new_tokens - 1 or bool(finished.all()):
-                new_tokens = new_tokens[:, : index + 1]
+                newly_finished |= self._hit_stop_string(new_tokens[:, : index + 1], stop_strings, tokenizer) & ~finished
+            finished_at.masked_fill_(newly_finished, index)
+            finished |= newly_finished
+            if index == max_new_tokens - 1 or ((index + 1) % check_every == 0 and bool(finished.all())):
                 break
             position += 1
-            mask[:, prompt_length + index] = 1
-            logits = self.step(tokens[:, None], position, mask, cache).clone()
+            logits = decoder.step(chosen, position)  # finished rows decode unseen tokens
+        new_tokens = new_tokens[:, : int(finished_at.max()) + 1]
         if streamer is not None:
             streamer.end()
         return torch.cat([input_ids, new_tokens], dim=1)

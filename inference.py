@@ -37,10 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto", choices=list(DTYPES))
     parser.add_argument("--batch-size", type=int, default=8, help="with --batch: questions per generate call")
     parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
-                        help="fast generation path (static cache + CUDA graphs); default: on with CUDA")
+                        help="fast generation path (fast_generation.py: own KV cache, Triton kernels, CUDA graphs); "
+                             "default: on with CUDA when the language model is Llama-family")
     args = parser.parse_args(argv)
-    if args.fast is None:
-        args.fast = args.device.startswith("cuda")
     modes = sum([bool(args.chat), bool(args.batch), args.question is not None])
     if modes != 1:
         parser.error("give a question, or --chat, or --batch")
@@ -63,6 +62,8 @@ def load(args: argparse.Namespace):
         processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     except OSError as error:
         raise InputError(f"cannot load model {args.model}: {error}") from None
+    if args.fast is None:
+        args.fast = args.device.startswith("cuda") and model.can_fast_generate
     return model.to(args.device).eval(), processor
 
 

@@ -178,9 +178,14 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, cache=cache, **kwargs
         )
 
+    @property
+    def can_fast_generate(self) -> bool:
+        """Whether `fast_generate` runs this model's language model (Llama-family, unquantised)."""
+        return FastGenerator.supports(self)
+
     def fast_generate(self, **kwargs) -> torch.LongTensor:
-        """`generate` through the fast path (fast_generation.py): on CUDA a static cache and a CUDA-graph decode step,
-        compiled once per batch size and cache-length bucket and kept on the model."""
+        """`generate` through the fast path (fast_generation.py): own KV cache, and on CUDA Triton matrix-vector
+        kernels with the prefill and each decode step replayed as CUDA graphs; kept on the model between calls."""
         if getattr(self, "_fast_generator", None) is None:
             self._fast_generator = FastGenerator(self)
         return self._fast_generator.generate(**kwargs)

@@ -35,8 +35,9 @@ class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
 
     def _forward(self, model_inputs, **generate_kwargs):
         prompt_length = model_inputs["input_ids"].shape[1]
-        # On CUDA the fast path (static cache, CUDA-graph decoding); plain generate elsewhere.
-        generate = self.model.fast_generate if self.model.device.type == "cuda" else self.model.generate
+        # On CUDA the fast path (fast_generation.py) where it runs the language model; plain generate elsewhere.
+        fast = self.model.device.type == "cuda" and self.model.can_fast_generate
+        generate = self.model.fast_generate if fast else self.model.generate
         generated = generate(**model_inputs, **generate_kwargs)
         return {"answer_ids": generated[:, prompt_length:]}
 

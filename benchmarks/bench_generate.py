@@ -6,9 +6,12 @@ question after the image (1 embedding token, or 257 patch tokens). For each imag
 - batch-1 decode tokens/s over 256 new tokens, median of 3;
 - aggregate tokens/s at batch 8 and 32 (128 new tokens each), median of 3;
 - the roofline (LLM weight bytes / measured device copy bandwidth) and each decode speed as a fraction of it;
-- whether the fast path's greedy tokens equal plain generate's (batch 1, 256 tokens).
+- the first call of each method (compilation, graph capture) separately;
+- whether the fast path's greedy tokens equal plain generate's: in bf16 (batch 1, 256 tokens; random weights give
+  nearly flat logits, so kernel rounding differences flip the argmax early) and in float32 (same shapes rebuilt in
+  float32, TF32 off: batch 1 and a left-padded batch of 2, 64 tokens).
 
-    python benchmarks/bench_generate.py --modes embedding --output results.jsonl   # one H100: about 5 minutes a mode
+    python benchmarks/bench_generate.py --modes embedding --output results.jsonl   # one H100: about 6 minutes a mode
 """
 
 import argparse
@@ -56,9 +59,9 @@ def timed(function, repeats: int) -> float:
     return statistics.median(times)
 
 
-def build_model(image_mode: str) -> NextGPTForConditionalGeneration:
+def build_model(image_mode: str, dtype: torch.dtype = torch.bfloat16) -> NextGPTForConditionalGeneration:
     config = NextGPTConfig(image_mode=image_mode)  # ImageBind-huge + Llama-2-7b shapes
-    torch.set_default_dtype(torch.bfloat16)
+    torch.set_default_dtype(dtype)
     with torch.device("cuda"):
         model = NextGPTForConditionalGeneration(config).eval()
     torch.set_default_dtype(torch.float32)
@@ -67,14 +70,37 @@ def build_model(image_mode: str) -> NextGPTForConditionalGeneration:
     return model
 
 
-def make_inputs(model, batch_size: int) -> dict:
+def make_inputs(model, batch_size: int, left_padding: int = 0) -> dict:
     config = model.config
     generator = torch.Generator().manual_seed(batch_size)
     question = torch.randint(100, 32000, (batch_size, QUESTION_TOKENS), generator=generator)
     image = torch.full((batch_size, config.num_image_tokens), config.image_token_id)
     input_ids = torch.cat([torch.ones(batch_size, 1, dtype=torch.long), image, question], dim=1).cuda()
-    pixel_values = torch.randn(batch_size, 3, 224, 224, generator=generator).to("cuda", torch.bfloat16)
-    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "pixel_values": pixel_values}
+    pixel_values = torch.randn(batch_size, 3, 224, 224, generator=generator).to("cuda", model.dtype)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[-1, :left_padding] = 0  # the last row is shorter, padded on the left
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "pixel_values": pixel_values}
+
+
+def prefix_match(reference: torch.Tensor, ours: torch.Tensor) -> int:
+    """How many leading tokens agree in every row."""
+    return int((reference == ours).all(0).cumprod(0).sum())
+
+
+def float32_identity(mode: str, record) -> None:
+    """Greedy tokens of the fast path against plain generate with the 7B shapes in float32."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = build_model(mode, torch.float32)
+    fast = FastGenerator(model)
+    for batch_size, left_padding in ((1, 0), (2, 5)):
+        inputs = make_inputs(model, batch_size, left_padding)
+        prompt_length = inputs["input_ids"].shape[1]
+        reference = model.generate(**inputs, max_new_tokens=64, min_new_tokens=64, do_sample=False)[:, prompt_length:]
+        ours = fast.generate(**inputs, max_new_tokens=64, eos_token_id=[])[:, prompt_length:]
+        record(kind="identity_float32", mode=mode, batch_size=batch_size, left_padding=left_padding,
+               fast_equals_generate=bool(torch.equal(reference, ours)), identical_prefix_tokens=prefix_match(
+                   reference, ours), of=reference.shape[1])
+    torch.backends.cuda.matmul.allow_tf32 = True
 
 
 def main() -> None:
@@ -82,6 +108,7 @@ def main() -> None:
     parser.add_argument("--output", default="bench_generate.jsonl")
     parser.add_argument("--modes", default="embedding,patches")
     parser.add_argument("--batch_sizes", default="8,32")
+    parser.add_argument("--float32_identity_only", action="store_true", help="skip the speed measurements")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     records = []
@@ -94,6 +121,9 @@ def main() -> None:
 
     bandwidth = copy_bandwidth()
     for mode in args.modes.split(","):
+        if args.float32_identity_only:
+            float32_identity(mode, record)
+            continue
         model = build_model(mode)
         weight_bytes = sum(p.numel() * p.element_size() for p in model.language_model.parameters())
         roofline = bandwidth / weight_bytes
@@ -120,17 +150,20 @@ def main() -> None:
         single = make_inputs(model, 1)
         outputs = {}
         for name, generate in methods.items():
-            generate(single, 16)  # warm-up (and compilation)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            generate(single, 16)  # warm-up (and compilation, graph capture)
+            torch.cuda.synchronize()
+            first_call = time.perf_counter() - start
             ttft = timed(lambda: generate(single, 1), 5)
             outputs[name] = generate(single, 256)
             decode = 255 / (timed(lambda: generate(single, 256), 3) - ttft)
             record(kind="batch1", mode=mode, method=name, ttft_ms=ttft * 1e3, decode_tokens_per_s=decode,
-                   fraction_of_roofline=decode / roofline)
+                   fraction_of_roofline=decode / roofline, first_call_s=first_call)
         prompt_length = single["input_ids"].shape[1]
-        reference, ours = outputs["generate"][0, prompt_length:], outputs["fast"][0, prompt_length:]
-        same = int((reference == ours).cumprod(0).sum())
-        record(kind="identity", mode=mode, fast_equals_generate=bool(torch.equal(reference, ours)),
-               identical_prefix_tokens=same, of=len(reference))
+        reference, ours = outputs["generate"][:, prompt_length:], outputs["fast"][:, prompt_length:]
+        record(kind="identity_bfloat16", mode=mode, fast_equals_generate=bool(torch.equal(reference, ours)),
+               identical_prefix_tokens=prefix_match(reference, ours), of=reference.shape[1])
         for batch_size in map(int, args.batch_sizes.split(",")):
             inputs = make_inputs(model, batch_size)
             for name, generate in methods.items():
@@ -138,7 +171,9 @@ def main() -> None:
                 seconds = timed(lambda: generate(inputs, 128), 3)
                 record(kind="batched", mode=mode, method=name, batch_size=batch_size,
                        aggregate_tokens_per_s=batch_size * 128 / seconds)
-        del model, fast, static_caches
+        del model, fast, static_caches, outputs
+        torch.cuda.empty_cache()
+        float32_identity(mode, record)
         torch.cuda.empty_cache()
 
 

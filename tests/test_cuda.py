@@ -71,6 +71,27 @@ def test_qlora_stage2_trains_4bit_and_the_adapter_folder_reloads(tiny_folder, tm
     assert out.shape == (1, 7)
 
 
+def test_decode_kernels_match_linear():
+    from decode_kernels import gated_matvec, stacked_matvec
+
+    def relative(a, b):
+        return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+    for dtype, tolerance in ((torch.float32, 1e-5), (torch.bfloat16, 1e-2)):
+        for width, sizes in ((576, (576, 192, 192)), (4096, (4096,)), (1100, (4096, 28))):
+            x = torch.randn(1, 1, width, device="cuda", dtype=dtype)
+            weights = [torch.randn(n, width, device="cuda", dtype=dtype) / width**0.5 for n in sizes]
+            reference = torch.cat([torch.nn.functional.linear(x.double(), w.double()) for w in weights], -1)
+            assert relative(stacked_matvec(x, weights), reference) < tolerance
+            gate, up = weights[0], weights[0].flip(0)
+            reference = torch.nn.functional.silu(x.double() @ gate.double().T) * (x.double() @ up.double().T)
+            assert relative(gated_matvec(x, gate, up), reference) < tolerance
+    # Several rows go to cuBLAS and give the same numbers as F.linear.
+    x = torch.randn(3, 1, 64, device="cuda")
+    weights = [torch.randn(32, 64, device="cuda"), torch.randn(8, 64, device="cuda")]
+    assert torch.equal(stacked_matvec(x, weights), torch.cat([torch.nn.functional.linear(x, w) for w in weights], -1))
+
+
 def test_compiled_fast_path_equals_generate_on_cuda(tiny_folder):
     from fast_generation import FastGenerator
 
@@ -88,6 +109,10 @@ def test_compiled_fast_path_equals_generate_on_cuda(tiny_folder):
     reference = model.generate(**batch, max_new_tokens=20, do_sample=False)
     for _ in range(2):  # the second call replays the captured graph
         assert torch.equal(fast.generate(**batch, max_new_tokens=20, eos_token_id=[]), reference)
+    # One row decodes through the Triton matrix-vector kernels.
+    single = {key: value[1:] for key, value in batch.items()}
+    reference = model.generate(**single, max_new_tokens=20, do_sample=False)
+    assert torch.equal(fast.generate(**single, max_new_tokens=20, eos_token_id=[]), reference)
 
 
 def test_pipeline_and_inference_use_the_fast_path_on_cuda(tiny_folder):

@@ -99,3 +99,12 @@ def test_model_fast_generate_keeps_one_generator_and_streams(setup):
     generator = model._fast_generator
     model.fast_generate(**single, max_new_tokens=2)
     assert model._fast_generator is generator
+
+
+def test_language_models_it_cannot_run_are_refused_with_the_reason(setup):
+    model, processor, batch = setup
+    assert model.can_fast_generate
+    model.language_model.config.hidden_act = "gelu"
+    assert not model.can_fast_generate
+    with pytest.raises(ValueError, match="only SiLU-gated MLPs"):
+        FastGenerator(model)

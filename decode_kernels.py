@@ -1,0 +1,107 @@
+"""Matrix-vector kernels for one-token decoding (Triton), as torch custom ops.
+
+A batch-1 decode step reads every weight once and does little else, so its speed is the speed at which the
+matrix-vector products stream weights. cuBLAS reaches 2.0-2.6 TB/s on the 7B shapes on an H100 whose copy bandwidth
+is 3.0 TB/s; these kernels stream several weights in one launch (q|k|v), apply the SiLU gate inside the gate|up
+product, and reach 2.3-3.0 TB/s (benchmarks/RESULTS.md). Anything else (several rows, CPU, sizes the kernels do not
+tile) goes to `F.linear`, so the ops are exact drop-ins wherever they run.
+"""
+
+import torch
+import torch.nn.functional as F
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU-only installs: the ops fall back to F.linear
+    triton = None
+
+BLOCK_ROWS = 4  # weight rows per program: many small programs keep every SM streaming
+BLOCK_COLUMNS = 512
+
+if triton is not None:
+
+    @triton.jit
+    def _row_dots(w_ptr, x_ptr, K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """Float32 dot products of BLOCK_N consecutive weight rows (row length K) with the vector x."""
+        rows = tl.arange(0, BLOCK_N)[:, None]
+        accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+        for start in range(0, K, BLOCK_K):
+            columns = start + tl.arange(0, BLOCK_K)
+            inside = columns < K
+            weights = tl.load(w_ptr + rows * K + columns[None, :], mask=inside[None, :], other=0.0)
+            vector = tl.load(x_ptr + columns, mask=inside, other=0.0)
+            accumulator += weights.to(tl.float32) * vector.to(tl.float32)[None, :]
+        return tl.sum(accumulator, axis=1)
+
+    @triton.jit
+    def _stacked_matvec_kernel(x_ptr, out_ptr, w0_ptr, w1_ptr, w2_ptr, n0, n01, K: tl.constexpr,
+                               BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """out = [w0 @ x, w1 @ x, w2 @ x]; row blocks never straddle two weights (sizes are multiples of BLOCK_N)."""
+        start = tl.program_id(0).to(tl.int64) * BLOCK_N
+        if start < n0:
+            w_ptr = w0_ptr + start * K
+        elif start < n01:
+            w_ptr = w1_ptr + (start - n0) * K
+        else:
+            w_ptr = w2_ptr + (start - n01) * K
+        dots = _row_dots(w_ptr, x_ptr, K, BLOCK_N, BLOCK_K)
+        tl.store(out_ptr + start + tl.arange(0, BLOCK_N), dots.to(out_ptr.dtype.element_ty))
+
+    @triton.jit
+    def _gated_matvec_kernel(x_ptr, out_ptr, gate_ptr, up_ptr, K: tl.constexpr, BLOCK_N: tl.constexpr,
+                             BLOCK_K: tl.constexpr):
+        """out = silu(gate @ x) * (up @ x), rounded to the output dtype after each product like the unfused ops."""
+        start = tl.program_id(0).to(tl.int64) * BLOCK_N
+        gate = _row_dots(gate_ptr + start * K, x_ptr, K, BLOCK_N, BLOCK_K).to(out_ptr.dtype.element_ty)
+        up = _row_dots(up_ptr + start * K, x_ptr, K, BLOCK_N, BLOCK_K).to(out_ptr.dtype.element_ty)
+        gate = gate.to(tl.float32)
+        silu = (gate / (1.0 + tl.exp(-gate))).to(out_ptr.dtype.element_ty)
+        tl.store(out_ptr + start + tl.arange(0, BLOCK_N), silu * up)
+
+
+def _use_kernels(x: torch.Tensor, weights: list[torch.Tensor]) -> bool:
+    """One row, on CUDA, contiguous weights whose sizes the kernels tile."""
+    return (
+        triton is not None and x.is_cuda and x.numel() == x.shape[-1]
+        and all(w.is_contiguous() and w.shape[0] % BLOCK_ROWS == 0 and w.dtype == x.dtype for w in weights)
+    )
+
+
+@torch.library.custom_op("nextgpt::stacked_matvec", mutates_args=())
+def stacked_matvec(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
+    """`torch.cat([F.linear(x, w) for w in weights], -1)` for one to three weights of the same input width."""
+    if not (1 <= len(weights) <= 3 and _use_kernels(x, weights)):
+        return torch.cat([F.linear(x, w) for w in weights], dim=-1)
+    sizes = [w.shape[0] for w in weights]
+    out = x.new_empty(*x.shape[:-1], sum(sizes))
+    padded = weights + [weights[-1]] * (3 - len(weights))
+    _stacked_matvec_kernel[(sum(sizes) // BLOCK_ROWS,)](
+        x.contiguous(), out, *padded, sizes[0], sum(sizes[:2]), x.shape[-1], BLOCK_ROWS, BLOCK_COLUMNS, num_warps=4
+    )
+    return out
+
+
+@stacked_matvec.register_fake
+def _(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
+    return x.new_empty(*x.shape[:-1], sum(w.shape[0] for w in weights))
+
+
+@torch.library.custom_op("nextgpt::gated_matvec", mutates_args=())
+def gated_matvec(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """`F.silu(F.linear(x, gate)) * F.linear(x, up)`: the input of a Llama MLP's down projection."""
+    if not (_use_kernels(x, [gate, up]) and gate.shape == up.shape):
+        return F.silu(F.linear(x, gate)) * F.linear(x, up)
+    out = x.new_empty(*x.shape[:-1], gate.shape[0])
+    _gated_matvec_kernel[(gate.shape[0] // BLOCK_ROWS,)](
+        x.contiguous(), out, gate, up, x.shape[-1], BLOCK_ROWS, BLOCK_COLUMNS, num_warps=4
+    )
+    return out
+
+
+@gated_matvec.register_fake
+def _(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    return x.new_empty(*x.shape[:-1], gate.shape[0])
+
+
+__all__ = ["gated_matvec", "stacked_matvec"]

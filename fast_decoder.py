@@ -1,0 +1,227 @@
+"""A lean decoder for Llama-family language models (Llama, Mistral, Qwen2, SmolLM2), used by fast generation.
+
+It runs the language model's own weights (no copies) without transformers' per-call machinery: its own KV cache (one
+preallocated tensor per layer and batch/length bucket), the prompt attending only to itself, and on CUDA the
+one-token step as ONE compiled layer function, called once per layer, with the whole step (embedding, every layer,
+the head) captured in one CUDA graph per bucket. Compiling one layer instead of the unrolled model keeps compilation
+to seconds; the graph removes the launch overhead that otherwise dominates a batch-1 step.
+
+The numerics follow transformers' Llama code (RMSNorm in float32, rotary embedding from the model's own module,
+SDPA attention), so greedy tokens equal `generate`'s (tests/test_fast_generation.py).
+"""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+try:
+    from .decode_kernels import gated_matvec, stacked_matvec
+except ImportError:
+    from decode_kernels import gated_matvec, stacked_matvec
+
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
+
+
+class LayerWeights(NamedTuple):
+    input_norm: torch.Tensor
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    q_bias: torch.Tensor | None
+    k_bias: torch.Tensor | None
+    v_bias: torch.Tensor | None
+    o: torch.Tensor
+    o_bias: torch.Tensor | None
+    post_norm: torch.Tensor
+    gate: torch.Tensor
+    up: torch.Tensor
+    down: torch.Tensor
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    heads: int
+    kv_heads: int
+    head_dim: int
+    scaling: float
+    eps: float
+
+
+def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Llama's RMSNorm: normalised in float32, scaled in the input dtype."""
+    as_float = hidden.float()
+    as_float = as_float * torch.rsqrt(as_float.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * as_float.to(hidden.dtype)
+
+
+def attend(query, key, value, mask, scaling: float) -> torch.Tensor:
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
+
+
+class GraphedCall:
+    """`function(*inputs)` replayed from a CUDA graph captured on the first call. Later inputs are copied into the
+    captured ones; the returned tensor is the graph's own output buffer, overwritten by the next replay."""
+
+    def __init__(self, function):
+        self.function, self.graph = function, None
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.graph is None:
+            self.inputs = [tensor.clone() for tensor in inputs]
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up (compilation, kernel selection) outside the capture
+                for _ in range(2):
+                    self.function(*self.inputs)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.output = self.function(*self.inputs)
+        else:
+            for captured, tensor in zip(self.inputs, inputs):
+                captured.copy_(tensor)
+        self.graph.replay()
+        return self.output
+
+
+def layer_forward(
+    hidden: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    weights: LayerWeights,
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    slots: torch.Tensor,
+    mask: torch.Tensor,
+    shape: LayerShape,
+    attend_cache: bool,
+) -> torch.Tensor:
+    """One decoder layer over (batch, length) new tokens written into cache `slots`. The new tokens attend to the
+    whole cache (decoding) or only to each other (the prompt, into an empty cache); `mask` is boolean, True = attend."""
+    batch, length, _ = hidden.shape
+    normed = rms_norm(hidden, weights.input_norm, shape.eps)
+    qkv = stacked_matvec(normed, [weights.q, weights.k, weights.v])
+    if weights.q_bias is not None:
+        qkv = qkv + torch.cat([weights.q_bias, weights.k_bias, weights.v_bias])
+    query, key, value = qkv.split([shape.heads * shape.head_dim] + [shape.kv_heads * shape.head_dim] * 2, dim=-1)
+    query = query.view(batch, length, shape.heads, shape.head_dim)
+    key = key.view(batch, length, shape.kv_heads, shape.head_dim)
+    value = value.view(batch, length, shape.kv_heads, shape.head_dim)
+    query, key = apply_rotary_pos_emb(query.transpose(1, 2), key.transpose(1, 2), cos, sin)
+    value = value.transpose(1, 2)
+    key_cache.index_copy_(2, slots, key)
+    value_cache.index_copy_(2, slots, value)
+    if attend_cache:
+        key, value = key_cache, value_cache
+    groups = shape.heads // shape.kv_heads
+    if groups > 1:
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    attention = attend(query, key, value, mask, shape.scaling).transpose(1, 2).reshape(batch, length, shape.heads * shape.head_dim)
+    output = stacked_matvec(attention, [weights.o])
+    hidden = hidden + (output if weights.o_bias is None else output + weights.o_bias)
+    normed = rms_norm(hidden, weights.post_norm, shape.eps)
+    return hidden + stacked_matvec(gated_matvec(normed, weights.gate, weights.up), [weights.down])
+
+
+def unsupported_reason(language_model) -> str | None:
+    """Why `LlamaFamilyDecoder` cannot run this language model, or None when it can."""
+    config = language_model.config
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        return f"model type {config.model_type!r} is not one of {SUPPORTED_MODEL_TYPES}"
+    if config.hidden_act != "silu" or getattr(config, "mlp_bias", False):
+        return "only SiLU-gated MLPs without bias are supported"
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return "sliding-window attention is not supported"
+    if getattr(language_model, "is_quantized", False) or getattr(language_model, "hf_quantizer", None):
+        return "quantized weights are not supported"
+    return None
+
+
+class LlamaFamilyDecoder:
+    """Prefill and one-token decode steps over a static cache of `cache_length` slots for `batch_size` rows."""
+
+    def __init__(self, language_model, batch_size: int, cache_length: int, layer=layer_forward):
+        """`layer` is `layer_forward` or a compiled version of it."""
+        reason = unsupported_reason(language_model)
+        if reason:
+            raise ValueError(f"the fast decoder cannot run this language model: {reason}")
+        base = language_model.model
+        attention = base.layers[0].self_attn
+        config = language_model.config
+        self.shape = LayerShape(
+            heads=config.num_attention_heads, kv_heads=config.num_key_value_heads, head_dim=attention.head_dim,
+            scaling=attention.scaling, eps=base.layers[0].input_layernorm.variance_epsilon,
+        )
+        self.layers = [
+            LayerWeights(
+                layer.input_layernorm.weight, layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
+                layer.self_attn.v_proj.weight, layer.self_attn.q_proj.bias, layer.self_attn.k_proj.bias,
+                layer.self_attn.v_proj.bias, layer.self_attn.o_proj.weight, layer.self_attn.o_proj.bias,
+                layer.post_attention_layernorm.weight, layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight,
+                layer.mlp.down_proj.weight,
+            )
+            for layer in base.layers
+        ]
+        self.embed, self.rotary, self.final_norm = base.embed_tokens, base.rotary_emb, base.norm.weight
+        self.head = language_model.get_output_embeddings()
+        weight = self.final_norm
+        cache_shape = (batch_size, self.shape.kv_heads, cache_length, self.shape.head_dim)
+        self.key_cache = [torch.zeros(cache_shape, dtype=weight.dtype, device=weight.device) for _ in self.layers]
+        self.value_cache = [torch.zeros_like(cache) for cache in self.key_cache]
+        self.filled = torch.zeros(batch_size, cache_length, dtype=torch.bool, device=weight.device)
+        self.next_slot = torch.zeros(1, dtype=torch.long, device=weight.device)
+        self.layer = layer
+        self.decode_step = GraphedCall(self._step) if weight.is_cuda else self._step
+        self.prefill_graphs: dict[int, GraphedCall] = {}
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.head(rms_norm(hidden[:, -1:], self.final_norm, self.shape.eps))[:, -1].float()
+
+    def prefill(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor):
+        """Writes the prompt into slots 0..length-1 and returns the last position's logits (float32).
+        On CUDA each prompt length gets a CUDA graph (warm-ups rewrite the same slots), so pad prompts to a few
+        lengths; the cache slots need not equal the positions."""
+        length = inputs_embeds.shape[1]
+        self.filled.zero_()
+        self.filled[:, :length] = attention_mask.bool()
+        self.next_slot.fill_(length)
+        if not self.filled.is_cuda:
+            return self._prefill(inputs_embeds, positions)
+        if length not in self.prefill_graphs:
+            self.prefill_graphs[length] = GraphedCall(self._prefill)
+        return self.prefill_graphs[length](inputs_embeds, positions)
+
+    def _prefill(self, inputs_embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        length = inputs_embeds.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool, device=inputs_embeds.device).tril()
+        # Padding rows attend to themselves, so their (unused) states stay finite and never poison a cache slot.
+        mask = (causal & self.filled[:, None, None, :length]) | torch.eye(length, dtype=torch.bool,
+                                                                          device=causal.device)
+        slots = torch.arange(length, device=inputs_embeds.device)
+        cos, sin = self.rotary(inputs_embeds, positions)
+        hidden = inputs_embeds
+        for weights, key_cache, value_cache in zip(self.layers, self.key_cache, self.value_cache):
+            hidden = self.layer(hidden, cos, sin, weights, key_cache, value_cache, slots, mask, self.shape, False)
+        return self._logits(hidden)
+
+    def _step(self, tokens: torch.Tensor, positions: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        hidden = self.embed(tokens[:, None])
+        cos, sin = self.rotary(hidden, positions[:, None])
+        mask = self.filled[:, None, None, :]
+        for weights, key_cache, value_cache in zip(self.layers, self.key_cache, self.value_cache):
+            hidden = self.layer(hidden, cos, sin, weights, key_cache, value_cache, slot, mask, self.shape, True)
+        return self._logits(hidden)
+
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Writes one token per row (at its rotary `positions`) into the next cache slot and returns the next logits
+        (float32, batch x vocab). Everything stays on the GPU: no host synchronisation per token."""
+        self.filled.index_fill_(1, self.next_slot, True)
+        logits = self.decode_step(tokens, positions, self.next_slot)
+        self.next_slot += 1
+        return logits
+
+
+__all__ = ["GraphedCall", "LlamaFamilyDecoder", "layer_forward", "unsupported_reason"]
