@@ -178,7 +178,8 @@ class LlamaFamilyDecoder:
         self.prefill_graphs: dict[int, GraphedCall] = {}
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.head(rms_norm(hidden[:, -1:], self.final_norm, self.shape.eps))[:, -1].float()
+        logits = stacked_matvec(rms_norm(hidden[:, -1], self.final_norm, self.shape.eps), [self.head.weight])
+        return (logits if self.head.bias is None else logits + self.head.bias).float()
 
     def prefill(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor):
         """Writes the prompt into slots 0..length-1 and returns the last position's logits (float32).

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
 

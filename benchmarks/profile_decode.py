@@ -1,0 +1,141 @@
+"""Where the fast path's time goes on the GPU (7B shapes, random bf16 weights, batch 1); see RESULTS.md.
+
+- `gemv`: weight-streaming bandwidth of the Triton matrix-vector ops (decode_kernels.py) against cuBLAS (F.linear) on
+  the Llama-2-7B shapes, weights rotated so that the 50 MB L2 cache cannot serve them, each timed as a CUDA graph;
+- `ttft`: time to first token split into the tower and the prefill, eager against CUDA-graphed;
+- `step`: one decode step's CUDA-graph replay time, and its kernels by GPU time (launched one by one, unrecorded,
+  so that the profiler names each).
+
+    python benchmarks/profile_decode.py gemv ttft step --output profile.jsonl   # one H100: about 2 minutes
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # noqa: E402
+from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
+from fast_decoder import GraphedCall, layer_forward  # noqa: E402
+from fast_generation import PROMPT_LENGTH_STEP, FastGenerator  # noqa: E402
+
+
+def replay_seconds(function, repeats: int = 20) -> float:
+    """Median seconds per replay of `function` captured as a CUDA graph."""
+    graphed = GraphedCall(function)
+    graphed()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graphed.graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return statistics.median(times)
+
+
+def gemv_bandwidths(record) -> None:
+    shapes = {"q or o (4096x4096)": [(4096, 4096)], "q|k|v in one launch": [(4096, 4096)] * 3,
+              "gate|up, SiLU-gated": [(11008, 4096)] * 2, "down (4096x11008)": [(4096, 11008)],
+              "lm_head (32000x4096)": [(32000, 4096)]}
+    copies = 6
+    for name, parts in shapes.items():
+        sets = [[torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for n, k in parts] for _ in range(copies)]
+        x = torch.randn(1, parts[0][1], device="cuda", dtype=torch.bfloat16)
+        if "gated" in name:
+            def ours(weights):
+                return gated_matvec(x, *weights)
+
+            def cublas(weights):
+                return F.silu(F.linear(x, weights[0])) * F.linear(x, weights[1])
+        else:
+            def ours(weights):
+                return stacked_matvec(x, weights)
+
+            def cublas(weights):
+                return torch.cat([F.linear(x, w) for w in weights], -1)
+        reference = cublas(sets[0]).float()
+        difference = ((ours(sets[0]).float() - reference).norm() / reference.norm()).item()
+        nbytes = sum(n * k * 2 for n, k in parts) * copies
+        record(kind="gemv", shape=name, cublas_TBps=nbytes / replay_seconds(lambda: [cublas(w) for w in sets]) / 1e12,
+               ours_TBps=nbytes / replay_seconds(lambda: [ours(w) for w in sets]) / 1e12,
+               relative_difference=difference)
+        del sets
+
+
+def ttft_parts(model, fast: FastGenerator, record) -> None:
+    inputs = make_inputs(model, 1)
+    fast.generate(**inputs, max_new_tokens=4, eos_token_id=[])
+    pixels = inputs["pixel_values"]
+    embeds = model.embed_inputs(inputs["input_ids"], pixels)
+    length = embeds.shape[1]
+    padding = -length % PROMPT_LENGTH_STEP  # left-padded as FastGenerator does
+    embeds = F.pad(embeds, (0, 0, padding, 0))
+    mask = F.pad(inputs["attention_mask"], (padding, 0))
+    positions = F.pad(torch.arange(length, device="cuda"), (padding, 0))[None]
+    decoder = fast._decoder_for(1, embeds.shape[1] + 4)
+    graphed_prefill = timed(lambda: decoder.prefill(embeds, mask, positions), 10)
+    decoder.layer = layer_forward
+    eager_prefill = timed(lambda: decoder._prefill(embeds, positions), 10)
+    decoder.layer = fast.layer
+    record(kind="ttft_parts", mode=model.config.image_mode,
+           tower_eager_ms=timed(lambda: model.encode_images(pixels), 10) * 1e3,
+           tower_graph_ms=timed(lambda: fast._encode_images(pixels), 10) * 1e3,
+           prefill_slots=embeds.shape[1], prefill_eager_ms=eager_prefill * 1e3, prefill_graph_ms=graphed_prefill * 1e3,
+           whole_first_token_ms=timed(lambda: fast.generate(**inputs, max_new_tokens=1, eos_token_id=[]), 10) * 1e3)
+
+
+def step_profile(fast: FastGenerator, record) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    decoder = fast._decoder_for(1, 512)
+    tokens, positions = torch.tensor([5], device="cuda"), torch.tensor([100], device="cuda")
+    decoder.step(tokens, positions)
+    record(kind="step", cache_length=512, replay_ms=replay_seconds(
+        lambda: decoder._step(tokens, positions, decoder.next_slot)) * 1e3)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        for _ in range(5):
+            decoder._step(tokens, positions, decoder.next_slot)
+        torch.cuda.synchronize()
+    kernels = [(event.key, event.self_device_time_total / 5, event.count / 5) for event in profiler.key_averages()
+               if event.self_device_time_total > 0 and event.device_type == torch.autograd.DeviceType.CUDA]
+    record(kind="step_kernels", gpu_ms_per_step=sum(k[1] for k in kernels) / 1e3,
+           kernels_per_step=sum(k[2] for k in kernels))
+    for name, microseconds, count in sorted(kernels, key=lambda kernel: -kernel[1])[:10]:
+        record(kind="kernel", name=name[:100], us_per_step=microseconds, launches_per_step=count)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("parts", nargs="*", default=["gemv", "ttft", "step"], choices=["gemv", "ttft", "step"])
+    parser.add_argument("--output", default="profile_decode.jsonl")
+    args = parser.parse_args()
+
+    def record(**fields):
+        print(json.dumps(fields), flush=True)
+        with open(args.output, "a") as handle:
+            handle.write(json.dumps(fields) + "\n")
+
+    record(kind="device", name=torch.cuda.get_device_name(), torch=torch.__version__,
+           copy_bandwidth_TBps=copy_bandwidth() / 1e12)
+    if "gemv" in args.parts:
+        gemv_bandwidths(record)
+    model = build_model("embedding")
+    fast = FastGenerator(model)
+    if "ttft" in args.parts:
+        ttft_parts(model, fast, record)
+    if "step" in args.parts:
+        step_profile(fast, record)
+
+
+if __name__ == "__main__":
+    with torch.no_grad():
+        main()
