@@ -37,6 +37,19 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def default_folder(model_cache):
+    """The shipped offline model, assembled once per test session."""
+    from default_model import default_model_folder
+
+    return default_model_folder(cache_dir=str(model_cache))
+
+
 @pytest.fixture
 def tokenizer(tokenizer_dir):
     return AutoTokenizer.from_pretrained(tokenizer_dir)

@@ -129,3 +129,27 @@ def test_pipeline_and_inference_use_the_fast_path_on_cuda(tiny_folder):
     inputs = processor(text=text, images=[image]).to("cuda")
     reference = model.generate(**inputs, max_new_tokens=6, do_sample=False)[0, inputs["input_ids"].shape[1]:]
     assert answer == [{"answer": processor.tokenizer.decode(reference, skip_special_tokens=True).strip()}]
+
+
+def test_server_answers_through_the_fast_path_on_cuda(tiny_folder):
+    from test_serve import request, start, user_message
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = NextGPTForConditionalGeneration.from_pretrained(tiny_folder).cuda().eval()
+    model.generation_config.eos_token_id = None
+    processor = NextGPTProcessor.from_pretrained(tiny_folder)
+    server = start(model, processor, image_root=str(REPO_ROOT / "examples"), fast=model.can_fast_generate)
+    try:
+        status, text = request(server, {"messages": [user_message("red_circle.png", "what shape is it?")],
+                                        "max_tokens": 6})
+        assert status == 200, text
+        assert model._fast_generator is not None and model._fast_generator.compile_step
+        chat = [{"role": "user", "content": "<image>\nwhat shape is it?"}]
+        inputs = processor(text=processor.render(chat, add_generation_prompt=True),
+                           images=[str(REPO_ROOT / "examples" / "red_circle.png")]).to("cuda")
+        reference = model.generate(**inputs, max_new_tokens=6, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+        expected = processor.tokenizer.decode(reference, skip_special_tokens=True).strip()
+        assert json.loads(text)["choices"][0]["message"]["content"] == expected
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,23 +5,12 @@ import os
 import subprocess
 import sys
 
-import pytest
 from transformers import AutoModel, AutoProcessor, pipeline
 
 from conftest import REPO_ROOT
 from convert_easy_vqa import convert
 from default_model import default_model_folder
 from eval_vqa import evaluate_vqa
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture(scope="session")
-def default_folder(model_cache):
-    return default_model_folder(cache_dir=str(model_cache))
 
 
 def test_assembly_is_cached(default_folder, model_cache):

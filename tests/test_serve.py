@@ -1,0 +1,173 @@
+"""serve.py over HTTP: answers equal `generate`'s, streaming, stop strings, and a named error for every bad request."""
+
+import base64
+import http.client
+import io
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT, random_image, tiny_config, tiny_model
+from serve import NextGPTServer, visible_text
+
+
+def data_url(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def start(model, processor, image_root=None, fast: bool = False) -> NextGPTServer:
+    server = NextGPTServer(("127.0.0.1", 0), model, processor, "tiny", fast=fast, image_root=image_root)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def request(server, body=None, path="/v1/chat/completions", raw: bytes | None = None) -> tuple[int, str]:
+    url = f"http://127.0.0.1:{server.server_port}{path}"
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def events(text: str) -> list:
+    lines = [line.removeprefix("data: ") for line in text.split("\n\n") if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    return [json.loads(line) for line in lines[:-1]]
+
+
+def streamed_text(text: str) -> tuple[str, str]:
+    chunks = events(text)
+    content = "".join(chunk["choices"][0]["delta"].get("content", "") for chunk in chunks)
+    return content, chunks[-1]["choices"][0]["finish_reason"]
+
+
+@pytest.fixture
+def tiny(make_processor):
+    config = tiny_config("embedding")
+    model, processor = tiny_model(config, seed=1), make_processor(config)
+    model.generation_config.eos_token_id = None  # random weights: always the full length
+    server = start(model, processor, image_root=str(REPO_ROOT / "examples"))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def user_message(image_url: str, question: str = "What shape is this?") -> dict:
+    return {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}},
+                                        {"type": "text", "text": question}]}
+
+
+def test_answer_equals_generate_and_streaming_gives_the_same_text(tiny):
+    image = random_image(3)
+    status, text = request(tiny, {"messages": [user_message(data_url(image))], "max_tokens": 8})
+    assert status == 200, text
+    reply = json.loads(text)
+    processor, model = tiny.processor, tiny.model
+    chat = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "What shape is this?"}]}]
+    inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+    expected = model.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+    assert reply["choices"][0]["message"] == {
+        "role": "assistant", "content": processor.tokenizer.decode(expected, skip_special_tokens=True).strip()}
+    assert reply["choices"][0]["finish_reason"] == "length"
+    assert reply["usage"] == {"prompt_tokens": inputs["input_ids"].shape[1], "completion_tokens": 8,
+                              "total_tokens": inputs["input_ids"].shape[1] + 8}
+    status, text = request(tiny, {"messages": [user_message(data_url(image))], "max_tokens": 8, "stream": True})
+    assert status == 200 and streamed_text(text) == (reply["choices"][0]["message"]["content"], "length")
+
+
+def test_stop_strings_cut_the_answer_streamed_or_not(tiny):
+    body = {"messages": [user_message("red_triangle.png")], "max_tokens": 12}  # a file under --image-root
+    status, text = request(tiny, body)
+    assert status == 200, text
+    full = json.loads(text)["choices"][0]["message"]["content"]
+    stop = full[len(full) // 2: len(full) // 2 + 3]
+    expected = full[: full.index(stop)].rstrip()
+    status, text = request(tiny, {**body, "stop": [stop]})
+    choice = json.loads(text)["choices"][0]
+    assert (choice["message"]["content"], choice["finish_reason"]) == (expected, "stop")
+    status, text = request(tiny, {**body, "stop": stop, "stream": True})
+    assert streamed_text(text) == (expected, "stop")
+
+
+def test_visible_text_holds_back_what_may_become_a_stop_string():
+    assert visible_text(" a red tri", ["triangle"], final=False) == "a red "
+    assert visible_text(" a red triangle here", ["triangle"], final=False) == "a red "
+    assert visible_text(" a red tri ", ["triangle"], final=True) == "a red tri"
+
+
+@pytest.mark.parametrize("body, status, param, message", [
+    (b"{not json", 400, None, "not valid JSON"),
+    ([1, 2], 400, None, "must be a JSON object"),
+    ({}, 400, "messages", "non-empty list"),
+    ({"messages": [{"role": "robot", "content": "hi"}]}, 400, "messages[0].role", "role must be"),
+    ({"messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content", "content must be"),
+    ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, 400, "messages[0].content[0]", "parts must"),
+    ({"messages": [user_message("data:image/png;base64,!!!")]}, 400, "messages[0].content[0].image_url",
+     "not valid base64"),
+    ({"messages": [user_message("data:image/png;base64," + base64.b64encode(b"no image").decode())]}, 400,
+     "messages[0].content[0].image_url", "not a readable image"),
+    ({"messages": [user_message("https://example.com/cat.jpg")]}, 400, "messages[0].content[0].image_url",
+     "remote image URLs"),
+    ({"messages": [user_message("../setup.cfg")]}, 400, "messages[0].content[0].image_url", "outside --image-root"),
+    ({"messages": [user_message("missing.png")]}, 400, "messages[0].content[0].image_url", "not found"),
+    ({"messages": [{"role": "user", "content": "<image> what is it?"}]}, 400, "messages", "placeholders"),
+    ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages[0].role", "last message"),
+    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "max_tokens", "integer from 1"),
+    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4000}, 400, "max_tokens", "context of 2048"),
+    ({"messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n", "from 1 to 1"),
+    ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature", "a number"),
+    ({"messages": [{"role": "user", "content": "hi"}], "stop": [""]}, 400, "stop", "non-empty strings"),
+])
+def test_bad_requests_get_an_error_that_names_the_field(tiny, body, status, param, message):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    got_status, text = request(tiny, raw=raw)
+    error = json.loads(text)["error"]
+    assert (got_status, error["param"], error["type"]) == (status, param, "invalid_request_error")
+    assert message in error["message"]
+
+
+def test_routes_sizes_and_the_server_keeps_serving(tiny):
+    assert request(tiny, path="/health") == (200, '{"status": "ok"}')
+    assert json.loads(request(tiny, path="/v1/models")[1])["data"][0]["id"] == "tiny"
+    assert request(tiny, path="/v1/nothing")[0] == 404
+    assert request(tiny, {"messages": []}, path="/v1/completions")[0] == 404
+    connection = http.client.HTTPConnection("127.0.0.1", tiny.server_port, timeout=30)
+    connection.putrequest("POST", "/v1/chat/completions")
+    connection.putheader("Content-Length", str(10**9))
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413 and "over the limit" in json.loads(response.read())["error"]["message"]
+    status, _ = request(tiny, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+    assert status == 200
+
+
+def test_sampling_with_a_seed_repeats(tiny):
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "temperature": 0.9, "seed": 7}
+    first, second = request(tiny, body), request(tiny, body)
+    assert first[0] == 200 and json.loads(first[1])["choices"] == json.loads(second[1])["choices"]
+
+
+def test_the_shipped_model_answers_over_http(default_folder):
+    from transformers import AutoModel, AutoProcessor
+
+    model = AutoModel.from_pretrained(default_folder, trust_remote_code=True, dtype=torch.float32).eval()
+    processor = AutoProcessor.from_pretrained(default_folder, trust_remote_code=True)
+    server = start(model, processor)
+    try:
+        with open(REPO_ROOT / "examples" / "red_triangle.png", "rb") as handle:
+            url = "data:image/png;base64," + base64.b64encode(handle.read()).decode()
+        status, text = request(server, {"messages": [user_message(url, "What shape is in the image?")]})
+        assert status == 200, text
+        reply = json.loads(text)["choices"][0]
+        assert (reply["message"]["content"], reply["finish_reason"]) == ("triangle", "stop")
+    finally:
+        server.shutdown()
+        server.server_close()
