@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -65,6 +66,7 @@ class NextGPTArguments:
     load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: load the LLM in 4-bit NF4 (CUDA, bitsandbytes)."})
     load_in_8bit: bool = field(default=False, metadata={"help": "Load the LLM in 8-bit (CUDA, bitsandbytes)."})
     vqa_eval_batch_size: int = 16
+    save_final: bool = field(default=True, metadata={"help": "Write output_dir/final (false: benchmarks, sweeps)."})
 
 
 def check_arguments(args: NextGPTArguments) -> None:
@@ -231,6 +233,17 @@ def plot_loss_curve(log_history: list[dict], path: str) -> None:
     plt.close(figure)
 
 
+class ElapsedTimeCallback(TrainerCallback):
+    """Adds `elapsed_s` (seconds since training began) to every log entry, for throughput between any two steps."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.log_history:
+            state.log_history[-1]["elapsed_s"] = time.perf_counter() - self.start
+
+
 def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> Trainer:
     parser = HfArgumentParser((NextGPTArguments, TrainingArguments))
     args, training_args = parser.parse_args_into_dataclasses(argv)
@@ -246,7 +259,8 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
 
     trainer = Trainer(
         model=model, args=training_args, train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
-        data_collator=NextGPTCollator(processor, cache), processing_class=processor, callbacks=callbacks,
+        data_collator=NextGPTCollator(processor, cache), processing_class=processor,
+        callbacks=[ElapsedTimeCallback(), *(callbacks or [])],
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
@@ -262,12 +276,13 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
             metrics.update({f"eval_vqa_{key}": value for key, value in vqa_metrics.items()})
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
-    final = save_final(trainer, processor, args)
+    final = save_final(trainer, processor, args) if args.save_final else None
     if trainer.is_world_process_zero():
         plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
         with open(os.path.join(training_args.output_dir, "log_history.json"), "w") as handle:
             json.dump(trainer.state.log_history, handle, indent=1)
-        print(f"Saved {final}")
+        if final:
+            print(f"Saved {final}")
     return trainer
 
 

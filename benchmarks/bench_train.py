@@ -1,0 +1,170 @@
+"""Training throughput on one and several GPUs, through train_hf.py itself (issue 6).
+
+`prepare` writes a Llama-2-7B-shaped NextGPT with an ImageBind-huge-shaped tower (random bf16 weights, a 32000-word
+word-level tokenizer, so nothing needs downloading) and LLaVA-like synthetic conversations with images. `run` launches
+stage 2 with `torchrun` on each GPU count, with the same global batch and seed, and records tokens/s (from the
+Trainer's token count and the elapsed time between logged steps, the first steps left out as warm-up), the scaling
+efficiency against 1 GPU, and how far each loss curve lies from the 1-GPU one.
+
+    python benchmarks/bench_train.py prepare --folder /tmp/bench7b
+    python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 1,2 --method lora --output results.jsonl
+    python benchmarks/bench_train.py prepare --folder /tmp/tiny --tiny   # a tiny model: checks the plumbing on CPU
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig  # noqa: E402
+from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
+from processing_nextgpt import NextGPTProcessor, imagebind_image_processor  # noqa: E402
+
+SPECIAL_WORDS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]"]
+
+
+def word_level_processor(words: list[str], num_image_tokens: int = 1) -> NextGPTProcessor:
+    """A NextGPT processor over a whitespace word-level tokenizer (token i = words[i]); needs no downloaded files."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel({word: index for index, word in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", pad_token="</s>")
+    return NextGPTProcessor(imagebind_image_processor(), tokenizer, num_image_tokens=num_image_tokens)
+
+
+def synthetic_records(count: int, words: list[str], images: list[str], seed: int) -> list[dict]:
+    """LLaVA-like conversations: one image, 1-3 turns, questions of 8-40 words and answers of 30-200 words."""
+    rng = random.Random(seed)
+
+    def sentence(low, high):
+        return " ".join(rng.choice(words) for _ in range(rng.randint(low, high)))
+
+    records = []
+    for index in range(count):
+        turns = []
+        for turn in range(rng.randint(1, 3)):
+            question = sentence(8, 40)
+            turns += [{"from": "human", "value": f"<image>\n{question}" if turn == 0 else question},
+                      {"from": "gpt", "value": sentence(30, 200)}]
+        records.append({"id": str(index), "image": rng.choice(images), "conversations": turns})
+    return records
+
+
+def prepare(folder: str, tiny: bool, num_examples: int, seed: int = 0) -> None:
+    vocabulary = 256 if tiny else 32000
+    words = SPECIAL_WORDS + [f"w{index}" for index in range(vocabulary - len(SPECIAL_WORDS))]
+    processor = word_level_processor(words)
+    if tiny:
+        vision = ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24)
+        text = {"model_type": "llama", "vocab_size": vocabulary, "hidden_size": 32, "intermediate_size": 64,
+                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4}
+        config = NextGPTConfig(vision_config=vision.to_dict(), text_config=text, image_token_id=processor.image_token_id)
+    else:  # ImageBind-huge tower, Llama-2-7B LLM (the config's defaults)
+        config = NextGPTConfig(image_token_id=processor.image_token_id)
+    torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device(device):  # random init on the GPU takes seconds, not minutes
+        model = NextGPTForConditionalGeneration(config)
+    torch.set_default_dtype(torch.float32)
+    model.save_pretrained(os.path.join(folder, "model"))
+    processor.save_pretrained(os.path.join(folder, "model"))
+    rng = np.random.default_rng(seed)
+    images = []
+    for index in range(16):
+        images.append(f"image_{index}.png")
+        Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(os.path.join(folder, images[-1]))
+    with open(os.path.join(folder, "data.json"), "w") as handle:
+        json.dump(synthetic_records(num_examples, words[len(SPECIAL_WORDS):], images, seed), handle)
+
+
+def command(folder: str, method: str, gpus: int, steps: int, global_batch: int, per_device_batch: int,
+            output_dir: str) -> list[str]:
+    """The torchrun command line for one run; the global batch stays fixed across GPU counts."""
+    accumulation = global_batch // (per_device_batch * gpus)
+    if accumulation * per_device_batch * gpus != global_batch:
+        raise ValueError(f"a global batch of {global_batch} does not split into {gpus} x {per_device_batch}")
+    arguments = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",  # torchrun
+        os.path.join(REPO_ROOT, "train_hf.py"),
+        "--stage", "2", "--model_name_or_path", os.path.join(folder, "model"),
+        "--data_path", os.path.join(folder, "data.json"), "--image_folder", folder, "--output_dir", output_dir,
+        "--max_steps", str(steps), "--per_device_train_batch_size", str(per_device_batch),
+        "--gradient_accumulation_steps", str(accumulation), "--learning_rate", "1e-4", "--logging_steps", "1",
+        "--save_strategy", "no", "--save_final", "false", "--report_to", "none", "--seed", "0",
+        "--include_num_input_tokens_seen", "true", "--model_max_length", "1024",
+        "--dataloader_num_workers", "2", "--ddp_find_unused_parameters", "false",
+    ]
+    if torch.cuda.is_available():
+        arguments += ["--bf16", "--model_dtype", "bfloat16"]
+    else:
+        arguments += ["--use_cpu"]
+    if method == "full":
+        arguments += ["--full_finetune", "--fsdp", "full_shard auto_wrap", "--fsdp_config",
+                      json.dumps({"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]})]
+    return arguments
+
+
+def summarize(output_dir: str, warmup_steps: int) -> dict:
+    history = [entry for entry in json.load(open(os.path.join(output_dir, "log_history.json"))) if "loss" in entry]
+    first, last = history[warmup_steps - 1], history[-1]
+    seconds = last["elapsed_s"] - first["elapsed_s"]
+    return {"losses": [entry["loss"] for entry in history],
+            "tokens_per_s": (last["num_input_tokens_seen"] - first["num_input_tokens_seen"]) / seconds,
+            "seconds_per_step": seconds / (last["step"] - first["step"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["prepare", "run"])
+    parser.add_argument("--folder", required=True)
+    parser.add_argument("--tiny", action="store_true", help="prepare: a tiny model instead of the 7B shapes")
+    parser.add_argument("--num_examples", type=int, default=512)
+    parser.add_argument("--method", default="lora", choices=["lora", "full"], help="LoRA (DDP) or full (FSDP)")
+    parser.add_argument("--gpus", default="1,2", help="process counts to run, the first being the baseline")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup_steps", type=int, default=3, help="steps left out of the throughput")
+    parser.add_argument("--global_batch", type=int, default=8)
+    parser.add_argument("--per_device_batch", type=int, default=4)
+    parser.add_argument("--output", default="bench_train.jsonl")
+    args = parser.parse_args()
+    if args.action == "prepare":
+        os.makedirs(args.folder, exist_ok=True)
+        prepare(args.folder, args.tiny, args.num_examples)
+        return
+    baseline = None
+    for gpus in map(int, args.gpus.split(",")):
+        output_dir = os.path.join(args.folder, f"run_{args.method}_{gpus}")
+        arguments = command(args.folder, args.method, gpus, args.steps, args.global_batch, args.per_device_batch,
+                            output_dir)
+        print(" ".join(arguments), flush=True)
+        subprocess.run(arguments, check=True)
+        result = summarize(output_dir, args.warmup_steps)
+        baseline = baseline or {**result, "gpus": gpus}
+        record = {"method": args.method, "gpus": gpus, "global_batch": args.global_batch,
+                  "per_device_batch": args.per_device_batch, "steps": args.steps,
+                  "tokens_per_s": result["tokens_per_s"], "seconds_per_step": result["seconds_per_step"],
+                  "efficiency": result["tokens_per_s"] / (baseline["tokens_per_s"] * gpus / baseline["gpus"]),
+                  "max_loss_difference_vs_baseline": max(
+                      abs(a - b) for a, b in zip(result["losses"], baseline["losses"])),
+                  "losses": result["losses"], "device": torch.cuda.get_device_name() if torch.cuda.is_available()
+                  else "cpu", "command": " ".join(arguments)}
+        print(json.dumps(record), flush=True)
+        with open(args.output, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
