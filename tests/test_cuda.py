@@ -1,8 +1,10 @@
-"""GPU-only checks (skipped without CUDA): QLoRA training through train_hf.py, and the compiled fast path.
+"""GPU-only checks (skipped without CUDA): QLoRA training through train_hf.py, the Triton decode kernels, the fast
+path against generate, and the pipeline and server taking it.
 
-They build their own word-level tokenizer, so they need none of the offline asset packages on the GPU machine."""
+They use a word-level tokenizer (bench_train.word_level_processor), so they need none of the offline asset packages."""
 
 import json
+import sys
 
 import pytest
 import torch
@@ -10,27 +12,19 @@ import torch
 from conftest import REPO_ROOT, tiny_text_config
 from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig
 from modeling_nextgpt import NextGPTForConditionalGeneration
-from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
+from processing_nextgpt import NextGPTProcessor
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+from bench_train import word_level_processor  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 WORDS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "what", "shape", "colour", "is", "it?", "a", "red", "circle",
          "triangle", "yes", "no", "there"]
 
 
-def word_level_processor() -> NextGPTProcessor:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    backend = Tokenizer(models.WordLevel({word: index for index, word in enumerate(WORDS)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
-                                        unk_token="<unk>", pad_token="</s>")
-    return NextGPTProcessor(imagebind_image_processor(), tokenizer, num_image_tokens=1)
-
-
 @pytest.fixture
 def tiny_folder(tmp_path):
-    processor = word_level_processor()
+    processor = word_level_processor(WORDS)
     config = NextGPTConfig(
         vision_config=ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                             projection_dim=24).to_dict(),

@@ -1,0 +1,23 @@
+"""benchmarks/bench_train.py on the CPU: a tiny model trained through train_hf.py under torchrun, on 1 and on 2
+processes with the same global batch, gives the same loss curve (issue 6's correctness check), and throughput is
+recorded for each."""
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO_ROOT
+
+
+def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
+    script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
+    subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--tiny", "--num_examples", "64"],
+                   check=True)
+    output = tmp_path / "results.jsonl"
+    subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--gpus", "1,2", "--steps", "4",
+                    "--warmup_steps", "1", "--output", str(output)], check=True)
+    one, two = [json.loads(line) for line in output.read_text().splitlines()]
+    assert (one["gpus"], two["gpus"]) == (1, 2) and len(one["losses"]) == len(two["losses"]) == 4
+    assert two["max_loss_difference_vs_baseline"] < 1e-4
+    assert one["losses"] != [one["losses"][0]] * 4  # it trains
+    assert one["tokens_per_s"] > 0 and two["tokens_per_s"] > 0 and one["efficiency"] == 1.0
