@@ -57,10 +57,6 @@ def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Te
     return weight * as_float.to(hidden.dtype)
 
 
-def attend(query, key, value, mask, scaling: float) -> torch.Tensor:
-    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
-
-
 class GraphedCall:
     """`function(*inputs)` replayed from a CUDA graph captured on the first call. Later inputs are copied into the
     captured ones; the returned tensor is the graph's own output buffer, overwritten by the next replay."""
@@ -119,8 +115,8 @@ def layer_forward(
     groups = shape.heads // shape.kv_heads
     if groups > 1:
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    attention = attend(query, key, value, mask, shape.scaling).transpose(1, 2).reshape(batch, length, shape.heads * shape.head_dim)
-    output = stacked_matvec(attention, [weights.o])
+    attention = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=shape.scaling)
+    output = stacked_matvec(attention.transpose(1, 2).reshape(batch, length, -1), [weights.o])
     hidden = hidden + (output if weights.o_bias is None else output + weights.o_bias)
     normed = rms_norm(hidden, weights.post_norm, shape.eps)
     return hidden + stacked_matvec(gated_matvec(normed, weights.gate, weights.up), [weights.down])

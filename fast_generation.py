@@ -33,15 +33,15 @@ class FastGenerator:
         self.compile_step = model.device.type == "cuda" if compile_step is None else compile_step
         # One compiled layer serves every layer and bucket (shapes that change become dynamic after the first); the
         # decode step's CUDA graph is our own (fast_decoder.py), so no "reduce-overhead" mode.
+        self.compiled = torch.compile(layer_forward, fullgraph=True) if self.compile_step else None
         self.layer = self._compiled_layer if self.compile_step else layer_forward
-        self._compiled = torch.compile(layer_forward, fullgraph=True)
         self.decoders: dict[tuple[int, int], LlamaFamilyDecoder] = {}
         self.tower_graphs: dict[tuple, GraphedCall] = {}
 
     def _compiled_layer(self, *args) -> torch.Tensor:
         # dynamo's default limit (8 compilations per function) would turn the 9th bucket into a hard error
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-            return self._compiled(*args)
+            return self.compiled(*args)
 
     @staticmethod
     def supports(model) -> bool:

@@ -67,7 +67,9 @@ def decode_image(url: str, where: str, image_root: str | None) -> Image.Image:
         with Image.open(source) as image:
             image.load()
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+    except UnidentifiedImageError:
+        raise RequestError("not a readable image: no image format recognised", where) from None
+    except (OSError, Image.DecompressionBombError) as error:  # truncated, damaged, or absurdly large
         raise RequestError(f"not a readable image ({error})", where) from None
 
 
@@ -330,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     from inference import DTYPES, InputError, load
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
+    parser.add_argument("--model",
+                        help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -70,7 +70,8 @@ def prepare(folder: str, tiny: bool, num_examples: int, seed: int = 0) -> None:
         vision = ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24)
         text = {"model_type": "llama", "vocab_size": vocabulary, "hidden_size": 32, "intermediate_size": 64,
                 "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4}
-        config = NextGPTConfig(vision_config=vision.to_dict(), text_config=text, image_token_id=processor.image_token_id)
+        config = NextGPTConfig(vision_config=vision.to_dict(), text_config=text,
+                               image_token_id=processor.image_token_id)
     else:  # ImageBind-huge tower, Llama-2-7B LLM (the config's defaults)
         config = NextGPTConfig(image_token_id=processor.image_token_id)
     torch.manual_seed(seed)

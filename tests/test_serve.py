@@ -71,7 +71,8 @@ def test_answer_equals_generate_and_streaming_gives_the_same_text(tiny):
     assert status == 200, text
     reply = json.loads(text)
     processor, model = tiny.processor, tiny.model
-    chat = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "What shape is this?"}]}]
+    chat = [{"role": "user", "content": [{"type": "image", "image": image},
+                                         {"type": "text", "text": "What shape is this?"}]}]
     inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
     expected = model.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1]:]
     assert reply["choices"][0]["message"] == {
