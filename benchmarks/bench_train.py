@@ -3,11 +3,12 @@
 `prepare` writes a Llama-2-7B-shaped NextGPT with an ImageBind-huge-shaped tower (random bf16 weights, a 32000-word
 word-level tokenizer, so nothing needs downloading) and LLaVA-like synthetic conversations with images. `run` launches
 stage 2 with `torchrun` on each GPU count, with the same global batch and seed, and records tokens/s (from the
-Trainer's token count and the elapsed time between logged steps, the first steps left out as warm-up), the scaling
-efficiency against 1 GPU, and how far each loss curve lies from the 1-GPU one.
+Trainer's token count and the elapsed time between logged steps, the first steps left out as warm-up; and the median
+step time), the scaling efficiency against 1 GPU by both, and how far each loss curve lies from the 1-GPU one.
 
     python benchmarks/bench_train.py prepare --folder /tmp/bench7b
     python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 1,2 --method lora --output results.jsonl
+    python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 2 --method full   # FSDP full fine-tuning
     python benchmarks/bench_train.py prepare --folder /tmp/tiny --tiny   # a tiny model: checks the plumbing on CPU
 """
 
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 
@@ -92,7 +94,7 @@ def prepare(folder: str, tiny: bool, num_examples: int, seed: int = 0) -> None:
 
 
 def command(folder: str, method: str, gpus: int, steps: int, global_batch: int, per_device_batch: int,
-            output_dir: str) -> list[str]:
+            output_dir: str, extra: list[str]) -> list[str]:
     """The torchrun command line for one run; the global batch stays fixed across GPU counts."""
     accumulation = global_batch // (per_device_batch * gpus)
     if accumulation * per_device_batch * gpus != global_batch:
@@ -115,16 +117,19 @@ def command(folder: str, method: str, gpus: int, steps: int, global_batch: int, 
     if method == "full":
         arguments += ["--full_finetune", "--fsdp", "full_shard auto_wrap", "--fsdp_config",
                       json.dumps({"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]})]
-    return arguments
+    return arguments + extra
 
 
 def summarize(output_dir: str, warmup_steps: int) -> dict:
+    """Losses per step; tokens/s over the steps after the warm-up (total tokens over total time), and the median
+    step time, which a few stalled steps do not move."""
     history = [entry for entry in json.load(open(os.path.join(output_dir, "log_history.json"))) if "loss" in entry]
-    first, last = history[warmup_steps - 1], history[-1]
-    seconds = last["elapsed_s"] - first["elapsed_s"]
+    timed = history[warmup_steps - 1:]
+    seconds = timed[-1]["elapsed_s"] - timed[0]["elapsed_s"]
+    step_seconds = [after["elapsed_s"] - before["elapsed_s"] for before, after in zip(timed, timed[1:])]
     return {"losses": [entry["loss"] for entry in history],
-            "tokens_per_s": (last["num_input_tokens_seen"] - first["num_input_tokens_seen"]) / seconds,
-            "seconds_per_step": seconds / (last["step"] - first["step"])}
+            "tokens_per_s": (timed[-1]["num_input_tokens_seen"] - timed[0]["num_input_tokens_seen"]) / seconds,
+            "median_step_s": statistics.median(step_seconds), "step_seconds": step_seconds}
 
 
 def main() -> None:
@@ -140,6 +145,7 @@ def main() -> None:
     parser.add_argument("--global_batch", type=int, default=8)
     parser.add_argument("--per_device_batch", type=int, default=4)
     parser.add_argument("--output", default="bench_train.jsonl")
+    parser.add_argument("--train_args", default="", help='more train_hf.py flags, e.g. "--gradient_checkpointing"')
     args = parser.parse_args()
     if args.action == "prepare":
         os.makedirs(args.folder, exist_ok=True)
@@ -149,19 +155,24 @@ def main() -> None:
     for gpus in map(int, args.gpus.split(",")):
         output_dir = os.path.join(args.folder, f"run_{args.method}_{gpus}")
         arguments = command(args.folder, args.method, gpus, args.steps, args.global_batch, args.per_device_batch,
-                            output_dir)
+                            output_dir, args.train_args.split())
         print(" ".join(arguments), flush=True)
         subprocess.run(arguments, check=True)
         result = summarize(output_dir, args.warmup_steps)
         baseline = baseline or {**result, "gpus": gpus}
+        # The global batch is the same for every GPU count, so ideal scaling divides the step time by the GPU count.
         record = {"method": args.method, "gpus": gpus, "global_batch": args.global_batch,
-                  "per_device_batch": args.per_device_batch, "steps": args.steps,
-                  "tokens_per_s": result["tokens_per_s"], "seconds_per_step": result["seconds_per_step"],
+                  "per_device_batch": args.per_device_batch, "steps": args.steps, "warmup_steps": args.warmup_steps,
+                  "tokens_per_s": result["tokens_per_s"],
                   "efficiency": result["tokens_per_s"] / (baseline["tokens_per_s"] * gpus / baseline["gpus"]),
+                  "median_step_s": result["median_step_s"],
+                  "median_step_efficiency": baseline["median_step_s"] * baseline["gpus"] / (
+                      result["median_step_s"] * gpus),
                   "max_loss_difference_vs_baseline": max(
                       abs(a - b) for a, b in zip(result["losses"], baseline["losses"])),
-                  "losses": result["losses"], "device": torch.cuda.get_device_name() if torch.cuda.is_available()
-                  else "cpu", "command": " ".join(arguments)}
+                  "losses": result["losses"], "step_seconds": result["step_seconds"],
+                  "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                  "command": " ".join(arguments)}
         print(json.dumps(record), flush=True)
         with open(args.output, "a") as handle:
             handle.write(json.dumps(record) + "\n")

@@ -6,18 +6,22 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO_ROOT
 
 
-def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
+@pytest.mark.parametrize("method", ["lora", "full"])  # DDP with LoRA; FSDP full fine-tuning
+def test_two_processes_follow_the_one_process_loss_curve(tmp_path, method):
     script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
     subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--tiny", "--num_examples", "64"],
                    check=True)
     output = tmp_path / "results.jsonl"
-    subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--gpus", "1,2", "--steps", "4",
-                    "--warmup_steps", "1", "--output", str(output)], check=True)
+    subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--method", method, "--gpus", "1,2",
+                    "--steps", "4", "--warmup_steps", "1", "--output", str(output)], check=True)
     one, two = [json.loads(line) for line in output.read_text().splitlines()]
     assert (one["gpus"], two["gpus"]) == (1, 2) and len(one["losses"]) == len(two["losses"]) == 4
     assert two["max_loss_difference_vs_baseline"] < 1e-4
     assert one["losses"] != [one["losses"][0]] * 4  # it trains
     assert one["tokens_per_s"] > 0 and two["tokens_per_s"] > 0 and one["efficiency"] == 1.0
+    assert len(two["step_seconds"]) == 3 and two["median_step_efficiency"] > 0
