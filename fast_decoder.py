@@ -131,8 +131,17 @@ def unsupported_reason(language_model) -> str | None:
         return "only SiLU-gated MLPs without bias are supported"
     if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
         return "sliding-window attention is not supported"
+    rope_type = (getattr(config, "rope_parameters", None) or {}).get("rope_type", "default")
+    if rope_type in ("dynamic", "longrope"):  # their frequencies change with the length, inside a captured graph
+        return f"{rope_type!r} rotary scaling is not supported"
     if getattr(language_model, "is_quantized", False) or getattr(language_model, "hf_quantizer", None):
         return "quantized weights are not supported"
+    projections = [module for layer in language_model.model.layers for module in (
+        layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
+        layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]
+    if any(type(module) is not torch.nn.Linear for module in projections):
+        # e.g. unmerged LoRA layers, whose adapters this decoder would silently leave out
+        return "its projections are not plain Linear layers (unmerged adapters? merge them first: merge_and_unload)"
     return None
 
 

@@ -101,10 +101,25 @@ def test_model_fast_generate_keeps_one_generator_and_streams(setup):
     assert model._fast_generator is generator
 
 
-def test_language_models_it_cannot_run_are_refused_with_the_reason(setup):
+@pytest.mark.parametrize("field, value, reason", [
+    ("hidden_act", "gelu", "only SiLU-gated MLPs"),
+    ("rope_parameters", {"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0}, "'dynamic' rotary scaling"),
+    ("sliding_window", 64, "sliding-window attention"),
+])
+def test_language_models_it_cannot_run_are_refused_with_the_reason(setup, field, value, reason):
     model, processor, batch = setup
     assert model.can_fast_generate
-    model.language_model.config.hidden_act = "gelu"
+    setattr(model.language_model.config, field, value)
     assert not model.can_fast_generate
-    with pytest.raises(ValueError, match="only SiLU-gated MLPs"):
+    with pytest.raises(ValueError, match=reason):
+        FastGenerator(model)
+
+
+def test_unmerged_lora_adapters_are_refused_not_ignored(setup):
+    from peft import LoraConfig, inject_adapter_in_model
+
+    model, processor, batch = setup
+    inject_adapter_in_model(LoraConfig(r=4, target_modules=["q_proj", "v_proj"]), model.language_model)
+    assert not model.can_fast_generate
+    with pytest.raises(ValueError, match="unmerged adapters"):
         FastGenerator(model)
