@@ -176,7 +176,7 @@ class NextGPTServer(ThreadingHTTPServer):
         if limit and prompt_length + options["max_new_tokens"] > limit:
             raise RequestError(f"the prompt is {prompt_length} tokens and max_tokens {options['max_new_tokens']}: "
                                f"together past the model's context of {limit}", "max_tokens")
-        return inputs.to(self.model.device), options
+        return inputs, options
 
     def generate(self, inputs: dict, options: dict, streamer=None) -> list[int]:
         """The new tokens, up to and including the first end-of-sequence token."""
@@ -184,10 +184,12 @@ class NextGPTServer(ThreadingHTTPServer):
         seed = options.pop("seed")
         if "stop_strings" in options:
             options["tokenizer"] = self.processor.tokenizer
+        # Everything that touches the GPU happens under the lock: a CUDA graph being captured for one request must
+        # not see another request's copies.
         with self.lock, torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
-            generated = self.generate_function(**inputs, **options, streamer=streamer)
+            generated = self.generate_function(**inputs.to(self.model.device), **options, streamer=streamer)
         new_tokens = generated[0, inputs["input_ids"].shape[1]:].tolist()
         ends = [index for index, token in enumerate(new_tokens) if token in self.eos_ids]
         return new_tokens[: ends[0] + 1] if ends else new_tokens

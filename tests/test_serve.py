@@ -150,6 +150,16 @@ def test_routes_sizes_and_the_server_keeps_serving(tiny):
     assert status == 200
 
 
+def test_concurrent_requests_each_get_their_own_answer(tiny):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = [{"messages": [{"role": "user", "content": f"hi {index}"}], "max_tokens": 5} for index in range(4)]
+    one_by_one = [json.loads(request(tiny, body)[1])["choices"] for body in bodies]
+    with ThreadPoolExecutor(4) as pool:
+        together = [json.loads(text)["choices"] for _, text in pool.map(lambda body: request(tiny, body), bodies)]
+    assert together == one_by_one and len({choice[0]["message"]["content"] for choice in together}) > 1
+
+
 def test_sampling_with_a_seed_repeats(tiny):
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "temperature": 0.9, "seed": 7}
     first, second = request(tiny, body), request(tiny, body)
