@@ -153,7 +153,8 @@ def test_routes_sizes_and_the_server_keeps_serving(tiny):
 def test_concurrent_requests_each_get_their_own_answer(tiny):
     from concurrent.futures import ThreadPoolExecutor
 
-    bodies = [{"messages": [{"role": "user", "content": f"hi {index}"}], "max_tokens": 5} for index in range(4)]
+    questions = ["hi", "What shape is this picture showing, and in which colour?", "Colour?", "Is it a circle?"]
+    bodies = [{"messages": [{"role": "user", "content": question}], "max_tokens": 5} for question in questions]
     one_by_one = [json.loads(request(tiny, body)[1])["choices"] for body in bodies]
     with ThreadPoolExecutor(4) as pool:
         together = [json.loads(text)["choices"] for _, text in pool.map(lambda body: request(tiny, body), bodies)]
