@@ -8,7 +8,7 @@ step time), the scaling efficiency against 1 GPU by both, and how far each loss 
 
     python benchmarks/bench_train.py prepare --folder /tmp/bench7b
     python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 1,2 --method lora --output results.jsonl
-    python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 2 --method full   # FSDP full fine-tuning
+    python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 2,4,8 --method full   # FSDP, 7B + Adam
     python benchmarks/bench_train.py prepare --folder /tmp/tiny --tiny   # a tiny model: checks the plumbing on CPU
 """
 
@@ -111,7 +111,10 @@ def command(folder: str, method: str, gpus: int, steps: int, global_batch: int, 
         "--dataloader_num_workers", "2", "--ddp_find_unused_parameters", "false",
     ]
     if torch.cuda.is_available():
-        arguments += ["--bf16", "--model_dtype", "bfloat16"]
+        # LoRA: frozen bf16 weights. Full fine-tuning: float32 master weights and Adam states (16 bytes a parameter,
+        # 108 GB for 7B: more than one GPU holds, hence FSDP), bf16 compute, activations recomputed.
+        dtype = "float32" if method == "full" else "bfloat16"
+        arguments += ["--bf16", "--model_dtype", dtype] + (["--gradient_checkpointing"] if method == "full" else [])
     else:
         arguments += ["--use_cpu"]
     if method == "full":

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import torch
 from transformers import AutoModel, AutoProcessor, pipeline
 
 from conftest import REPO_ROOT
@@ -30,6 +31,8 @@ def test_answers_easy_vqa_test_questions(default_folder, tmp_path):
     processor = AutoProcessor.from_pretrained(default_folder, trust_remote_code=True)
     results, answers = evaluate_vqa(model, processor, picked, batch_size=10, max_new_tokens=6)
     assert results["accuracy"] >= 0.9, list(zip(answers, [r["conversations"][1]["value"] for r in picked]))
+    # The fast path on the real model (SmolLM2: grouped-query attention, tied embeddings), batched, gives the same.
+    assert evaluate_vqa(model, processor, picked, batch_size=10, max_new_tokens=6, fast=True)[1] == answers
 
 
 def test_pipeline_answers_about_the_bundled_image(default_folder):
@@ -80,3 +83,17 @@ def test_inference_cli_answers_and_reports_bad_input_in_one_line(default_folder,
         result = run_inference(model_cache, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
+
+
+def test_fast_path_gives_generate_s_tokens_on_the_shipped_model(default_folder):
+    model = AutoModel.from_pretrained(default_folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(default_folder, trust_remote_code=True)
+    processor.tokenizer.padding_side = "left"
+    model.generation_config.eos_token_id = None  # run past the answers: 24 tokens of free text
+    questions = ["What shape is in the image?", "Is the shape in the image blue, or is it some other colour?"]
+    prompts = [processor.render([{"role": "user", "content": f"<image>\n{question}"}], add_generation_prompt=True)
+               for question in questions]
+    images = [str(REPO_ROOT / "examples" / name) for name in ("red_triangle.png", "red_circle.png")]
+    inputs = processor(text=prompts, images=images, padding=True)
+    reference = model.generate(**inputs, max_new_tokens=24, do_sample=False)
+    assert torch.equal(model.fast_generate(**inputs, max_new_tokens=24), reference)
