@@ -60,7 +60,9 @@ def assemble_nextgpt(
 ) -> tuple[NextGPTForConditionalGeneration, NextGPTProcessor]:
     language_model, tokenizer = load_language_model(llm, llm_gguf_file, dtype, quantization_config)
     vision_model, image_processor = load_vision_tower(vision_tower, dtype)
-    return assemble_from_models(language_model, tokenizer, vision_model, image_processor, image_mode, projector_type, image_token)
+    return assemble_from_models(
+        language_model, tokenizer, vision_model, image_processor, image_mode, projector_type, image_token
+    )
 
 
 def assemble_from_models(

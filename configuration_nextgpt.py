@@ -60,8 +60,8 @@ NEXTGPT_PIPELINES = {
 
 class NextGPTConfig(PreTrainedConfig):
     r"""
-    Configuration of [`NextGPTForConditionalGeneration`]. `NextGPTConfig()` describes the original model: ImageBind-huge's
-    1024-d joint embedding, one linear layer, one soft token per image, Llama-2-7b-chat.
+    Configuration of [`NextGPTForConditionalGeneration`]. `NextGPTConfig()` describes the original model:
+    ImageBind-huge's 1024-d joint embedding, one linear layer, one soft token per image, Llama-2-7b-chat.
 
     Args:
         vision_config: the tower; `imagebind_vision`, `efficientnet_lite` or any transformers vision model config

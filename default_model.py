@@ -17,7 +17,9 @@ import torch
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_WEIGHTS = os.path.join(REPO_ROOT, "weights", "easy_vqa")
-DEFAULT_CACHE = os.environ.get("NANO_NEXTGPT_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "models"))
+DEFAULT_CACHE = os.environ.get(
+    "NANO_NEXTGPT_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "models")
+)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "recipe.json")
 CODE_FILES = ("configuration_nextgpt.py", "modeling_nextgpt.py", "processing_nextgpt.py", "pipeline_nextgpt.py",
@@ -57,7 +59,8 @@ def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFA
     """The assembled default model, built on first use and cached under a hash of the shipped weights."""
     digest = hashlib.sha256()
     # The folder holds copies of the model code too: a change to either makes a new folder.
-    files = [os.path.join(weights_dir, name) for name in WEIGHT_FILES] + [os.path.join(REPO_ROOT, name) for name in CODE_FILES]
+    files = [os.path.join(weights_dir, name) for name in WEIGHT_FILES]
+    files += [os.path.join(REPO_ROOT, name) for name in CODE_FILES]
     for path in files:
         with open(path, "rb") as handle:
             digest.update(handle.read())

@@ -104,7 +104,8 @@ class EfficientNetLiteModel(PreTrainedModel):
 
 
 def efficientnet_lite_image_processor(image_size: int = 224):
-    """Resize the short side, centre crop, and scale pixels as (x * 255 - 127) / 128, as the Lite models were trained."""
+    """Resize the short side, centre crop, and scale pixels as (x * 255 - 127) / 128, as the Lite models were
+    trained."""
     from transformers import CLIPImageProcessorPil
 
     return CLIPImageProcessorPil(

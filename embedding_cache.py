@@ -15,7 +15,9 @@ from datasets import Array2D, Dataset, Features, Value
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor
 
-def cache_fingerprint(model: NextGPTForConditionalGeneration, processor: NextGPTProcessor, paths: list[str], dtype: str) -> str:
+def cache_fingerprint(
+    model: NextGPTForConditionalGeneration, processor: NextGPTProcessor, paths: list[str], dtype: str
+) -> str:
     tower = model.vision_tower
     checksum = sum(float(parameter.detach().double().sum()) for parameter in tower.parameters())
     files = [(path, os.path.getsize(path), os.path.getmtime(path)) for path in paths]

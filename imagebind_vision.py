@@ -1,4 +1,5 @@
-"""The vision branch of Meta's ImageBind, written for transformers: SDPA attention, bf16-ready, loads `imagebind_huge.pth`.
+"""The vision branch of Meta's ImageBind, written for transformers: SDPA attention, bf16-ready; loads
+`imagebind_huge.pth`.
 
 Architecture (imagebind_huge): the image is repeated into a 2-frame clip, a 2x14x14 Conv3d cuts it into 16x16 patches,
 a CLS token and learned positions are added, a LayerNorm precedes 32 pre-norm ViT blocks, and the head
@@ -115,7 +116,8 @@ class ImageBindVisionModel(PreTrainedModel):
     def from_imagebind_checkpoint(
         cls, checkpoint_path: str | os.PathLike, config: ImageBindVisionConfig | None = None
     ) -> "ImageBindVisionModel":
-        """Build the tower from Meta's full ImageBind checkpoint (`imagebind_huge.pth`), keeping only the vision branch."""
+        """Build the tower from Meta's full ImageBind checkpoint (`imagebind_huge.pth`), keeping only the vision
+        branch."""
         if not os.path.isfile(checkpoint_path):
             raise FileNotFoundError(f"ImageBind checkpoint not found: {checkpoint_path}")
         state_dict = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)

@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("question", nargs="?", help="the question (omit with --chat or --batch)")
     parser.add_argument("--image", help="image file to ask about")
-    parser.add_argument("--model", help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
+    parser.add_argument("--model",
+                        help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
     parser.add_argument("--chat", action="store_true", help="multi-turn conversation in the terminal")
     parser.add_argument("--batch", metavar="JSONL", help='answer every {"image", "question"} line of this file')
     parser.add_argument("--output", help="with --batch: where to write the answers (default: stdout)")
@@ -131,7 +132,8 @@ def read_batch(path: str) -> list[dict]:
 def batch(model, processor, items: list[dict], args) -> None:
     from eval_vqa import answer_questions
 
-    questions = [{"question": f"{processor.image_token}\n{item['question']}", "images": [item["image"]]} for item in items]
+    questions = [{"question": f"{processor.image_token}\n{item['question']}", "images": [item["image"]]}
+                 for item in items]
     answers = answer_questions(model, processor, questions, args.batch_size, args.fast, **generation_kwargs(args))
     output = open(args.output, "w") if args.output else sys.stdout
     for item, reply in zip(items, answers):

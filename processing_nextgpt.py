@@ -14,7 +14,8 @@ except ImportError:
 
 # Llama-2-chat's template, used when the tokenizer brings none (the original NextGPT prompt format).
 LLAMA2_CHAT_TEMPLATE = (
-    "{% if messages[0]['role'] == 'system' %}{% set system = '<<SYS>>\\n' + messages[0]['content'] + '\\n<</SYS>>\\n\\n' %}"
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set system = '<<SYS>>\\n' + messages[0]['content'] + '\\n<</SYS>>\\n\\n' %}"
     "{% set messages = messages[1:] %}{% else %}{% set system = '' %}{% endif %}"
     "{% for message in messages %}"
     "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
@@ -131,7 +132,9 @@ class NextGPTProcessor(ProcessorMixin):
         bos = self.tokenizer.bos_token
         tokenizer_kwargs.setdefault("add_special_tokens", not (bos and all(t.startswith(bos) for t in texts)))
         features = dict(
-            self.tokenizer([self.expand_image_tokens(t) for t in texts], return_tensors=return_tensors, **tokenizer_kwargs)
+            self.tokenizer(
+                [self.expand_image_tokens(t) for t in texts], return_tensors=return_tensors, **tokenizer_kwargs
+            )
         )
         if images:
             features["pixel_values"] = self.preprocess_images(images)
@@ -148,13 +151,16 @@ class NextGPTProcessor(ProcessorMixin):
         """
         num_placeholders = sum(message["content"].count(self.image_token) for message in messages)
         if num_placeholders != num_images:
-            raise ValueError(f"The conversation has {num_placeholders} {self.image_token} placeholders but {num_images} images")
+            raise ValueError(
+                f"The conversation has {num_placeholders} {self.image_token} placeholders but {num_images} images"
+            )
         expanded = [{**message, "content": self.expand_image_tokens(message["content"])} for message in messages]
         text, spans = self.render(expanded), []
         for index, message in enumerate(expanded):
             if message["role"] != "assistant":
                 continue
-            prompt, upto_reply = self.render(expanded[:index], add_generation_prompt=True), self.render(expanded[: index + 1])
+            prompt = self.render(expanded[:index], add_generation_prompt=True)
+            upto_reply = self.render(expanded[: index + 1])
             if not (upto_reply.startswith(prompt) and text.startswith(upto_reply)):
                 raise ValueError("The chat template does not render a conversation as a prefix of its continuation")
             reply = upto_reply[len(prompt) :]
@@ -172,10 +178,12 @@ class NextGPTProcessor(ProcessorMixin):
             for token, (start, end) in zip(input_ids, encoding["offset_mapping"])
         ]
         if max_length is not None and len(input_ids) > max_length:
-            last_reply_start = next(i for i, (start, end) in enumerate(encoding["offset_mapping"]) if end > spans[-1][0])
+            offsets = encoding["offset_mapping"]
+            last_reply_start = next(i for i, (start, end) in enumerate(offsets) if end > spans[-1][0])
             if last_reply_start >= max_length:
                 raise ValueError(
-                    f"The conversation is {len(input_ids)} tokens and its last reply starts at token {last_reply_start}, "
+                    f"The conversation is {len(input_ids)} tokens and its last reply starts at token "
+                    f"{last_reply_start}, "
                     f"past max_length={max_length}: only the end of the last reply may be truncated"
                 )
             input_ids, labels = input_ids[:max_length], labels[:max_length]

@@ -29,44 +29,45 @@ from training_data import DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records,
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def option(default, help: str):
+    """A dataclass field with its --help text."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class NextGPTArguments:
-    stage: int = field(default=1, metadata={"help": "1: train the projector only. 2: projector + LoRA (or full LLM)."})
-    train_instruct: bool = field(default=False, metadata={"help": "Alias for --stage 2 (the original CLI's flag)."})
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "A NextGPT folder or hub id; for stage 2, the stage-1 output (its 'final')."}
-    )
-    llm: str | None = field(default=None, metadata={"help": "Stage 1 from parts: the LLM's folder or hub id."})
-    llm_gguf_file: str | None = field(default=None, metadata={"help": "A GGUF file inside --llm to load from."})
-    vision_tower: str | None = field(
-        default=None,
-        metadata={"help": "Stage 1 from parts: efficientnet-lite0 (packaged), Meta's imagebind_huge.pth, or a "
-                          "transformers vision model id/folder."},
-    )
-    image_mode: str = field(default="embedding", metadata={"help": "embedding (1 token/image) or patches (all tokens)."})
-    projector_type: str = field(default="linear", metadata={"help": "linear or mlp2x_gelu."})
-    model_dtype: str = field(default="float32", metadata={"help": "dtype of the frozen weights: float32|bfloat16|float16."})
-    data_path: str = field(default=None, metadata={"help": "Training records: .json, .jsonl, or a dataset id."})
-    data_split: str = field(default="train", metadata={"help": "Split to read when --data_path is a dataset id."})
-    eval_data_path: str | None = field(default=None, metadata={"help": "Held-out records for eval loss and VQA accuracy."})
-    image_folder: str | None = field(default=None, metadata={"help": "Folder that image paths in the records are relative to."})
-    caption_prompt: str = field(default=DEFAULT_CAPTION_PROMPT, metadata={"help": "Question asked for caption records."})
-    model_max_length: int = field(default=1024, metadata={"help": "Longest tokenized conversation; only the end of the last reply may be cut."})
-    skip_bad_records: bool = field(default=False, metadata={"help": "Skip bad records (reported) instead of stopping."})
-    cache_image_embeds: bool = field(default=False, metadata={"help": "Encode each image once and train from the cached features."})
-    embedding_cache_dir: str = field(default=os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds"))
-    embedding_cache_dtype: str = field(default="float16", metadata={"help": "float16 (half the disk) or float32."})
-    embedding_batch_size: int = field(default=64, metadata={"help": "Images per tower call when filling the cache."})
-    full_finetune: bool = field(default=False, metadata={"help": "Stage 2: train the whole LLM instead of LoRA."})
+    stage: int = option(1, "1: train the projector only. 2: projector + LoRA (or full LLM).")
+    train_instruct: bool = option(False, "Alias for --stage 2 (the original CLI's flag).")
+    model_name_or_path: str | None = option(
+        None, "A NextGPT folder or hub id; for stage 2, the stage-1 output (its 'final').")
+    llm: str | None = option(None, "Stage 1 from parts: the LLM's folder or hub id.")
+    llm_gguf_file: str | None = option(None, "A GGUF file inside --llm to load from.")
+    vision_tower: str | None = option(None, "Stage 1 from parts: efficientnet-lite0 (packaged), Meta's "
+                                            "imagebind_huge.pth, or a transformers vision model id/folder.")
+    image_mode: str = option("embedding", "embedding (1 token/image) or patches (all tokens).")
+    projector_type: str = option("linear", "linear or mlp2x_gelu.")
+    model_dtype: str = option("float32", "dtype of the frozen weights: float32|bfloat16|float16.")
+    data_path: str = option(None, "Training records: .json, .jsonl, or a dataset id.")
+    data_split: str = option("train", "Split to read when --data_path is a dataset id.")
+    eval_data_path: str | None = option(None, "Held-out records for eval loss and VQA accuracy.")
+    image_folder: str | None = option(None, "Folder that image paths in the records are relative to.")
+    caption_prompt: str = option(DEFAULT_CAPTION_PROMPT, "Question asked for caption records.")
+    model_max_length: int = option(1024, "Longest tokenized conversation; only the end of the last reply may be cut.")
+    skip_bad_records: bool = option(False, "Skip bad records (reported) instead of stopping.")
+    cache_image_embeds: bool = option(False, "Encode each image once and train from the cached features.")
+    embedding_cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds")
+    embedding_cache_dtype: str = option("float16", "float16 (half the disk) or float32.")
+    embedding_batch_size: int = option(64, "Images per tower call when filling the cache.")
+    full_finetune: bool = option(False, "Stage 2: train the whole LLM instead of LoRA.")
     lora_r: int = 64
     lora_alpha: int = 16
     lora_dropout: float = 0.1
-    lora_target_modules: str = field(default="q_proj,k_proj,v_proj,o_proj", metadata={"help": "Comma-separated LLM module names."})
-    merge_lora: bool = field(default=False, metadata={"help": "Merge LoRA into the LLM in the final folder (else keep an adapter)."})
-    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: load the LLM in 4-bit NF4 (CUDA, bitsandbytes)."})
-    load_in_8bit: bool = field(default=False, metadata={"help": "Load the LLM in 8-bit (CUDA, bitsandbytes)."})
+    lora_target_modules: str = option("q_proj,k_proj,v_proj,o_proj", "Comma-separated LLM module names.")
+    merge_lora: bool = option(False, "Merge LoRA into the LLM in the final folder (else keep an adapter).")
+    load_in_4bit: bool = option(False, "QLoRA: load the LLM in 4-bit NF4 (CUDA, bitsandbytes).")
+    load_in_8bit: bool = option(False, "Load the LLM in 8-bit (CUDA, bitsandbytes).")
     vqa_eval_batch_size: int = 16
-    save_final: bool = field(default=True, metadata={"help": "Write output_dir/final (false: benchmarks, sweeps)."})
+    save_final: bool = option(True, "Write output_dir/final (false: benchmarks, sweeps).")
 
 
 def check_arguments(args: NextGPTArguments) -> None:

@@ -37,7 +37,8 @@ class BadRecordsError(ValueError):
         shown = "\n  ".join(str(bad) for bad in bad_records[:20])
         more = f"\n  ... and {len(bad_records) - 20} more" if len(bad_records) > 20 else ""
         super().__init__(
-            f"{len(bad_records)} bad training records (fix them, or pass --skip_bad_records to skip them):\n  {shown}{more}"
+            f"{len(bad_records)} bad training records (fix them, or pass --skip_bad_records to skip them):"
+            f"\n  {shown}{more}"
         )
 
 
@@ -85,7 +86,9 @@ def record_to_messages(record: dict, caption_prompt: str = DEFAULT_CAPTION_PROMP
         for number, message in enumerate(dialogue):
             expected = "user" if number % 2 == 0 else "assistant"
             if message["role"] != expected:
-                raise ValueError(f"roles must alternate human/gpt starting with human; turn {number} is {message['role']}")
+                raise ValueError(
+                    f"roles must alternate human/gpt starting with human; turn {number} is {message['role']}"
+                )
         return messages
     if "caption" in record:
         if not isinstance(record["caption"], str) or not record["caption"].strip():
@@ -148,7 +151,9 @@ def prepare_examples(
         except ValueError as error:
             bad.append(BadRecord(source, index, record_id, str(error)))
             continue
-        examples.append({"id": record_id, "images": images, "input_ids": example["input_ids"], "labels": example["labels"]})
+        examples.append(
+            {"id": record_id, "images": images, "input_ids": example["input_ids"], "labels": example["labels"]}
+        )
     if bad and not skip_bad_records:
         raise BadRecordsError(bad)
     return examples, bad

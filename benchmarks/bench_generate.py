@@ -103,6 +103,57 @@ def float32_identity(mode: str, record) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
 
 
+def measure(mode: str, bandwidth: float, batch_sizes: list[int], record) -> None:
+    """Every method's time to first token, batch-1 decode speed and batched throughput, for one image mode."""
+    model = build_model(mode)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.language_model.parameters())
+    roofline = bandwidth / weight_bytes
+    record(kind="roofline", mode=mode, copy_bandwidth_TBps=bandwidth / 1e12, llm_weight_GB=weight_bytes / 1e9,
+           roofline_tokens_per_s=roofline, device=torch.cuda.get_device_name(), torch=torch.__version__,
+           transformers=__import__("transformers").__version__)
+    fast = FastGenerator(model)
+    static_caches = {}
+
+    def static_generate(inputs, new_tokens):
+        batch_size = inputs["input_ids"].shape[0]
+        if batch_size not in static_caches:
+            static_caches[batch_size] = StaticCache(config=model.config.text_config, max_cache_len=1024)
+        cache = static_caches[batch_size]
+        cache.reset()
+        return model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                              cache=cache)
+
+    methods = {
+        "generate": lambda inputs, n: model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False),
+        "generate_static": static_generate,
+        "fast": lambda inputs, n: fast.generate(**inputs, max_new_tokens=n, eos_token_id=[]),
+    }
+    single = make_inputs(model, 1)
+    outputs = {}
+    for name, generate in methods.items():
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        generate(single, 16)  # warm-up (and compilation, graph capture)
+        torch.cuda.synchronize()
+        first_call = time.perf_counter() - start
+        ttft = timed(lambda: generate(single, 1), 5)
+        outputs[name] = generate(single, 256)
+        decode = 255 / (timed(lambda: generate(single, 256), 3) - ttft)
+        record(kind="batch1", mode=mode, method=name, ttft_ms=ttft * 1e3, decode_tokens_per_s=decode,
+               fraction_of_roofline=decode / roofline, first_call_s=first_call)
+    prompt_length = single["input_ids"].shape[1]
+    reference, ours = outputs["generate"][:, prompt_length:], outputs["fast"][:, prompt_length:]
+    record(kind="identity_bfloat16", mode=mode, fast_equals_generate=bool(torch.equal(reference, ours)),
+           identical_prefix_tokens=prefix_match(reference, ours), of=reference.shape[1])
+    for batch_size in batch_sizes:
+        inputs = make_inputs(model, batch_size)
+        for name, generate in methods.items():
+            generate(inputs, 8)
+            seconds = timed(lambda: generate(inputs, 128), 3)
+            record(kind="batched", mode=mode, method=name, batch_size=batch_size,
+                   aggregate_tokens_per_s=batch_size * 128 / seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="bench_generate.jsonl")
@@ -111,10 +162,8 @@ def main() -> None:
     parser.add_argument("--float32_identity_only", action="store_true", help="skip the speed measurements")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
-    records = []
 
     def record(**fields):
-        records.append(fields)
         print(json.dumps(fields), flush=True)
         with open(args.output, "a") as handle:
             handle.write(json.dumps(fields) + "\n")
@@ -124,54 +173,7 @@ def main() -> None:
         if args.float32_identity_only:
             float32_identity(mode, record)
             continue
-        model = build_model(mode)
-        weight_bytes = sum(p.numel() * p.element_size() for p in model.language_model.parameters())
-        roofline = bandwidth / weight_bytes
-        record(kind="roofline", mode=mode, copy_bandwidth_TBps=bandwidth / 1e12, llm_weight_GB=weight_bytes / 1e9,
-               roofline_tokens_per_s=roofline, device=torch.cuda.get_device_name(), torch=torch.__version__,
-               transformers=__import__("transformers").__version__)
-        fast = FastGenerator(model)
-        static_caches = {}
-
-        def static_generate(inputs, new_tokens):
-            batch_size = inputs["input_ids"].shape[0]
-            if batch_size not in static_caches:
-                static_caches[batch_size] = StaticCache(config=model.config.text_config, max_cache_len=1024)
-            cache = static_caches[batch_size]
-            cache.reset()
-            return model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                                  cache=cache)
-
-        methods = {
-            "generate": lambda inputs, n: model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False),
-            "generate_static": static_generate,
-            "fast": lambda inputs, n: fast.generate(**inputs, max_new_tokens=n, eos_token_id=[]),
-        }
-        single = make_inputs(model, 1)
-        outputs = {}
-        for name, generate in methods.items():
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            generate(single, 16)  # warm-up (and compilation, graph capture)
-            torch.cuda.synchronize()
-            first_call = time.perf_counter() - start
-            ttft = timed(lambda: generate(single, 1), 5)
-            outputs[name] = generate(single, 256)
-            decode = 255 / (timed(lambda: generate(single, 256), 3) - ttft)
-            record(kind="batch1", mode=mode, method=name, ttft_ms=ttft * 1e3, decode_tokens_per_s=decode,
-                   fraction_of_roofline=decode / roofline, first_call_s=first_call)
-        prompt_length = single["input_ids"].shape[1]
-        reference, ours = outputs["generate"][:, prompt_length:], outputs["fast"][:, prompt_length:]
-        record(kind="identity_bfloat16", mode=mode, fast_equals_generate=bool(torch.equal(reference, ours)),
-               identical_prefix_tokens=prefix_match(reference, ours), of=reference.shape[1])
-        for batch_size in map(int, args.batch_sizes.split(",")):
-            inputs = make_inputs(model, batch_size)
-            for name, generate in methods.items():
-                generate(inputs, 8)
-                seconds = timed(lambda: generate(inputs, 128), 3)
-                record(kind="batched", mode=mode, method=name, batch_size=batch_size,
-                       aggregate_tokens_per_s=batch_size * 128 / seconds)
-        del model, fast, static_caches, outputs
+        measure(mode, bandwidth, [int(size) for size in args.batch_sizes.split(",")], record)
         torch.cuda.empty_cache()
         float32_identity(mode, record)
         torch.cuda.empty_cache()

@@ -68,7 +68,6 @@ def gemv_bandwidths(record) -> None:
         record(kind="gemv", shape=name, cublas_TBps=nbytes / replay_seconds(lambda: [cublas(w) for w in sets]) / 1e12,
                ours_TBps=nbytes / replay_seconds(lambda: [ours(w) for w in sets]) / 1e12,
                relative_difference=difference)
-        del sets
 
 
 def ttft_parts(model, fast: FastGenerator, record) -> None:

@@ -129,7 +129,8 @@ def test_batched_left_padded_generation_equals_one_by_one(make_processor):
     processor = make_processor(config)
     processor.tokenizer.padding_side = "left"
     questions = ["What shape is this?", "Is there a blue object in the image, and what colour is the background?"]
-    prompts = [processor.render([{"role": "user", "content": f"<image>\n{q}"}], add_generation_prompt=True) for q in questions]
+    prompts = [processor.render([{"role": "user", "content": f"<image>\n{q}"}], add_generation_prompt=True)
+               for q in questions]
     images = [random_image(1), random_image(2)]
     generate = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False)
     batch = processor(text=prompts, images=images, padding=True)

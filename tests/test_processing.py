@@ -92,7 +92,8 @@ def test_placeholder_and_image_counts_must_agree(make_processor):
         processor(text=["<image> a", "b"], images=[random_image(), random_image()])
     with pytest.raises(ValueError, match=r"2 <image> placeholders but 1 images"):
         processor.build_training_example(
-            [{"role": "user", "content": "<image><image>"}, {"role": "assistant", "content": "x"}], images=[random_image()]
+            [{"role": "user", "content": "<image><image>"}, {"role": "assistant", "content": "x"}],
+            images=[random_image()],
         )
     with pytest.raises(ValueError, match="no assistant reply"):
         processor.build_training_example([{"role": "user", "content": "hi"}])
