@@ -8,6 +8,8 @@ Greedy output equals `model.generate(..., do_sample=False)` token for token (tes
 `benchmarks/bench_generate.py` measures it against `generate` with dynamic and static caches.
 """
 
+import inspect
+
 import torch
 
 try:
@@ -46,6 +48,11 @@ class FastGenerator:
     @staticmethod
     def supports(model) -> bool:
         return unsupported_reason(model.language_model) is None
+
+    @classmethod
+    def accepts(cls, options: dict) -> bool:
+        """Whether `generate` takes all these options (others, such as num_beams or top_k, need `model.generate`)."""
+        return set(options) <= set(inspect.signature(cls.generate).parameters) - {"self"}
 
     def _decoder_for(self, batch_size: int, slots: int) -> LlamaFamilyDecoder:
         cache_length = -(-slots // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP

@@ -183,6 +183,13 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         """Whether `fast_generate` runs this model's language model (Llama-family, unquantised)."""
         return FastGenerator.supports(self)
 
+    def generate_function_for(self, options: dict):
+        """`fast_generate` where it runs this model with these options (CUDA, a Llama-family LLM, options it takes),
+        else `generate`: what the pipeline calls."""
+        if self.device.type == "cuda" and self.can_fast_generate and FastGenerator.accepts(options):
+            return self.fast_generate
+        return self.generate
+
     def fast_generate(self, **kwargs) -> torch.LongTensor:
         """`generate` through the fast path (fast_generation.py): own KV cache, and on CUDA Triton matrix-vector
         kernels with the prefill and each decode step replayed as CUDA graphs; kept on the model between calls."""

@@ -35,10 +35,8 @@ class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
 
     def _forward(self, model_inputs, **generate_kwargs):
         prompt_length = model_inputs["input_ids"].shape[1]
-        # On CUDA the fast path (fast_generation.py) where it runs the language model; plain generate elsewhere.
-        fast = self.model.device.type == "cuda" and self.model.can_fast_generate
-        generate = self.model.fast_generate if fast else self.model.generate
-        generated = generate(**model_inputs, **generate_kwargs)
+        # On CUDA the fast path (fast_generation.py) where it runs the model and the options; generate elsewhere.
+        generated = self.model.generate_function_for(generate_kwargs)(**model_inputs, **generate_kwargs)
         return {"answer_ids": generated[:, prompt_length:]}
 
     def postprocess(self, model_outputs) -> list[dict]:

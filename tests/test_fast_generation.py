@@ -123,3 +123,13 @@ def test_unmerged_lora_adapters_are_refused_not_ignored(setup):
     assert not model.can_fast_generate
     with pytest.raises(ValueError, match="unmerged adapters"):
         FastGenerator(model)
+
+
+def test_the_pipeline_s_choice_fast_path_on_cuda_with_options_it_takes(setup):
+    from unittest.mock import PropertyMock, patch
+
+    model, processor, batch = setup
+    assert model.generate_function_for({"max_new_tokens": 4}) == model.generate  # CPU
+    with patch.object(type(model), "device", new_callable=PropertyMock, return_value=torch.device("cuda")):
+        assert model.generate_function_for({"max_new_tokens": 4, "do_sample": True}) == model.fast_generate
+        assert model.generate_function_for({"max_new_tokens": 4, "num_beams": 2}) == model.generate
