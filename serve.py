@@ -8,8 +8,9 @@
                   {"type": "text", "text": "What shape is in the image?"}]}], "max_tokens": 32}'
 
 Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; "stream": true for
-server-sent events), GET /v1/models, GET /health. On CUDA, answers come from the fast generation path. One request
-generates at a time; the others wait their turn. Every bad request gets an OpenAI-style error naming the field.
+server-sent events), GET /v1/models, GET /health. On CUDA, answers come from the fast generation path. Requests
+that arrive together with the same sampling options are generated as one batch (generation_queue.py). Every bad
+request gets an OpenAI-style error naming the field.
 """
 
 import argparse
@@ -19,7 +20,6 @@ import io
 import json
 import os
 import sys
-import threading
 import time
 import uuid
 from http import HTTPStatus
@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from generation_queue import GenerationQueue, Job
 
 MAX_BODY_BYTES = 32 * 2**20
 DEFAULT_MAX_TOKENS = 256
@@ -153,16 +155,19 @@ def visible_text(text: str, stops: list[str], final: bool) -> str:
 
 
 class NextGPTServer(ThreadingHTTPServer):
-    """Holds the model; generation is serialised by a lock (one GPU, one model)."""
+    """Holds the model; requests are parsed on their own threads and generated on the queue's one thread."""
 
     daemon_threads = True
 
-    def __init__(self, address, model, processor, model_name: str, fast: bool, image_root: str | None = None):
+    def __init__(self, address, model, processor, model_name: str, fast: bool, image_root: str | None = None,
+                 max_batch_size: int = 8, batch_window_s: float = 0.005):
         super().__init__(address, RequestHandler)
         self.model, self.processor, self.model_name = model, processor, model_name
-        self.generate_function = model.fast_generate if fast else model.generate
         self.image_root = image_root
-        self.lock = threading.Lock()
+        pad = processor.tokenizer.pad_token_id
+        pad = pad if pad is not None else min(self.eos_ids, default=0)
+        self.queue = GenerationQueue(model.fast_generate if fast else model.generate, model.device, pad,
+                                     self.eos_ids, max_batch_size, batch_window_s)
 
     def prepare(self, body: dict) -> tuple[dict, dict]:
         chat = to_chat(body.get("messages"), self.image_root)
@@ -176,23 +181,13 @@ class NextGPTServer(ThreadingHTTPServer):
         if limit and prompt_length + options["max_new_tokens"] > limit:
             raise RequestError(f"the prompt is {prompt_length} tokens and max_tokens {options['max_new_tokens']}: "
                                f"together past the model's context of {limit}", "max_tokens")
-        return inputs, options
-
-    def generate(self, inputs: dict, options: dict, streamer=None) -> list[int]:
-        """The new tokens, up to and including the first end-of-sequence token."""
-        options = dict(options)
-        seed = options.pop("seed")
         if "stop_strings" in options:
             options["tokenizer"] = self.processor.tokenizer
-        # Everything that touches the GPU happens under the lock: a CUDA graph being captured for one request must
-        # not see another request's copies.
-        with self.lock, torch.no_grad():
-            if seed is not None:
-                torch.manual_seed(seed)
-            generated = self.generate_function(**inputs.to(self.model.device), **options, streamer=streamer)
-        new_tokens = generated[0, inputs["input_ids"].shape[1]:].tolist()
-        ends = [index for index, token in enumerate(new_tokens) if token in self.eos_ids]
-        return new_tokens[: ends[0] + 1] if ends else new_tokens
+        return inputs, options
+
+    def generate(self, inputs: dict, options: dict, streamer=None) -> Job:
+        """Queues the request; `.result()` gives its new tokens (up to and including end-of-sequence)."""
+        return self.queue.submit(Job(inputs, options, streamer))
 
     @property
     def eos_ids(self) -> set[int]:
@@ -273,7 +268,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if body.get("stream"):
             self.stream(inputs, options, response)
             return
-        new_tokens = self.server.generate(inputs, options)
+        new_tokens = self.server.generate(inputs, options).result()
         text, finish_reason = self.server.answer(new_tokens, options)
         self.send_json({**response, "object": "chat.completion", "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
@@ -285,17 +280,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         from transformers import TextIteratorStreamer
 
         streamer = TextIteratorStreamer(self.server.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        result = {}
-
-        def run():
-            try:
-                result["tokens"] = self.server.generate(inputs, options, streamer)
-            except Exception as error:  # reported to the client below
-                result["error"] = error
-                streamer.end()
-
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
+        job = self.server.generate(inputs, options, streamer)
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -318,11 +303,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             if len(visible) > len(sent):
                 send_delta({"content": visible[len(sent):]})
                 sent = visible
-        worker.join()
-        if "error" in result:
-            send({"error": {"message": f"internal error: {result['error']}", "type": "server_error"}})
+        try:
+            text, finish_reason = self.server.answer(job.result(), options)
+        except Exception as error:  # generation failed after the response began: say so in the stream
+            send({"error": {"message": f"internal error: {error}", "type": "server_error"}})
         else:
-            text, finish_reason = self.server.answer(result["tokens"], options)
             if len(text) > len(sent):
                 send_delta({"content": text[len(sent):]})
             send_delta({}, finish_reason)
@@ -343,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                         help="fast generation path; default: on with CUDA when the language model is Llama-family")
     parser.add_argument("--image-root", help="allow image file paths (in image_url) under this folder")
+    parser.add_argument("--max-batch-size", type=int, default=8, help="requests generated together at most")
+    parser.add_argument("--batch-window-ms", type=float, default=5.0,
+                        help="how long the first request waits for others to share its batch")
     args = parser.parse_args(argv)
     try:
         model, processor = load(args)
@@ -350,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     name = os.path.basename(os.path.normpath(args.model))
-    server = NextGPTServer((args.host, args.port), model, processor, name, args.fast, args.image_root)
+    server = NextGPTServer((args.host, args.port), model, processor, name, args.fast, args.image_root,
+                           args.max_batch_size, args.batch_window_ms / 1e3)
     print(f"serving {name} on http://{args.host}:{server.server_port}/v1 ({args.device}, "
           f"{'fast path' if args.fast else 'generate'})", file=sys.stderr, flush=True)
     try:

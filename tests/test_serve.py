@@ -21,8 +21,8 @@ def data_url(image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def start(model, processor, image_root=None, fast: bool = False) -> NextGPTServer:
-    server = NextGPTServer(("127.0.0.1", 0), model, processor, "tiny", fast=fast, image_root=image_root)
+def start(model, processor, image_root=None, fast: bool = False, **batching) -> NextGPTServer:
+    server = NextGPTServer(("127.0.0.1", 0), model, processor, "tiny", fast=fast, image_root=image_root, **batching)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -159,6 +159,29 @@ def test_concurrent_requests_each_get_their_own_answer(tiny):
     with ThreadPoolExecutor(4) as pool:
         together = [json.loads(text)["choices"] for _, text in pool.map(lambda body: request(tiny, body), bodies)]
     assert together == one_by_one and len({choice[0]["message"]["content"] for choice in together}) > 1
+
+
+def test_requests_arriving_together_share_a_batch_and_get_their_own_answers(make_processor):
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = tiny_config("embedding")
+    model, processor = tiny_model(config, seed=1), make_processor(config)
+    model.generation_config.eos_token_id = None
+    server = start(model, processor, batch_window_s=0.5)  # a wide window, so that all four surely meet
+    try:
+        bodies = [{"messages": [user_message(data_url(random_image(index)), f"Question {index}?")],
+                   "max_tokens": 3 + index} for index in range(3)]
+        bodies.append({"messages": [{"role": "user", "content": "No image here, a longer question?"}], "max_tokens": 4})
+        one_by_one = [json.loads(request(server, body)[1]) for body in bodies]
+        assert set(server.queue.batch_sizes) == {1}
+        with ThreadPoolExecutor(4) as pool:
+            together = [json.loads(text) for _, text in pool.map(lambda body: request(server, body), bodies)]
+        assert max(server.queue.batch_sizes) > 1
+        assert [reply["choices"] for reply in together] == [reply["choices"] for reply in one_by_one]
+        assert [reply["usage"]["completion_tokens"] for reply in together] == [3, 4, 5, 4]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_sampling_with_a_seed_repeats(tiny):
