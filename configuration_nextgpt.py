@@ -111,6 +111,11 @@ class NextGPTConfig(PreTrainedConfig):
         return self.vision_config.hidden_size
 
     @property
+    def context_length(self) -> int | None:
+        """How many positions the LLM takes (prompt, image tokens and answer together), where its config says."""
+        return getattr(self.text_config, "max_position_embeddings", None)
+
+    @property
     def num_image_tokens(self) -> int:
         """How many LLM positions one image takes."""
         if self.image_mode == "embedding":

@@ -107,7 +107,7 @@ class FastGenerator:
         if pixel_values is not None and image_embeds is not None:
             raise ValueError("Pass pixel_values or image_embeds, not both")
 
-        limit = getattr(self.model.config.text_config, "max_position_embeddings", None)
+        limit = self.model.config.context_length
         if limit and prompt_length + max_new_tokens > limit:
             raise ValueError(f"prompt + max_new_tokens = {prompt_length + max_new_tokens} tokens, past the model's "
                              f"{limit} positions")

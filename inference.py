@@ -79,7 +79,7 @@ def answer(model, processor, messages: list[dict], images: list[str], args, stre
     prompt = processor.render(messages, add_generation_prompt=True)
     inputs = processor(text=prompt, images=images).to(model.device)
     prompt_length = inputs["input_ids"].shape[1]
-    limit = getattr(model.config.text_config, "max_position_embeddings", None)
+    limit = model.config.context_length
     if limit and prompt_length + args.max_new_tokens > limit:
         raise InputError(f"the prompt is {prompt_length} tokens; with --max-new-tokens {args.max_new_tokens} it passes "
                          f"the model's {limit} positions")

@@ -177,7 +177,7 @@ class NextGPTServer(ThreadingHTTPServer):
         except ValueError as error:  # e.g. an <image> typed into the text without its image
             raise RequestError(str(error), "messages") from None
         prompt_length = inputs["input_ids"].shape[1]
-        limit = getattr(self.model.config.text_config, "max_position_embeddings", None)
+        limit = self.model.config.context_length
         if limit and prompt_length + options["max_new_tokens"] > limit:
             raise RequestError(f"the prompt is {prompt_length} tokens and max_tokens {options['max_new_tokens']}: "
                                f"together past the model's context of {limit}", "max_tokens")
