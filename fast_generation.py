@@ -133,7 +133,7 @@ class FastGenerator:
         check_every = 1 if streamer is not None or stop_strings else FINISHED_CHECK_INTERVAL
         for index in range(max_new_tokens):
             chosen = self._choose(logits, do_sample, temperature, top_p)
-            tokens = torch.where(finished, torch.full_like(chosen, pad), chosen)
+            tokens = chosen.masked_fill(finished, pad)
             new_tokens[:, index] = tokens
             if streamer is not None:
                 streamer.put(tokens.cpu())
