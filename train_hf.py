@@ -234,15 +234,23 @@ def plot_loss_curve(log_history: list[dict], path: str) -> None:
     plt.close(figure)
 
 
-class ElapsedTimeCallback(TrainerCallback):
-    """Adds `elapsed_s` (seconds since training began) to every log entry, for throughput between any two steps."""
+class StepLogCallback(TrainerCallback):
+    """Adds to every log entry `elapsed_s` (seconds since training began, for throughput between any two steps) and,
+    on CUDA, this process's peak GPU memory since the previous entry and the caching allocator's retries so far (each
+    retry frees every cached block and waits for the GPU: a stalled step)."""
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.perf_counter()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.log_history:
-            state.log_history[-1]["elapsed_s"] = time.perf_counter() - self.start
+        if not state.log_history:
+            return
+        entry = state.log_history[-1]
+        entry["elapsed_s"] = time.perf_counter() - self.start
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            entry["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            entry["allocator_retries"] = torch.cuda.memory_stats().get("num_alloc_retries", 0)
+            torch.cuda.reset_peak_memory_stats()
 
 
 def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> Trainer:
@@ -261,7 +269,7 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     trainer = Trainer(
         model=model, args=training_args, train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
         data_collator=NextGPTCollator(processor, cache), processing_class=processor,
-        callbacks=[ElapsedTimeCallback(), *(callbacks or [])],
+        callbacks=[StepLogCallback(), *(callbacks or [])],
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 

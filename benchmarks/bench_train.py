@@ -123,16 +123,41 @@ def command(folder: str, method: str, gpus: int, steps: int, global_batch: int, 
     return arguments + extra
 
 
+def launch(arguments: list[str]) -> str | None:
+    """Runs one training command, echoing its output; returns None, or the first error it printed if it failed (a
+    run that does not fit in GPU memory is a result too)."""
+    process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    errors = []
+    for line in process.stdout:
+        print(line, end="", flush=True)
+        if "Error: " in line or line.startswith("error: "):
+            errors.append(line.strip())
+    if process.wait() == 0:
+        return None
+    return errors[0] if errors else f"exit status {process.returncode}"
+
+
 def summarize(output_dir: str, warmup_steps: int) -> dict:
     """Losses per step; tokens/s over the steps after the warm-up (total tokens over total time), and the median
-    step time, which a few stalled steps do not move."""
-    history = [entry for entry in json.load(open(os.path.join(output_dir, "log_history.json"))) if "loss" in entry]
+    step time, which a few stalled steps do not move; rank 0's peak GPU memory and caching-allocator retries."""
+    with open(os.path.join(output_dir, "log_history.json")) as handle:
+        history = [entry for entry in json.load(handle) if "loss" in entry]
     timed = history[warmup_steps - 1:]
     seconds = timed[-1]["elapsed_s"] - timed[0]["elapsed_s"]
     step_seconds = [after["elapsed_s"] - before["elapsed_s"] for before, after in zip(timed, timed[1:])]
     return {"losses": [entry["loss"] for entry in history],
             "tokens_per_s": (timed[-1]["num_input_tokens_seen"] - timed[0]["num_input_tokens_seen"]) / seconds,
-            "median_step_s": statistics.median(step_seconds), "step_seconds": step_seconds}
+            "median_step_s": statistics.median(step_seconds), "step_seconds": step_seconds,
+            "peak_memory_gib": max((entry.get("peak_memory_gib", 0.0) for entry in history), default=0.0),
+            "allocator_retries": history[-1].get("allocator_retries", 0)}
+
+
+def efficiency(result: dict, baseline: dict, gpus: int) -> dict:
+    """Scaling against the first GPU count that ran: the global batch is the same for every count, so ideal scaling
+    divides the step time by the GPU count."""
+    return {"efficiency": result["tokens_per_s"] / (baseline["tokens_per_s"] * gpus / baseline["gpus"]),
+            "median_step_efficiency": baseline["median_step_s"] * baseline["gpus"] / (result["median_step_s"] * gpus),
+            "max_loss_difference_vs_baseline": max(abs(a - b) for a, b in zip(result["losses"], baseline["losses"]))}
 
 
 def main() -> None:
@@ -145,7 +170,7 @@ def main() -> None:
     parser.add_argument("--gpus", default="1,2", help="process counts to run, the first being the baseline")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup_steps", type=int, default=3, help="steps left out of the throughput")
-    parser.add_argument("--global_batch", type=int, default=8)
+    parser.add_argument("--global_batch", type=int, default=32, help="sequences per optimizer step (LLaVA: 128)")
     parser.add_argument("--per_device_batch", type=int, default=4)
     parser.add_argument("--output", default="bench_train.jsonl")
     parser.add_argument("--train_args", default="", help='more train_hf.py flags, e.g. "--gradient_checkpointing"')
@@ -160,22 +185,17 @@ def main() -> None:
         arguments = command(args.folder, args.method, gpus, args.steps, args.global_batch, args.per_device_batch,
                             output_dir, args.train_args.split())
         print(" ".join(arguments), flush=True)
-        subprocess.run(arguments, check=True)
-        result = summarize(output_dir, args.warmup_steps)
-        baseline = baseline or {**result, "gpus": gpus}
-        # The global batch is the same for every GPU count, so ideal scaling divides the step time by the GPU count.
-        record = {"method": args.method, "gpus": gpus, "global_batch": args.global_batch,
-                  "per_device_batch": args.per_device_batch, "steps": args.steps, "warmup_steps": args.warmup_steps,
-                  "tokens_per_s": result["tokens_per_s"],
-                  "efficiency": result["tokens_per_s"] / (baseline["tokens_per_s"] * gpus / baseline["gpus"]),
-                  "median_step_s": result["median_step_s"],
-                  "median_step_efficiency": baseline["median_step_s"] * baseline["gpus"] / (
-                      result["median_step_s"] * gpus),
-                  "max_loss_difference_vs_baseline": max(
-                      abs(a - b) for a, b in zip(result["losses"], baseline["losses"])),
-                  "losses": result["losses"], "step_seconds": result["step_seconds"],
-                  "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                  "command": " ".join(arguments)}
+        setting = {"method": args.method, "gpus": gpus, "global_batch": args.global_batch,
+                   "per_device_batch": args.per_device_batch, "steps": args.steps, "warmup_steps": args.warmup_steps,
+                   "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                   "allocator_config": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), "command": " ".join(arguments)}
+        error = launch(arguments)
+        if error:
+            record = {**setting, "error": error}
+        else:
+            result = summarize(output_dir, args.warmup_steps)
+            baseline = baseline or {**result, "gpus": gpus}
+            record = {**setting, **result, **efficiency(result, baseline, gpus)}
         print(json.dumps(record), flush=True)
         with open(args.output, "a") as handle:
             handle.write(json.dumps(record) + "\n")

@@ -18,10 +18,23 @@ def test_two_processes_follow_the_one_process_loss_curve(tmp_path, method):
                    check=True)
     output = tmp_path / "results.jsonl"
     subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--method", method, "--gpus", "1,2",
-                    "--steps", "4", "--warmup_steps", "1", "--output", str(output)], check=True)
+                    "--steps", "4", "--warmup_steps", "1", "--global_batch", "8", "--output", str(output)],
+                   check=True)
     one, two = [json.loads(line) for line in output.read_text().splitlines()]
     assert (one["gpus"], two["gpus"]) == (1, 2) and len(one["losses"]) == len(two["losses"]) == 4
     assert two["max_loss_difference_vs_baseline"] < 1e-4
     assert one["losses"] != [one["losses"][0]] * 4  # it trains
     assert one["tokens_per_s"] > 0 and two["tokens_per_s"] > 0 and one["efficiency"] == 1.0
     assert len(two["step_seconds"]) == 3 and two["median_step_efficiency"] > 0
+
+
+def test_a_failed_run_is_recorded_with_its_error(tmp_path):
+    """A run that fails (on a GPU: one that does not fit in memory) is a result: recorded with the error it printed."""
+    script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
+    subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--tiny", "--num_examples", "8"],
+                   check=True)
+    output = tmp_path / "results.jsonl"
+    subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--gpus", "1", "--global_batch", "4",
+                    "--train_args", "--model_dtype float64", "--output", str(output)], check=True)
+    record = json.loads(output.read_text())
+    assert record["gpus"] == 1 and "--model_dtype must be one of" in record["error"] and "losses" not in record
