@@ -2,9 +2,10 @@
 
 `prepare` writes a Llama-2-7B-shaped NextGPT with an ImageBind-huge-shaped tower (random bf16 weights, a 32000-word
 word-level tokenizer, so nothing needs downloading) and LLaVA-like synthetic conversations with images. `run` launches
-stage 2 with `torchrun` on each GPU count, with the same global batch and seed, and records tokens/s (from the
-Trainer's token count and the elapsed time between logged steps, the first steps left out as warm-up; and the median
-step time), the scaling efficiency against 1 GPU by both, and how far each loss curve lies from the 1-GPU one.
+stage 2 with `torchrun` on each GPU count, with the same global batch and seed, and records the throughput after the
+warm-up steps (sequences/s, real and padded tokens/s, the median step time), the scaling efficiency against the first
+GPU count, peak GPU memory, and how far each loss curve lies from the first count's. A run that fails (out of GPU
+memory, say) is recorded with its error.
 
     python benchmarks/bench_train.py prepare --folder /tmp/bench7b
     python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 1,2 --method lora --output results.jsonl
@@ -130,23 +131,35 @@ def launch(arguments: list[str]) -> str | None:
     errors = []
     for line in process.stdout:
         print(line, end="", flush=True)
-        if "Error: " in line or line.startswith("error: "):
+        if "Error: " in line or "error: " in line:
             errors.append(line.strip())
     if process.wait() == 0:
         return None
     return errors[0] if errors else f"exit status {process.returncode}"
 
 
-def summarize(output_dir: str, warmup_steps: int) -> dict:
-    """Losses per step; tokens/s over the steps after the warm-up (total tokens over total time), and the median
-    step time, which a few stalled steps do not move; rank 0's peak GPU memory and caching-allocator retries."""
+def mean_sequence_tokens(folder: str) -> float:
+    """Mean tokenized length of the synthetic conversations (image token included, padding not)."""
+    from training_data import load_records, prepare_examples
+
+    processor = NextGPTProcessor.from_pretrained(os.path.join(folder, "model"))
+    examples, _ = prepare_examples(load_records(os.path.join(folder, "data.json")), "data.json", processor, folder)
+    return statistics.mean(len(example["input_ids"]) for example in examples)
+
+
+def summarize(output_dir: str, warmup_steps: int, global_batch: int, mean_tokens: float) -> dict:
+    """Losses per step; throughput over the steps after the warm-up: sequences/s, the Trainer's input tokens/s
+    (padding included) and real tokens/s (sequences/s x the data's mean length); the median step time, which a few
+    stalled steps do not move; rank 0's peak GPU memory and caching-allocator retries."""
     with open(os.path.join(output_dir, "log_history.json")) as handle:
         history = [entry for entry in json.load(handle) if "loss" in entry]
     timed = history[warmup_steps - 1:]
     seconds = timed[-1]["elapsed_s"] - timed[0]["elapsed_s"]
     step_seconds = [after["elapsed_s"] - before["elapsed_s"] for before, after in zip(timed, timed[1:])]
     return {"losses": [entry["loss"] for entry in history],
-            "tokens_per_s": (timed[-1]["num_input_tokens_seen"] - timed[0]["num_input_tokens_seen"]) / seconds,
+            "sequences_per_s": global_batch * (len(timed) - 1) / seconds,
+            "real_tokens_per_s": global_batch * (len(timed) - 1) / seconds * mean_tokens,
+            "padded_tokens_per_s": (timed[-1]["num_input_tokens_seen"] - timed[0]["num_input_tokens_seen"]) / seconds,
             "median_step_s": statistics.median(step_seconds), "step_seconds": step_seconds,
             "peak_memory_gib": max((entry.get("peak_memory_gib", 0.0) for entry in history), default=0.0),
             "allocator_retries": history[-1].get("allocator_retries", 0)}
@@ -155,9 +168,29 @@ def summarize(output_dir: str, warmup_steps: int) -> dict:
 def efficiency(result: dict, baseline: dict, gpus: int) -> dict:
     """Scaling against the first GPU count that ran: the global batch is the same for every count, so ideal scaling
     divides the step time by the GPU count."""
-    return {"efficiency": result["tokens_per_s"] / (baseline["tokens_per_s"] * gpus / baseline["gpus"]),
+    return {"efficiency": result["sequences_per_s"] / (baseline["sequences_per_s"] * gpus / baseline["gpus"]),
             "median_step_efficiency": baseline["median_step_s"] * baseline["gpus"] / (result["median_step_s"] * gpus),
             "max_loss_difference_vs_baseline": max(abs(a - b) for a, b in zip(result["losses"], baseline["losses"]))}
+
+
+def plot_loss_curves(records: list[dict], path: str) -> None:
+    """One loss curve per GPU count, on one plot: they should lie on top of each other."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for record in records:
+        steps = range(1, len(record["losses"]) + 1)
+        axes.plot(steps, record["losses"], marker=".", label=f"{record['gpus']} GPU(s), {record['method']}")
+    axes.set_xlabel("optimizer step (same global batch for every GPU count)")
+    axes.set_ylabel("training loss")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def main() -> None:
@@ -179,7 +212,7 @@ def main() -> None:
         os.makedirs(args.folder, exist_ok=True)
         prepare(args.folder, args.tiny, args.num_examples)
         return
-    baseline = None
+    baseline, mean_tokens, finished = None, mean_sequence_tokens(args.folder), []
     for gpus in map(int, args.gpus.split(",")):
         output_dir = os.path.join(args.folder, f"run_{args.method}_{gpus}")
         arguments = command(args.folder, args.method, gpus, args.steps, args.global_batch, args.per_device_batch,
@@ -193,12 +226,15 @@ def main() -> None:
         if error:
             record = {**setting, "error": error}
         else:
-            result = summarize(output_dir, args.warmup_steps)
+            result = summarize(output_dir, args.warmup_steps, args.global_batch, mean_tokens)
             baseline = baseline or {**result, "gpus": gpus}
             record = {**setting, **result, **efficiency(result, baseline, gpus)}
+            finished.append(record)
         print(json.dumps(record), flush=True)
         with open(args.output, "a") as handle:
             handle.write(json.dumps(record) + "\n")
+    if finished:
+        plot_loss_curves(finished, os.path.splitext(args.output)[0] + ".png")
 
 
 if __name__ == "__main__":
