@@ -11,6 +11,8 @@ memory, say) is recorded with its error.
     python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 1,2 --method lora --output results.jsonl
     python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 2,4,8 --method full   # FSDP, 7B + Adam
     python benchmarks/bench_train.py prepare --folder /tmp/tiny --tiny   # a tiny model: checks the plumbing on CPU
+    python benchmarks/bench_train.py prepare --folder /tmp/data --data_only   # then, on the CPU, how evenly each
+    python benchmarks/bench_train.py balance --folder /tmp/data --gpus 2,4,8   # sampling spreads the work
 """
 
 import argparse
@@ -65,7 +67,7 @@ def synthetic_records(count: int, words: list[str], images: list[str], seed: int
     return records
 
 
-def prepare(folder: str, tiny: bool, num_examples: int, seed: int = 0) -> None:
+def prepare(folder: str, tiny: bool, num_examples: int, data_only: bool = False, seed: int = 0) -> None:
     vocabulary = 256 if tiny else 32000
     words = SPECIAL_WORDS + [f"w{index}" for index in range(vocabulary - len(SPECIAL_WORDS))]
     processor = word_level_processor(words)
@@ -77,13 +79,14 @@ def prepare(folder: str, tiny: bool, num_examples: int, seed: int = 0) -> None:
                                image_token_id=processor.image_token_id)
     else:  # ImageBind-huge tower, Llama-2-7B LLM (the config's defaults)
         config = NextGPTConfig(image_token_id=processor.image_token_id)
-    torch.manual_seed(seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device(device):  # random init on the GPU takes seconds, not minutes
-        model = NextGPTForConditionalGeneration(config)
-    torch.set_default_dtype(torch.float32)
-    model.save_pretrained(os.path.join(folder, "model"))
+    if not data_only:
+        torch.manual_seed(seed)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        torch.set_default_dtype(torch.bfloat16)
+        with torch.device(device):  # random init on the GPU takes seconds, not minutes
+            model = NextGPTForConditionalGeneration(config)
+        torch.set_default_dtype(torch.float32)
+        model.save_pretrained(os.path.join(folder, "model"))
     processor.save_pretrained(os.path.join(folder, "model"))
     rng = np.random.default_rng(seed)
     images = []
@@ -94,12 +97,17 @@ def prepare(folder: str, tiny: bool, num_examples: int, seed: int = 0) -> None:
         json.dump(synthetic_records(num_examples, words[len(SPECIAL_WORDS):], images, seed), handle)
 
 
+def accumulation_steps(global_batch: int, per_device_batch: int, gpus: int) -> int:
+    accumulation = global_batch // (per_device_batch * gpus)
+    if accumulation < 1 or accumulation * per_device_batch * gpus != global_batch:
+        raise ValueError(f"a global batch of {global_batch} does not split into {gpus} GPUs x {per_device_batch}")
+    return accumulation
+
+
 def command(folder: str, method: str, gpus: int, steps: int, global_batch: int, per_device_batch: int,
             output_dir: str, extra: list[str]) -> list[str]:
     """The torchrun command line for one run; the global batch stays fixed across GPU counts."""
-    accumulation = global_batch // (per_device_batch * gpus)
-    if accumulation * per_device_batch * gpus != global_batch:
-        raise ValueError(f"a global batch of {global_batch} does not split into {gpus} x {per_device_batch}")
+    accumulation = accumulation_steps(global_batch, per_device_batch, gpus)
     arguments = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",  # torchrun
         os.path.join(REPO_ROOT, "train_hf.py"),
@@ -138,13 +146,49 @@ def launch(arguments: list[str]) -> str | None:
     return errors[0] if errors else f"exit status {process.returncode}"
 
 
-def mean_sequence_tokens(folder: str) -> float:
-    """Mean tokenized length of the synthetic conversations (image token included, padding not)."""
+def sequence_lengths(folder: str) -> list[int]:
+    """Tokenized length of every synthetic conversation (image token included, padding not), as train_hf.py sees it."""
     from training_data import load_records, prepare_examples
 
     processor = NextGPTProcessor.from_pretrained(os.path.join(folder, "model"))
     examples, _ = prepare_examples(load_records(os.path.join(folder, "data.json")), "data.json", processor, folder)
-    return statistics.mean(len(example["input_ids"]) for example in examples)
+    return [len(example["input_ids"]) for example in examples]
+
+
+def micro_batches_per_rank(lengths: list[int], sampling: str, gpus: int, global_batch: int, per_device_batch: int,
+                           seed: int = 0) -> list[list[list[list[int]]]]:
+    """For each optimizer step, each rank's micro-batches (lists of example indices), dealt as the Trainer deals them:
+    random sampling gives rank r the micro-batches r, r + gpus, ... of a shuffled global batch (another shuffle than
+    the Trainer's); batch_rebalance is transformers' own sampler, with the Trainer's arguments."""
+    from transformers.trainer_pt_utils import BatchRebalanceSampler
+
+    accumulation = accumulation_steps(global_batch, per_device_batch, gpus)
+    steps = len(lengths) // global_batch
+    if sampling == "batch_rebalance":
+        ranks = [list(BatchRebalanceSampler(lengths, global_batch, gpus, accumulation, rank=rank))
+                 for rank in range(gpus)]
+        return [[ranks[rank][step * accumulation:(step + 1) * accumulation] for rank in range(gpus)]
+                for step in range(steps)]
+    order = random.Random(seed).sample(range(len(lengths)), len(lengths))
+    plan = []
+    for step in range(steps):
+        batch = order[step * global_batch:(step + 1) * global_batch]
+        micro = [batch[start:start + per_device_batch] for start in range(0, global_batch, per_device_batch)]
+        plan.append([micro[rank::gpus] for rank in range(gpus)])
+    return plan
+
+
+def balance(lengths: list[int], sampling: str, gpus: int, global_batch: int, per_device_batch: int) -> dict:
+    """What the sampling alone allows, counting a micro-batch's work as its padded tokens: the scaling efficiency
+    (every rank waits for the busiest one at each optimizer step) and the share of real tokens among padded ones."""
+    ceilings, real, padded = [], 0, 0
+    for ranks in micro_batches_per_rank(lengths, sampling, gpus, global_batch, per_device_batch):
+        work = [sum(len(micro) * max(lengths[i] for i in micro) for micro in rank) for rank in ranks]
+        ceilings.append(sum(work) / (gpus * max(work)))
+        real += sum(lengths[i] for rank in ranks for micro in rank for i in micro)
+        padded += sum(work)
+    return {"sampling": sampling, "gpus": gpus, "global_batch": global_batch, "per_device_batch": per_device_batch,
+            "efficiency_ceiling": statistics.mean(ceilings), "real_token_share": real / padded}
 
 
 def summarize(output_dir: str, warmup_steps: int, global_batch: int, mean_tokens: float) -> dict:
@@ -195,9 +239,11 @@ def plot_loss_curves(records: list[dict], path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["prepare", "run"])
+    parser.add_argument("action", choices=["prepare", "run", "balance"],
+                        help="balance: how evenly each sampling spreads the data's work over the GPUs (no GPU needed)")
     parser.add_argument("--folder", required=True)
     parser.add_argument("--tiny", action="store_true", help="prepare: a tiny model instead of the 7B shapes")
+    parser.add_argument("--data_only", action="store_true", help="prepare: the data and tokenizer, no model (balance)")
     parser.add_argument("--num_examples", type=int, default=512)
     parser.add_argument("--method", default="lora", choices=["lora", "full"], help="LoRA (DDP) or full (FSDP)")
     parser.add_argument("--gpus", default="1,2", help="process counts to run, the first being the baseline")
@@ -210,9 +256,20 @@ def main() -> None:
     args = parser.parse_args()
     if args.action == "prepare":
         os.makedirs(args.folder, exist_ok=True)
-        prepare(args.folder, args.tiny, args.num_examples)
+        prepare(args.folder, args.tiny, args.num_examples, args.data_only)
         return
-    baseline, mean_tokens, finished = None, mean_sequence_tokens(args.folder), []
+    for gpus in map(int, args.gpus.split(",")):
+        try:
+            accumulation_steps(args.global_batch, args.per_device_batch, gpus)
+        except ValueError as error:
+            parser.error(str(error))
+    lengths = sequence_lengths(args.folder)
+    if args.action == "balance":
+        for gpus in map(int, args.gpus.split(",")):
+            for sampling in ("random", "batch_rebalance"):
+                print(json.dumps(balance(lengths, sampling, gpus, args.global_batch, args.per_device_batch)))
+        return
+    baseline, mean_tokens, finished = None, statistics.mean(lengths), []
     for gpus in map(int, args.gpus.split(",")):
         output_dir = os.path.join(args.folder, f"run_{args.method}_{gpus}")
         arguments = command(args.folder, args.method, gpus, args.steps, args.global_batch, args.per_device_batch,

@@ -43,3 +43,23 @@ def test_a_failed_run_is_recorded_with_its_error(tmp_path):
                     "--train_args", "--model_dtype float64", "--output", str(output)], check=True)
     record = json.loads(output.read_text())
     assert record["gpus"] == 1 and "--model_dtype must be one of" in record["error"] and "losses" not in record
+
+
+def test_balance_shows_what_length_balanced_sampling_buys(tmp_path):
+    """`balance` (no GPU, no model): random micro-batches leave GPUs waiting for the busiest one and pad a third of
+    the tokens; transformers' batch_rebalance sampler evens the work out and pads less."""
+    script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
+    subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--data_only", "--num_examples", "512"],
+                   check=True)
+    result = subprocess.run([sys.executable, script, "balance", "--folder", str(tmp_path), "--gpus", "2,8",
+                             "--global_batch", "128"], check=True, capture_output=True, text=True)
+    rows = {(row["sampling"], row["gpus"]): row for row in map(json.loads, result.stdout.splitlines())}
+    assert set(rows) == {(sampling, gpus) for sampling in ("random", "batch_rebalance") for gpus in (2, 8)}
+    for gpus in (2, 8):
+        random_row, balanced = rows["random", gpus], rows["batch_rebalance", gpus]
+        assert 0 < random_row["efficiency_ceiling"] < balanced["efficiency_ceiling"] <= 1
+        assert random_row["real_token_share"] < 0.8 < balanced["real_token_share"] <= 1
+    assert rows["random", 8]["efficiency_ceiling"] < rows["random", 2]["efficiency_ceiling"]
+    bad = subprocess.run([sys.executable, script, "balance", "--folder", str(tmp_path), "--gpus", "8",
+                          "--global_batch", "32", "--per_device_batch", "8"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "does not split into 8 GPUs x 8" in bad.stderr
