@@ -214,24 +214,31 @@ def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArgum
     return final
 
 
-def plot_loss_curve(log_history: list[dict], path: str) -> None:
+def save_line_plot(lines: dict[str, list[tuple[float, float]]], path: str, xlabel: str, ylabel: str,
+                   marked: tuple[str, ...] = ()) -> None:
+    """One line per label, its (x, y) points; the labels in `marked` show each point."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4))
-    for key, label in (("loss", "train loss"), ("eval_loss", "eval loss")):
-        points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
+    for label, points in lines.items():
         if points:
-            axes.plot(*zip(*points), marker="." if key == "eval_loss" else None, label=label)
-    axes.set_xlabel("step")
-    axes.set_ylabel("loss")
+            axes.plot(*zip(*points), marker="." if label in marked else None, label=label)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def plot_loss_curve(log_history: list[dict], path: str) -> None:
+    lines = {label: [(entry["step"], entry[key]) for entry in log_history if key in entry]
+             for key, label in (("loss", "train loss"), ("eval_loss", "eval loss"))}
+    save_line_plot(lines, path, "step", "loss", marked=("eval loss",))
 
 
 class StepLogCallback(TrainerCallback):

@@ -219,22 +219,12 @@ def efficiency(result: dict, baseline: dict, gpus: int) -> dict:
 
 def plot_loss_curves(records: list[dict], path: str) -> None:
     """One loss curve per GPU count, on one plot: they should lie on top of each other."""
-    import matplotlib
+    from train_hf import save_line_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4))
-    for record in records:
-        steps = range(1, len(record["losses"]) + 1)
-        axes.plot(steps, record["losses"], marker=".", label=f"{record['gpus']} GPU(s), {record['method']}")
-    axes.set_xlabel("optimizer step (same global batch for every GPU count)")
-    axes.set_ylabel("training loss")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    lines = {f"{record['gpus']} GPU(s), {record['method']}": list(enumerate(record["losses"], start=1))
+             for record in records}
+    save_line_plot(lines, path, "optimizer step (same global batch for every GPU count)", "training loss",
+                   marked=tuple(lines))
 
 
 def main() -> None:
