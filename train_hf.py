@@ -55,7 +55,8 @@ class NextGPTArguments:
     model_max_length: int = option(1024, "Longest tokenized conversation; only the end of the last reply may be cut.")
     skip_bad_records: bool = option(False, "Skip bad records (reported) instead of stopping.")
     cache_image_embeds: bool = option(False, "Encode each image once and train from the cached features.")
-    embedding_cache_dir: str = os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds")
+    embedding_cache_dir: str = option(os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds"),
+                                      "Where the cached image features are kept.")
     embedding_cache_dtype: str = option("float16", "float16 (half the disk) or float32.")
     embedding_batch_size: int = option(64, "Images per tower call when filling the cache.")
     full_finetune: bool = option(False, "Stage 2: train the whole LLM instead of LoRA.")

@@ -71,15 +71,16 @@ def prepare(folder: str, tiny: bool, num_examples: int, data_only: bool = False,
     vocabulary = 256 if tiny else 32000
     words = SPECIAL_WORDS + [f"w{index}" for index in range(vocabulary - len(SPECIAL_WORDS))]
     processor = word_level_processor(words)
-    if tiny:
-        vision = ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24)
-        text = {"model_type": "llama", "vocab_size": vocabulary, "hidden_size": 32, "intermediate_size": 64,
-                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4}
-        config = NextGPTConfig(vision_config=vision.to_dict(), text_config=text,
-                               image_token_id=processor.image_token_id)
-    else:  # ImageBind-huge tower, Llama-2-7B LLM (the config's defaults)
-        config = NextGPTConfig(image_token_id=processor.image_token_id)
     if not data_only:
+        if tiny:
+            vision = ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                           projection_dim=24)
+            text = {"model_type": "llama", "vocab_size": vocabulary, "hidden_size": 32, "intermediate_size": 64,
+                    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4}
+            config = NextGPTConfig(vision_config=vision.to_dict(), text_config=text,
+                                   image_token_id=processor.image_token_id)
+        else:  # ImageBind-huge tower, Llama-2-7B LLM (the config's defaults)
+            config = NextGPTConfig(image_token_id=processor.image_token_id)
         torch.manual_seed(seed)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         torch.set_default_dtype(torch.bfloat16)
@@ -200,9 +201,9 @@ def summarize(output_dir: str, warmup_steps: int, global_batch: int, mean_tokens
     timed = history[warmup_steps - 1:]
     seconds = timed[-1]["elapsed_s"] - timed[0]["elapsed_s"]
     step_seconds = [after["elapsed_s"] - before["elapsed_s"] for before, after in zip(timed, timed[1:])]
+    sequences_per_s = global_batch * len(step_seconds) / seconds
     return {"losses": [entry["loss"] for entry in history],
-            "sequences_per_s": global_batch * (len(timed) - 1) / seconds,
-            "real_tokens_per_s": global_batch * (len(timed) - 1) / seconds * mean_tokens,
+            "sequences_per_s": sequences_per_s, "real_tokens_per_s": sequences_per_s * mean_tokens,
             "padded_tokens_per_s": (timed[-1]["num_input_tokens_seen"] - timed[0]["num_input_tokens_seen"]) / seconds,
             "median_step_s": statistics.median(step_seconds), "step_seconds": step_seconds,
             "peak_memory_gib": max((entry.get("peak_memory_gib", 0.0) for entry in history), default=0.0),
@@ -248,19 +249,20 @@ def main() -> None:
         os.makedirs(args.folder, exist_ok=True)
         prepare(args.folder, args.tiny, args.num_examples, args.data_only)
         return
-    for gpus in map(int, args.gpus.split(",")):
+    gpu_counts = [int(count) for count in args.gpus.split(",")]
+    for gpus in gpu_counts:
         try:
             accumulation_steps(args.global_batch, args.per_device_batch, gpus)
         except ValueError as error:
             parser.error(str(error))
     lengths = sequence_lengths(args.folder)
     if args.action == "balance":
-        for gpus in map(int, args.gpus.split(",")):
+        for gpus in gpu_counts:
             for sampling in ("random", "batch_rebalance"):
                 print(json.dumps(balance(lengths, sampling, gpus, args.global_batch, args.per_device_batch)))
         return
     baseline, mean_tokens, finished = None, statistics.mean(lengths), []
-    for gpus in map(int, args.gpus.split(",")):
+    for gpus in gpu_counts:
         output_dir = os.path.join(args.folder, f"run_{args.method}_{gpus}")
         arguments = command(args.folder, args.method, gpus, args.steps, args.global_batch, args.per_device_batch,
                             output_dir, args.train_args.split())
