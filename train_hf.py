@@ -11,6 +11,7 @@ Every TrainingArguments option passes straight through (--bf16, --gradient_check
         --image_folder images --output_dir outputs/stage2 --cache_image_embeds --bf16
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from transformers import BitsAndBytesConfig, HfArgumentParser, Trainer, TrainerC
 
 from assemble_nextgpt import assemble_nextgpt
 from modeling_nextgpt import NextGPTForConditionalGeneration
+from packed_attention import enable_packed_attention
 from processing_nextgpt import NextGPTProcessor
 from training_data import DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
 
@@ -53,6 +55,10 @@ class NextGPTArguments:
     image_folder: str | None = option(None, "Folder that image paths in the records are relative to.")
     caption_prompt: str = option(DEFAULT_CAPTION_PROMPT, "Question asked for caption records.")
     model_max_length: int = option(1024, "Longest tokenized conversation; only the end of the last reply may be cut.")
+    packing: bool = option(True, "Put each micro-batch in one row without padding, examples kept apart by "
+                                 "variable-length attention (false: pad every example to the longest).")
+    fused_kernels: str = option("auto", "Liger's Triton kernels on the LLM (RMSNorm, SwiGLU, RoPE, fused linear "
+                                        "cross-entropy): auto (on CUDA when liger-kernel is installed), true, false.")
     skip_bad_records: bool = option(False, "Skip bad records (reported) instead of stopping.")
     cache_image_embeds: bool = option(False, "Encode each image once and train from the cached features.")
     embedding_cache_dir: str = option(os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds"),
@@ -86,6 +92,8 @@ def check_arguments(args: NextGPTArguments) -> None:
         raise ValueError("--load_in_4bit/--load_in_8bit need a CUDA GPU (bitsandbytes)")
     if (args.load_in_4bit or args.load_in_8bit) and args.full_finetune:
         raise ValueError("A quantized LLM cannot be fully fine-tuned: use LoRA (drop --full_finetune)")
+    if args.fused_kernels not in ("auto", "true", "false"):
+        raise ValueError(f"--fused_kernels must be auto, true or false, got {args.fused_kernels}")
     if args.model_dtype not in DTYPES:
         raise ValueError(f"--model_dtype must be one of {list(DTYPES)}, got {args.model_dtype}")
 
@@ -140,6 +148,22 @@ def configure_stage(model: NextGPTForConditionalGeneration, args: NextGPTArgumen
         if parameter.requires_grad:
             parameter.data = parameter.data.float()
     return model
+
+
+def apply_fused_kernels(language_model, args: NextGPTArguments, training_args: TrainingArguments) -> bool:
+    """Liger's kernels on the LLM, where `--fused_kernels` (or the Trainer's `--use_liger_kernel`) asks for them;
+    returns whether they were applied. The Trainer's own flag reaches only the outer NextGPT model, which Liger does
+    not know, so it would do nothing."""
+    available = importlib.util.find_spec("liger_kernel") is not None
+    wanted = args.fused_kernels == "true" or training_args.use_liger_kernel
+    if wanted and not available:
+        raise ValueError("--fused_kernels true needs liger-kernel (pip install 'nano-nextgpt[cuda]')")
+    if not (wanted or (args.fused_kernels == "auto" and available and torch.cuda.is_available())):
+        return False
+    from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+    _apply_liger_kernel_to_instance(model=language_model)
+    return True
 
 
 def build_datasets(args, training_args, model, processor):
@@ -244,8 +268,9 @@ def plot_loss_curve(log_history: list[dict], path: str) -> None:
 
 class StepLogCallback(TrainerCallback):
     """Adds to every log entry `elapsed_s` (seconds since training began, for throughput between any two steps) and,
-    on CUDA, this process's peak GPU memory since the previous entry and the caching allocator's retries so far (each
-    retry frees every cached block and waits for the GPU: a stalled step)."""
+    on CUDA, this process's peak GPU memory since the previous entry (allocated by tensors, and reserved by the caching
+    allocator: what the card must hold) and the caching allocator's retries so far (each retry frees every cached
+    block and waits for the GPU: a stalled step)."""
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.perf_counter()
@@ -257,26 +282,32 @@ class StepLogCallback(TrainerCallback):
         entry["elapsed_s"] = time.perf_counter() - self.start
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             entry["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            entry["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
             entry["allocator_retries"] = torch.cuda.memory_stats().get("num_alloc_retries", 0)
             torch.cuda.reset_peak_memory_stats()
 
 
 def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> Trainer:
     parser = HfArgumentParser((NextGPTArguments, TrainingArguments))
+    parser.set_defaults(dataloader_num_workers=2)  # batches (and images) are prepared while the GPU computes
     args, training_args = parser.parse_args_into_dataclasses(argv)
     check_arguments(args)
     training_args.remove_unused_columns = False  # the collator needs the image paths
     set_seed(training_args.seed)
 
     model, processor = load_model(args)
+    if args.packing:
+        enable_packed_attention(model.language_model)
+    fused = apply_fused_kernels(model.language_model, args, training_args)
     datasets, cache = build_datasets(args, training_args, model, processor)
     model = configure_stage(model, args, training_args.gradient_checkpointing)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"Stage {args.stage}: {trainable:,} trainable parameters of {sum(p.numel() for p in model.parameters()):,}")
+    print(f"Stage {args.stage}: {trainable:,} trainable parameters of {sum(p.numel() for p in model.parameters()):,}; "
+          f"{'packed' if args.packing else 'padded'} batches, fused kernels {'on' if fused else 'off'}")
 
     trainer = Trainer(
         model=model, args=training_args, train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
-        data_collator=NextGPTCollator(processor, cache), processing_class=processor,
+        data_collator=NextGPTCollator(processor, cache, pack=args.packing), processing_class=processor,
         callbacks=[StepLogCallback(), *(callbacks or [])],
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)

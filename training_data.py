@@ -1,4 +1,4 @@
-"""Training data: LLaVA conversations or caption pairs -> validated, tokenized examples -> padded batches.
+"""Training data: LLaVA conversations or caption pairs -> validated, tokenized examples -> packed or padded batches.
 
 Records (JSON list, JSONL, or a `datasets` id):
 - LLaVA: `{"id", "image": "a.jpg" | ["a.jpg", "b.jpg"] | absent, "conversations": [{"from": "human"|"gpt", "value"}]}`
@@ -160,26 +160,46 @@ def prepare_examples(
 
 
 class NextGPTCollator:
-    """Pads a list of examples (right padding; labels padded with -100 so padding is never in the loss) and adds the
-    batch's images in reading order: `image_embeds` from the cache when one is given, else `pixel_values`."""
+    """Batches tokenized examples and adds their images in reading order (`image_embeds` from the cache when one is
+    given, else `pixel_values`).
 
-    def __init__(self, processor: NextGPTProcessor, embedding_cache=None):
+    `pack=True` (training's default) puts the micro-batch into one row without padding: `position_ids` restart at 0
+    for each example and `cu_seq_lens_q`/`max_length_q` mark the examples for `packed_attention`, which keeps them
+    apart; the first label of every example is -100, so no example learns to predict the next one's first token.
+    `pack=False` pads on the right (labels -100 there, so padding is never in the loss)."""
+
+    def __init__(self, processor: NextGPTProcessor, embedding_cache=None, pack: bool = False):
         self.processor = processor
         self.embedding_cache = embedding_cache
+        self.pack = pack
 
     def __call__(self, examples: list[dict]) -> dict:
-        width = max(len(example["input_ids"]) for example in examples)
-        pad_id = self.processor.tokenizer.pad_token_id
-        batch = {
-            "input_ids": torch.tensor([ex["input_ids"] + [pad_id] * (width - len(ex["input_ids"])) for ex in examples]),
-            "attention_mask": torch.tensor(
-                [[1] * len(ex["input_ids"]) + [0] * (width - len(ex["input_ids"])) for ex in examples]
-            ),
-            "labels": torch.tensor([ex["labels"] + [IGNORE_INDEX] * (width - len(ex["labels"])) for ex in examples]),
-        }
+        batch = self.packed(examples) if self.pack else self.padded(examples)
         images = [image for example in examples for image in example["images"]]
         if images and self.embedding_cache is not None:
             batch["image_embeds"] = self.embedding_cache.lookup(images)
         elif images:
             batch["pixel_values"] = self.processor.preprocess_images(images)
         return batch
+
+    def padded(self, examples: list[dict]) -> dict:
+        width = max(len(example["input_ids"]) for example in examples)
+        pad_id = self.processor.tokenizer.pad_token_id
+        return {
+            "input_ids": torch.tensor([ex["input_ids"] + [pad_id] * (width - len(ex["input_ids"])) for ex in examples]),
+            "attention_mask": torch.tensor(
+                [[1] * len(ex["input_ids"]) + [0] * (width - len(ex["input_ids"])) for ex in examples]
+            ),
+            "labels": torch.tensor([ex["labels"] + [IGNORE_INDEX] * (width - len(ex["labels"])) for ex in examples]),
+        }
+
+    @staticmethod
+    def packed(examples: list[dict]) -> dict:
+        lengths = [len(example["input_ids"]) for example in examples]
+        return {
+            "input_ids": torch.tensor([[token for example in examples for token in example["input_ids"]]]),
+            "labels": torch.tensor([[label for ex in examples for label in [IGNORE_INDEX] + ex["labels"][1:]]]),
+            "position_ids": torch.tensor([[position for length in lengths for position in range(length)]]),
+            "cu_seq_lens_q": torch.tensor([0] + lengths, dtype=torch.int32).cumsum(0, dtype=torch.int32),
+            "max_length_q": max(lengths),
+        }

@@ -1,13 +1,19 @@
-"""Training throughput on one and several GPUs, through train_hf.py itself (issue 6).
+"""Training throughput on one and several GPUs, through train_hf.py itself (issues 6 and 11).
 
 `prepare` writes a Llama-2-7B-shaped NextGPT with an ImageBind-huge-shaped tower (random bf16 weights, a 32000-word
-word-level tokenizer, so nothing needs downloading) and LLaVA-like synthetic conversations with images. `run` launches
-stage 2 with `torchrun` on each GPU count, with the same global batch and seed, and records the throughput after the
-warm-up steps (sequences/s, real and padded tokens/s, the median step time), the scaling efficiency against the first
-GPU count, peak GPU memory, and how far each loss curve lies from the first count's. A run that fails (out of GPU
-memory, say) is recorded with its error.
+word-level tokenizer, so nothing needs downloading), LLaVA-like synthetic conversations with images (stage 2) and
+caption pairs (stage 1). `run` launches training with `torchrun` for each variant (a name, a micro-batch and train_hf.py
+flags: the fast default against the old padded path, say) and each GPU count, with the same global batch and seed,
+and records the throughput after the warm-up steps: sequences/s, real (non-padding) tokens/s, model FLOPs utilisation
+(MFU: real tokens/s x FLOPs per token / the GPU's dense bf16 peak, FLOPs per token being 4 x the LLM's parameters when
+its weights are frozen (LoRA, QLoRA, stage 1: forward + input gradients) and 6 x when they train), the median step
+time, peak GPU memory (allocated and reserved), the scaling efficiency against the variant's first GPU count, and how
+far each loss curve lies from the first run's. A run that fails (out of GPU memory, say) is recorded with its error.
+The last lines printed are a table of every run.
 
     python benchmarks/bench_train.py prepare --folder /tmp/bench7b
+    python benchmarks/bench_train.py run --folder /tmp/bench7b --method lora --gpus 1 \
+        --variant "padded:8:--packing false --fused_kernels false" --variant "default:32"
     python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 1,2 --method lora --output results.jsonl
     python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 2,4,8 --method full   # FSDP, 7B + Adam
     python benchmarks/bench_train.py prepare --folder /tmp/tiny --tiny   # a tiny model: checks the plumbing on CPU
@@ -17,6 +23,7 @@ memory, say) is recorded with its error.
 
 import argparse
 import json
+import math
 import os
 import random
 import statistics
@@ -35,6 +42,21 @@ from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor  # noqa: E402
 
 SPECIAL_WORDS = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]"]
+# train_hf.py flags of each method (before the variant's own, which may override them), and those it adds on a GPU.
+# Full fine-tuning keeps float32 master weights and Adam states (16 bytes a parameter, 108 GB for 7B: more than one
+# GPU holds, hence FSDP), bf16 compute, activations recomputed; the others train adapters or the projector over frozen
+# bf16 weights. On the CPU everything runs in float32.
+FSDP = ["--fsdp", "full_shard auto_wrap",
+        "--fsdp_config", json.dumps({"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]})]
+METHODS = {
+    "lora": {"stage": 2, "data": "data.json", "flags": [], "gpu_flags": ["--model_dtype", "bfloat16"]},
+    "qlora": {"stage": 2, "data": "data.json", "flags": ["--load_in_4bit", "--gradient_checkpointing", "--optim",
+                                                          "paged_adamw_8bit"],
+              "gpu_flags": ["--model_dtype", "bfloat16"]},
+    "full": {"stage": 2, "data": "data.json", "flags": ["--full_finetune", *FSDP],
+             "gpu_flags": ["--model_dtype", "float32", "--gradient_checkpointing"]},
+    "stage1": {"stage": 1, "data": "captions.json", "flags": [], "gpu_flags": ["--model_dtype", "bfloat16"]},
+}
 
 
 def word_level_processor(words: list[str], num_image_tokens: int = 1) -> NextGPTProcessor:
@@ -67,6 +89,13 @@ def synthetic_records(count: int, words: list[str], images: list[str], seed: int
     return records
 
 
+def synthetic_captions(count: int, words: list[str], images: list[str], seed: int) -> list[dict]:
+    """Stage-1 caption pairs: one image and a caption of 8-30 words."""
+    rng = random.Random(seed)
+    return [{"id": str(index), "image": rng.choice(images),
+             "caption": " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))} for index in range(count)]
+
+
 def prepare(folder: str, tiny: bool, num_examples: int, data_only: bool = False, seed: int = 0) -> None:
     vocabulary = 256 if tiny else 32000
     words = SPECIAL_WORDS + [f"w{index}" for index in range(vocabulary - len(SPECIAL_WORDS))]
@@ -96,6 +125,8 @@ def prepare(folder: str, tiny: bool, num_examples: int, data_only: bool = False,
         Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(os.path.join(folder, images[-1]))
     with open(os.path.join(folder, "data.json"), "w") as handle:
         json.dump(synthetic_records(num_examples, words[len(SPECIAL_WORDS):], images, seed), handle)
+    with open(os.path.join(folder, "captions.json"), "w") as handle:
+        json.dump(synthetic_captions(num_examples, words[len(SPECIAL_WORDS):], images, seed), handle)
 
 
 def accumulation_steps(global_batch: int, per_device_batch: int, gpus: int) -> int:
@@ -105,31 +136,22 @@ def accumulation_steps(global_batch: int, per_device_batch: int, gpus: int) -> i
     return accumulation
 
 
-def command(folder: str, method: str, gpus: int, steps: int, global_batch: int, per_device_batch: int,
+def command(*, folder: str, method: str, gpus: int, steps: int, global_batch: int, per_device_batch: int,
             output_dir: str, extra: list[str]) -> list[str]:
     """The torchrun command line for one run; the global batch stays fixed across GPU counts."""
     accumulation = accumulation_steps(global_batch, per_device_batch, gpus)
     arguments = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",  # torchrun
         os.path.join(REPO_ROOT, "train_hf.py"),
-        "--stage", "2", "--model_name_or_path", os.path.join(folder, "model"),
-        "--data_path", os.path.join(folder, "data.json"), "--image_folder", folder, "--output_dir", output_dir,
-        "--max_steps", str(steps), "--per_device_train_batch_size", str(per_device_batch),
+        "--stage", str(METHODS[method]["stage"]), "--model_name_or_path", os.path.join(folder, "model"),
+        "--data_path", os.path.join(folder, METHODS[method]["data"]), "--image_folder", folder,
+        "--output_dir", output_dir, "--max_steps", str(steps), "--per_device_train_batch_size", str(per_device_batch),
         "--gradient_accumulation_steps", str(accumulation), "--learning_rate", "1e-4", "--logging_steps", "1",
         "--save_strategy", "no", "--save_final", "false", "--report_to", "none", "--seed", "0",
-        "--include_num_input_tokens_seen", "true", "--model_max_length", "1024",
-        "--dataloader_num_workers", "2", "--ddp_find_unused_parameters", "false",
+        "--model_max_length", "1024", "--dataloader_num_workers", "2", "--ddp_find_unused_parameters", "false",
     ]
-    if torch.cuda.is_available():
-        # LoRA: frozen bf16 weights. Full fine-tuning: float32 master weights and Adam states (16 bytes a parameter,
-        # 108 GB for 7B: more than one GPU holds, hence FSDP), bf16 compute, activations recomputed.
-        dtype = "float32" if method == "full" else "bfloat16"
-        arguments += ["--bf16", "--model_dtype", dtype] + (["--gradient_checkpointing"] if method == "full" else [])
-    else:
-        arguments += ["--use_cpu"]
-    if method == "full":
-        arguments += ["--full_finetune", "--fsdp", "full_shard auto_wrap", "--fsdp_config",
-                      json.dumps({"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]})]
+    arguments += METHODS[method]["flags"]
+    arguments += ["--bf16", *METHODS[method]["gpu_flags"]] if torch.cuda.is_available() else ["--use_cpu"]
     return arguments + extra
 
 
@@ -147,13 +169,28 @@ def launch(arguments: list[str]) -> str | None:
     return errors[0] if errors else f"exit status {process.returncode}"
 
 
-def sequence_lengths(folder: str) -> list[int]:
-    """Tokenized length of every synthetic conversation (image token included, padding not), as train_hf.py sees it."""
+def sequence_lengths(folder: str, data: str = "data.json") -> list[int]:
+    """Tokenized length of every synthetic record (image token included, padding not), as train_hf.py sees it."""
     from training_data import load_records, prepare_examples
 
     processor = NextGPTProcessor.from_pretrained(os.path.join(folder, "model"))
-    examples, _ = prepare_examples(load_records(os.path.join(folder, "data.json")), "data.json", processor, folder)
+    examples, _ = prepare_examples(load_records(os.path.join(folder, data)), data, processor, folder)
     return [len(example["input_ids"]) for example in examples]
+
+
+def language_model_parameters(folder: str) -> int:
+    """The LLM's parameter count (embeddings and head included, as in '6.74 B' for Llama-2-7B), from the saved
+    weights' headers."""
+    from safetensors import safe_open
+
+    model_folder = os.path.join(folder, "model")
+    total = 0
+    for name in os.listdir(model_folder):
+        if name.endswith(".safetensors"):
+            with safe_open(os.path.join(model_folder, name), "pt") as weights:
+                total += sum(math.prod(weights.get_slice(key).get_shape()) for key in weights.keys()
+                             if key.startswith("language_model."))
+    return total
 
 
 def micro_batches_per_rank(lengths: list[int], sampling: str, gpus: int, global_batch: int, per_device_batch: int,
@@ -193,9 +230,9 @@ def balance(lengths: list[int], sampling: str, gpus: int, global_batch: int, per
 
 
 def summarize(output_dir: str, warmup_steps: int, global_batch: int, mean_tokens: float) -> dict:
-    """Losses per step; throughput over the steps after the warm-up: sequences/s, the Trainer's input tokens/s
-    (padding included) and real tokens/s (sequences/s x the data's mean length); the median step time, which a few
-    stalled steps do not move; rank 0's peak GPU memory and caching-allocator retries."""
+    """Losses per step; throughput over the steps after the warm-up: sequences/s and real tokens/s (sequences/s x
+    the data's mean length); the median step time, which a few stalled steps do not move; rank 0's peak GPU memory
+    (allocated and reserved) and caching-allocator retries."""
     with open(os.path.join(output_dir, "log_history.json")) as handle:
         history = [entry for entry in json.load(handle) if "loss" in entry]
     timed = history[warmup_steps - 1:]
@@ -204,27 +241,60 @@ def summarize(output_dir: str, warmup_steps: int, global_batch: int, mean_tokens
     sequences_per_s = global_batch * len(step_seconds) / seconds
     return {"losses": [entry["loss"] for entry in history],
             "sequences_per_s": sequences_per_s, "real_tokens_per_s": sequences_per_s * mean_tokens,
-            "padded_tokens_per_s": (timed[-1]["num_input_tokens_seen"] - timed[0]["num_input_tokens_seen"]) / seconds,
             "median_step_s": statistics.median(step_seconds), "step_seconds": step_seconds,
             "peak_memory_gib": max((entry.get("peak_memory_gib", 0.0) for entry in history), default=0.0),
+            "peak_reserved_gib": max((entry.get("peak_reserved_gib", 0.0) for entry in history), default=0.0),
             "allocator_retries": history[-1].get("allocator_retries", 0)}
 
 
+def model_flops_utilization(*, real_tokens_per_s: float, method: str, parameters: int, peak_tflops: float) -> float:
+    """Model FLOPs per second over the peak: 2 x parameters per token forward, as many again for the gradients of the
+    activations, and as many again for the weights' gradients when the LLM itself trains (full fine-tuning). Work
+    that the recipe adds (recomputed activations, the frozen tower) does not count."""
+    flops_per_token = (6 if method == "full" else 4) * parameters
+    return real_tokens_per_s * flops_per_token / (peak_tflops * 1e12)
+
+
 def efficiency(result: dict, baseline: dict, gpus: int) -> dict:
-    """Scaling against the first GPU count that ran: the global batch is the same for every count, so ideal scaling
-    divides the step time by the GPU count."""
+    """Scaling against the variant's first GPU count that ran: the global batch is the same for every count, so ideal
+    scaling divides the step time by the GPU count."""
     return {"efficiency": result["sequences_per_s"] / (baseline["sequences_per_s"] * gpus / baseline["gpus"]),
-            "median_step_efficiency": baseline["median_step_s"] * baseline["gpus"] / (result["median_step_s"] * gpus),
-            "max_loss_difference_vs_baseline": max(abs(a - b) for a, b in zip(result["losses"], baseline["losses"]))}
+            "median_step_efficiency": baseline["median_step_s"] * baseline["gpus"] / (result["median_step_s"] * gpus)}
+
+
+def max_loss_difference(result: dict, first: dict) -> float:
+    return max(abs(a - b) for a, b in zip(result["losses"], first["losses"]))
+
+
+def parse_variant(text: str) -> dict:
+    """`NAME:MICRO_BATCH[:TRAIN_HF_FLAGS]` -> {"name", "per_device_batch", "flags"}."""
+    name, _, rest = text.partition(":")
+    batch, _, flags = rest.partition(":")
+    if not name or not batch.isdigit():
+        raise ValueError(f"a variant is NAME:MICRO_BATCH[:FLAGS], got {text!r}")
+    return {"name": name, "per_device_batch": int(batch), "flags": flags.split()}
+
+
+def print_table(records: list[dict]) -> None:
+    print("| variant | GPUs | micro-batch | seq/s | real tok/s | MFU | median step s | peak alloc / reserved GiB "
+          "| max loss diff vs first | error |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in records:
+        if "error" in r:
+            print(f"| {r['variant']} | {r['gpus']} | {r['per_device_batch']} | | | | | | | {r['error'][:80]} |")
+            continue
+        print(f"| {r['variant']} | {r['gpus']} | {r['per_device_batch']} | {r['sequences_per_s']:.2f} | "
+              f"{r['real_tokens_per_s']:.0f} | {100 * r['mfu']:.1f}% | {r['median_step_s']:.3f} | "
+              f"{r['peak_memory_gib']:.1f} / {r['peak_reserved_gib']:.1f} | {r['max_loss_difference_vs_first']:.4f} | |")
 
 
 def plot_loss_curves(records: list[dict], path: str) -> None:
     """One loss curve per GPU count, on one plot: they should lie on top of each other."""
     from train_hf import save_line_plot
 
-    lines = {f"{record['gpus']} GPU(s), {record['method']}": list(enumerate(record["losses"], start=1))
-             for record in records}
-    save_line_plot(lines, path, "optimizer step (same global batch for every GPU count)", "training loss",
+    lines = {f"{record['variant']}, {record['gpus']} GPU(s), {record['method']}":
+             list(enumerate(record["losses"], start=1)) for record in records}
+    save_line_plot(lines, path, "optimizer step (same global batch for every run)", "training loss",
                    marked=tuple(lines))
 
 
@@ -236,54 +306,74 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="prepare: a tiny model instead of the 7B shapes")
     parser.add_argument("--data_only", action="store_true", help="prepare: the data and tokenizer, no model (balance)")
     parser.add_argument("--num_examples", type=int, default=512)
-    parser.add_argument("--method", default="lora", choices=["lora", "full"], help="LoRA (DDP) or full (FSDP)")
+    parser.add_argument("--method", default="lora", choices=list(METHODS),
+                        help="lora (DDP), qlora (4-bit, checkpointing, paged 8-bit Adam), full (FSDP), stage1")
     parser.add_argument("--gpus", default="1,2", help="process counts to run, the first being the baseline")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup_steps", type=int, default=3, help="steps left out of the throughput")
     parser.add_argument("--global_batch", type=int, default=32, help="sequences per optimizer step (LLaVA: 128)")
-    parser.add_argument("--per_device_batch", type=int, default=4)
+    parser.add_argument("--per_device_batch", type=int, default=4, help="micro-batch when no --variant is given")
+    parser.add_argument("--variant", action="append", default=[],
+                        help='NAME:MICRO_BATCH[:TRAIN_HF_FLAGS], repeatable, run in order, e.g. '
+                             '"padded:8:--packing false --fused_kernels false"')
+    parser.add_argument("--peak_tflops", type=float, default=989.0,
+                        help="the GPU's dense bf16 peak for MFU (H100/H200 SXM: 989)")
     parser.add_argument("--output", default="bench_train.jsonl")
-    parser.add_argument("--train_args", default="", help='more train_hf.py flags, e.g. "--gradient_checkpointing"')
+    parser.add_argument("--train_args", default="", help='train_hf.py flags for every run, e.g. "--cache_image_embeds"')
     args = parser.parse_args()
     if args.action == "prepare":
         os.makedirs(args.folder, exist_ok=True)
         prepare(args.folder, args.tiny, args.num_examples, args.data_only)
         return
     gpu_counts = [int(count) for count in args.gpus.split(",")]
-    for gpus in gpu_counts:
-        try:
-            accumulation_steps(args.global_batch, args.per_device_batch, gpus)
-        except ValueError as error:
-            parser.error(str(error))
-    lengths = sequence_lengths(args.folder)
+    try:
+        variants = [parse_variant(text) for text in args.variant] or [
+            {"name": "default", "per_device_batch": args.per_device_batch, "flags": []}]
+        for variant in variants:
+            for gpus in gpu_counts:
+                accumulation_steps(args.global_batch, variant["per_device_batch"], gpus)
+    except ValueError as error:
+        parser.error(str(error))
+    lengths = sequence_lengths(args.folder, METHODS[args.method]["data"])
     if args.action == "balance":
         for gpus in gpu_counts:
             for sampling in ("random", "batch_rebalance"):
                 print(json.dumps(balance(lengths, sampling, gpus, args.global_batch, args.per_device_batch)))
         return
-    baseline, mean_tokens, finished = None, statistics.mean(lengths), []
-    for gpus in gpu_counts:
-        output_dir = os.path.join(args.folder, f"run_{args.method}_{gpus}")
-        arguments = command(args.folder, args.method, gpus, args.steps, args.global_batch, args.per_device_batch,
-                            output_dir, args.train_args.split())
-        print(" ".join(arguments), flush=True)
-        setting = {"method": args.method, "gpus": gpus, "global_batch": args.global_batch,
-                   "per_device_batch": args.per_device_batch, "steps": args.steps, "warmup_steps": args.warmup_steps,
-                   "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                   "allocator_config": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), "command": " ".join(arguments)}
-        error = launch(arguments)
-        if error:
-            record = {**setting, "error": error}
-        else:
-            result = summarize(output_dir, args.warmup_steps, args.global_batch, mean_tokens)
-            baseline = baseline or {**result, "gpus": gpus}
-            record = {**setting, **result, **efficiency(result, baseline, gpus)}
-            finished.append(record)
-        print(json.dumps(record), flush=True)
-        with open(args.output, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+    mean_tokens, parameters, first, records = statistics.mean(lengths), language_model_parameters(args.folder), None, []
+    for variant in variants:
+        baseline = None
+        for gpus in gpu_counts:
+            output_dir = os.path.join(args.folder, f"run_{args.method}_{variant['name']}_{gpus}")
+            arguments = command(folder=args.folder, method=args.method, gpus=gpus, steps=args.steps,
+                                global_batch=args.global_batch, per_device_batch=variant["per_device_batch"],
+                                output_dir=output_dir, extra=args.train_args.split() + variant["flags"])
+            print(" ".join(arguments), flush=True)
+            setting = {"method": args.method, "variant": variant["name"], "gpus": gpus,
+                       "global_batch": args.global_batch, "per_device_batch": variant["per_device_batch"],
+                       "steps": args.steps, "warmup_steps": args.warmup_steps, "mean_tokens": mean_tokens,
+                       "llm_parameters": parameters, "peak_tflops": args.peak_tflops,
+                       "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                       "allocator_config": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), "command": " ".join(arguments)}
+            error = launch(arguments)
+            if error:
+                record = {**setting, "error": error}
+            else:
+                result = summarize(output_dir, args.warmup_steps, args.global_batch, mean_tokens)
+                baseline, first = baseline or {**result, "gpus": gpus}, first or result
+                record = {**setting, **result, **efficiency(result, baseline, gpus),
+                          "mfu": model_flops_utilization(real_tokens_per_s=result["real_tokens_per_s"],
+                                                         method=args.method, parameters=parameters,
+                                                         peak_tflops=args.peak_tflops),
+                          "max_loss_difference_vs_first": max_loss_difference(result, first)}
+            records.append(record)
+            print(json.dumps(record), flush=True)
+            with open(args.output, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+    finished = [record for record in records if "error" not in record]
     if finished:
         plot_loss_curves(finished, os.path.splitext(args.output)[0] + ".png")
+    print_table(records)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO_ROOT
+from modeling_nextgpt import NextGPTForConditionalGeneration
 
 
 @pytest.mark.parametrize("method, sampling", [
@@ -27,10 +28,31 @@ def test_two_processes_follow_the_one_process_loss_curve(tmp_path, method, sampl
     one, two = [json.loads(line) for line in output.read_text().splitlines()]
     assert (tmp_path / "results.png").stat().st_size > 0  # both loss curves on one plot
     assert (one["gpus"], two["gpus"]) == (1, 2) and len(one["losses"]) == len(two["losses"]) == 4
-    assert two["max_loss_difference_vs_baseline"] < 1e-4
+    assert two["max_loss_difference_vs_first"] < 1e-4
     assert one["losses"] != [one["losses"][0]] * 4  # it trains
-    assert 0 < two["real_tokens_per_s"] <= two["padded_tokens_per_s"] and one["efficiency"] == 1.0
+    assert two["real_tokens_per_s"] > 0 and 0 < two["mfu"] < 1 and one["efficiency"] == 1.0
     assert len(two["step_seconds"]) == 3 and two["median_step_efficiency"] > 0
+
+
+def test_variants_run_side_by_side_with_the_same_loss_curve(tmp_path):
+    """The padded path and the packed default, in one run: same losses (LoRA dropout off), throughput and MFU each,
+    and a table of both printed last."""
+    script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
+    subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--tiny", "--num_examples", "32"],
+                   check=True)
+    output = tmp_path / "results.jsonl"
+    result = subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--gpus", "1", "--steps", "3",
+                             "--warmup_steps", "1", "--global_batch", "8", "--output", str(output),
+                             "--train_args", "--lora_dropout 0", "--variant", "padded:2:--packing false",
+                             "--variant", "packed:8"], check=True, capture_output=True, text=True)
+    padded, packed = [json.loads(line) for line in output.read_text().splitlines()]
+    assert (padded["variant"], padded["per_device_batch"], packed["variant"]) == ("padded", 2, "packed")
+    assert "--packing false" in padded["command"] and "--packing" not in packed["command"]
+    assert packed["max_loss_difference_vs_first"] < 1e-4 and packed["mfu"] > 0
+    assert packed["llm_parameters"] == sum(
+        p.numel() for p in NextGPTForConditionalGeneration.from_pretrained(tmp_path / "model").language_model.parameters())
+    table = result.stdout.strip().splitlines()[-4:]
+    assert table[0].startswith("| variant |") and table[2].startswith("| padded | 1 | 2 |")
 
 
 def test_a_failed_run_is_recorded_with_its_error(tmp_path):

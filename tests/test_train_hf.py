@@ -116,6 +116,21 @@ def test_stage2_lora_changes_projector_and_attention_only(stage1_folder, easy_vq
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, atol=1e-4, rtol=1e-4)
 
 
+def test_packed_and_padded_training_follow_the_same_loss_curve(stage1_folder, easy_vqa_data, tmp_path):
+    """Packing (the default) changes how a micro-batch is laid out, not what is learned: same losses step by step
+    (LoRA dropout off, since its random masks follow the tensors' shapes)."""
+    def run(name, *extra):
+        return train(["--stage", "2", "--model_name_or_path", str(stage1_folder), "--data_path",
+                      str(easy_vqa_data / "conversations.json"), "--output_dir", str(tmp_path / name),
+                      "--max_steps", "4", "--lora_r", "4", "--lora_dropout", "0", "--learning_rate", "1e-2",
+                      "--save_strategy", "no", "--save_final", "false", *COMMON, *extra])
+
+    packed = run("packed")
+    assert packed.data_collator.pack and "cu_seq_lens_q" in packed.data_collator(packed.train_dataset[:2])
+    padded = run("padded", "--packing", "false")
+    torch.testing.assert_close(torch.tensor(losses(packed)), torch.tensor(losses(padded)), rtol=1e-5, atol=1e-6)
+
+
 def test_full_finetune_overfits_a_tiny_set(stage1_folder, easy_vqa_data, tmp_path):
     trainer = train(["--stage", "2", "--full_finetune", "--model_name_or_path", str(stage1_folder), "--data_path",
                      str(easy_vqa_data / "conversations.json"), "--output_dir", str(tmp_path), "--max_steps", "40",

@@ -1,0 +1,108 @@
+"""Padding-free packing: a packed micro-batch trains each example exactly as that example alone would."""
+
+import pytest
+import torch
+
+from conftest import random_image, tiny_config, tiny_model
+from packed_attention import enable_packed_attention
+from processing_nextgpt import IGNORE_INDEX
+from training_data import NextGPTCollator
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "<image>\nWhat is it?"}, {"role": "assistant", "content": "A red triangle."}],
+    [{"role": "user", "content": "Describe the picture <image> in a few words, please."},
+     {"role": "assistant", "content": "Blue circle on white."}, {"role": "user", "content": "Is it large?"},
+     {"role": "assistant", "content": "No, it is small."}],
+    [{"role": "user", "content": "Hello there"}, {"role": "assistant", "content": "Hi! How can I help?"}],
+]
+
+
+@pytest.fixture(params=["embedding", "patches"])
+def setup(request, make_processor):
+    config = tiny_config(request.param)
+    model = tiny_model(config).double()
+    enable_packed_attention(model.language_model)
+    processor = make_processor(config)
+    examples = []
+    for seed, messages in enumerate(CONVERSATIONS):
+        images = [random_image(seed)] * sum(m["content"].count("<image>") for m in messages)
+        tokens = processor.tokenize_conversation(messages, len(images))
+        examples.append({"images": images, "input_ids": tokens["input_ids"], "labels": tokens["labels"]})
+    return model, processor, examples
+
+
+def double(batch: dict) -> dict:
+    return {key: value.double() if torch.is_tensor(value) and value.is_floating_point() else value
+            for key, value in batch.items()}
+
+
+def test_collator_packs_one_row_with_restarting_positions(setup):
+    _, processor, examples = setup
+    batch = NextGPTCollator(processor, pack=True)(examples)
+    lengths = [len(example["input_ids"]) for example in examples]
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["position_ids"].shape == (1, sum(lengths))
+    assert "attention_mask" not in batch
+    assert batch["cu_seq_lens_q"].tolist() == [0, lengths[0], lengths[0] + lengths[1], sum(lengths)]
+    assert batch["max_length_q"] == max(lengths)
+    for example, start, end in zip(examples, batch["cu_seq_lens_q"][:-1], batch["cu_seq_lens_q"][1:]):
+        assert batch["input_ids"][0, start:end].tolist() == example["input_ids"]
+        assert batch["position_ids"][0, start:end].tolist() == list(range(end - start))
+        # The first label is masked (it would be predicted from the previous example); the rest are the example's own.
+        assert batch["labels"][0, start].item() == IGNORE_INDEX
+        assert batch["labels"][0, start + 1:end].tolist() == example["labels"][1:]
+    assert batch["pixel_values"].shape[0] == sum(len(example["images"]) for example in examples)
+
+
+def test_packed_examples_do_not_see_each_other(setup):
+    model, processor, examples = setup
+    collate = NextGPTCollator(processor, pack=True)
+    with torch.no_grad():
+        packed = model(**double(collate(examples))).logits[0]
+        bounds = collate(examples)["cu_seq_lens_q"].tolist()
+        for example, start, end in zip(examples, bounds, bounds[1:]):
+            alone = model(**double(NextGPTCollator(processor)([example]))).logits[0]
+            torch.testing.assert_close(packed[start:end], alone, rtol=1e-9, atol=1e-9)
+        # Changing the middle example's text tokens leaves the others' logits untouched.
+        middle = [token if token == processor.image_token_id else 7 for token in examples[1]["input_ids"]]
+        changed = [examples[0], {**examples[1], "input_ids": middle}, examples[2]]
+        repacked = model(**double(collate(changed))).logits[0]
+    for start, end in ((bounds[0], bounds[1]), (bounds[2], bounds[3])):
+        torch.testing.assert_close(repacked[start:end], packed[start:end], rtol=0, atol=0)
+
+
+def summed_loss_and_gradients(model, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss summed over the batch's supervised tokens and its gradients for every weight."""
+    model.zero_grad()
+    model.requires_grad_(True)
+    model.vision_tower.requires_grad_(False)
+    supervised = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
+    loss = model(**double(batch)).loss * supervised
+    loss.backward()
+    return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def test_packed_loss_and_gradients_equal_the_examples_alone(setup):
+    model, processor, examples = setup
+    packed_loss, packed_grads = summed_loss_and_gradients(model, NextGPTCollator(processor, pack=True)(examples))
+    total_loss, total_grads = 0, {}
+    for example in examples:
+        loss, grads = summed_loss_and_gradients(model, NextGPTCollator(processor)([example]))
+        total_loss = total_loss + loss
+        for name, grad in grads.items():
+            total_grads[name] = total_grads.get(name, 0) + grad
+    # transformers computes the loss in float32 whatever the logits' dtype: float32 rounding, not float64's.
+    torch.testing.assert_close(packed_loss, total_loss, rtol=1e-6, atol=0)
+    assert packed_grads.keys() == total_grads.keys() and "projector.linear_1.weight" in packed_grads
+    for name, grad in packed_grads.items():
+        torch.testing.assert_close(grad, total_grads[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_padded_batches_still_work_with_packed_attention_enabled(setup):
+    """Generation and padded evaluation go through SDPA with their mask: the same logits as without packing."""
+    model, processor, examples = setup
+    batch = double(NextGPTCollator(processor)(examples))
+    with torch.no_grad():
+        with_packing = model(**batch).logits
+        model.language_model.set_attn_implementation("sdpa")
+        plain = model(**batch).logits
+    torch.testing.assert_close(with_packing, plain, rtol=0, atol=0)
