@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from peft.helpers import disable_input_dtype_casting
 from transformers import BitsAndBytesConfig, HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from assemble_nextgpt import assemble_nextgpt
@@ -48,7 +49,8 @@ class NextGPTArguments:
                                             "imagebind_huge.pth, or a transformers vision model id/folder.")
     image_mode: str = option("embedding", "embedding (1 token/image) or patches (all tokens).")
     projector_type: str = option("linear", "linear or mlp2x_gelu.")
-    model_dtype: str = option("float32", "dtype of the frozen weights: float32|bfloat16|float16.")
+    model_dtype: str = option("auto", "dtype of the frozen weights: auto (bfloat16 with --bf16, float16 with --fp16, "
+                                      "else float32), float32, bfloat16, float16.")
     data_path: str = option(None, "Training records: .json, .jsonl, or a dataset id.")
     data_split: str = option("train", "Split to read when --data_path is a dataset id.")
     eval_data_path: str | None = option(None, "Held-out records for eval loss and VQA accuracy.")
@@ -88,14 +90,17 @@ def check_arguments(args: NextGPTArguments) -> None:
         raise ValueError("Give --model_name_or_path, or --llm and --vision_tower to assemble a new model")
     if args.stage == 2 and args.model_name_or_path is None:
         raise ValueError("Stage 2 starts from a stage-1 output: give --model_name_or_path outputs/stage1/final")
+    if (args.load_in_4bit or args.load_in_8bit) and args.stage == 1:
+        raise ValueError("Stage 1 trains the projector only, and the Trainer refuses a quantized model without "
+                         "adapters: drop --load_in_4bit/--load_in_8bit (with --bf16 the frozen LLM is held in bfloat16)")
     if (args.load_in_4bit or args.load_in_8bit) and not torch.cuda.is_available():
         raise ValueError("--load_in_4bit/--load_in_8bit need a CUDA GPU (bitsandbytes)")
     if (args.load_in_4bit or args.load_in_8bit) and args.full_finetune:
         raise ValueError("A quantized LLM cannot be fully fine-tuned: use LoRA (drop --full_finetune)")
     if args.fused_kernels not in ("auto", "true", "false"):
         raise ValueError(f"--fused_kernels must be auto, true or false, got {args.fused_kernels}")
-    if args.model_dtype not in DTYPES:
-        raise ValueError(f"--model_dtype must be one of {list(DTYPES)}, got {args.model_dtype}")
+    if args.model_dtype not in ("auto", *DTYPES):
+        raise ValueError(f"--model_dtype must be one of {['auto', *DTYPES]}, got {args.model_dtype}")
 
 
 def quantization_config(args: NextGPTArguments) -> BitsAndBytesConfig | None:
@@ -108,8 +113,15 @@ def quantization_config(args: NextGPTArguments) -> BitsAndBytesConfig | None:
     )
 
 
-def load_model(args: NextGPTArguments) -> tuple[NextGPTForConditionalGeneration, NextGPTProcessor]:
-    dtype = DTYPES[args.model_dtype]
+def frozen_weights_dtype(args: NextGPTArguments, training_args: TrainingArguments) -> torch.dtype:
+    """`--model_dtype`, where `auto` is the training's compute dtype: frozen weights in float32 under bf16 autocast
+    would only be cast down at every product."""
+    if args.model_dtype != "auto":
+        return DTYPES[args.model_dtype]
+    return torch.bfloat16 if training_args.bf16 else torch.float16 if training_args.fp16 else torch.float32
+
+
+def load_model(args: NextGPTArguments, dtype: torch.dtype) -> tuple[NextGPTForConditionalGeneration, NextGPTProcessor]:
     if args.model_name_or_path is None:
         return assemble_nextgpt(
             args.llm, args.vision_tower, args.image_mode, args.projector_type, args.llm_gguf_file, dtype,
@@ -132,11 +144,11 @@ def configure_stage(model: NextGPTForConditionalGeneration, args: NextGPTArgumen
     if args.stage == 1 or args.full_finetune:
         model.set_trainable(projector=True, language_model=args.stage == 2)
     else:
-        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+        from peft import LoraConfig, get_peft_model
 
+        # No peft `prepare_model_for_kbit_training`: it casts every unquantized weight to float32, which makes the
+        # hidden states float32 and bitsandbytes' backward products float32 (several times slower than bf16).
         model.set_trainable(projector=False, language_model=False)
-        if args.load_in_4bit or args.load_in_8bit:
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
         if gradient_checkpointing:
             model.enable_input_require_grads()  # text-only batches have no trainable input otherwise
         targets = "|".join(name.strip() for name in args.lora_target_modules.split(","))
@@ -204,11 +216,11 @@ def base_state_dict_without_lora(base: NextGPTForConditionalGeneration) -> dict[
     return state
 
 
-def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArguments) -> str:
+def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArguments, dtype: torch.dtype) -> str:
     """Write `output_dir/final` atomically: everything goes to `final.partial`, which is renamed when complete.
 
     LoRA runs keep the adapter (with the trained projector) beside the base model, or merge it (`--merge_lora`).
-    A quantized (QLoRA) run's base is saved in `--model_dtype` precision, reloaded from `--model_name_or_path`."""
+    A quantized (QLoRA) run's base is saved in `dtype` (the frozen weights'), reloaded from `--model_name_or_path`."""
     final = os.path.join(trainer.args.output_dir, "final")
     partial = final + ".partial"
     if trainer.is_world_process_zero() and os.path.exists(partial):
@@ -220,9 +232,7 @@ def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArgum
             if args.load_in_4bit or args.load_in_8bit:
                 from peft import PeftModel
 
-                base = NextGPTForConditionalGeneration.from_pretrained(
-                    args.model_name_or_path, dtype=DTYPES[args.model_dtype]
-                )
+                base = NextGPTForConditionalGeneration.from_pretrained(args.model_name_or_path, dtype=dtype)
                 model = PeftModel.from_pretrained(base, partial)
             if args.merge_lora:
                 model.merge_and_unload().save_pretrained(partial)
@@ -295,7 +305,8 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     training_args.remove_unused_columns = False  # the collator needs the image paths
     set_seed(training_args.seed)
 
-    model, processor = load_model(args)
+    dtype = frozen_weights_dtype(args, training_args)
+    model, processor = load_model(args, dtype)
     if args.packing:
         enable_packed_attention(model.language_model)
     fused = apply_fused_kernels(model.language_model, args, training_args)
@@ -310,7 +321,10 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
         data_collator=NextGPTCollator(processor, cache, pack=args.packing), processing_class=processor,
         callbacks=[StepLogCallback(), *(callbacks or [])],
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    # LoRA keeps float32 weights and peft casts each input to their dtype; under bf16/fp16 autocast the products run
+    # in half precision anyway, so the cast only adds a float32 copy of every adapted layer's input.
+    with disable_input_dtype_casting(model, active=training_args.bf16 or training_args.fp16):
+        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
     if training_args.do_eval and "eval" in datasets:
         metrics = trainer.evaluate()
@@ -324,7 +338,7 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
             metrics.update({f"eval_vqa_{key}": value for key, value in vqa_metrics.items()})
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
-    final = save_final(trainer, processor, args) if args.save_final else None
+    final = save_final(trainer, processor, args, dtype) if args.save_final else None
     if trainer.is_world_process_zero():
         plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
         with open(os.path.join(training_args.output_dir, "log_history.json"), "w") as handle:

@@ -137,12 +137,13 @@ def accumulation_steps(global_batch: int, per_device_batch: int, gpus: int) -> i
 
 
 def command(*, folder: str, method: str, gpus: int, steps: int, global_batch: int, per_device_batch: int,
-            output_dir: str, extra: list[str]) -> list[str]:
-    """The torchrun command line for one run; the global batch stays fixed across GPU counts."""
+            output_dir: str, extra: list[str], script: str) -> list[str]:
+    """The torchrun command line for one run of `script` (train_hf.py); the global batch stays fixed across GPU
+    counts."""
     accumulation = accumulation_steps(global_batch, per_device_batch, gpus)
     arguments = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",  # torchrun
-        os.path.join(REPO_ROOT, "train_hf.py"),
+        script,
         "--stage", str(METHODS[method]["stage"]), "--model_name_or_path", os.path.join(folder, "model"),
         "--data_path", os.path.join(folder, METHODS[method]["data"]), "--image_folder", folder,
         "--output_dir", output_dir, "--max_steps", str(steps), "--per_device_train_batch_size", str(per_device_batch),
@@ -285,7 +286,8 @@ def print_table(records: list[dict]) -> None:
             continue
         print(f"| {r['variant']} | {r['gpus']} | {r['per_device_batch']} | {r['sequences_per_s']:.2f} | "
               f"{r['real_tokens_per_s']:.0f} | {100 * r['mfu']:.1f}% | {r['median_step_s']:.3f} | "
-              f"{r['peak_memory_gib']:.1f} / {r['peak_reserved_gib']:.1f} | {r['max_loss_difference_vs_first']:.4f} | |")
+              f"{r['peak_memory_gib']:.1f} / {r['peak_reserved_gib']:.1f} | "
+              f"{r['max_loss_difference_vs_first']:.4f} | |")
 
 
 def plot_loss_curves(records: list[dict], path: str) -> None:
@@ -319,6 +321,8 @@ def main() -> None:
     parser.add_argument("--peak_tflops", type=float, default=989.0,
                         help="the GPU's dense bf16 peak for MFU (H100/H200 SXM: 989)")
     parser.add_argument("--output", default="bench_train.jsonl")
+    parser.add_argument("--train_script", default=os.path.join(REPO_ROOT, "train_hf.py"),
+                        help="the train_hf.py to run: another checkout's measures the code before a change")
     parser.add_argument("--train_args", default="", help='train_hf.py flags for every run, e.g. "--cache_image_embeds"')
     args = parser.parse_args()
     if args.action == "prepare":
@@ -347,14 +351,16 @@ def main() -> None:
             output_dir = os.path.join(args.folder, f"run_{args.method}_{variant['name']}_{gpus}")
             arguments = command(folder=args.folder, method=args.method, gpus=gpus, steps=args.steps,
                                 global_batch=args.global_batch, per_device_batch=variant["per_device_batch"],
-                                output_dir=output_dir, extra=args.train_args.split() + variant["flags"])
+                                output_dir=output_dir, extra=args.train_args.split() + variant["flags"],
+                                script=args.train_script)
             print(" ".join(arguments), flush=True)
             setting = {"method": args.method, "variant": variant["name"], "gpus": gpus,
                        "global_batch": args.global_batch, "per_device_batch": variant["per_device_batch"],
                        "steps": args.steps, "warmup_steps": args.warmup_steps, "mean_tokens": mean_tokens,
                        "llm_parameters": parameters, "peak_tflops": args.peak_tflops,
                        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                       "allocator_config": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""), "command": " ".join(arguments)}
+                       "allocator_config": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),
+                       "command": " ".join(arguments)}
             error = launch(arguments)
             if error:
                 record = {**setting, "error": error}

@@ -49,8 +49,8 @@ def test_variants_run_side_by_side_with_the_same_loss_curve(tmp_path):
     assert (padded["variant"], padded["per_device_batch"], packed["variant"]) == ("padded", 2, "packed")
     assert "--packing false" in padded["command"] and "--packing" not in packed["command"]
     assert packed["max_loss_difference_vs_first"] < 1e-4 and packed["mfu"] > 0
-    assert packed["llm_parameters"] == sum(
-        p.numel() for p in NextGPTForConditionalGeneration.from_pretrained(tmp_path / "model").language_model.parameters())
+    llm = NextGPTForConditionalGeneration.from_pretrained(tmp_path / "model").language_model
+    assert packed["llm_parameters"] == sum(p.numel() for p in llm.parameters())
     table = result.stdout.strip().splitlines()[-4:]
     assert table[0].startswith("| variant |") and table[2].startswith("| padded | 1 | 2 |")
 
@@ -71,8 +71,8 @@ def test_balance_shows_what_length_balanced_sampling_buys(tmp_path):
     """`balance` (no GPU, no model): random micro-batches leave GPUs waiting for the busiest one and pad a third of
     the tokens; transformers' batch_rebalance sampler evens the work out and pads less."""
     script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
-    subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--data_only", "--num_examples", "512"],
-                   check=True)
+    subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--data_only",
+                    "--num_examples", "512"], check=True)
     result = subprocess.run([sys.executable, script, "balance", "--folder", str(tmp_path), "--gpus", "2,8",
                              "--global_batch", "128"], check=True, capture_output=True, text=True)
     rows = {(row["sampling"], row["gpus"]): row for row in map(json.loads, result.stdout.splitlines())}

@@ -1,5 +1,5 @@
-"""GPU-only checks (skipped without CUDA): QLoRA training through train_hf.py, the Triton decode kernels, the fast
-path against generate, and the pipeline and server taking it.
+"""GPU-only checks (skipped without CUDA): QLoRA training through train_hf.py, packed attention's varlen kernel, the
+Triton decode kernels, the fast path against generate, and the pipeline and server taking it.
 
 They use a word-level tokenizer (bench_train.word_level_processor), so they need none of the offline asset packages."""
 
@@ -147,3 +147,37 @@ def test_server_answers_through_the_fast_path_on_cuda(tiny_folder):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2], ids=["mha", "gqa"])
+def test_packed_attention_on_cuda_takes_the_varlen_kernel_and_keeps_examples_apart(monkeypatch, kv_heads):
+    """bf16 on the GPU: torch's variable-length FlashAttention, each example's logits and the gradients as if the
+    examples were run one by one."""
+    import packed_attention
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    assert packed_attention.varlen_attn is not None, "this torch has no torch.nn.attention.varlen"
+    calls = []
+    monkeypatch.setattr(packed_attention, "varlen_attn", lambda *a, **k: calls.append(1) or varlen(*a, **k))
+    varlen = torch.nn.attention.varlen.varlen_attn
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=kv_heads)
+    model = LlamaForCausalLM(config).cuda().to(torch.bfloat16)
+    packed_attention.enable_packed_attention(model)
+    lengths = [37, 5, 130]
+    examples = [torch.randint(0, 64, (length,), device="cuda") for length in lengths]
+    bounds = torch.tensor([0, *lengths], device="cuda").cumsum(0).to(torch.int32)
+    positions = torch.cat([torch.arange(length, device="cuda") for length in lengths])[None]
+    packed = model(torch.cat(examples)[None], position_ids=positions, cu_seq_lens_q=bounds,
+                   max_length_q=max(lengths)).logits[0].float()
+    assert calls, "the packed batch did not reach the varlen kernel"
+    packed.sum().backward()
+    packed_grad = model.model.layers[0].self_attn.q_proj.weight.grad.float().clone()
+    model.zero_grad()
+    for example, start, end in zip(examples, bounds[:-1].tolist(), bounds[1:].tolist()):
+        alone = model(example[None]).logits[0].float()
+        assert (alone - packed[start:end]).abs().max() < 2e-2
+        alone.sum().backward()
+    alone_grad = model.model.layers[0].self_attn.q_proj.weight.grad.float()
+    assert ((packed_grad - alone_grad).norm() / alone_grad.norm()) < 2e-2
