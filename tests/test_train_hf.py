@@ -1,5 +1,6 @@
 """train_hf.py on tiny random models and easy-VQA data: stages, freezing, cache, bad records, resume, outputs."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -8,12 +9,12 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import TrainerCallback
+from transformers import HfArgumentParser, TrainerCallback, TrainingArguments
 
 from conftest import REPO_ROOT, tiny_config, tiny_model
 from convert_easy_vqa import convert
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
-from train_hf import train
+from train_hf import NextGPTArguments, frozen_weights_dtype, train
 from training_data import BadRecordsError
 
 COMMON = ["--report_to", "none", "--logging_steps", "1", "--per_device_train_batch_size", "2", "--seed", "7",
@@ -240,6 +241,29 @@ def test_stage2_refuses_a_folder_without_projector_weights(stage1_folder, easy_v
                str(easy_vqa_data / "conversations.json"), "--output_dir", str(tmp_path / "out")])
     with pytest.raises(ValueError, match="Stage 2 starts from a stage-1 output"):
         train(["--stage", "2", "--llm", "x", "--vision_tower", "y", "--data_path", "z", "--output_dir", str(tmp_path)])
+
+
+def test_stage1_refuses_a_quantized_llm_by_name(stage1_folder, tmp_path):
+    with pytest.raises(ValueError, match="Stage 1 trains the projector only"):
+        train(["--stage", "1", "--load_in_4bit", "--model_name_or_path", str(stage1_folder), "--data_path", "x",
+               "--output_dir", str(tmp_path)])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is not None, reason="checks the error without Liger")
+def test_fused_kernels_asked_for_without_liger_is_an_error(stage1_folder, easy_vqa_data, tmp_path):
+    with pytest.raises(ValueError, match="--fused_kernels true needs liger-kernel"):
+        run_stage1(stage1_folder, easy_vqa_data, tmp_path, "--fused_kernels", "true")
+    assert losses(run_stage1(stage1_folder, easy_vqa_data, tmp_path, "--save_final", "false"))  # auto: off on CPU
+
+
+def test_frozen_weights_follow_the_training_precision_unless_given():
+    def dtype(*argv):
+        args, training_args = HfArgumentParser((NextGPTArguments, TrainingArguments)).parse_args_into_dataclasses(
+            ["--output_dir", "unused", "--use_cpu", *argv])
+        return frozen_weights_dtype(args, training_args)
+
+    assert dtype() == torch.float32 and dtype("--bf16") == torch.bfloat16
+    assert dtype("--bf16", "--model_dtype", "float32") == torch.float32
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU error")
