@@ -4,6 +4,8 @@ Stage 1 aligns the projector on image-caption pairs (tower and LLM frozen); stag
 conversations (projector + LoRA, QLoRA with --load_in_4bit, or --full_finetune), starting from a stage-1 output.
 Every TrainingArguments option passes straight through (--bf16, --gradient_checkpointing, --per_device_train_batch_size,
 --resume_from_checkpoint, ...). Launch on several GPUs with `accelerate launch` or `torchrun`; see the README.
+Micro-batches are packed without padding (--packing) and, on CUDA with liger-kernel, the LLM runs Liger's fused
+kernels (--fused_kernels); the README's "How training is made fast" says what each buys.
 
     python train_hf.py --stage 1 --llm meta-llama/Llama-2-7b-chat-hf --vision_tower imagebind_huge.pth \\
         --data_path captions.jsonl --image_folder images --output_dir outputs/stage1 --cache_image_embeds --bf16
@@ -21,7 +23,15 @@ from dataclasses import dataclass, field
 
 import torch
 from peft.helpers import disable_input_dtype_casting
-from transformers import BitsAndBytesConfig, HfArgumentParser, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import (
+    BitsAndBytesConfig,
+    HfArgumentParser,
+    PreTrainedModel,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
 
 from assemble_nextgpt import assemble_nextgpt
 from modeling_nextgpt import NextGPTForConditionalGeneration
@@ -92,7 +102,7 @@ def check_arguments(args: NextGPTArguments) -> None:
         raise ValueError("Stage 2 starts from a stage-1 output: give --model_name_or_path outputs/stage1/final")
     if (args.load_in_4bit or args.load_in_8bit) and args.stage == 1:
         raise ValueError("Stage 1 trains the projector only, and the Trainer refuses a quantized model without "
-                         "adapters: drop --load_in_4bit/--load_in_8bit (with --bf16 the frozen LLM is held in bfloat16)")
+                         "adapters: drop --load_in_4bit/--load_in_8bit (with --bf16 the frozen LLM is kept in bf16)")
     if (args.load_in_4bit or args.load_in_8bit) and not torch.cuda.is_available():
         raise ValueError("--load_in_4bit/--load_in_8bit need a CUDA GPU (bitsandbytes)")
     if (args.load_in_4bit or args.load_in_8bit) and args.full_finetune:
@@ -162,7 +172,8 @@ def configure_stage(model: NextGPTForConditionalGeneration, args: NextGPTArgumen
     return model
 
 
-def apply_fused_kernels(language_model, args: NextGPTArguments, training_args: TrainingArguments) -> bool:
+def apply_fused_kernels(language_model: PreTrainedModel, args: NextGPTArguments,
+                        training_args: TrainingArguments) -> bool:
     """Liger's kernels on the LLM, where `--fused_kernels` (or the Trainer's `--use_liger_kernel`) asks for them;
     returns whether they were applied. The Trainer's own flag reaches only the outer NextGPT model, which Liger does
     not know, so it would do nothing."""
