@@ -34,6 +34,7 @@ from transformers import (
 )
 
 from assemble_nextgpt import assemble_nextgpt
+from checkpoints import MarkCompleteCheckpoints, checkpoint_to_resume
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from packed_attention import enable_packed_attention
 from processing_nextgpt import NextGPTProcessor
@@ -313,6 +314,7 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     parser.set_defaults(dataloader_num_workers=2)  # batches (and images) are prepared while the GPU computes
     args, training_args = parser.parse_args_into_dataclasses(argv)
     check_arguments(args)
+    resume = checkpoint_to_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     training_args.remove_unused_columns = False  # the collator needs the image paths
     set_seed(training_args.seed)
 
@@ -330,12 +332,12 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     trainer = Trainer(
         model=model, args=training_args, train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
         data_collator=NextGPTCollator(processor, cache, pack=args.packing), processing_class=processor,
-        callbacks=[StepLogCallback(), *(callbacks or [])],
+        callbacks=[StepLogCallback(), MarkCompleteCheckpoints(), *(callbacks or [])],
     )
     # LoRA keeps float32 weights and peft casts each input to their dtype; under bf16/fp16 autocast the products run
     # in half precision anyway, so the cast only adds a float32 copy of every adapted layer's input.
     with disable_input_dtype_casting(model, active=training_args.bf16 or training_args.fp16):
-        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        trainer.train(resume_from_checkpoint=resume)
 
     if training_args.do_eval and "eval" in datasets:
         metrics = trainer.evaluate()

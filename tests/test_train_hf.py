@@ -179,6 +179,37 @@ def test_resumed_run_matches_an_uninterrupted_one(stage1_folder, easy_vqa_data, 
     torch.testing.assert_close(torch.tensor(after_resume), torch.tensor(straight[3:]), rtol=1e-5, atol=1e-6)
 
 
+def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one(stage1_folder, easy_vqa_data,
+                                                                                     tmp_path):
+    """kill -9 in the middle of writing checkpoint-4 (weights and optimizer written, not the rest): the folder is
+    never taken for a checkpoint; `--resume_from_checkpoint true` resumes from checkpoint-2 and ends where an
+    uninterrupted run ends."""
+    argv = ["--stage", "2", "--model_name_or_path", str(stage1_folder), "--data_path",
+            str(easy_vqa_data / "conversations.json"), "--max_steps", "6", "--save_steps", "2", "--lora_r", "4",
+            "--learning_rate", "1e-2", *COMMON]
+    straight = losses(train(argv + ["--output_dir", str(tmp_path / "straight"), "--save_strategy", "no"]))
+    killed = tmp_path / "killed"
+    script = ("import os, signal, sys; from transformers import Trainer; from train_hf import train\n"
+              "save_rng_state = Trainer._save_rng_state\n"
+              "def dying(self, output_dir):\n"
+              "    if self.state.global_step == 4: os.kill(os.getpid(), signal.SIGKILL)\n"
+              "    save_rng_state(self, output_dir)\n"
+              "Trainer._save_rng_state = dying\n"
+              "train(sys.argv[1:])\n")
+    result = subprocess.run([sys.executable, "-c", script, *argv, "--output_dir", str(killed)], cwd=REPO_ROOT,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == -9, result.stderr[-3000:]
+    assert (killed / "checkpoint-4" / "optimizer.pt").is_file()  # it looks like a checkpoint, but is not whole
+    with pytest.raises(ValueError, match="checkpoint-4: incomplete checkpoint"):
+        train(argv + ["--output_dir", str(killed), "--resume_from_checkpoint", str(killed / "checkpoint-4")])
+    resumed = train(argv + ["--output_dir", str(killed), "--resume_from_checkpoint", "true"])
+    after_resume = [entry["loss"] for entry in resumed.state.log_history if "loss" in entry and entry["step"] > 2]
+    torch.testing.assert_close(torch.tensor(after_resume), torch.tensor(straight[2:]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="no complete checkpoint in"):
+        train(argv + ["--output_dir", str(tmp_path / "empty"), "--resume_from_checkpoint", "true"])
+
+
 def write_bad_records(folder, good: dict) -> dict[str, tuple[dict, str]]:
     corrupt = folder / "corrupt.png"
     corrupt.write_bytes(b"not a png")
