@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 
 import torch
 
@@ -66,7 +67,7 @@ def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFA
             digest.update(handle.read())
     folder = os.path.join(cache_dir, f"nextgpt-smollm2-easyvqa-{digest.hexdigest()[:12]}")
     if not os.path.isfile(os.path.join(folder, "config.json")):
-        print(f"Assembling the default model into {folder} (once)...")
+        print(f"Assembling the default model into {folder} (once)...", file=sys.stderr)  # not in the results
         assemble_default_model(folder, weights_dir)
     return folder
 
