@@ -4,6 +4,8 @@ Requests with the same sampling options that arrive within `window_s` of each ot
 left-padded batch of up to `max_batch_size` rows: on a GPU a batch costs little more than one row (the 7B shapes of
 benchmarks/RESULTS.md decode 183 tokens/s at batch 1 and 1125 in all at batch 8). Requests with a seed or a streamer
 run alone. All GPU work happens on this thread, so a CUDA graph being captured never sees another request's copies.
+At most `max_waiting` requests wait (`submit` raises `QueueFull` beyond), and a streamed request whose client has gone
+is cancelled at its next token (`CancellableStreamer`).
 """
 
 import collections
@@ -13,6 +15,31 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from transformers import TextIteratorStreamer
+
+
+class QueueFull(Exception):
+    """More requests are waiting than the queue takes."""
+
+
+class GenerationCancelled(Exception):
+    """The request's client went away; its generation stopped."""
+
+
+class CancellableStreamer(TextIteratorStreamer):
+    """A text streamer whose `cancel()` stops the generation feeding it at its next token."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def put(self, value) -> None:
+        if self.cancelled.is_set():
+            raise GenerationCancelled("the client closed the connection")
+        super().put(value)
 
 
 @dataclass
@@ -58,18 +85,26 @@ def left_padded_batch(inputs: list[dict], pad_token_id: int) -> dict:
 
 
 class GenerationQueue:
-    def __init__(self, generate, device: torch.device, pad_token_id: int, end_ids: set[int],
-                 max_batch_size: int = 8, window_s: float = 0.005):
+    def __init__(self, generate, device: torch.device, pad_token_id: int, end_ids: set[int], *,
+                 max_batch_size: int = 8, window_s: float = 0.005, max_waiting: int = 64):
         self.generate, self.device = generate, device
         self.pad_token_id, self.end_ids = pad_token_id, end_ids
-        self.max_batch_size, self.window_s = max_batch_size, window_s
+        self.max_batch_size, self.window_s, self.max_waiting = max_batch_size, window_s, max_waiting
         self.jobs: queue.Queue[Job] = queue.Queue()
         self.deferred: collections.deque[Job] = collections.deque()  # seen while batching, not batchable with it
         self.batch_sizes: collections.Counter = collections.Counter()
+        self.submit_lock = threading.Lock()
         threading.Thread(target=self._run, daemon=True, name="generation").start()
 
+    @property
+    def waiting(self) -> int:
+        return self.jobs.qsize() + len(self.deferred)
+
     def submit(self, job: Job) -> Job:
-        self.jobs.put(job)
+        with self.submit_lock:
+            if self.waiting >= self.max_waiting:
+                raise QueueFull(f"{self.waiting} requests are already waiting")
+            self.jobs.put(job)
         return job
 
     def _run(self) -> None:
@@ -121,4 +156,4 @@ class GenerationQueue:
         return tokens
 
 
-__all__ = ["GenerationQueue", "Job", "left_padded_batch"]
+__all__ = ["CancellableStreamer", "GenerationCancelled", "GenerationQueue", "Job", "QueueFull", "left_padded_batch"]

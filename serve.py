@@ -10,40 +10,60 @@
 Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; "stream": true for
 server-sent events), GET /v1/models, GET /health. On CUDA, answers come from the fast generation path. Requests
 that arrive together with the same sampling options are generated as one batch (generation_queue.py). Every bad
-request gets an OpenAI-style error naming the field.
+request gets an OpenAI-style error naming the field. What a request may cost is checked before the work (`Limits`:
+body size, images and their pixels read from the header, text length, requests waiting: 503 with Retry-After);
+idle and slow connections time out; a streamed request whose client leaves is cancelled; `--api-key` (or
+NEXTGPT_API_KEY) requires `Authorization: Bearer KEY` on every endpoint but /health.
 """
 
 import argparse
 import base64
 import binascii
+import hmac
 import io
+import ipaddress
 import json
 import os
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from generation_queue import GenerationQueue, Job
+from generation_queue import CancellableStreamer, GenerationCancelled, GenerationQueue, Job, QueueFull
 
-MAX_BODY_BYTES = 32 * 2**20
 DEFAULT_MAX_TOKENS = 256
+API_KEY_VARIABLE = "NEXTGPT_API_KEY"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may cost, each checked before the work it would cause."""
+
+    max_body_bytes: int = 32 * 2**20
+    max_images: int = 8  # per request
+    max_image_pixels: int = 4096 * 4096  # read from the image's header, before decoding (PIL's own bomb limit: 89 M)
+    max_text_chars: int = 100_000  # all text parts together, before tokenizing
+    max_waiting: int = 64  # requests waiting for the generation thread; more are answered 503 with Retry-After
+    timeout_s: float = 60.0  # a connection idle, or a body arriving slower, this long is closed
 
 
 class RequestError(Exception):
     """A bad request: sent back as an OpenAI-style error with this status."""
 
-    def __init__(self, message: str, param: str | None = None, status: HTTPStatus = HTTPStatus.BAD_REQUEST):
+    def __init__(self, message: str, param: str | None = None, status: HTTPStatus = HTTPStatus.BAD_REQUEST,
+                 code: str | None = None):
         super().__init__(message)
-        self.param, self.status = param, status
+        self.param, self.status, self.code = param, status, code
 
 
-def decode_image(url: str, where: str, image_root: str | None) -> Image.Image:
-    """A PIL image from a data: URL, or from a file path under `image_root`."""
+def decode_image(url: str, where: str, image_root: str | None, max_pixels: int) -> Image.Image:
+    """A PIL image from a data: URL, or from a file path under `image_root`; its size is checked from the header,
+    before anything is decoded."""
     if url.startswith("data:"):
         header, _, payload = url.partition(",")
         if not header.endswith(";base64"):
@@ -57,6 +77,8 @@ def decode_image(url: str, where: str, image_root: str | None) -> Image.Image:
         raise RequestError("remote image URLs are not fetched by this server; send the image as a data: URL", where)
     elif image_root is None:
         raise RequestError("image file paths are refused (start the server with --image-root to allow them)", where)
+    elif "\0" in url:
+        raise RequestError("image paths cannot contain NUL characters", where)
     else:
         root = os.path.realpath(image_root)
         path = os.path.realpath(os.path.join(root, url.removeprefix("file://")))
@@ -67,6 +89,9 @@ def decode_image(url: str, where: str, image_root: str | None) -> Image.Image:
         source = path
     try:
         with Image.open(source) as image:
+            if image.width * image.height > max_pixels:
+                raise RequestError(f"the image is {image.width} x {image.height} pixels, over this server's limit of "
+                                   f"{max_pixels} pixels", where)
             image.load()
             return image.convert("RGB")
     except UnidentifiedImageError:
@@ -75,10 +100,22 @@ def decode_image(url: str, where: str, image_root: str | None) -> Image.Image:
         raise RequestError(f"not a readable image ({error})", where) from None
 
 
-def to_chat(messages, image_root: str | None) -> list[dict]:
-    """OpenAI chat messages -> the processor's structured chat (text and PIL image parts), checked field by field."""
+def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
+    """OpenAI chat messages -> the processor's structured chat (text and PIL image parts), checked field by field;
+    the image count and the text's length are checked before any image is decoded."""
     if not isinstance(messages, list) or not messages:
         raise RequestError("'messages' must be a non-empty list", "messages")
+    parts_of = [message.get("content") if isinstance(message, dict) else None for message in messages]
+    parts = [part for content in parts_of if isinstance(content, list) for part in content]
+    images = sum(isinstance(part, dict) and part.get("type") == "image_url" for part in parts)
+    if images > limits.max_images:
+        raise RequestError(f"{images} images in one request, over this server's limit of {limits.max_images}",
+                           "messages")
+    text = sum(len(content) for content in parts_of if isinstance(content, str)) + sum(
+        len(part["text"]) for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str))
+    if text > limits.max_text_chars:
+        raise RequestError(f"{text} characters of text, over this server's limit of {limits.max_text_chars}",
+                           "messages")
     chat = []
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
@@ -101,7 +138,8 @@ def to_chat(messages, image_root: str | None) -> list[dict]:
                     url = image_url.get("url") if isinstance(image_url, dict) else image_url
                     if not isinstance(url, str):
                         raise RequestError("image_url needs a 'url' string", f"{part_where}.image_url")
-                    parts.append({"type": "image", "image": decode_image(url, f"{part_where}.image_url", image_root)})
+                    parts.append({"type": "image", "image": decode_image(
+                        url, f"{part_where}.image_url", image_root, limits.max_image_pixels)})
                 else:
                     raise RequestError("parts must be {'type': 'text', 'text': ...} or {'type': 'image_url', "
                                        "'image_url': {'url': ...}}", part_where)
@@ -126,6 +164,9 @@ def checked_number(body: dict, name: str, default, low, high, integer: bool = Fa
 def sampling_options(body: dict) -> dict:
     """generate() keyword arguments from the OpenAI request fields, checked ("seed" is popped before generating)."""
     checked_number(body, "n", 1, 1, 1, integer=True)
+    for name, kind, description in (("stream", bool, "true or false"), ("model", str, "a string")):
+        if body.get(name) is not None and not isinstance(body[name], kind):
+            raise RequestError(f"'{name}' must be {description}, got {json.dumps(body[name])[:40]}", name)
     stop = body.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
     if not isinstance(stop, list) or not all(isinstance(item, str) and item for item in stop) or len(stop) > 4:
@@ -158,19 +199,22 @@ class NextGPTServer(ThreadingHTTPServer):
     """Holds the model; requests are parsed on their own threads and generated on the queue's one thread."""
 
     daemon_threads = True
+    request_queue_size = 256  # the listen backlog: a burst of connections waits instead of being reset
 
-    def __init__(self, address, model, processor, model_name: str, fast: bool, image_root: str | None = None,
-                 max_batch_size: int = 8, batch_window_s: float = 0.005):
+    def __init__(self, address, model, processor, model_name: str, fast: bool, *, image_root: str | None = None,
+                 max_batch_size: int = 8, batch_window_s: float = 0.005, limits: Limits = Limits(),
+                 api_key: str | None = None):
         super().__init__(address, RequestHandler)
         self.model, self.processor, self.model_name = model, processor, model_name
-        self.image_root = image_root
+        self.image_root, self.limits, self.api_key = image_root, limits, api_key
         pad = processor.tokenizer.pad_token_id
         pad = pad if pad is not None else min(self.eos_ids, default=0)
         self.queue = GenerationQueue(model.fast_generate if fast else model.generate, model.device, pad,
-                                     self.eos_ids, max_batch_size, batch_window_s)
+                                     self.eos_ids, max_batch_size=max_batch_size, window_s=batch_window_s,
+                                     max_waiting=limits.max_waiting)
 
     def prepare(self, body: dict) -> tuple[dict, dict]:
-        chat = to_chat(body.get("messages"), self.image_root)
+        chat = to_chat(body.get("messages"), self.image_root, self.limits)
         options = sampling_options(body)
         try:
             inputs = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
@@ -186,8 +230,13 @@ class NextGPTServer(ThreadingHTTPServer):
         return inputs, options
 
     def generate(self, inputs: dict, options: dict, streamer=None) -> Job:
-        """Queues the request; `.result()` gives its new tokens (up to and including end-of-sequence)."""
-        return self.queue.submit(Job(inputs, options, streamer))
+        """Queues the request; `.result()` gives its new tokens (up to and including end-of-sequence). A full queue
+        is a 503 that tells the client when to retry."""
+        try:
+            return self.queue.submit(Job(inputs, options, streamer))
+        except QueueFull as error:
+            raise RequestError(f"the server is busy ({error}); retry shortly", status=HTTPStatus.SERVICE_UNAVAILABLE,
+                               code="server_busy") from None
 
     @property
     def eos_ids(self) -> set[int]:
@@ -207,38 +256,63 @@ class RequestHandler(BaseHTTPRequestHandler):
     server: NextGPTServer
     protocol_version = "HTTP/1.1"
 
-    def send_json(self, payload: dict, status: HTTPStatus = HTTPStatus.OK) -> None:
+    def setup(self) -> None:
+        self.timeout = self.server.limits.timeout_s  # applies to every read and write of this connection
+        super().setup()
+
+    def send_json(self, payload: dict, status: HTTPStatus = HTTPStatus.OK, headers: dict | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
     def send_error_json(self, error: RequestError) -> None:
         self.close_connection = True  # the body may be unread: never parse it as the next request
         kind = "invalid_request_error" if error.status < 500 else "server_error"
-        self.send_json({"error": {"message": str(error), "type": kind, "param": error.param, "code": None}},
-                       error.status)
+        headers = {"Retry-After": "1"} if error.status == HTTPStatus.SERVICE_UNAVAILABLE else {}
+        if error.status == HTTPStatus.UNAUTHORIZED:
+            headers["WWW-Authenticate"] = "Bearer"
+        self.send_json({"error": {"message": str(error), "type": kind, "param": error.param, "code": error.code}},
+                       error.status, headers)
+
+    def check_api_key(self) -> None:
+        expected = self.server.api_key
+        given = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if expected and not hmac.compare_digest(given.encode(), expected.encode()):
+            raise RequestError("a valid API key is required: send 'Authorization: Bearer KEY'",
+                               status=HTTPStatus.UNAUTHORIZED, code="invalid_api_key")
 
     def do_GET(self) -> None:
-        if self.path == "/health":
-            self.send_json({"status": "ok"})
-        elif self.path == "/v1/models":
+        try:
+            if self.path == "/health":
+                self.send_json({"status": "ok"})
+                return
+            self.check_api_key()
+            if self.path != "/v1/models":
+                raise RequestError(f"no such endpoint: GET {self.path}", status=HTTPStatus.NOT_FOUND)
             self.send_json({"object": "list", "data": [
                 {"id": self.server.model_name, "object": "model", "created": 0, "owned_by": "nano-nextgpt"}]})
-        else:
-            self.send_error_json(RequestError(f"no such endpoint: GET {self.path}", status=HTTPStatus.NOT_FOUND))
+        except RequestError as error:
+            self.send_error_json(error)
 
     def do_POST(self) -> None:
         try:
+            self.check_api_key()
             if self.path != "/v1/chat/completions":
                 raise RequestError(f"no such endpoint: POST {self.path}", status=HTTPStatus.NOT_FOUND)
             self.chat_completion(self.read_body())
         except RequestError as error:
             self.send_error_json(error)
+            if error.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+                self.drain_body()
+        except TimeoutError:  # a body that stopped arriving
+            self.close_connection = True
         except ConnectionError:  # the client went away
-            pass
+            self.close_connection = True
         except Exception as error:  # a bug or an out-of-memory: report it, keep serving
             self.log_message("error: %r", error)
             self.send_error_json(RequestError(f"internal error: {error}", status=HTTPStatus.INTERNAL_SERVER_ERROR))
@@ -248,17 +322,32 @@ class RequestHandler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
             raise RequestError("a Content-Length header is required", status=HTTPStatus.LENGTH_REQUIRED) from None
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            raise RequestError(f"the request body is {length} bytes, over the limit of {MAX_BODY_BYTES}",
+        if length < 0:
+            raise RequestError(f"Content-Length must not be negative, got {length}")
+        limit = self.server.limits.max_body_bytes
+        if length > limit:
+            raise RequestError(f"the request body is {length} bytes, over the limit of {limit}",
                                status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         try:
             body = json.loads(self.rfile.read(length))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise RequestError(f"the request body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise RequestError("the request body is nested too deeply") from None
         if not isinstance(body, dict):
             raise RequestError("the request body must be a JSON object")
         return body
+
+    def drain_body(self, seconds: float = 2.0) -> None:
+        """After a 413: read (and drop) what the client is still uploading, for a moment, so that it gets to read the
+        answer instead of a broken pipe; a client that keeps sending longer than that is cut off."""
+        self.connection.settimeout(seconds)
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline and self.rfile.read1(1 << 16):
+                pass
+        except OSError:
+            pass
 
     def chat_completion(self, body: dict) -> None:
         inputs, options = self.server.prepare(body)
@@ -276,11 +365,17 @@ class RequestHandler(BaseHTTPRequestHandler):
                       "total_tokens": prompt_length + len(new_tokens)}})
 
     def stream(self, inputs: dict, options: dict, response: dict) -> None:
-        """Server-sent events: the text in pieces as it is generated, then the finish_reason, then [DONE]."""
-        from transformers import TextIteratorStreamer
-
-        streamer = TextIteratorStreamer(self.server.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        """Server-sent events: the text in pieces as it is generated, then the finish_reason, then [DONE]. A client
+        that disconnects cancels the generation at its next token."""
+        streamer = CancellableStreamer(self.server.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         job = self.server.generate(inputs, options, streamer)
+        try:
+            self.send_events(job, streamer, options, response)
+        except (ConnectionError, TimeoutError):
+            streamer.cancel()
+            self.close_connection = True
+
+    def send_events(self, job: Job, streamer: CancellableStreamer, options: dict, response: dict) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -305,6 +400,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 sent = visible
         try:
             text, finish_reason = self.server.answer(job.result(), options)
+        except GenerationCancelled:
+            raise ConnectionError("the client went away") from None
         except Exception as error:  # generation failed after the response began: say so in the stream
             send({"error": {"message": f"internal error: {error}", "type": "server_error"}})
         else:
@@ -313,6 +410,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             send_delta({}, finish_reason)
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +435,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-size", type=int, default=8, help="requests generated together at most")
     parser.add_argument("--batch-window-ms", type=float, default=5.0,
                         help="how long the first request waits for others to share its batch")
+    defaults = Limits()
+    parser.add_argument("--max-images", type=int, default=defaults.max_images, help="images per request at most")
+    parser.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels,
+                        help="width x height of one image at most, read from its header before decoding")
+    parser.add_argument("--max-waiting", type=int, default=defaults.max_waiting,
+                        help="requests waiting for generation at most; more are answered 503 with Retry-After")
+    parser.add_argument("--timeout", type=float, default=defaults.timeout_s,
+                        help="seconds an idle connection, or a body arriving slower, is kept")
+    parser.add_argument("--api-key", default=os.environ.get(API_KEY_VARIABLE),
+                        help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_VARIABLE}; /health stays open)")
     args = parser.parse_args(argv)
     try:
         model, processor = load(args)
@@ -338,8 +452,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     name = os.path.basename(os.path.normpath(args.model))
-    server = NextGPTServer((args.host, args.port), model, processor, name, args.fast, args.image_root,
-                           args.max_batch_size, args.batch_window_ms / 1e3)
+    limits = Limits(max_images=args.max_images, max_image_pixels=args.max_image_pixels,
+                    max_waiting=args.max_waiting, timeout_s=args.timeout)
+    server = NextGPTServer((args.host, args.port), model, processor, name, args.fast, image_root=args.image_root,
+                           max_batch_size=args.max_batch_size, batch_window_s=args.batch_window_ms / 1e3,
+                           limits=limits, api_key=args.api_key)
+    if not args.api_key and not is_loopback(args.host):
+        print(f"warning: serving on {args.host} to other machines without an API key (--api-key or "
+              f"${API_KEY_VARIABLE})", file=sys.stderr)
     print(f"serving {name} on http://{args.host}:{server.server_port}/v1 ({args.device}, "
           f"{'fast path' if args.fast else 'generate'})", file=sys.stderr, flush=True)
     try:

@@ -5,6 +5,7 @@ import http.client
 import io
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -12,7 +13,8 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, random_image, tiny_config, tiny_model
-from serve import NextGPTServer, visible_text
+from generation_queue import GenerationCancelled
+from serve import Limits, NextGPTServer, visible_text
 
 
 def data_url(image) -> str:
@@ -126,6 +128,13 @@ def test_visible_text_holds_back_what_may_become_a_stop_string():
     ({"messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n", "from 1 to 1"),
     ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature", "a number"),
     ({"messages": [{"role": "user", "content": "hi"}], "stop": [""]}, 400, "stop", "non-empty strings"),
+    ({"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, 400, "stream", "true or false"),
+    ({"messages": [{"role": "user", "content": "hi"}], "model": 3}, 400, "model", "a string"),
+    ({"messages": [user_message("red\u0000triangle.png")]}, 400, "messages[0].content[0].image_url", "NUL"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}] * 9}]}, 400,
+     "messages", "9 images in one request, over this server's limit of 8"),
+    ({"messages": [{"role": "user", "content": "word " * 20001}]}, 400, "messages", "characters of text"),
+    (b"[" * 100000 + b"]" * 100000, 400, None, "nested too deeply"),
 ])
 def test_bad_requests_get_an_error_that_names_the_field(tiny, body, status, param, message):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -206,3 +215,185 @@ def test_the_shipped_model_answers_over_http(default_folder):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def start_with(make_processor, **server_options) -> NextGPTServer:
+    config = tiny_config("embedding")
+    model, processor = tiny_model(config, seed=1), make_processor(config)
+    model.generation_config.eos_token_id = None
+    return start(model, processor, **server_options)
+
+
+def stop(server: NextGPTServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_image_too_large_is_refused_from_its_header_before_decoding(tiny):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (4200, 4200)).save(buffer, format="PNG")  # 17.6 M pixels in a few kB; decoding is what costs
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    status, text = request(tiny, {"messages": [user_message(url)]})
+    error = json.loads(text)["error"]
+    assert (status, error["param"]) == (400, "messages[0].content[0].image_url")
+    assert "4200 x 4200 pixels, over this server's limit of 16777216" in error["message"]
+
+
+def test_malformed_lengths_get_4xx_and_a_large_upload_reads_its_413(tiny):
+    connection = http.client.HTTPConnection("127.0.0.1", tiny.server_port, timeout=30)
+    connection.putrequest("POST", "/v1/chat/completions")
+    connection.putheader("Content-Length", "-5")
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 400 and "must not be negative" in json.loads(response.read())["error"]["message"]
+    # A client that uploads all of a too-large body before reading gets the 413, not a broken pipe.
+    body = b"x" * (tiny.limits.max_body_bytes + 2**20)
+    connection = http.client.HTTPConnection("127.0.0.1", tiny.server_port, timeout=30)
+    connection.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == 413 and "over the limit" in json.loads(response.read())["error"]["message"]
+
+
+def test_a_full_queue_answers_503_with_retry_after(make_processor):
+    server = start_with(make_processor, limits=Limits(max_waiting=1), max_batch_size=1)
+    entered, release, original = threading.Event(), threading.Event(), server.queue.generate
+
+    def held(**kwargs):
+        entered.set()
+        release.wait(30)
+        return original(**kwargs)
+
+    server.queue.generate = held
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    results = []
+    try:
+        first = threading.Thread(target=lambda: results.append(request(server, body)))
+        first.start()
+        assert entered.wait(30)  # the generation thread holds the first request
+        second = threading.Thread(target=lambda: results.append(request(server, body)))
+        second.start()
+        deadline = time.monotonic() + 30
+        while server.queue.waiting < 1 and time.monotonic() < deadline:  # the second one waits
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{server.server_port}/v1/chat/completions"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(body).encode()), timeout=30)
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "1"
+        assert json.loads(refused.value.read())["error"]["code"] == "server_busy"
+        release.set()
+        first.join(30)
+        second.join(30)
+        assert [status for status, _ in results] == [200, 200]
+    finally:
+        release.set()
+        stop(server)
+
+
+def test_an_api_key_guards_every_endpoint_but_health(make_processor):
+    server = start_with(make_processor, api_key="sekret")
+    url = f"http://127.0.0.1:{server.server_port}"
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).encode()
+
+    def status(path, key=None, data=None):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url + path, data=data, headers=headers)) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            assert error.code != 401 or error.headers["WWW-Authenticate"] == "Bearer"
+            return error.code
+
+    try:
+        assert status("/health") == 200
+        assert status("/v1/models") == status("/v1/models", "wrong") == 401
+        assert status("/v1/chat/completions", data=body) == 401
+        assert status("/v1/models", "sekret") == status("/v1/chat/completions", "sekret", body) == 200
+    finally:
+        stop(server)
+
+
+def test_idle_and_slow_connections_are_closed(make_processor):
+    import socket
+
+    server = start_with(make_processor, limits=Limits(timeout_s=0.5))
+    try:
+        idle = socket.create_connection(("127.0.0.1", server.server_port), timeout=10)
+        slow = socket.create_connection(("127.0.0.1", server.server_port), timeout=10)
+        slow.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"messages\"")
+        assert idle.recv(1024) == b""  # closed by the server after half a second, not held forever
+        assert slow.recv(1024) == b""
+    finally:
+        stop(server)
+
+
+def test_a_burst_of_256_connections_is_answered_without_resets(tiny):
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(256)
+
+    def health(_):
+        connection = http.client.HTTPConnection("127.0.0.1", tiny.server_port, timeout=60)
+        barrier.wait(30)
+        connection.request("GET", "/health")
+        return connection.getresponse().status
+
+    with ThreadPoolExecutor(256) as pool:
+        assert list(pool.map(health, range(256))) == [200] * 256
+
+
+def test_a_stream_whose_client_leaves_is_cancelled(make_processor):
+    import socket
+
+    server = start_with(make_processor)
+    jobs, submit = [], server.queue.submit
+    server.queue.submit = lambda job: jobs.append(job) or submit(job)
+    try:
+        body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1500, "stream": True})
+        client = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
+        client.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        assert b"data: " in client.recv(4096)
+        client.close()
+        assert jobs[0].done.wait(60)
+        assert isinstance(jobs[0].error, GenerationCancelled)
+        status, _ = request(server, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+        assert status == 200
+    finally:
+        stop(server)
+
+
+def test_fuzzed_requests_only_ever_get_2xx_or_4xx(tiny):
+    """Random and mutated bodies (bounded: 400 requests, loopback): never a 5xx, and the server stays up."""
+    import random
+
+    rng = random.Random(0)
+    values = [None, True, False, 0, -1, 1, 2**70, 1e308, "", "x" * 5000, "\u0000", "<image>", [], {}, [[[]]],
+              {"type": "image_url"}, {"type": "text", "text": 5}, {"url": "data:image/png;base64,AAAA"},
+              [{"type": "image_url", "image_url": {"url": "../../etc/passwd"}}], "data:,", {"role": "user"}]
+    base = {"messages": [user_message(data_url(random_image(1)), "What is it?")], "max_tokens": 2}
+
+    def mutate(node, depth=0):
+        if isinstance(node, dict) and node and rng.random() < 0.8:
+            key = rng.choice(list(node))
+            if rng.random() < 0.2:
+                return {k: v for k, v in node.items() if k != key}
+            return {**node, key: mutate(node[key], depth + 1) if depth < 4 else rng.choice(values)}
+        if isinstance(node, list) and node and rng.random() < 0.8:
+            index = rng.randrange(len(node))
+            return node[:index] + [mutate(node[index], depth + 1)] + node[index + 1:]
+        return rng.choice(values)
+
+    for number in range(400):
+        if number % 8 == 7:
+            raw = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+        else:
+            body = mutate(base)
+            if isinstance(body, dict) and isinstance(body.get("max_tokens"), int):
+                body["max_tokens"] = min(max(body["max_tokens"], 1), 2) if body["max_tokens"] < 2**62 else 2**70
+            raw = json.dumps(body).encode()
+            if number % 8 == 3:
+                raw = raw[: rng.randrange(len(raw))]
+        status, text = request(tiny, raw=raw)
+        assert 200 <= status < 500, (raw[:300], status, text[:300])
+    assert request(tiny, path="/health")[0] == 200
