@@ -126,25 +126,30 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
             raise RequestError(f"role must be system, user or assistant, got {role!r}", f"{where}.role")
         if isinstance(content, str):
             parts = [{"type": "text", "text": content}]
-        elif isinstance(content, list) and role == "user":
+        elif isinstance(content, list):
             parts = []
             for part_index, part in enumerate(content):
                 part_where = f"{where}.content[{part_index}]"
                 kind = part.get("type") if isinstance(part, dict) else None
                 if kind == "text" and isinstance(part.get("text"), str):
                     parts.append({"type": "text", "text": part["text"]})
-                elif kind == "image_url":
+                elif kind == "image_url" and role == "user":
                     image_url = part.get("image_url")
                     url = image_url.get("url") if isinstance(image_url, dict) else image_url
                     if not isinstance(url, str):
                         raise RequestError("image_url needs a 'url' string", f"{part_where}.image_url")
                     parts.append({"type": "image", "image": decode_image(
                         url, f"{part_where}.image_url", image_root, limits.max_image_pixels)})
+                elif kind == "image_url":
+                    raise RequestError(f"images belong in user messages, not in {role} ones", part_where)
                 else:
                     raise RequestError("parts must be {'type': 'text', 'text': ...} or {'type': 'image_url', "
                                        "'image_url': {'url': ...}}", part_where)
+            # Images go before the text, as training put them (`<image>\nquestion`), whatever the client's order
+            # (lmms-eval's openai_compatible sends the text part first).
+            parts.sort(key=lambda part: part["type"] != "image")
         else:
-            raise RequestError("content must be a string (or, for user messages, a list of parts)", f"{where}.content")
+            raise RequestError("content must be a string or a list of parts", f"{where}.content")
         chat.append({"role": role, "content": parts})
     if chat[-1]["role"] != "user":
         raise RequestError("the last message must come from the user", f"messages[{len(chat) - 1}].role")

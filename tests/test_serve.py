@@ -112,6 +112,8 @@ def test_visible_text_holds_back_what_may_become_a_stop_string():
     ({}, 400, "messages", "non-empty list"),
     ({"messages": [{"role": "robot", "content": "hi"}]}, 400, "messages[0].role", "role must be"),
     ({"messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content", "content must be"),
+    ({"messages": [{"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]},
+                   {"role": "user", "content": "hi"}]}, 400, "messages[0].content[0]", "images belong in user"),
     ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, 400, "messages[0].content[0]", "parts must"),
     ({"messages": [user_message("data:image/png;base64,!!!")]}, 400, "messages[0].content[0].image_url",
      "not valid base64"),
@@ -397,3 +399,32 @@ def test_fuzzed_requests_only_ever_get_2xx_or_4xx(tiny):
         status, text = request(tiny, raw=raw)
         assert 200 <= status < 500, (raw[:300], status, text[:300])
     assert request(tiny, path="/health")[0] == 200
+
+
+def test_the_openai_client_chats_and_streams(tiny):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{tiny.server_port}/v1", api_key="unused", max_retries=0)
+    messages = [user_message(data_url(random_image(5)))]
+    reply = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6)
+    expected = json.loads(request(tiny, {"messages": messages, "max_tokens": 6})[1])["choices"][0]["message"]
+    assert reply.choices[0].message.content == expected["content"] and reply.usage.completion_tokens == 6
+    stream = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6, stream=True)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == expected["content"]
+    assert [model.id for model in client.models.list()] == ["tiny"]
+
+
+def test_lmms_eval_style_requests_are_answered_as_training_laid_them_out(tiny):
+    """lmms-eval's openai_compatible sends the text part before the image parts, and its chat variant sends list
+    content in system and assistant turns too: the images go first, as in training, so the answer is the same."""
+    url = data_url(random_image(6))
+    image_first = {"messages": [user_message(url, "What colour is it?")], "max_tokens": 6}
+    text_first = {"messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Answer briefly."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Hello."}]},
+        {"role": "user", "content": [{"type": "text", "text": "What colour is it?"},
+                                     {"type": "image_url", "image_url": {"url": url}}]}], "max_tokens": 6}
+    status, text = request(tiny, text_first)
+    assert status == 200, text
+    same_turn = {**text_first, "messages": text_first["messages"][:3] + image_first["messages"]}
+    assert json.loads(text)["choices"] == json.loads(request(tiny, same_turn)[1])["choices"]
