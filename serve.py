@@ -8,7 +8,7 @@
                   {"type": "text", "text": "What shape is in the image?"}]}], "max_tokens": 32}'
 
 Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; "stream": true for
-server-sent events), GET /v1/models, GET /health. On CUDA, answers come from the fast generation path. Requests
+server-sent events), GET /v1/models, GET /health, and a chat page at / (chat_page.html). On CUDA, answers come from the fast generation path. Requests
 that arrive together with the same sampling options are generated as one batch (generation_queue.py). Every bad
 request gets an OpenAI-style error naming the field. What a request may cost is checked before the work (`Limits`:
 body size, images and their pixels read from the header, text length, requests waiting: 503 with Retry-After);
@@ -37,6 +37,7 @@ from PIL import Image, UnidentifiedImageError
 from generation_queue import CancellableStreamer, GenerationCancelled, GenerationQueue, Job, QueueFull
 
 DEFAULT_MAX_TOKENS = 256
+CHAT_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_page.html")
 API_KEY_VARIABLE = "NEXTGPT_API_KEY"
 
 
@@ -296,6 +297,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             if self.path == "/health":
                 self.send_json({"status": "ok"})
                 return
+            if self.path in ("/", "/index.html"):  # the chat page; its API calls carry the key
+                self.send_page()
+                return
             self.check_api_key()
             if self.path != "/v1/models":
                 raise RequestError(f"no such endpoint: GET {self.path}", status=HTTPStatus.NOT_FOUND)
@@ -303,6 +307,15 @@ class RequestHandler(BaseHTTPRequestHandler):
                 {"id": self.server.model_name, "object": "model", "created": 0, "owned_by": "nano-nextgpt"}]})
         except RequestError as error:
             self.send_error_json(error)
+
+    def send_page(self) -> None:
+        with open(CHAT_PAGE, "rb") as handle:
+            page = handle.read()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
 
     def do_POST(self) -> None:
         try:
