@@ -373,7 +373,11 @@ class RequestHandler(BaseHTTPRequestHandler):
         response = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()),
                     "model": body.get("model") or self.server.model_name}
         if body.get("stream"):
-            self.stream(inputs, options, response)
+            stream_options = body.get("stream_options") or {}
+            if not isinstance(stream_options, dict):
+                raise RequestError("'stream_options' must be an object", "stream_options")
+            usage_for = prompt_length if stream_options.get("include_usage") is True else None
+            self.stream(inputs, options, response, usage_for)
             return
         new_tokens = self.server.generate(inputs, options).result()
         text, finish_reason = self.server.answer(new_tokens, options)
@@ -382,18 +386,20 @@ class RequestHandler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": prompt_length, "completion_tokens": len(new_tokens),
                       "total_tokens": prompt_length + len(new_tokens)}})
 
-    def stream(self, inputs: dict, options: dict, response: dict) -> None:
-        """Server-sent events: the text in pieces as it is generated, then the finish_reason, then [DONE]. A client
-        that disconnects cancels the generation at its next token."""
+    def stream(self, inputs: dict, options: dict, response: dict, usage_for: int | None) -> None:
+        """Server-sent events: the text in pieces as it is generated, then the finish_reason, (with
+        `stream_options.include_usage`, whose prompt length is `usage_for`) a chunk with the token counts, then
+        [DONE]. A client that disconnects cancels the generation at its next token."""
         streamer = CancellableStreamer(self.server.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         job = self.server.generate(inputs, options, streamer)
         try:
-            self.send_events(job, streamer, options, response)
+            self.send_events(job, streamer, options, response, usage_for)
         except (ConnectionError, TimeoutError):
             streamer.cancel()
             self.close_connection = True
 
-    def send_events(self, job: Job, streamer: CancellableStreamer, options: dict, response: dict) -> None:
+    def send_events(self, job: Job, streamer: CancellableStreamer, options: dict, response: dict,
+                    usage_for: int | None) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -417,7 +423,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 send_delta({"content": visible[len(sent):]})
                 sent = visible
         try:
-            text, finish_reason = self.server.answer(job.result(), options)
+            new_tokens = job.result()
+            text, finish_reason = self.server.answer(new_tokens, options)
         except GenerationCancelled:
             raise ConnectionError("the client went away") from None
         except Exception as error:  # generation failed after the response began: say so in the stream
@@ -426,6 +433,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             if len(text) > len(sent):
                 send_delta({"content": text[len(sent):]})
             send_delta({}, finish_reason)
+            if usage_for is not None:
+                send({**response, "object": "chat.completion.chunk", "choices": [], "usage": {
+                    "prompt_tokens": usage_for, "completion_tokens": len(new_tokens),
+                    "total_tokens": usage_for + len(new_tokens)}})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 

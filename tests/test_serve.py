@@ -408,8 +408,10 @@ def test_the_openai_client_chats_and_streams(tiny):
     reply = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6)
     expected = json.loads(request(tiny, {"messages": messages, "max_tokens": 6})[1])["choices"][0]["message"]
     assert reply.choices[0].message.content == expected["content"] and reply.usage.completion_tokens == 6
-    stream = client.chat.completions.create(model="tiny", messages=messages, max_tokens=6, stream=True)
-    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == expected["content"]
+    stream = list(client.chat.completions.create(model="tiny", messages=messages, max_tokens=6, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == expected["content"]
+    assert stream[-1].usage.completion_tokens == 6 and not stream[-1].choices
     assert [model.id for model in client.models.list()] == ["tiny"]
 
 
@@ -428,3 +430,25 @@ def test_lmms_eval_style_requests_are_answered_as_training_laid_them_out(tiny):
     assert status == 200, text
     same_turn = {**text_first, "messages": text_first["messages"][:3] + image_first["messages"]}
     assert json.loads(text)["choices"] == json.loads(request(tiny, same_turn)[1])["choices"]
+
+
+def test_the_load_test_drives_the_server_with_concurrent_clients(make_processor, tmp_path):
+    import subprocess
+    import sys
+
+    config = tiny_config("embedding")
+    model, processor = tiny_model(config, seed=1), make_processor(config)
+    model.generation_config.eos_token_id = None  # fixed-length answers
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    output = tmp_path / "serve.jsonl"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "bench_serve.py"), "--model",
+                             str(tmp_path / "model"), "--clients", "1,3", "--requests_per_client", "2",
+                             "--max_tokens", "4", "--output", str(output)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, three = [json.loads(line) for line in output.read_text().splitlines()]
+    assert (one["clients"], one["requests"], three["requests"]) == (1, 2, 6)
+    assert one["failures"] == three["failures"] == {} and three["tokens_per_s"] > 0
+    assert 0 < three["ttft_p50_s"] <= three["latency_p50_s"]
+    assert result.stdout.strip().splitlines()[-1].startswith("| 3 | 6 | 0 |")
