@@ -1,7 +1,7 @@
 """Load test of serve.py: starts the server, drives it with N concurrent clients, records throughput and latency.
 
-Each client sends its requests one after another (one image + a question, streamed, temperature 0), all clients at
-once. Per client count: aggregate generated tokens/s, time to first token and whole-request latency (p50, p90), and
+Each client sends its requests one after another (one image + a question, temperature 0; streamed, or with
+`--no-stream` whole), all clients at once. Per client count: aggregate generated tokens/s, time to first token and whole-request latency (p50, p90), and
 every failure by kind (HTTP status, connection reset, timeout). The last lines printed are a table.
 
     python benchmarks/bench_train.py prepare --folder /tmp/b7       # a 7B-shaped model folder (random weights)
@@ -50,7 +50,8 @@ def start_server(model: str, port: int, server_args: list[str]) -> subprocess.Po
 
 
 def one_request(port: int, body: bytes) -> dict:
-    """One streamed chat completion: its time to first content, total time, generated tokens, or its failure."""
+    """One chat completion: its time to first content (streamed only), total time, generated tokens, or its
+    failure."""
     began = time.perf_counter()
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
@@ -58,6 +59,9 @@ def one_request(port: int, body: bytes) -> dict:
         response = connection.getresponse()
         if response.status != 200:
             return {"failure": f"HTTP {response.status}"}
+        if response.getheader("Content-Type") == "application/json":
+            tokens = json.loads(response.read())["usage"]["completion_tokens"]
+            return {"ttft_s": None, "latency_s": time.perf_counter() - began, "tokens": tokens}
         first, tokens = None, 0
         for line in response:
             if not line.startswith(b"data: ") or line.strip() == b"data: [DONE]":
@@ -118,6 +122,8 @@ def main() -> None:
     parser.add_argument("--requests_per_client", type=int, default=3)
     parser.add_argument("--max_tokens", type=int, default=128)
     parser.add_argument("--image", default=os.path.join(REPO_ROOT, "examples", "red_triangle.png"))
+    parser.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True,
+                        help="streamed requests (time to first token measured) or whole ones")
     parser.add_argument("--server_args", default="", help='serve.py flags, e.g. "--max-batch-size 32"')
     parser.add_argument("--output", default="bench_serve.jsonl")
     args = parser.parse_args()
@@ -126,8 +132,8 @@ def main() -> None:
     # A fixed length (no end-of-sequence token) keeps the work per request the same across client counts.
     body = json.dumps({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
                                                                  {"type": "text", "text": QUESTION}]}],
-                       "max_tokens": args.max_tokens, "temperature": 0, "stream": True,
-                       "stream_options": {"include_usage": True}}).encode()
+                       "max_tokens": args.max_tokens, "temperature": 0, "stream": args.stream,
+                       **({"stream_options": {"include_usage": True}} if args.stream else {})}).encode()
     port = free_port()
     server = start_server(args.model, port, args.server_args.split())
     records = []
@@ -136,7 +142,7 @@ def main() -> None:
         load(port, max(counts), 1, body)  # warm-up: compilations and graph captures of every batch size
         for clients in counts:
             record = {**load(port, clients, args.requests_per_client, body), "max_tokens": args.max_tokens,
-                      "server_args": args.server_args}
+                      "stream": args.stream, "server_args": args.server_args}
             records.append(record)
             print(json.dumps(record), flush=True)
             with open(args.output, "a") as handle:
@@ -147,8 +153,9 @@ def main() -> None:
     print("| clients | requests | failures | tokens/s | TTFT p50 / p90 s | latency p50 / p90 s |")
     print("|---|---|---|---|---|---|")
     for r in records:
-        print(f"| {r['clients']} | {r['requests']} | {r['failures'] or 0} | {r['tokens_per_s']:.1f} | "
-              f"{r['ttft_p50_s']:.3f} / {r['ttft_p90_s']:.3f} | {r['latency_p50_s']:.2f} / {r['latency_p90_s']:.2f} |")
+        ttft = f"{r['ttft_p50_s']:.3f} / {r['ttft_p90_s']:.3f}" if r["ttft_p50_s"] is not None else "-"
+        print(f"| {r['clients']} | {r['requests']} | {r['failures'] or 0} | {r['tokens_per_s']:.1f} | {ttft} | "
+              f"{r['latency_p50_s']:.2f} / {r['latency_p90_s']:.2f} |")
 
 
 if __name__ == "__main__":
