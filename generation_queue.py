@@ -2,8 +2,10 @@
 
 Requests with the same sampling options that arrive within `window_s` of each other are generated as one
 left-padded batch of up to `max_batch_size` rows: on a GPU a batch costs little more than one row (the 7B shapes of
-benchmarks/RESULTS.md decode 183 tokens/s at batch 1 and 1125 in all at batch 8). Requests with a seed or a streamer
-run alone. All GPU work happens on this thread, so a CUDA graph being captured never sees another request's copies.
+benchmarks/RESULTS.md decode 183 tokens/s at batch 1 and 1125 in all at batch 8). Streamed requests batch like the
+others (`RowStreamers` hands each row's tokens to its own request's streamer and ends it at the row's end); requests
+with a seed run alone. All GPU work happens on this thread, so a CUDA graph being captured never sees another
+request's copies.
 At most `max_waiting` requests wait (`submit` raises `QueueFull` beyond), and a streamed request whose client has gone
 is cancelled at its next token (`CancellableStreamer`).
 """
@@ -42,6 +44,42 @@ class CancellableStreamer(TextIteratorStreamer):
         super().put(value)
 
 
+class RowStreamers:
+    """The streamer `generate` sees for a batch: each row's tokens go to that row's job's streamer, which ends at the
+    row's own end (an end token, or its max_new_tokens) rather than the batch's. A row whose client left stops
+    receiving; when every row's client has left, the generation stops."""
+
+    def __init__(self, jobs: list["Job"], end_ids: set[int]):
+        self.jobs, self.end_ids = jobs, end_ids
+        self.counts = [0] * len(jobs)
+        self.open = [job.streamer is not None for job in jobs]
+        self.cancelled = [False] * len(jobs)
+
+    def put(self, value: torch.Tensor) -> None:
+        prompt = value.dim() > 1  # the first call holds the prompts, which the row streamers skip
+        for row, job in enumerate(self.jobs):
+            if not self.open[row]:
+                continue
+            try:
+                job.streamer.put(value[row:row + 1])
+            except GenerationCancelled:
+                self.open[row], self.cancelled[row] = False, True
+                continue
+            if not prompt:
+                self.counts[row] += 1
+                if int(value[row]) in self.end_ids or self.counts[row] >= job.options["max_new_tokens"]:
+                    self.open[row] = False
+                    job.streamer.end()
+        if all(self.cancelled):
+            raise GenerationCancelled("every client of the batch closed its connection")
+
+    def end(self) -> None:
+        for row, job in enumerate(self.jobs):
+            if self.open[row]:
+                self.open[row] = False
+                job.streamer.end()
+
+
 @dataclass
 class Job:
     """One request: the processor's output for its prompt (CPU tensors) and generate() options ("seed" included)."""
@@ -55,7 +93,7 @@ class Job:
 
     def batch_key(self) -> tuple | None:
         """Jobs with equal keys may share a batch (their max_new_tokens may differ); None: this job runs alone."""
-        if self.streamer is not None or self.options.get("seed") is not None:
+        if self.options.get("seed") is not None:
             return None
         return tuple(sorted((name, repr(value)) for name, value in self.options.items()
                             if name not in ("max_new_tokens", "tokenizer")))
@@ -131,9 +169,10 @@ class GenerationQueue:
             seed = options.pop("seed", None)
             if seed is not None:
                 torch.manual_seed(seed)
+            streamer = RowStreamers(batch, self.end_ids) if any(job.streamer for job in batch) else None
             with torch.no_grad():
                 generated = self.generate(**{name: value.to(self.device) for name, value in inputs.items()},
-                                          **options, streamer=batch[0].streamer)
+                                          **options, streamer=streamer)
             self.batch_sizes[len(batch)] += 1
             for job, row in zip(batch, generated[:, inputs["input_ids"].shape[1]:].tolist()):
                 job.tokens = self._trim(row[: job.options["max_new_tokens"]])
@@ -156,4 +195,5 @@ class GenerationQueue:
         return tokens
 
 
-__all__ = ["CancellableStreamer", "GenerationCancelled", "GenerationQueue", "Job", "QueueFull", "left_padded_batch"]
+__all__ = ["CancellableStreamer", "GenerationCancelled", "GenerationQueue", "Job", "QueueFull", "RowStreamers",
+           "left_padded_batch"]

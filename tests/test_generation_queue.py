@@ -1,8 +1,9 @@
 """generation_queue.py's pieces: left-padded batches from single prompts, and rows cut at their end."""
 
+import pytest
 import torch
 
-from generation_queue import GenerationQueue, Job, left_padded_batch
+from generation_queue import GenerationCancelled, GenerationQueue, Job, RowStreamers, left_padded_batch
 
 
 def test_prompts_are_padded_on_the_left_and_images_kept_in_row_order():
@@ -25,10 +26,44 @@ def test_rows_end_at_their_end_token_or_before_their_padding():
     assert queue._trim([5, 6, 7]) == [5, 6, 7]
 
 
-def test_only_jobs_with_the_same_options_and_no_seed_or_streamer_share_a_batch():
+def test_only_jobs_with_the_same_options_and_no_seed_share_a_batch():
     inputs = {}
     greedy = Job(inputs, {"max_new_tokens": 4, "seed": None})
     assert greedy.batch_key() == Job(inputs, {"max_new_tokens": 9, "seed": None}).batch_key()
     assert greedy.batch_key() != Job(inputs, {"max_new_tokens": 4, "seed": None, "stop_strings": ["x"]}).batch_key()
     assert Job(inputs, {"max_new_tokens": 4, "seed": 3}).batch_key() is None
-    assert Job(inputs, {"max_new_tokens": 4, "seed": None}, streamer=object()).batch_key() is None
+    assert Job(inputs, {"max_new_tokens": 4, "seed": None}, streamer=object()).batch_key() == greedy.batch_key()
+
+
+class Recorder:
+    def __init__(self, cancel_after: int | None = None):
+        self.values, self.ended, self.cancel_after = [], 0, cancel_after
+
+    def put(self, value):
+        if self.cancel_after is not None and len(self.values) > self.cancel_after:
+            raise GenerationCancelled("gone")
+        self.values.append(value.tolist())
+
+    def end(self):
+        self.ended += 1
+
+
+def test_row_streamers_give_each_row_its_tokens_and_end_it_at_its_own_end():
+    rows = [Recorder(), Recorder(), Recorder(cancel_after=1)]
+    jobs = [Job({}, {"max_new_tokens": 5}, rows[0]), Job({}, {"max_new_tokens": 2}, rows[1]),
+            Job({}, {"max_new_tokens": 5}, rows[2]), Job({}, {"max_new_tokens": 5})]  # the last one is not streamed
+    streamers = RowStreamers(jobs, end_ids={2})
+    streamers.put(torch.tensor([[1, 9], [1, 8], [1, 7], [1, 6]]))  # the prompts
+    for step in ([5, 5, 5, 5], [2, 6, 6, 6], [0, 7, 7, 7]):  # row 0 ends with token 2, row 1 after 2 tokens
+        streamers.put(torch.tensor(step))
+    streamers.end()
+    assert rows[0].values == [[[1, 9]], [5], [2]] and rows[0].ended == 1
+    assert rows[1].values == [[[1, 8]], [5], [6]] and rows[1].ended == 1
+    assert rows[2].values == [[[1, 7]], [5]] and rows[2].ended == 0  # its client left: no more tokens, no end
+
+
+def test_a_batch_whose_clients_all_left_stops():
+    streamers = RowStreamers([Job({}, {"max_new_tokens": 5}, Recorder(cancel_after=0))], end_ids=set())
+    streamers.put(torch.tensor([[1]]))
+    with pytest.raises(GenerationCancelled):
+        streamers.put(torch.tensor([4]))

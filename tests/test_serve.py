@@ -172,7 +172,8 @@ def test_concurrent_requests_each_get_their_own_answer(tiny):
     assert together == one_by_one and len({choice[0]["message"]["content"] for choice in together}) > 1
 
 
-def test_requests_arriving_together_share_a_batch_and_get_their_own_answers(make_processor):
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_requests_arriving_together_share_a_batch_and_get_their_own_answers(make_processor, stream):
     from concurrent.futures import ThreadPoolExecutor
 
     config = tiny_config("embedding")
@@ -186,10 +187,17 @@ def test_requests_arriving_together_share_a_batch_and_get_their_own_answers(make
         one_by_one = [json.loads(request(server, body)[1]) for body in bodies]
         assert set(server.queue.batch_sizes) == {1}
         with ThreadPoolExecutor(4) as pool:
-            together = [json.loads(text) for _, text in pool.map(lambda body: request(server, body), bodies)]
+            texts = [text for _, text in pool.map(lambda body: request(server, {**body, "stream": stream}), bodies)]
         assert max(server.queue.batch_sizes) > 1
-        assert [reply["choices"] for reply in together] == [reply["choices"] for reply in one_by_one]
-        assert [reply["usage"]["completion_tokens"] for reply in together] == [3, 4, 5, 4]
+        expected = [(reply["choices"][0]["message"]["content"], reply["choices"][0]["finish_reason"])
+                    for reply in one_by_one]
+        if stream:  # each stream carries its own row's text and ends at its own max_tokens
+            assert [streamed_text(text) for text in texts] == expected
+        else:
+            together = [json.loads(text) for text in texts]
+            assert [(reply["choices"][0]["message"]["content"], reply["choices"][0]["finish_reason"])
+                    for reply in together] == expected
+            assert [reply["usage"]["completion_tokens"] for reply in together] == [3, 4, 5, 4]
     finally:
         server.shutdown()
         server.server_close()
