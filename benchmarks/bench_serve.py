@@ -138,9 +138,8 @@ def main() -> None:
     server = start_server(args.model, port, args.server_args.split())
     records = []
     try:
-        counts = [int(count) for count in args.clients.split(",")]
-        load(port, max(counts), 1, body)  # warm-up: compilations and graph captures of every batch size
-        for clients in counts:
+        for clients in [int(count) for count in args.clients.split(",")]:
+            load(port, clients, 1, body)  # warm-up: the compilations and graph captures of this load's batch sizes
             record = {**load(port, clients, args.requests_per_client, body), "max_tokens": args.max_tokens,
                       "stream": args.stream, "server_args": args.server_args}
             records.append(record)
