@@ -23,8 +23,16 @@ DEFAULT_CACHE = os.environ.get(
 )
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "recipe.json")
-CODE_FILES = ("configuration_nextgpt.py", "modeling_nextgpt.py", "processing_nextgpt.py", "pipeline_nextgpt.py",
-              "vision_tower.py", "imagebind_vision.py", "efficientnet_lite.py", "fast_generation.py")
+
+
+def shipped_code_files() -> list[str]:
+    """The code files a saved model carries (the model and processor files and everything they import relatively),
+    found the way transformers finds them for `save_pretrained`, so the list cannot fall behind the code."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    entry_points = [os.path.join(REPO_ROOT, name) for name in ("modeling_nextgpt.py", "processing_nextgpt.py")]
+    found = {os.path.abspath(path) for entry in entry_points for path in [entry, *get_relative_import_files(entry)]}
+    return sorted(found)
 
 
 def smollm2_folder() -> str:
@@ -61,7 +69,7 @@ def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFA
     digest = hashlib.sha256()
     # The folder holds copies of the model code too: a change to either makes a new folder.
     files = [os.path.join(weights_dir, name) for name in WEIGHT_FILES]
-    files += [os.path.join(REPO_ROOT, name) for name in CODE_FILES]
+    files += shipped_code_files()
     for path in files:
         with open(path, "rb") as handle:
             digest.update(handle.read())

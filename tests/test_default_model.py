@@ -10,7 +10,7 @@ from transformers import AutoModel, AutoProcessor, pipeline
 
 from conftest import REPO_ROOT
 from convert_easy_vqa import convert
-from default_model import default_model_folder
+from default_model import default_model_folder, shipped_code_files
 from eval_vqa import evaluate_vqa
 
 
@@ -19,6 +19,13 @@ def test_assembly_is_cached(default_folder, model_cache):
     assert default_model_folder(cache_dir=str(model_cache)) == default_folder
     assert os.path.getmtime(os.path.join(default_folder, "config.json")) == config_time
     assert not any(name.endswith(".partial") for name in os.listdir(model_cache))
+
+
+def test_the_cache_key_covers_every_code_file_the_model_ships(default_folder):
+    """An edit to any shipped file (the fast decoder's kernels too) makes a new cached model, not a stale one."""
+    shipped = {name for name in os.listdir(default_folder) if name.endswith(".py")}
+    assert shipped == {os.path.basename(path) for path in shipped_code_files()}
+    assert {"fast_decoder.py", "decode_kernels.py"} <= shipped
 
 
 def test_answers_easy_vqa_test_questions(default_folder, tmp_path):
