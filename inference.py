@@ -58,11 +58,13 @@ def load(args: argparse.Namespace):
         args.model = default_model_folder()
     elif not os.path.isdir(args.model) and os.path.exists(args.model):
         raise InputError(f"--model {args.model} is not a folder")
+    elif not os.path.exists(args.model) and (args.model.startswith((".", "/", "~")) or args.model.count("/") > 1):
+        raise InputError(f"--model {args.model}: no such folder")  # a path, not a hub id: say so, not the hub's error
     try:
         model = AutoModel.from_pretrained(args.model, trust_remote_code=True, dtype=DTYPES[args.dtype])
         processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
-    except OSError as error:
-        raise InputError(f"cannot load model {args.model}: {error}") from None
+    except (OSError, ValueError) as error:  # not found, not a hub id, unreachable hub
+        raise InputError(f"cannot load model {args.model}: {str(error).splitlines()[0]}") from None
     if args.fast is None:
         args.fast = args.device.startswith("cuda") and model.can_fast_generate
     return model.to(args.device).eval(), processor

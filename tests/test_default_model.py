@@ -86,6 +86,8 @@ def test_inference_cli_answers_and_reports_bad_input_in_one_line(default_folder,
         (["--image", "missing.png", "hi"], "error: image not found: missing.png"),
         (["--batch", str(broken)], "line 1: expected"),
         (["--image", "README.md", "hi"], "image README.md does not decode"),
+        (["--model", "outputs/stage2/final", "--image", "examples/red_circle.png", "hi"],
+         "error: --model outputs/stage2/final: no such folder"),
     ):
         result = run_inference(model_cache, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
