@@ -1,8 +1,9 @@
 """Load test of serve.py: starts the server, drives it with N concurrent clients, records throughput and latency.
 
 Each client sends its requests one after another (one image + a question, temperature 0; streamed, or with
-`--no-stream` whole), all clients at once. Per client count: aggregate generated tokens/s, time to first token and whole-request latency (p50, p90), and
-every failure by kind (HTTP status, connection reset, timeout). The last lines printed are a table.
+`--no-stream` whole), all clients at once. Per client count: aggregate generated tokens/s, time to first token and
+whole-request latency (p50, p90), and every failure by kind (HTTP status, connection reset, timeout). The last lines
+printed are a table.
 
     python benchmarks/bench_train.py prepare --folder /tmp/b7       # a 7B-shaped model folder (random weights)
     python benchmarks/bench_serve.py --model /tmp/b7/model --clients 1,8,32,64 --max_tokens 128 \\
