@@ -12,8 +12,8 @@ server-sent events), GET /v1/models, GET /health, and a chat page at / (chat_pag
 the fast generation path. Requests that arrive together with the same sampling options are generated as one batch,
 streamed or not (generation_queue.py). Every bad request gets an OpenAI-style error naming the field. What a request
 may cost is checked before the work (`Limits`: body size, images and their pixels read from the header, text length,
-requests waiting: 503 with Retry-After); idle and slow connections time out; a streamed request whose client leaves is cancelled; `--api-key` (or
-NEXTGPT_API_KEY) requires `Authorization: Bearer KEY` on every endpoint but /health.
+requests waiting: 503 with Retry-After); idle and slow connections time out; a streamed request whose client leaves
+is cancelled; `--api-key` (or NEXTGPT_API_KEY) requires `Authorization: Bearer KEY` on every endpoint but /health.
 """
 
 import argparse
