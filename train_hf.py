@@ -311,7 +311,9 @@ class StepLogCallback(TrainerCallback):
 
 def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> Trainer:
     parser = HfArgumentParser((NextGPTArguments, TrainingArguments))
-    parser.set_defaults(dataloader_num_workers=2)  # batches (and images) are prepared while the GPU computes
+    # Batches (and images) are prepared while the GPU computes; the loss is logged every 1% of the steps, so that a
+    # short run prints and plots its loss too (the Trainer's default is every 500 steps).
+    parser.set_defaults(dataloader_num_workers=2, logging_steps=0.01)
     args, training_args = parser.parse_args_into_dataclasses(argv)
     check_arguments(args)
     resume = checkpoint_to_resume(training_args.resume_from_checkpoint, training_args.output_dir)

@@ -117,6 +117,15 @@ def test_stage2_lora_changes_projector_and_attention_only(stage1_folder, easy_vq
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, atol=1e-4, rtol=1e-4)
 
 
+def test_a_short_run_logs_and_plots_its_loss_without_being_told(tiny_folder, easy_vqa_data, tmp_path):
+    argv = [flag for flag in COMMON if flag not in ("--logging_steps", "1")]
+    trainer = train(["--stage", "1", "--model_name_or_path", str(tiny_folder), "--data_path",
+                     str(easy_vqa_data / "captions.jsonl"), "--output_dir", str(tmp_path), "--max_steps", "3",
+                     "--save_strategy", "no", "--save_final", "false", *argv])
+    assert len(losses(trainer)) == 3
+    assert (tmp_path / "loss_curve.png").stat().st_size > 1000
+
+
 def test_packed_and_padded_training_follow_the_same_loss_curve(stage1_folder, easy_vqa_data, tmp_path):
     """Packing (the default) changes how a micro-batch is laid out, not what is learned: same losses step by step
     (LoRA dropout off, since its random masks follow the tensors' shapes)."""
