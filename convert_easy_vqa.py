@@ -10,11 +10,12 @@ Image paths are absolute (inside the installed package), so no --image_folder is
     python convert_easy_vqa.py --output_dir data/easy_vqa
 """
 
-import argparse
 import json
 import os
 import re
 from collections import defaultdict
+
+from cli import ArgumentParser
 
 SHAPES = {"circle", "rectangle", "triangle"}
 
@@ -79,7 +80,7 @@ def convert(output_dir: str) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--output_dir", default="data/easy_vqa")
     args = parser.parse_args()
     for name, count in convert(args.output_dir).items():

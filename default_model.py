@@ -6,7 +6,6 @@ ship in `weights/easy_vqa/` (a few MB; `weights/easy_vqa/README.md` has the trai
     python default_model.py --export outputs/easy_stage2/final   # refresh weights/easy_vqa from a stage-2 run
 """
 
-import argparse
 import hashlib
 import importlib.util
 import json
@@ -15,6 +14,8 @@ import shutil
 import sys
 
 import torch
+
+from cli import ArgumentParser
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_WEIGHTS = os.path.join(REPO_ROOT, "weights", "easy_vqa")
@@ -92,7 +93,7 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS) -> Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--export", metavar="STAGE2_FINAL", help="copy trained weights from an unmerged stage-2 folder")
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="folder of the trained weights")
     parser.add_argument("--output", help="assemble into this folder instead of the cache")

@@ -6,7 +6,6 @@ holds several human answers, and an optional `question_type` groups the report.
     python eval_vqa.py --model outputs/stage2/final --data data/easy_vqa/test.json --image_folder data/easy_vqa
 """
 
-import argparse
 import json
 import os
 import sys
@@ -17,6 +16,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from cli import ArgumentParser
 from training_data import load_records, record_images, record_to_messages
 
 METRIC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics", "vqa_accuracy.py")
@@ -81,7 +81,7 @@ def evaluate_vqa(model, processor, records: list[dict], image_folder: str | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--model", required=True, help="a NextGPT folder or hub id")
     parser.add_argument("--data", required=True, help="eval records (.json, .jsonl or dataset id)")
     parser.add_argument("--image_folder", default=None, help="folder the records' image paths are relative to")

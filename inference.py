@@ -13,6 +13,7 @@ import sys
 
 import torch
 
+from cli import ArgumentParser
 from training_data import check_image_file
 
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -23,7 +24,7 @@ class InputError(Exception):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("question", nargs="?", help="the question (omit with --chat or --batch)")
     parser.add_argument("--image", help="image file to ask about")
     parser.add_argument("--model",

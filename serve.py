@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from cli import ArgumentParser
 from generation_queue import CancellableStreamer, GenerationCancelled, GenerationQueue, Job, QueueFull
 
 DEFAULT_MAX_TOKENS = 256
@@ -451,7 +452,7 @@ def is_loopback(host: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     from inference import DTYPES, InputError, load
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(__doc__)
     parser.add_argument("--model",
                         help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
     parser.add_argument("--host", default="127.0.0.1")

@@ -1,0 +1,22 @@
+"""The command-line tools' shared parser: every long option answers to both spellings (`--max_new_tokens` and
+`--max-new-tokens`), as train_hf.py's HfArgumentParser does, so a flag learnt from one tool works in the others."""
+
+import argparse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` (description from the caller, raw formatting) whose long options take either
+    spelling; --help shows the first one given."""
+
+    def __init__(self, description: str | None = None, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(description=description, **kwargs)
+
+    def add_argument(self, *names, **kwargs):
+        spellings = [f"--{name[2:].replace(old, new)}" for name in names if name.startswith("--")
+                     for old, new in (("-", "_"), ("_", "-"))]
+        action = super().add_argument(*names, **kwargs)
+        for spelling in spellings:
+            if spelling not in self._option_string_actions:
+                self._option_string_actions[spelling] = action  # accepted, not listed twice in --help
+        return action
