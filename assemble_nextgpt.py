@@ -1,10 +1,16 @@
 """Assemble a NextGPT from pretrained parts: an LLM (folder, hub id, or GGUF file) and a vision tower (Meta's ImageBind
-checkpoint, or a transformers vision model), with the matching processor. The projector starts untrained (stage 1)."""
+checkpoint, or a transformers vision model), with the matching processor. The projector starts untrained (stage 1).
+
+    python assemble_nextgpt.py --llm meta-llama/Llama-2-7b-chat-hf --vision_tower imagebind_huge.pth --output nextgpt
+"""
+
+import sys
 
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
+from cli import ArgumentParser, missing_local_folder
 from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_processor
 from imagebind_vision import ImageBindVisionModel
 from modeling_nextgpt import NextGPTForConditionalGeneration
@@ -84,3 +90,33 @@ def assemble_from_models(
         tokenizer.pad_token = tokenizer.eos_token
     return model, processor
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(__doc__)
+    parser.add_argument("--llm", required=True, help="the LLM: a folder or hub id")
+    parser.add_argument("--llm_gguf_file", help="a GGUF file inside --llm to load from")
+    parser.add_argument("--vision_tower", required=True,
+                        help=f"{EFFICIENTNET_LITE0} (packaged), Meta's imagebind_huge.pth, or a vision model id/folder")
+    parser.add_argument("--image_mode", default="embedding", choices=["embedding", "patches"])
+    parser.add_argument("--projector_type", default="linear", choices=["linear", "mlp2x_gelu"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--output", required=True, help="the folder to write (save_pretrained, with the processor)")
+    args = parser.parse_args(argv)
+    if missing_local_folder(args.llm):
+        print(f"error: --llm {args.llm}: no such folder", file=sys.stderr)
+        return 2
+    try:
+        model, processor = assemble_nextgpt(args.llm, args.vision_tower, args.image_mode, args.projector_type,
+                                            llm_gguf_file=args.llm_gguf_file, dtype=getattr(torch, args.dtype))
+    except (OSError, ValueError) as error:
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 2
+    model.save_pretrained(args.output)
+    processor.save_pretrained(args.output)
+    print(args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

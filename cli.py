@@ -2,6 +2,7 @@
 `--max-new-tokens`), as train_hf.py's HfArgumentParser does, so a flag learnt from one tool works in the others."""
 
 import argparse
+import os
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -20,3 +21,9 @@ class ArgumentParser(argparse.ArgumentParser):
             if spelling not in self._option_string_actions:
                 self._option_string_actions[spelling] = action  # accepted, not listed twice in --help
         return action
+
+
+def missing_local_folder(name: str) -> bool:
+    """Whether `name` is meant as a local path (not a hub id such as `owner/model`) that does not exist: worth saying
+    so, rather than the hub's "Repo id must be in the form ..." error."""
+    return not os.path.exists(name) and (name.startswith((".", "/", "~")) or name.count("/") > 1)

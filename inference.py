@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from cli import ArgumentParser
+from cli import ArgumentParser, missing_local_folder
 from training_data import check_image_file
 
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -59,8 +59,8 @@ def load(args: argparse.Namespace):
         args.model = default_model_folder()
     elif not os.path.isdir(args.model) and os.path.exists(args.model):
         raise InputError(f"--model {args.model} is not a folder")
-    elif not os.path.exists(args.model) and (args.model.startswith((".", "/", "~")) or args.model.count("/") > 1):
-        raise InputError(f"--model {args.model}: no such folder")  # a path, not a hub id: say so, not the hub's error
+    elif missing_local_folder(args.model):
+        raise InputError(f"--model {args.model}: no such folder")
     try:
         model = AutoModel.from_pretrained(args.model, trust_remote_code=True, dtype=DTYPES[args.dtype])
         processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
