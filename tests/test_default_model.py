@@ -106,3 +106,30 @@ def test_fast_path_gives_generate_s_tokens_on_the_shipped_model(default_folder):
     inputs = processor(text=prompts, images=images, padding=True)
     reference = model.generate(**inputs, max_new_tokens=24, do_sample=False)
     assert torch.equal(model.fast_generate(**inputs, max_new_tokens=24), reference)
+
+
+def test_export_guards_the_shipped_weights_and_clears_the_superseded_cache(tmp_path):
+    import shutil
+
+    import pytest
+
+    from default_model import DEFAULT_WEIGHTS, cached_folder, export_weights
+
+    final = tmp_path / "final"
+    final.mkdir()
+    adapter = json.load(open(os.path.join(DEFAULT_WEIGHTS, "adapter_config.json")))
+    json.dump({**adapter, "note": "retrained"}, open(final / "adapter_config.json", "w"))
+    shutil.copy(os.path.join(DEFAULT_WEIGHTS, "adapter_model.safetensors"), final / "adapter_model.safetensors")
+    (final / "config.json").write_text(json.dumps({"image_mode": "patches", "projector_type": "mlp2x_gelu"}))
+    with pytest.raises(ValueError, match="replaces the shipped weights: pass --replace_shipped"):
+        export_weights(str(final))
+    with pytest.raises(ValueError, match="not an unmerged stage-2 folder"):
+        export_weights(str(tmp_path), str(tmp_path / "elsewhere"))
+
+    weights, cache = tmp_path / "weights", tmp_path / "cache"
+    shutil.copytree(DEFAULT_WEIGHTS, weights)
+    superseded = cached_folder(str(cache), str(weights))
+    os.makedirs(superseded)
+    export_weights(str(final), str(weights), cache_dir=str(cache))
+    assert json.load(open(weights / "adapter_config.json"))["note"] == "retrained"
+    assert not os.path.exists(superseded) and cached_folder(str(cache), str(weights)) != superseded
