@@ -1,5 +1,6 @@
 """NextGPT processor: chat template, image placeholder expansion, image preprocessing and training labels."""
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -104,8 +105,9 @@ class NextGPTProcessor(ProcessorMixin):
         return self(text=texts, images=images or None, return_tensors=return_tensors, **(processor_kwargs or {}))
 
     def preprocess_images(self, images) -> torch.Tensor:
-        """Paths, URLs or PIL images -> (num_images, 3, H, W); EXIF orientation and RGB conversion via `load_image`."""
-        return self.image_processor([load_image(image) for image in images], return_tensors="pt")["pixel_values"]
+        """Paths, URLs or PIL images -> (num_images, 3, H, W); EXIF orientation and RGB conversion via `load_image`.
+        An image that cannot be read is a ValueError naming it (a missing file, not a base64 "Incorrect padding")."""
+        return self.image_processor([read_image(image) for image in images], return_tensors="pt")["pixel_values"]
 
     def __call__(
         self,
@@ -205,6 +207,19 @@ class NextGPTProcessor(ProcessorMixin):
     @property
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", "pixel_values", "image_embeds"]
+
+
+def read_image(image):
+    """`load_image`, with the image named in its errors. A string with a dot that is no URL is a path (base64 has no
+    dots), so a missing one is reported as such."""
+    if isinstance(image, str) and "." in image and not image.startswith(("http://", "https://", "data:")):
+        if not os.path.isfile(image):
+            raise ValueError(f"image not found: {image}")
+    try:
+        return load_image(image)
+    except Exception as error:  # truncated or damaged files, unreadable URLs, bad base64
+        name = image if isinstance(image, str) and len(image) < 200 else type(image).__name__
+        raise ValueError(f"image {name} cannot be read: {error}") from None
 
 
 def flatten_images(images) -> list:

