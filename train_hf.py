@@ -73,6 +73,9 @@ class NextGPTArguments:
     fused_kernels: str = option("auto", "Liger's Triton kernels on the LLM (RMSNorm, SwiGLU, RoPE, fused linear "
                                         "cross-entropy): auto (on CUDA when liger-kernel is installed), true, false.")
     skip_bad_records: bool = option(False, "Skip bad records (reported) instead of stopping.")
+    max_train_samples: int | None = option(None, "Train on the first N records only (a quick trial: only their "
+                                                 "images are checked and encoded).")
+    max_eval_samples: int | None = option(None, "Evaluate on the first N held-out records only.")
     cache_image_embeds: bool = option(False, "Encode each image once and train from the cached features.")
     embedding_cache_dir: str = option(os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds"),
                                       "Where the cached image features are kept.")
@@ -195,9 +198,11 @@ def build_datasets(args, training_args, model, processor):
     for split, path in (("train", args.data_path), ("eval", args.eval_data_path)):
         if path is None:
             continue
+        records = load_records(path, args.data_split if split == "train" else "validation")
+        limit = args.max_train_samples if split == "train" else args.max_eval_samples
         examples, bad = prepare_examples(
-            load_records(path, args.data_split if split == "train" else "validation"), path, processor,
-            args.image_folder, args.model_max_length, args.caption_prompt, args.skip_bad_records,
+            records[:limit], path, processor, args.image_folder, args.model_max_length, args.caption_prompt,
+            args.skip_bad_records,
         )
         if bad:
             print(f"Skipped {len(bad)} bad records of {path}:\n  " + "\n  ".join(str(record) for record in bad))

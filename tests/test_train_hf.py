@@ -126,6 +126,15 @@ def test_a_short_run_logs_and_plots_its_loss_without_being_told(tiny_folder, eas
     assert (tmp_path / "loss_curve.png").stat().st_size > 1000
 
 
+def test_a_trial_on_the_first_records_only(stage1_folder, easy_vqa_data, tmp_path):
+    trainer = train(["--stage", "2", "--model_name_or_path", str(stage1_folder), "--data_path",
+                     str(easy_vqa_data / "conversations.json"), "--max_train_samples", "2", "--output_dir",
+                     str(tmp_path), "--max_steps", "1", "--lora_r", "4", "--save_strategy", "no", "--save_final",
+                     "false", *COMMON])
+    assert [example["id"] for example in trainer.train_dataset] == [
+        str(record["id"]) for record in json.load(open(easy_vqa_data / "conversations.json"))[:2]]
+
+
 def test_packed_and_padded_training_follow_the_same_loss_curve(stage1_folder, easy_vqa_data, tmp_path):
     """Packing (the default) changes how a micro-batch is laid out, not what is learned: same losses step by step
     (LoRA dropout off, since its random masks follow the tensors' shapes)."""
