@@ -266,6 +266,36 @@ def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArgum
     return final
 
 
+class NextGPTTrainer(Trainer):
+    """The transformers Trainer, whose checkpoints of a model with frozen parts (stage 1: all but the projector) hold
+    only the weights that train: resuming loads them over the frozen weights the run starts from. (LoRA checkpoints
+    hold only the adapter already; the final folder is always complete.)"""
+
+    checkpointing = False
+
+    def _save_checkpoint(self, model, trial):
+        self.checkpointing = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.checkpointing = False
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        if self.checkpointing and state_dict is None and not hasattr(self.model, "peft_config"):
+            trained = {name for name, parameter in self.model.named_parameters() if parameter.requires_grad}
+            state_dict = {name: tensor for name, tensor in self.model.state_dict().items() if name in trained}
+        super()._save(output_dir, state_dict)
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        frozen = {name for name, parameter in self.model.named_parameters() if not parameter.requires_grad}
+        expected = set(load_result.missing_keys) & frozen
+        if expected:
+            print(f"Checkpoint loaded: the trained weights from it, {len(expected)} frozen tensors from the base "
+                  f"model", file=sys.stderr)
+        super()._issue_warnings_after_load(load_result._replace(
+            missing_keys=[key for key in load_result.missing_keys if key not in expected]))
+
+
 def save_line_plot(lines: dict[str, list[tuple[float, float]]], path: str, xlabel: str, ylabel: str,
                    marked: tuple[str, ...] = ()) -> None:
     """One line per label, its (x, y) points; the labels in `marked` show each point."""
@@ -336,7 +366,7 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     print(f"Stage {args.stage}: {trainable:,} trainable parameters of {sum(p.numel() for p in model.parameters()):,}; "
           f"{'packed' if args.packing else 'padded'} batches, fused kernels {'on' if fused else 'off'}")
 
-    trainer = Trainer(
+    trainer = NextGPTTrainer(
         model=model, args=training_args, train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
         data_collator=NextGPTCollator(processor, cache, pack=args.packing), processing_class=processor,
         callbacks=[StepLogCallback(), MarkCompleteCheckpoints(), *(callbacks or [])],

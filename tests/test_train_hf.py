@@ -197,6 +197,23 @@ def test_resumed_run_matches_an_uninterrupted_one(stage1_folder, easy_vqa_data, 
     torch.testing.assert_close(torch.tensor(after_resume), torch.tensor(straight[3:]), rtol=1e-5, atol=1e-6)
 
 
+def test_stage1_checkpoints_hold_only_the_projector_and_resume_exactly(tiny_folder, easy_vqa_data, tmp_path):
+    def run(output_dir, *extra, callbacks=None):
+        return train(["--stage", "1", "--model_name_or_path", str(tiny_folder), "--data_path",
+                      str(easy_vqa_data / "captions.jsonl"), "--output_dir", str(output_dir), "--max_steps", "4",
+                      "--save_steps", "2", "--learning_rate", "1e-2", *COMMON, *extra], callbacks=callbacks)
+
+    straight = losses(run(tmp_path / "straight"))
+    checkpoint = tmp_path / "straight" / "checkpoint-2"
+    assert set(weights(checkpoint)) == {"projector.linear_1.weight", "projector.linear_1.bias"}
+    assert set(weights(tmp_path / "straight" / "final")) == set(weights(tiny_folder))  # the final folder is whole
+    run(tmp_path / "interrupted", callbacks=[StopAt(2)])
+    resumed = run(tmp_path / "interrupted", "--resume_from_checkpoint", "true")
+    after_resume = [entry["loss"] for entry in resumed.state.log_history if "loss" in entry and entry["step"] > 2]
+    torch.testing.assert_close(torch.tensor(after_resume), torch.tensor(straight[2:]), rtol=1e-5, atol=1e-6)
+    assert changed(weights(tmp_path / "straight" / "final"), weights(tmp_path / "interrupted" / "final")) == set()
+
+
 def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one(stage1_folder, easy_vqa_data,
                                                                                      tmp_path):
     """kill -9 in the middle of writing checkpoint-4 (weights and optimizer written, not the rest): the folder is
