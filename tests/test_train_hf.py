@@ -214,30 +214,44 @@ def test_stage1_checkpoints_hold_only_the_projector_and_resume_exactly(tiny_fold
     assert changed(weights(tmp_path / "straight" / "final"), weights(tmp_path / "interrupted" / "final")) == set()
 
 
-def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one(stage1_folder, easy_vqa_data,
-                                                                                     tmp_path):
-    """kill -9 in the middle of writing checkpoint-4 (weights and optimizer written, not the rest): the folder is
-    never taken for a checkpoint; `--resume_from_checkpoint true` resumes from checkpoint-2 and ends where an
-    uninterrupted run ends."""
+# Where the SIGKILL strikes: inside the write of checkpoint-4 (weights and optimizer written, not the rest), or in
+# the middle of training step 4 (checkpoint-2 written, nothing of checkpoint-4 yet).
+KILL_POINTS = {
+    "while writing checkpoint-4": ("_save_rng_state", "output_dir"),
+    "during training step 4": ("training_step", "*args, **kwargs"),
+}
+
+
+@pytest.mark.parametrize("moment", list(KILL_POINTS))
+def test_a_killed_run_resumes_from_the_last_complete_checkpoint_to_the_same_losses(stage1_folder, easy_vqa_data,
+                                                                                   tmp_path, moment):
+    """kill -9 at several moments: an incomplete checkpoint folder is never taken for a checkpoint, and
+    `--resume_from_checkpoint true` resumes from checkpoint-2 and ends where an uninterrupted run ends."""
     argv = ["--stage", "2", "--model_name_or_path", str(stage1_folder), "--data_path",
             str(easy_vqa_data / "conversations.json"), "--max_steps", "6", "--save_steps", "2", "--lora_r", "4",
             "--learning_rate", "1e-2", *COMMON]
     straight = losses(train(argv + ["--output_dir", str(tmp_path / "straight"), "--save_strategy", "no"]))
     killed = tmp_path / "killed"
+    method, arguments = KILL_POINTS[moment]
     script = ("import os, signal, sys; from transformers import Trainer; from train_hf import train\n"
-              "save_rng_state = Trainer._save_rng_state\n"
-              "def dying(self, output_dir):\n"
-              "    if self.state.global_step == 4: os.kill(os.getpid(), signal.SIGKILL)\n"
-              "    save_rng_state(self, output_dir)\n"
-              "Trainer._save_rng_state = dying\n"
-              "train(sys.argv[1:])\n")
-    result = subprocess.run([sys.executable, "-c", script, *argv, "--output_dir", str(killed)], cwd=REPO_ROOT,
-                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True,
-                            timeout=600)
+              f"original = Trainer.{method}\n"
+              f"def dying(self, {arguments}):\n"
+              "    if self.state.global_step == (4 if 'checkpoint' in sys.argv[1] else 3):\n"
+              "        os.kill(os.getpid(), signal.SIGKILL)\n"
+              f"    return original(self, {arguments})\n"
+              f"Trainer.{method} = dying\n"
+              "train(sys.argv[2:])\n")
+    result = subprocess.run([sys.executable, "-c", script, moment, *argv, "--output_dir", str(killed)],
+                            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True,
+                            text=True, timeout=600)
     assert result.returncode == -9, result.stderr[-3000:]
-    assert (killed / "checkpoint-4" / "optimizer.pt").is_file()  # it looks like a checkpoint, but is not whole
-    with pytest.raises(ValueError, match="checkpoint-4: incomplete checkpoint"):
-        train(argv + ["--output_dir", str(killed), "--resume_from_checkpoint", str(killed / "checkpoint-4")])
+    assert (killed / "checkpoint-2" / "checkpoint_complete").is_file()
+    if "checkpoint" in moment:
+        assert (killed / "checkpoint-4" / "optimizer.pt").is_file()  # it looks like a checkpoint, but is not whole
+        with pytest.raises(ValueError, match="checkpoint-4: incomplete checkpoint"):
+            train(argv + ["--output_dir", str(killed), "--resume_from_checkpoint", str(killed / "checkpoint-4")])
+    else:
+        assert not (killed / "checkpoint-4").exists()
     resumed = train(argv + ["--output_dir", str(killed), "--resume_from_checkpoint", "true"])
     after_resume = [entry["loss"] for entry in resumed.state.log_history if "loss" in entry and entry["step"] > 2]
     torch.testing.assert_close(torch.tensor(after_resume), torch.tensor(straight[2:]), rtol=1e-5, atol=1e-6)
