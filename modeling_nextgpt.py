@@ -1,5 +1,7 @@
 """NextGPT for images and text: a frozen vision tower, a projector into the LLM's embedding space, and a causal LLM."""
 
+import copy
+
 import torch
 from torch import nn
 from transformers import (
@@ -88,13 +90,15 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
     def from_parts(
         cls, language_model: PreTrainedModel, vision_model: PreTrainedModel, **config_kwargs
     ) -> "NextGPTForConditionalGeneration":
-        """Wrap a loaded LLM and a loaded tower (pretrained weights kept) with a freshly initialised projector."""
+        """Wrap a loaded LLM and a loaded tower (pretrained weights kept) with a freshly initialised projector. The
+        LLM's generation config (its end-of-turn ids, sampling defaults) becomes the model's."""
         config = NextGPTConfig(
             vision_config=vision_model.config.to_dict(), text_config=language_model.config.to_dict(), **config_kwargs
         )
         with torch.device("meta"):  # the meta skeleton's LLM and tower are replaced by the loaded ones below
             model = cls(config)
         model.language_model, model.vision_tower.model = language_model, vision_model
+        model.generation_config = copy.deepcopy(language_model.generation_config)
         model.projector = NextGPTProjector(config).to(language_model.device)
         model.set_trainable(projector=True)
         return model

@@ -193,3 +193,23 @@ def test_resize_token_embeddings_and_lora_work():
     trainable = {name for name, p in peft_model.named_parameters() if p.requires_grad}
     assert any("lora_A" in name for name in trainable) and any("projector" in name for name in trainable)
     assert not any("vision_tower" in name for name in trainable)
+
+
+def test_a_model_from_parts_keeps_the_llm_s_generation_config(tmp_path):
+    """Llama-3-style chats end turns with a token other than EOS, and LLMs ship sampling defaults: both survive
+    assembly and a save/load round trip."""
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    from configuration_nextgpt import ImageBindVisionConfig
+    from conftest import TINY_IMAGEBIND, tiny_text_config
+    from imagebind_vision import ImageBindVisionModel
+
+    language_model = LlamaForCausalLM(LlamaConfig(**tiny_text_config(vocab_size=64)))
+    language_model.generation_config = GenerationConfig(eos_token_id=[2, 7], temperature=0.6, top_p=0.9,
+                                                        do_sample=True)
+    model = NextGPTForConditionalGeneration.from_parts(
+        language_model, ImageBindVisionModel(ImageBindVisionConfig(**TINY_IMAGEBIND)), image_token_id=64)
+    model.save_pretrained(tmp_path)
+    for loaded in (model, NextGPTForConditionalGeneration.from_pretrained(tmp_path)):
+        config = loaded.generation_config
+        assert (config.eos_token_id, config.temperature, config.top_p, config.do_sample) == ([2, 7], 0.6, 0.9, True)
