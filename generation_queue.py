@@ -90,6 +90,7 @@ class Job:
     tokens: list[int] | None = None
     error: Exception | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)  # its client left: drop it if not started
 
     def batch_key(self) -> tuple | None:
         """Jobs with equal keys may share a batch (their max_new_tokens may differ); None: this job runs alone."""
@@ -147,7 +148,17 @@ class GenerationQueue:
 
     def _run(self) -> None:
         while True:
-            self._generate(self._collect())
+            batch = [job for job in self._collect() if not self._dropped(job)]
+            if batch:
+                self._generate(batch)
+
+    @staticmethod
+    def _dropped(job: Job) -> bool:
+        """A job whose client left before its generation began is answered with GenerationCancelled, not run."""
+        if job.cancelled.is_set():
+            job.error = GenerationCancelled("the client closed the connection before generation began")
+            job.done.set()
+        return job.cancelled.is_set()
 
     def _collect(self) -> list[Job]:
         """The next job and, within the window, later jobs that may share its batch."""

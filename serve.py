@@ -12,8 +12,9 @@ server-sent events), GET /v1/models, GET /health, and a chat page at / (chat_pag
 the fast generation path. Requests that arrive together with the same sampling options are generated as one batch,
 streamed or not (generation_queue.py). Every bad request gets an OpenAI-style error naming the field. What a request
 may cost is checked before the work (`Limits`: body size, images and their pixels read from the header, text length,
-requests waiting: 503 with Retry-After); idle and slow connections time out; a streamed request whose client leaves
-is cancelled; `--api-key` (or NEXTGPT_API_KEY) requires `Authorization: Bearer KEY` on every endpoint but /health.
+requests waiting: 503 with Retry-After); idle and slow connections time out; a request whose client leaves is
+dropped if still waiting, and stopped at its next token if streamed; `--api-key` (or NEXTGPT_API_KEY) requires
+`Authorization: Bearer KEY` on every endpoint but /health.
 """
 
 import argparse
@@ -24,6 +25,8 @@ import io
 import ipaddress
 import json
 import os
+import select
+import socket
 import sys
 import time
 import uuid
@@ -380,12 +383,25 @@ class RequestHandler(BaseHTTPRequestHandler):
             usage_for = prompt_length if stream_options.get("include_usage") is True else None
             self.stream(inputs, options, response, usage_for)
             return
-        new_tokens = self.server.generate(inputs, options).result()
+        job = self.server.generate(inputs, options)
+        while not job.done.wait(0.25):
+            if self.client_gone():  # not yet generating: dropped from the queue; generating: its batch goes on
+                job.cancelled.set()
+                raise ConnectionError("the client went away")
+        new_tokens = job.result()
         text, finish_reason = self.server.answer(new_tokens, options)
         self.send_json({**response, "object": "chat.completion", "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": prompt_length, "completion_tokens": len(new_tokens),
                       "total_tokens": prompt_length + len(new_tokens)}})
+
+    def client_gone(self) -> bool:
+        """Whether the client has closed its side (readable with nothing to read), without consuming anything."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def stream(self, inputs: dict, options: dict, response: dict, usage_for: int | None) -> None:
         """Server-sent events: the text in pieces as it is generated, then the finish_reason, (with

@@ -460,3 +460,39 @@ def test_the_load_test_drives_the_server_with_concurrent_clients(make_processor,
     assert one["failures"] == three["failures"] == {} and three["tokens_per_s"] > 0
     assert 0 < three["ttft_p50_s"] <= three["latency_p50_s"]
     assert result.stdout.strip().splitlines()[-1].startswith("| 3 | 6 | 0 |")
+
+
+def test_a_request_whose_client_leaves_before_its_generation_is_dropped(make_processor):
+    import socket
+
+    server = start_with(make_processor, max_batch_size=1)
+    entered, release, original, calls = threading.Event(), threading.Event(), server.queue.generate, []
+
+    def held(**kwargs):
+        calls.append(1)
+        entered.set()
+        release.wait(30)
+        return original(**kwargs)
+
+    server.queue.generate = held
+    jobs, submit = [], server.queue.submit
+    server.queue.submit = lambda job: jobs.append(job) or submit(job)
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+    try:
+        first = threading.Thread(target=lambda: request(server, raw=body.encode()))
+        first.start()
+        assert entered.wait(30)  # the generation thread holds the first request
+        client = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
+        client.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        deadline = time.monotonic() + 30
+        while len(jobs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.close()
+        assert jobs[1].cancelled.wait(10)  # noticed while it waited in the queue
+        release.set()
+        first.join(30)
+        assert jobs[1].done.wait(30) and isinstance(jobs[1].error, GenerationCancelled)
+        assert calls == [1]  # the second request was never generated
+    finally:
+        release.set()
+        stop(server)
