@@ -10,7 +10,7 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
-from cli import ArgumentParser, missing_local_folder
+from cli import DTYPES, ArgumentParser, missing_local_folder
 from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_processor
 from imagebind_vision import ImageBindVisionModel
 from modeling_nextgpt import NextGPTForConditionalGeneration
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"{EFFICIENTNET_LITE0} (packaged), Meta's imagebind_huge.pth, or a vision model id/folder")
     parser.add_argument("--image_mode", default="embedding", choices=["embedding", "patches"])
     parser.add_argument("--projector_type", default="linear", choices=["linear", "mlp2x_gelu"])
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
     parser.add_argument("--output", required=True, help="the folder to write (save_pretrained, with the processor)")
     args = parser.parse_args(argv)
     if missing_local_folder(args.llm):
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         model, processor = assemble_nextgpt(args.llm, args.vision_tower, args.image_mode, args.projector_type,
-                                            llm_gguf_file=args.llm_gguf_file, dtype=getattr(torch, args.dtype))
+                                            llm_gguf_file=args.llm_gguf_file, dtype=DTYPES[args.dtype])
     except (OSError, ValueError) as error:
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -1,8 +1,14 @@
-"""The command-line tools' shared parser: every long option answers to both spellings (`--max_new_tokens` and
-`--max-new-tokens`), as train_hf.py's HfArgumentParser does, so a flag learnt from one tool works in the others."""
+"""What the command-line tools share: a parser whose long options answer to both spellings (`--max_new_tokens` and
+`--max-new-tokens`), as train_hf.py's HfArgumentParser does, so a flag learnt from one tool works in the others; the
+dtype names their flags take; and the check that a local folder they were given exists."""
 
 import argparse
 import os
+
+import torch
+
+# The precisions the tools' --dtype / --model_dtype flags name (with "auto" where a tool also takes the checkpoint's).
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class ArgumentParser(argparse.ArgumentParser):

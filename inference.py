@@ -13,10 +13,10 @@ import sys
 
 import torch
 
-from cli import ArgumentParser, missing_local_folder
+from cli import DTYPES as TORCH_DTYPES, ArgumentParser, missing_local_folder
 from training_data import check_image_file
 
-DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"auto": "auto", **TORCH_DTYPES}  # "auto": the checkpoint's own
 
 
 class InputError(Exception):

@@ -35,12 +35,12 @@ from transformers import (
 
 from assemble_nextgpt import assemble_nextgpt
 from checkpoints import MarkCompleteCheckpoints, checkpoint_to_resume
+from cli import DTYPES
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from packed_attention import enable_packed_attention
 from processing_nextgpt import NextGPTProcessor
 from training_data import DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def option(default, help: str):
