@@ -115,6 +115,14 @@ class NextGPTConfig(PreTrainedConfig):
         """How many positions the LLM takes (prompt, image tokens and answer together), where its config says."""
         return getattr(self.text_config, "max_position_embeddings", None)
 
+    def check_fits(self, prompt_length: int, max_new_tokens: int, limit: int | None = None) -> None:
+        """Raises ValueError when a prompt and its new tokens pass the context (or a smaller `limit`, such as a
+        server's cache): the one length check of generation, the CLI and the server."""
+        limit = min(filter(None, (limit, self.context_length)), default=None)
+        if limit and prompt_length + max_new_tokens > limit:
+            raise ValueError(f"the prompt is {prompt_length} tokens and {max_new_tokens} new tokens are asked for: "
+                             f"together {prompt_length + max_new_tokens}, past the {limit} positions available")
+
     @property
     def num_image_tokens(self) -> int:
         """How many LLM positions one image takes."""

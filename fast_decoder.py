@@ -10,6 +10,7 @@ The numerics follow transformers' Llama code (RMSNorm in float32, rotary embeddi
 SDPA attention), so greedy tokens equal `generate`'s (tests/test_fast_generation.py).
 """
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -90,13 +91,15 @@ def layer_forward(
     weights: LayerWeights,
     key_cache: torch.Tensor,
     value_cache: torch.Tensor,
+    rows: torch.Tensor,
     slots: torch.Tensor,
     mask: torch.Tensor,
     shape: LayerShape,
     attend_cache: bool,
 ) -> torch.Tensor:
-    """One decoder layer over (batch, length) new tokens written into cache `slots`. The new tokens attend to the
-    whole cache (decoding) or only to each other (the prompt, into an empty cache); `mask` is boolean, True = attend."""
+    """One decoder layer over (batch, length) new tokens, written into cache `rows` (batch,) at `slots` (batch,
+    length). The new tokens attend to the whole cache (decoding) or only to each other (prompts, whose rows start
+    afresh); `mask` is boolean, True = attend."""
     batch, length, _ = hidden.shape
     normed = rms_norm(hidden, weights.input_norm, shape.eps)
     qkv = stacked_matvec(normed, [weights.q, weights.k, weights.v])
@@ -108,8 +111,8 @@ def layer_forward(
     value = value.view(batch, length, shape.kv_heads, shape.head_dim)
     query, key = apply_rotary_pos_emb(query.transpose(1, 2), key.transpose(1, 2), cos, sin)
     value = value.transpose(1, 2)
-    key_cache.index_copy_(2, slots, key)
-    value_cache.index_copy_(2, slots, value)
+    key_cache[rows[:, None], :, slots] = key.transpose(1, 2)
+    value_cache[rows[:, None], :, slots] = value.transpose(1, 2)
     if attend_cache:
         key, value = key_cache, value_cache
     groups = shape.heads // shape.kv_heads
@@ -146,7 +149,9 @@ def unsupported_reason(language_model) -> str | None:
 
 
 class LlamaFamilyDecoder:
-    """Prefill and one-token decode steps over a static cache of `cache_length` slots for `batch_size` rows."""
+    """Prefill and one-token decode steps over a static cache of `cache_length` slots for `batch_size` rows. Each row
+    keeps its own fill, so rows of different ages can decode together (continuous batching, continuous_batching.py):
+    a prompt restarts its rows, and a step may run only the first rows and read only the first slots."""
 
     def __init__(self, language_model, batch_size: int, cache_length: int, layer=layer_forward):
         """`layer` is `layer_forward` or a compiled version of it."""
@@ -173,60 +178,80 @@ class LlamaFamilyDecoder:
         self.embed, self.rotary, self.final_norm = base.embed_tokens, base.rotary_emb, base.norm.weight
         self.head = language_model.get_output_embeddings()
         weight = self.final_norm
+        self.batch_size, self.cache_length = batch_size, cache_length
         cache_shape = (batch_size, self.shape.kv_heads, cache_length, self.shape.head_dim)
         self.key_cache = [torch.zeros(cache_shape, dtype=weight.dtype, device=weight.device) for _ in self.layers]
         self.value_cache = [torch.zeros_like(cache) for cache in self.key_cache]
         self.filled = torch.zeros(batch_size, cache_length, dtype=torch.bool, device=weight.device)
-        self.next_slot = torch.zeros(1, dtype=torch.long, device=weight.device)
+        self.next_slot = torch.zeros(batch_size, dtype=torch.long, device=weight.device)
+        self.holds = torch.zeros(batch_size, dtype=torch.long, device=weight.device)  # 1: the row holds a sequence
         self.layer = layer
-        self.decode_step = GraphedCall(self._step) if weight.is_cuda else self._step
-        self.prefill_graphs: dict[int, GraphedCall] = {}
+        self.graphs: dict[tuple, GraphedCall] = {}
+
+    def run(self, key: tuple, function, *inputs: torch.Tensor) -> torch.Tensor:
+        """`function(*inputs)`; on CUDA replayed from the graph captured for `key` on its first call."""
+        if not self.filled.is_cuda:
+            return function(*inputs)
+        if key not in self.graphs:
+            self.graphs[key] = GraphedCall(function)
+        return self.graphs[key](*inputs)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = stacked_matvec(rms_norm(hidden[:, -1], self.final_norm, self.shape.eps), [self.head.weight])
         return (logits if self.head.bias is None else logits + self.head.bias).float()
 
-    def prefill(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor):
-        """Writes the prompt into slots 0..length-1 and returns the last position's logits (float32).
-        On CUDA each prompt length gets a CUDA graph (warm-ups rewrite the same slots), so pad prompts to a few
-        lengths; the cache slots need not equal the positions."""
-        length = inputs_embeds.shape[1]
-        self.filled.zero_()
-        self.filled[:, :length] = attention_mask.bool()
-        self.next_slot.fill_(length)
-        if not self.filled.is_cuda:
-            return self._prefill(inputs_embeds, positions)
-        if length not in self.prefill_graphs:
-            self.prefill_graphs[length] = GraphedCall(self._prefill)
-        return self.prefill_graphs[length](inputs_embeds, positions)
+    def prefill(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Writes the prompts into slots 0..length-1 of `rows` (default: the first rows), forgetting what those rows
+        held, and returns each prompt's last logits (float32). On CUDA each (rows, length) gets a CUDA graph (warm-ups
+        rewrite the same slots), so pad prompts to a few lengths; the cache slots need not equal the positions."""
+        batch, length = inputs_embeds.shape[:2]
+        rows = torch.arange(batch, device=inputs_embeds.device) if rows is None else rows
+        self.filled[rows] = torch.nn.functional.pad(attention_mask.bool(), (0, self.cache_length - length))
+        self.next_slot[rows] = length
+        self.holds[rows] = 1
+        return self.run(("prefill", batch, length), self._prefill, inputs_embeds, positions, rows)
 
-    def _prefill(self, inputs_embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def release(self, row: int) -> None:
+        """Frees a row: it decodes nothing that matters until a prompt fills it again."""
+        self.holds[row] = 0
+        self.next_slot[row] = 0
+        self.filled[row] = False
+
+    def _prefill(self, inputs_embeds: torch.Tensor, positions: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         length = inputs_embeds.shape[1]
+        filled = self.filled[rows, None, None, :length]
         causal = torch.ones(length, length, dtype=torch.bool, device=inputs_embeds.device).tril()
         # Padding rows attend to themselves, so their (unused) states stay finite and never poison a cache slot.
-        mask = (causal & self.filled[:, None, None, :length]) | torch.eye(length, dtype=torch.bool,
-                                                                          device=causal.device)
-        slots = torch.arange(length, device=inputs_embeds.device)
+        mask = (causal & filled) | torch.eye(length, dtype=torch.bool, device=causal.device)
+        slots = torch.arange(length, device=inputs_embeds.device).expand(len(rows), length)
         cos, sin = self.rotary(inputs_embeds, positions)
         hidden = inputs_embeds
         for weights, key_cache, value_cache in zip(self.layers, self.key_cache, self.value_cache):
-            hidden = self.layer(hidden, cos, sin, weights, key_cache, value_cache, slots, mask, self.shape, False)
+            hidden = self.layer(hidden, cos, sin, weights, key_cache, value_cache, rows, slots, mask, self.shape,
+                                False)
         return self._logits(hidden)
 
-    def _step(self, tokens: torch.Tensor, positions: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    def _step(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, length: int) -> torch.Tensor:
+        rows = len(tokens)
         hidden = self.embed(tokens[:, None])
         cos, sin = self.rotary(hidden, positions[:, None])
-        mask = self.filled[:, None, None, :]
+        mask = self.filled[:rows, None, None, :length]
+        row_ids = torch.arange(rows, device=tokens.device)
         for weights, key_cache, value_cache in zip(self.layers, self.key_cache, self.value_cache):
-            hidden = self.layer(hidden, cos, sin, weights, key_cache, value_cache, slot, mask, self.shape, True)
+            hidden = self.layer(hidden, cos, sin, weights, key_cache[:rows, :, :length], value_cache[:rows, :, :length],
+                                row_ids, slots[:, None], mask, self.shape, True)
         return self._logits(hidden)
 
-    def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Writes one token per row (at its rotary `positions`) into the next cache slot and returns the next logits
-        (float32, batch x vocab). Everything stays on the GPU: no host synchronisation per token."""
-        self.filled.index_fill_(1, self.next_slot, True)
-        logits = self.decode_step(tokens, positions, self.next_slot)
-        self.next_slot += 1
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Writes one token for each of the first len(tokens) rows (at its rotary `positions`) into the row's next
+        slot and returns the next logits (float32, rows x vocab); attention reads the first `length` slots (default:
+        all), which must include every row's next slot. Everything stays on the GPU: no host synchronisation."""
+        rows, length = len(tokens), length or self.cache_length
+        self.filled[:rows].scatter_(1, self.next_slot[:rows, None], True)
+        logits = self.run(("step", rows, length), functools.partial(self._step, length=length), tokens, positions,
+                          self.next_slot[:rows])
+        self.next_slot[:rows] += self.holds[:rows]
         return logits
 
 

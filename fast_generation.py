@@ -18,7 +18,7 @@ except ImportError:
     from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward, unsupported_reason
 
 CACHE_LENGTH_STEP = 256  # cache lengths are rounded up to this, so a few caches and graphs serve every request
-PROMPT_LENGTH_STEP = 32  # prompts are left-padded to a multiple of this: one prefill graph per padded length
+PROMPT_LENGTH_STEP = 32
 FINISHED_CHECK_INTERVAL = 16
 MAX_DECODERS = 4  # (batch size, cache length) buckets kept with their caches and graphs; the oldest goes first
 RECOMPILE_LIMIT = 64  # batch sizes, lengths and dtypes each may add a compilation of the one layer function
@@ -66,13 +66,31 @@ class FastGenerator:
         return decoder
 
     def _encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The frozen tower, replayed from a CUDA graph per input shape on CUDA."""
+        """The frozen tower, replayed from a CUDA graph per input shape on CUDA. Image counts are padded to a power of
+        two (each image is encoded on its own), so that a few graphs serve batches of any size."""
         if not pixel_values.is_cuda:
             return self.model.encode_images(pixel_values)
-        key = (tuple(pixel_values.shape), pixel_values.dtype)
+        count = len(pixel_values)
+        padded = torch.nn.functional.pad(pixel_values, (0, 0) * (pixel_values.dim() - 1) + (0, padded_count(count) - count))
+        key = (tuple(padded.shape), padded.dtype)
         if key not in self.tower_graphs:
             self.tower_graphs[key] = GraphedCall(self.model.encode_images)
-        return self.tower_graphs[key](pixel_values).clone()
+        return self.tower_graphs[key](padded)[:count].clone()
+
+    def prefill(self, decoder: LlamaFamilyDecoder, input_ids: torch.LongTensor, prompt_mask: torch.Tensor, *,
+                pixel_values: torch.Tensor | None = None, image_embeds: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Writes left-padded prompts (with their images) into the decoder's `rows` (default: the first), padded
+        further on the left to `padded_prompt_length`; returns their last logits and each row's last position."""
+        positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+        if pixel_values is not None:
+            image_embeds = self._encode_images(pixel_values)
+        inputs_embeds = self.model.embed_inputs(input_ids, image_embeds=image_embeds)
+        # Masked slots on the left, so that each prefill graph serves many prompt lengths.
+        padding = padded_prompt_length(input_ids.shape[1]) - input_ids.shape[1]
+        inputs_embeds = torch.nn.functional.pad(inputs_embeds, (0, 0, padding, 0))
+        prompt_mask, positions = (torch.nn.functional.pad(t, (padding, 0)) for t in (prompt_mask, positions))
+        return decoder.prefill(inputs_embeds, prompt_mask, positions, rows), positions[:, -1].clone()
 
     @torch.no_grad()
     def generate(
@@ -106,40 +124,37 @@ class FastGenerator:
             raise ValueError("stop_strings need the tokenizer")
         if pixel_values is not None and image_embeds is not None:
             raise ValueError("Pass pixel_values or image_embeds, not both")
+        self.model.config.check_fits(prompt_length, max_new_tokens)
 
-        limit = self.model.config.context_length
-        if limit and prompt_length + max_new_tokens > limit:
-            raise ValueError(f"prompt + max_new_tokens = {prompt_length + max_new_tokens} tokens, past the model's "
-                             f"{limit} positions")
-        positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-        if pixel_values is not None:
-            image_embeds = self._encode_images(pixel_values.to(device))
-        inputs_embeds = self.model.embed_inputs(input_ids, image_embeds=image_embeds)
-        # Masked slots on the left, so that each prefill graph serves many prompt lengths.
-        padding = -prompt_length % PROMPT_LENGTH_STEP
-        inputs_embeds = torch.nn.functional.pad(inputs_embeds, (0, 0, padding, 0))
-        prompt_mask, positions = (torch.nn.functional.pad(t, (padding, 0)) for t in (prompt_mask, positions))
-        decoder = self._decoder_for(batch_size, inputs_embeds.shape[1] + max_new_tokens)
-        logits = decoder.prefill(inputs_embeds, prompt_mask, positions)
+        decoder = self._decoder_for(batch_size, padded_prompt_length(prompt_length) + max_new_tokens)
+        logits, position = self.prefill(
+            decoder, input_ids, prompt_mask, image_embeds=image_embeds,
+            pixel_values=None if pixel_values is None else pixel_values.to(device))
+        sampling = {}
+        if do_sample:
+            sampling = {"temperature": torch.full((batch_size,), float(temperature), device=device),
+                        "top_p": torch.full((batch_size,), float(top_p), device=device) if top_p < 1.0 else None}
 
         if streamer is not None:
             streamer.put(input_ids.cpu())
         new_tokens = torch.full((batch_size, max_new_tokens), pad, dtype=torch.long, device=device)
         finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
         finished_at = torch.full((batch_size,), max_new_tokens - 1, dtype=torch.long, device=device)
-        position = positions[:, -1].clone()
         # Asking the GPU whether every row is done stalls the pipeline, so without per-token host work it is asked
         # only every few tokens; the columns decoded past the end are cut off below.
         check_every = 1 if streamer is not None or stop_strings else FINISHED_CHECK_INTERVAL
         for index in range(max_new_tokens):
-            chosen = self._choose(logits, do_sample, temperature, top_p)
+            noise = torch.empty_like(logits).exponential_() if do_sample else None
+            chosen = choose_tokens(logits, **sampling, noise=noise)
             tokens = chosen.masked_fill(finished, pad)
             new_tokens[:, index] = tokens
             if streamer is not None:
                 streamer.put(tokens.cpu())
             newly_finished = torch.isin(tokens, eos) & ~finished
             if stop_strings:
-                newly_finished |= self._hit_stop_string(new_tokens[:, : index + 1], stop_strings, tokenizer) & ~finished
+                tails = new_tokens[:, max(index - 7, 0): index + 1].tolist()
+                newly_finished |= torch.tensor([ends_with_stop_string(tail, stop_strings, tokenizer) for tail in tails],
+                                               device=device) & ~finished
             finished_at.masked_fill_(newly_finished, index)
             finished |= newly_finished
             if index == max_new_tokens - 1 or ((index + 1) % check_every == 0 and bool(finished.all())):
@@ -151,24 +166,39 @@ class FastGenerator:
             streamer.end()
         return torch.cat([input_ids, new_tokens], dim=1)
 
-    @staticmethod
-    def _choose(logits: torch.Tensor, do_sample: bool, temperature: float, top_p: float) -> torch.Tensor:
-        if not do_sample:
-            return logits.argmax(-1)
-        probabilities = torch.softmax(logits / max(temperature, 1e-5), dim=-1)
-        if top_p < 1.0:
-            sorted_probabilities, order = probabilities.sort(dim=-1, descending=True)
-            outside = sorted_probabilities.cumsum(-1) - sorted_probabilities > top_p
-            sorted_probabilities = sorted_probabilities.masked_fill(outside, 0)
-            probabilities = torch.zeros_like(probabilities).scatter(-1, order, sorted_probabilities)
-        return torch.multinomial(probabilities, 1).squeeze(-1)
 
-    @staticmethod
-    def _hit_stop_string(generated: torch.Tensor, stop_strings: list[str], tokenizer) -> torch.Tensor:
-        """Rows whose last few tokens contain a stop string."""
-        tails = tokenizer.batch_decode(generated[:, -8:], skip_special_tokens=True)
-        hits = [any(stop in tail for stop in stop_strings) for tail in tails]
-        return torch.tensor(hits, device=generated.device)
+def padded_count(count: int) -> int:
+    """The power of two at or above `count`: batch sizes are rounded up to these, so a few CUDA graphs serve all."""
+    return 1 << max(count - 1, 0).bit_length()
 
 
-__all__ = ["FastGenerator"]
+def padded_prompt_length(length: int) -> int:
+    """Prompts are left-padded to a multiple of PROMPT_LENGTH_STEP: one prefill graph per padded length."""
+    return -(-length // PROMPT_LENGTH_STEP) * PROMPT_LENGTH_STEP
+
+
+def choose_tokens(logits: torch.Tensor, temperature: torch.Tensor | None = None, top_p: torch.Tensor | None = None,
+                  noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Each row's next token: the most likely without `temperature`, or where a row's temperature is 0; else drawn
+    from softmax(logits / temperature) within the row's `top_p` nucleus. `noise` (rows x vocab, Exponential(1))
+    makes the draw: the argmax of probability / noise is a sample of the distribution, so a row can take its noise
+    from its own seeded generator."""
+    greedy = logits.argmax(-1)
+    if temperature is None:
+        return greedy
+    probabilities = torch.softmax(logits / temperature.clamp(min=1e-5)[:, None], dim=-1)
+    if top_p is not None:
+        sorted_probabilities, order = probabilities.sort(dim=-1, descending=True)
+        outside = sorted_probabilities.cumsum(-1) - sorted_probabilities > top_p[:, None]
+        probabilities = torch.zeros_like(probabilities).scatter(-1, order, sorted_probabilities.masked_fill(outside, 0))
+    return torch.where(temperature > 0, (probabilities / noise).argmax(-1), greedy)
+
+
+def ends_with_stop_string(tokens: list[int], stop_strings: list[str], tokenizer) -> bool:
+    """Whether the last few tokens contain a stop string."""
+    tail = tokenizer.decode(tokens[-8:], skip_special_tokens=True)
+    return any(stop in tail for stop in stop_strings)
+
+
+__all__ = ["FastGenerator", "choose_tokens", "ends_with_stop_string", "padded_count",
+           "padded_prompt_length"]

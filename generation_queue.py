@@ -1,13 +1,14 @@
-"""One thread that runs every generation of the server, batching requests that arrive together (used by serve.py).
+"""The server's requests (`Job`), the bounded queue they wait in (`JobQueue`), and window batching for `generate`.
 
-Requests with the same sampling options that arrive within `window_s` of each other are generated as one
-left-padded batch of up to `max_batch_size` rows: on a GPU a batch costs little more than one row (the 7B shapes of
-benchmarks/RESULTS.md decode 183 tokens/s at batch 1 and 1125 in all at batch 8). Streamed requests batch like the
-others (`RowStreamers` hands each row's tokens to its own request's streamer and ends it at the row's end); requests
-with a seed run alone. All GPU work happens on this thread, so a CUDA graph being captured never sees another
-request's copies.
-At most `max_waiting` requests wait (`submit` raises `QueueFull` beyond), and a streamed request whose client has gone
-is cancelled at its next token (`CancellableStreamer`).
+A `Job` is what serve.py hands over: a prompt, its options, and whether its tokens are streamed; the thread that
+runs the generations finishes it with its tokens or an error. At most `max_waiting` jobs wait (`submit` raises
+`QueueFull` beyond); a job whose client left is dropped if it is still waiting.
+
+`GenerationQueue` serves models the fast decoder does not run (continuous_batching.py serves the rest): requests
+with the same sampling options that arrive within `window_s` of each other are generated as one left-padded batch of
+`generate` of up to `max_batch_size` rows; streamed requests batch like the others (`RowStreamers` hands each row's
+tokens to its own job and ends its stream at the row's end); requests with a seed run alone. All GPU work happens on
+one thread, so a CUDA graph being captured never sees another request's copies.
 """
 
 import collections
@@ -17,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from transformers import TextIteratorStreamer
 
 
 class QueueFull(Exception):
@@ -28,76 +28,47 @@ class GenerationCancelled(Exception):
     """The request's client went away; its generation stopped."""
 
 
-class CancellableStreamer(TextIteratorStreamer):
-    """A text streamer whose `cancel()` stops the generation feeding it at its next token."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.cancelled = threading.Event()
-
-    def cancel(self) -> None:
-        self.cancelled.set()
-
-    def put(self, value) -> None:
-        if self.cancelled.is_set():
-            raise GenerationCancelled("the client closed the connection")
-        super().put(value)
-
-
-class RowStreamers:
-    """The streamer `generate` sees for a batch: each row's tokens go to that row's job's streamer, which ends at the
-    row's own end (an end token, or its max_new_tokens) rather than the batch's. A row whose client left stops
-    receiving; when every row's client has left, the generation stops."""
-
-    def __init__(self, jobs: list["Job"], end_ids: set[int]):
-        self.jobs, self.end_ids = jobs, end_ids
-        self.counts = [0] * len(jobs)
-        self.open = [job.streamer is not None for job in jobs]
-        self.cancelled = [False] * len(jobs)
-
-    def put(self, value: torch.Tensor) -> None:
-        prompt = value.dim() > 1  # the first call holds the prompts, which the row streamers skip
-        for row, job in enumerate(self.jobs):
-            if not self.open[row]:
-                continue
-            try:
-                job.streamer.put(value[row:row + 1])
-            except GenerationCancelled:
-                self.open[row], self.cancelled[row] = False, True
-                continue
-            if not prompt:
-                self.counts[row] += 1
-                if int(value[row]) in self.end_ids or self.counts[row] >= job.options["max_new_tokens"]:
-                    self.open[row] = False
-                    job.streamer.end()
-        if all(self.cancelled):
-            raise GenerationCancelled("every client of the batch closed its connection")
-
-    def end(self) -> None:
-        for row, job in enumerate(self.jobs):
-            if self.open[row]:
-                self.open[row] = False
-                job.streamer.end()
-
-
 @dataclass
 class Job:
-    """One request: the processor's output for its prompt (CPU tensors) and generate() options ("seed" included)."""
+    """One request: the processor's output for its prompt (CPU tensors), generate() options ("seed" included), and
+    whether its new tokens are streamed (`stream()` yields them as they are chosen)."""
 
     inputs: dict
     options: dict
-    streamer: object = None
+    streamed: bool = False
     tokens: list[int] | None = None
     error: Exception | None = None
     done: threading.Event = field(default_factory=threading.Event)
-    cancelled: threading.Event = field(default_factory=threading.Event)  # its client left: drop it if not started
+    cancelled: threading.Event = field(default_factory=threading.Event)  # its client left: drop or stop it
+    pieces: queue.Queue = field(default_factory=queue.Queue)  # streamed token ids; None ends the stream
+    stream_ended: bool = False
 
     def batch_key(self) -> tuple | None:
-        """Jobs with equal keys may share a batch (their max_new_tokens may differ); None: this job runs alone."""
+        """Jobs with equal keys may share a batch of `generate` (their max_new_tokens may differ); None: this job
+        runs alone."""
         if self.options.get("seed") is not None:
             return None
         return tuple(sorted((name, repr(value)) for name, value in self.options.items()
                             if name not in ("max_new_tokens", "tokenizer")))
+
+    def emit(self, tokens: list[int]) -> None:
+        if self.streamed and not self.stream_ended:
+            self.pieces.put(tokens)
+
+    def end_stream(self) -> None:
+        if not self.stream_ended:
+            self.stream_ended = True
+            self.pieces.put(None)
+
+    def finish(self, tokens: list[int] | None = None, error: Exception | None = None) -> None:
+        self.tokens, self.error = tokens, error
+        self.end_stream()
+        self.done.set()
+
+    def stream(self):
+        """The new token ids in pieces as they are chosen, until the job's end."""
+        while (piece := self.pieces.get()) is not None:
+            yield piece
 
     def result(self) -> list[int]:
         """The new tokens, once generated (up to and including the end-of-sequence token)."""
@@ -105,6 +76,68 @@ class Job:
         if self.error is not None:
             raise self.error
         return self.tokens
+
+
+class RowStreamers:
+    """The streamer `generate` sees for a batch: each streamed row's tokens go to its job, whose stream ends at the
+    row's own end (an end token, or its max_new_tokens) rather than the batch's. When every row's client has left,
+    the generation stops."""
+
+    def __init__(self, jobs: list[Job], end_ids: set[int]):
+        self.jobs, self.end_ids = jobs, end_ids
+        self.counts = [0] * len(jobs)
+
+    def put(self, value: torch.Tensor) -> None:
+        if value.dim() > 1:  # the first call holds the prompts
+            return
+        for row, (job, token) in enumerate(zip(self.jobs, value.tolist())):
+            if job.stream_ended or job.cancelled.is_set():
+                continue
+            job.emit([token])
+            self.counts[row] += 1
+            if token in self.end_ids or self.counts[row] >= job.options["max_new_tokens"]:
+                job.end_stream()
+        if all(job.cancelled.is_set() for job in self.jobs):
+            raise GenerationCancelled("every client of the batch closed its connection")
+
+    def end(self) -> None:
+        for job in self.jobs:
+            job.end_stream()
+
+
+class JobQueue:
+    """Where serve.py submits jobs: at most `max_waiting` wait (`submit` raises QueueFull beyond), and a job whose
+    client left before its generation began is answered GenerationCancelled, never run. A subclass runs the jobs on
+    one thread of its own (`start`)."""
+
+    def __init__(self, max_waiting: int, max_length: int | None):
+        self.max_waiting, self.max_length = max_waiting, max_length  # max_length: prompt + new tokens at most
+        self.jobs: queue.Queue[Job] = queue.Queue()
+        self.submit_lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        return self.jobs.qsize()
+
+    def submit(self, job: Job) -> Job:
+        with self.submit_lock:
+            if self.waiting >= self.max_waiting:
+                raise QueueFull(f"{self.waiting} requests are already waiting")
+            self.jobs.put(job)
+        return job
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True, name="generation").start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _dropped(job: Job) -> bool:
+        """A job whose client left before its generation began is answered with GenerationCancelled, not run."""
+        if job.cancelled.is_set():
+            job.finish(error=GenerationCancelled("the client closed the connection before generation began"))
+        return job.cancelled.is_set()
 
 
 def left_padded_batch(inputs: list[dict], pad_token_id: int) -> dict:
@@ -123,42 +156,29 @@ def left_padded_batch(inputs: list[dict], pad_token_id: int) -> dict:
     return batch
 
 
-class GenerationQueue:
+class GenerationQueue(JobQueue):
+    """Batches of `generate` formed from requests that arrive within a window (the path of models the fast decoder
+    does not run; continuous_batching.py serves the others)."""
+
     def __init__(self, generate, device: torch.device, pad_token_id: int, end_ids: set[int], *,
-                 max_batch_size: int = 8, window_s: float = 0.005, max_waiting: int = 64):
+                 max_batch_size: int = 8, window_s: float = 0.005, max_waiting: int = 64,
+                 max_length: int | None = None):
+        super().__init__(max_waiting, max_length)
         self.generate, self.device = generate, device
         self.pad_token_id, self.end_ids = pad_token_id, end_ids
-        self.max_batch_size, self.window_s, self.max_waiting = max_batch_size, window_s, max_waiting
-        self.jobs: queue.Queue[Job] = queue.Queue()
+        self.max_batch_size, self.window_s = max_batch_size, window_s
         self.deferred: collections.deque[Job] = collections.deque()  # seen while batching, not batchable with it
         self.batch_sizes: collections.Counter = collections.Counter()
-        self.submit_lock = threading.Lock()
-        threading.Thread(target=self._run, daemon=True, name="generation").start()
 
     @property
     def waiting(self) -> int:
         return self.jobs.qsize() + len(self.deferred)
-
-    def submit(self, job: Job) -> Job:
-        with self.submit_lock:
-            if self.waiting >= self.max_waiting:
-                raise QueueFull(f"{self.waiting} requests are already waiting")
-            self.jobs.put(job)
-        return job
 
     def _run(self) -> None:
         while True:
             batch = [job for job in self._collect() if not self._dropped(job)]
             if batch:
                 self._generate(batch)
-
-    @staticmethod
-    def _dropped(job: Job) -> bool:
-        """A job whose client left before its generation began is answered with GenerationCancelled, not run."""
-        if job.cancelled.is_set():
-            job.error = GenerationCancelled("the client closed the connection before generation began")
-            job.done.set()
-        return job.cancelled.is_set()
 
     def _collect(self) -> list[Job]:
         """The next job and, within the window, later jobs that may share its batch."""
@@ -180,21 +200,23 @@ class GenerationQueue:
             seed = options.pop("seed", None)
             if seed is not None:
                 torch.manual_seed(seed)
-            streamer = RowStreamers(batch, self.end_ids) if any(job.streamer for job in batch) else None
+            streamer = RowStreamers(batch, self.end_ids) if any(job.streamed for job in batch) else None
             with torch.no_grad():
                 generated = self.generate(**{name: value.to(self.device) for name, value in inputs.items()},
                                           **options, streamer=streamer)
             self.batch_sizes[len(batch)] += 1
-            for job, row in zip(batch, generated[:, inputs["input_ids"].shape[1]:].tolist()):
-                job.tokens = self._trim(row[: job.options["max_new_tokens"]])
+            rows = generated[:, inputs["input_ids"].shape[1]:].tolist()
         except Exception as error:  # reported to every request of the batch
-            for job in batch:
-                job.error = error
-                if job.streamer is not None:
-                    job.streamer.end()
-        finally:
-            for job in batch:
-                job.done.set()
+            rows, failure = [None] * len(batch), error
+        else:
+            failure = None
+        for job, row in zip(batch, rows):
+            if job.cancelled.is_set():
+                job.finish(error=GenerationCancelled("the client closed the connection"))
+            elif failure is not None:
+                job.finish(error=failure)
+            else:
+                job.finish(self._trim(row[: job.options["max_new_tokens"]]))
 
     def _trim(self, tokens: list[int]) -> list[int]:
         """Up to and including the first end token; without the padding of a row that a stop string ended early."""
@@ -206,5 +228,5 @@ class GenerationQueue:
         return tokens
 
 
-__all__ = ["CancellableStreamer", "GenerationCancelled", "GenerationQueue", "Job", "QueueFull", "RowStreamers",
+__all__ = ["GenerationCancelled", "GenerationQueue", "Job", "JobQueue", "QueueFull", "RowStreamers",
            "left_padded_batch"]

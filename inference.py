@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from typing import NamedTuple
 
 import torch
 
@@ -50,25 +51,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load(args: argparse.Namespace):
+class Loaded(NamedTuple):
+    model: torch.nn.Module
+    processor: object
+    source: str  # the folder or hub id it came from
+    fast: bool  # whether to generate through the fast path
+
+
+def load(args: argparse.Namespace) -> Loaded:
+    """The model of --model (default: the offline default model) on --device, and whether --fast (default: where
+    it runs, on CUDA) applies."""
     from transformers import AutoModel, AutoProcessor
 
-    if args.model is None:
+    source = args.model
+    if source is None:
         from default_model import default_model_folder
 
-        args.model = default_model_folder()
-    elif not os.path.isdir(args.model) and os.path.exists(args.model):
-        raise InputError(f"--model {args.model} is not a folder")
-    elif missing_local_folder(args.model):
-        raise InputError(f"--model {args.model}: no such folder")
+        source = default_model_folder()
+    elif not os.path.isdir(source) and os.path.exists(source):
+        raise InputError(f"--model {source} is not a folder")
+    elif missing_local_folder(source):
+        raise InputError(f"--model {source}: no such folder")
     try:
-        model = AutoModel.from_pretrained(args.model, trust_remote_code=True, dtype=DTYPES[args.dtype])
-        processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
+        model = AutoModel.from_pretrained(source, trust_remote_code=True, dtype=DTYPES[args.dtype])
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=True)
     except (OSError, ValueError) as error:  # not found, not a hub id, unreachable hub
-        raise InputError(f"cannot load model {args.model}: {str(error).splitlines()[0]}") from None
-    if args.fast is None:
-        args.fast = args.device.startswith("cuda") and model.can_fast_generate
-    return model.to(args.device).eval(), processor
+        raise InputError(f"cannot load model {source}: {str(error).splitlines()[0]}") from None
+    fast = args.device.startswith("cuda") and model.can_fast_generate if args.fast is None else args.fast
+    return Loaded(model.to(args.device).eval(), processor, source, fast)
 
 
 def generation_kwargs(args: argparse.Namespace) -> dict:
@@ -82,10 +92,10 @@ def answer(model, processor, messages: list[dict], images: list[str], args, stre
     prompt = processor.render(messages, add_generation_prompt=True)
     inputs = processor(text=prompt, images=images).to(model.device)
     prompt_length = inputs["input_ids"].shape[1]
-    limit = model.config.context_length
-    if limit and prompt_length + args.max_new_tokens > limit:
-        raise InputError(f"the prompt is {prompt_length} tokens; with --max-new-tokens {args.max_new_tokens} it passes "
-                         f"the model's {limit} positions")
+    try:
+        model.config.check_fits(prompt_length, args.max_new_tokens)
+    except ValueError as error:
+        raise InputError(f"{error} (--max-new-tokens)") from None
     generate = model.fast_generate if args.fast else model.generate
     generated = generate(**inputs, **generation_kwargs(args), streamer=streamer)
     return processor.tokenizer.decode(generated[0, prompt_length:], skip_special_tokens=True).strip()
@@ -151,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.image:
             check_image_file(args.image)
         items = read_batch(args.batch) if args.batch else None
-        model, processor = load(args)
+        model, processor, _, fast = load(args)
+        args = argparse.Namespace(**{**vars(args), "fast": fast})
         if args.chat:
             chat(model, processor, args)
         elif args.batch:

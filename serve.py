@@ -9,11 +9,12 @@
 
 Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; "stream": true for
 server-sent events), GET /v1/models, GET /health, and a chat page at / (chat_page.html). On CUDA, answers come from
-the fast generation path. Requests that arrive together with the same sampling options are generated as one batch,
-streamed or not (generation_queue.py). Every bad request gets an OpenAI-style error naming the field. What a request
+the fast generation path with continuous batching (continuous_batching.py: a request joins the running batch at the
+next decode step and leaves when it ends); other models batch requests that arrive together (generation_queue.py).
+Text is streamed as it is generated, detokenized on the request's own thread. Every bad request gets an OpenAI-style error naming the field. What a request
 may cost is checked before the work (`Limits`: body size, images and their pixels read from the header, text length,
 requests waiting: 503 with Retry-After); idle and slow connections time out; a request whose client leaves is
-dropped if still waiting, and stopped at its next token if streamed; `--api-key` (or NEXTGPT_API_KEY) requires
+dropped if still waiting, and stopped at its next token if generating; `--api-key` (or NEXTGPT_API_KEY) requires
 `Authorization: Bearer KEY` on every endpoint but /health.
 """
 
@@ -38,7 +39,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from cli import ArgumentParser
-from generation_queue import CancellableStreamer, GenerationCancelled, GenerationQueue, Job, QueueFull
+from continuous_batching import ContinuousBatcher
+from generation_queue import GenerationCancelled, GenerationQueue, Job, QueueFull
 
 DEFAULT_MAX_TOKENS = 256
 CHAT_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_page.html")
@@ -205,6 +207,24 @@ def visible_text(text: str, stops: list[str], final: bool) -> str:
     return text[: len(text) - held]
 
 
+class IncrementalText:
+    """The text a growing list of tokens adds, decoding only the tokens since the last piece shown (with that piece
+    as context, so spaces and multi-token characters come out as in a whole decode) instead of everything each
+    time."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.tokens, self.context, self.shown = tokenizer, [], 0, 0
+
+    def add(self, tokens: list[int]) -> str:
+        self.tokens += tokens
+        before = self.tokenizer.decode(self.tokens[self.context:self.shown], skip_special_tokens=True)
+        after = self.tokenizer.decode(self.tokens[self.context:], skip_special_tokens=True)
+        if len(after) <= len(before) or after.endswith("\ufffd"):  # nothing yet, or half a character
+            return ""
+        self.context, self.shown = self.shown, len(self.tokens)
+        return after[len(before):]
+
+
 class NextGPTServer(ThreadingHTTPServer):
     """Holds the model; requests are parsed on their own threads and generated on the queue's one thread."""
 
@@ -212,16 +232,23 @@ class NextGPTServer(ThreadingHTTPServer):
     request_queue_size = 256  # the listen backlog: a burst of connections waits instead of being reset
 
     def __init__(self, address, model, processor, model_name: str, fast: bool, *, image_root: str | None = None,
-                 max_batch_size: int = 8, batch_window_s: float = 0.005, limits: Limits = Limits(),
-                 api_key: str | None = None):
+                 max_batch_size: int = 32, batch_window_s: float = 0.005, cache_bytes: int | None = None,
+                 limits: Limits = Limits(), api_key: str | None = None):
+        """`fast`: continuous batching on the fast decoder, whose KV cache takes `cache_bytes` (default: half the
+        free GPU memory); else batches of `generate` from requests arriving within `batch_window_s`."""
         super().__init__(address, RequestHandler)
         self.model, self.processor, self.model_name = model, processor, model_name
         self.image_root, self.limits, self.api_key = image_root, limits, api_key
-        pad = processor.tokenizer.pad_token_id
-        pad = pad if pad is not None else min(self.eos_ids, default=0)
-        self.queue = GenerationQueue(model.fast_generate if fast else model.generate, model.device, pad,
-                                     self.eos_ids, max_batch_size=max_batch_size, window_s=batch_window_s,
-                                     max_waiting=limits.max_waiting)
+        if fast:
+            self.queue = ContinuousBatcher(model, processor.tokenizer, self.eos_ids, max_batch_size=max_batch_size,
+                                           max_waiting=limits.max_waiting, cache_bytes=cache_bytes)
+        else:
+            pad = processor.tokenizer.pad_token_id
+            pad = pad if pad is not None else min(self.eos_ids, default=0)
+            self.queue = GenerationQueue(model.generate, model.device, pad, self.eos_ids,
+                                         max_batch_size=max_batch_size, window_s=batch_window_s,
+                                         max_waiting=limits.max_waiting, max_length=model.config.context_length)
+        self.queue.start()
 
     def prepare(self, body: dict) -> tuple[dict, dict]:
         chat = to_chat(body.get("messages"), self.image_root, self.limits)
@@ -230,20 +257,20 @@ class NextGPTServer(ThreadingHTTPServer):
             inputs = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
         except ValueError as error:  # e.g. an <image> typed into the text without its image
             raise RequestError(str(error), "messages") from None
-        prompt_length = inputs["input_ids"].shape[1]
-        limit = self.model.config.context_length
-        if limit and prompt_length + options["max_new_tokens"] > limit:
-            raise RequestError(f"the prompt is {prompt_length} tokens and max_tokens {options['max_new_tokens']}: "
-                               f"together past the model's context of {limit}", "max_tokens")
+        try:
+            self.model.config.check_fits(inputs["input_ids"].shape[1], options["max_new_tokens"],
+                                         limit=self.queue.max_length)
+        except ValueError as error:
+            raise RequestError(f"{error} (max_tokens)", "max_tokens") from None
         if "stop_strings" in options:
             options["tokenizer"] = self.processor.tokenizer
         return inputs, options
 
-    def generate(self, inputs: dict, options: dict, streamer=None) -> Job:
-        """Queues the request; `.result()` gives its new tokens (up to and including end-of-sequence). A full queue
-        is a 503 that tells the client when to retry."""
+    def generate(self, inputs: dict, options: dict, streamed: bool = False) -> Job:
+        """Queues the request; `.result()` gives its new tokens (up to and including end-of-sequence), `.stream()`
+        them as they come when `streamed`. A full queue is a 503 that tells the client when to retry."""
         try:
-            return self.queue.submit(Job(inputs, options, streamer))
+            return self.queue.submit(Job(inputs, options, streamed))
         except QueueFull as error:
             raise RequestError(f"the server is busy ({error}); retry shortly", status=HTTPStatus.SERVICE_UNAVAILABLE,
                                code="server_busy") from None
@@ -385,7 +412,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         job = self.server.generate(inputs, options)
         while not job.done.wait(0.25):
-            if self.client_gone():  # not yet generating: dropped from the queue; generating: its batch goes on
+            if self.client_gone():  # dropped from the queue, or stopped at its next token
                 job.cancelled.set()
                 raise ConnectionError("the client went away")
         new_tokens = job.result()
@@ -407,16 +434,14 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Server-sent events: the text in pieces as it is generated, then the finish_reason, (with
         `stream_options.include_usage`, whose prompt length is `usage_for`) a chunk with the token counts, then
         [DONE]. A client that disconnects cancels the generation at its next token."""
-        streamer = CancellableStreamer(self.server.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        job = self.server.generate(inputs, options, streamer)
+        job = self.server.generate(inputs, options, streamed=True)
         try:
-            self.send_events(job, streamer, options, response, usage_for)
+            self.send_events(job, options, response, usage_for)
         except (ConnectionError, TimeoutError):
-            streamer.cancel()
+            job.cancelled.set()
             self.close_connection = True
 
-    def send_events(self, job: Job, streamer: CancellableStreamer, options: dict, response: dict,
-                    usage_for: int | None) -> None:
+    def send_events(self, job: Job, options: dict, response: dict, usage_for: int | None) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -433,8 +458,9 @@ class RequestHandler(BaseHTTPRequestHandler):
 
         send_delta({"role": "assistant"})
         received, sent, stops = "", "", options.get("stop_strings", [])
-        for piece in streamer:
-            received += piece
+        text_of = IncrementalText(self.server.processor.tokenizer)
+        for piece in job.stream():
+            received += text_of.add(piece)
             visible = visible_text(received, stops, final=False)
             if len(visible) > len(sent):
                 send_delta({"content": visible[len(sent):]})
@@ -478,9 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                         help="fast generation path; default: on with CUDA when the language model is Llama-family")
     parser.add_argument("--image-root", help="allow image file paths (in image_url) under this folder")
-    parser.add_argument("--max-batch-size", type=int, default=8, help="requests generated together at most")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="requests generated together at most")
+    parser.add_argument("--kv-cache-gib", type=float,
+                        help="fast path: the KV cache's size, which sets the longest prompt + answer (default: half "
+                             "the GPU memory free after loading, 1 GiB on CPU)")
     parser.add_argument("--batch-window-ms", type=float, default=5.0,
-                        help="how long the first request waits for others to share its batch")
+                        help="without the fast path: how long the first request waits for others to share its batch")
     defaults = Limits()
     parser.add_argument("--max-images", type=int, default=defaults.max_images, help="images per request at most")
     parser.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels,
@@ -493,21 +522,24 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_VARIABLE}; /health stays open)")
     args = parser.parse_args(argv)
     try:
-        model, processor = load(args)
+        model, processor, source, fast = load(args)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    name = os.path.basename(os.path.normpath(args.model))
+    name = os.path.basename(os.path.normpath(source))
     limits = Limits(max_images=args.max_images, max_image_pixels=args.max_image_pixels,
                     max_waiting=args.max_waiting, timeout_s=args.timeout)
-    server = NextGPTServer((args.host, args.port), model, processor, name, args.fast, image_root=args.image_root,
+    server = NextGPTServer((args.host, args.port), model, processor, name, fast, image_root=args.image_root,
                            max_batch_size=args.max_batch_size, batch_window_s=args.batch_window_ms / 1e3,
+                           cache_bytes=None if args.kv_cache_gib is None else int(args.kv_cache_gib * 2**30),
                            limits=limits, api_key=args.api_key)
     if not args.api_key and not is_loopback(args.host):
         print(f"warning: serving on {args.host} to other machines without an API key (--api-key or "
               f"${API_KEY_VARIABLE})", file=sys.stderr)
-    print(f"serving {name} on http://{args.host}:{server.server_port}/v1 ({args.device}, "
-          f"{'fast path' if args.fast else 'generate'})", file=sys.stderr, flush=True)
+    engine = (f"fast path, continuous batching of {args.max_batch_size} rows, up to {server.queue.max_length} tokens "
+              "a request" if fast else "generate")
+    print(f"serving {name} on http://{args.host}:{server.server_port}/v1 ({args.device}, {engine})", file=sys.stderr,
+          flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

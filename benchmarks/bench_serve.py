@@ -32,9 +32,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(model: str, port: int, server_args: list[str]) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "serve.py"), "--model", model,
-                                "--port", str(port), *server_args])
+def start_server(script: str, model: str, port: int, server_args: list[str]) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, script, "--model", model, "--port", str(port), *server_args],
+                               cwd=os.path.dirname(os.path.abspath(script)))
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -126,6 +126,9 @@ def main() -> None:
     parser.add_argument("--stream", action=argparse.BooleanOptionalAction, default=True,
                         help="streamed requests (time to first token measured) or whole ones")
     parser.add_argument("--server_args", default="", help='serve.py flags, e.g. "--max-batch-size 32"')
+    parser.add_argument("--serve_script", default=os.path.join(REPO_ROOT, "serve.py"),
+                        help="the server to load-test, e.g. serve.py of an older checkout for a before/after table")
+    parser.add_argument("--label", default="", help="a name for these runs in the records and the table")
     parser.add_argument("--output", default="bench_serve.jsonl")
     args = parser.parse_args()
     with open(args.image, "rb") as handle:
@@ -136,13 +139,14 @@ def main() -> None:
                        "max_tokens": args.max_tokens, "temperature": 0, "stream": args.stream,
                        **({"stream_options": {"include_usage": True}} if args.stream else {})}).encode()
     port = free_port()
-    server = start_server(args.model, port, args.server_args.split())
+    server = start_server(args.serve_script, args.model, port, args.server_args.split())
     records = []
     try:
         for clients in [int(count) for count in args.clients.split(",")]:
             load(port, clients, 1, body)  # warm-up: the compilations and graph captures of this load's batch sizes
             record = {**load(port, clients, args.requests_per_client, body), "max_tokens": args.max_tokens,
-                      "stream": args.stream, "server_args": args.server_args}
+                      "stream": args.stream, "server_args": args.server_args, "label": args.label,
+                      "serve_script": os.path.relpath(args.serve_script, REPO_ROOT)}
             records.append(record)
             print(json.dumps(record), flush=True)
             with open(args.output, "a") as handle:
@@ -150,11 +154,11 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(60)
-    print("| clients | requests | failures | tokens/s | TTFT p50 / p90 s | latency p50 / p90 s |")
-    print("|---|---|---|---|---|---|")
+    print("| run | clients | requests | failures | tokens/s | TTFT p50 / p90 s | latency p50 / p90 s |")
+    print("|---|---|---|---|---|---|---|")
     for r in records:
         ttft = f"{r['ttft_p50_s']:.3f} / {r['ttft_p90_s']:.3f}" if r["ttft_p50_s"] is not None else "-"
-        print(f"| {r['clients']} | {r['requests']} | {r['failures'] or 0} | {r['tokens_per_s']:.1f} | {ttft} | "
+        print(f"| {r['label']} | {r['clients']} | {r['requests']} | {r['failures'] or 0} | {r['tokens_per_s']:.1f} | {ttft} | "
               f"{r['latency_p50_s']:.2f} / {r['latency_p90_s']:.2f} |")
 
 

@@ -83,7 +83,7 @@ def ttft_parts(model, fast: FastGenerator, record) -> None:
     decoder = fast._decoder_for(1, embeds.shape[1] + 4)
     graphed_prefill = timed(lambda: decoder.prefill(embeds, mask, positions), 10)
     decoder.layer = layer_forward
-    eager_prefill = timed(lambda: decoder._prefill(embeds, positions), 10)
+    eager_prefill = timed(lambda: decoder._prefill(embeds, positions, torch.arange(1, device="cuda")), 10)
     decoder.layer = fast.layer
     record(kind="ttft_parts", mode=model.config.image_mode,
            tower_eager_ms=timed(lambda: model.encode_images(pixels), 10) * 1e3,
@@ -99,10 +99,10 @@ def step_profile(fast: FastGenerator, record) -> None:
     tokens, positions = torch.tensor([5], device="cuda"), torch.tensor([100], device="cuda")
     decoder.step(tokens, positions)
     record(kind="step", cache_length=512, replay_ms=replay_seconds(
-        lambda: decoder._step(tokens, positions, decoder.next_slot)) * 1e3)
+        lambda: decoder._step(tokens, positions, decoder.next_slot[:1], length=512)) * 1e3)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
         for _ in range(5):
-            decoder._step(tokens, positions, decoder.next_slot)
+            decoder._step(tokens, positions, decoder.next_slot[:1], length=512)
         torch.cuda.synchronize()
     kernels = [(event.key, event.self_device_time_total / 5, event.count / 5) for event in profiler.key_averages()
                if event.self_device_time_total > 0 and event.device_type == torch.autograd.DeviceType.CUDA]

@@ -109,6 +109,43 @@ def test_compiled_fast_path_equals_generate_on_cuda(tiny_folder):
     assert torch.equal(fast.generate(**single, max_new_tokens=20, eos_token_id=[]), reference)
 
 
+def test_continuous_batching_on_cuda_gives_each_request_its_own_tokens(tiny_folder):
+    """Compiled layers and CUDA graphs per (rows, slots): requests joining a running batch and taking freed rows get
+    `generate`'s greedy tokens."""
+    from continuous_batching import ContinuousBatcher
+    from generation_queue import Job
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = NextGPTForConditionalGeneration.from_pretrained(tiny_folder).cuda().eval()
+    model.generation_config.eos_token_id = None
+    processor = NextGPTProcessor.from_pretrained(tiny_folder)
+    image = str(REPO_ROOT / "examples" / "red_circle.png")
+
+    def job(question: str, max_new_tokens: int) -> Job:
+        text = processor.render([{"role": "user", "content": f"<image>\n{question}"}], add_generation_prompt=True)
+        return Job(dict(processor(text=text, images=[image])), {"max_new_tokens": max_new_tokens})
+
+    batcher = ContinuousBatcher(model, processor.tokenizer, end_ids=set(), max_batch_size=4, cache_bytes=2**20)
+    assert batcher.fast.compile_step
+    jobs = [job("what shape is it?", 40), job("is there a red circle?", 5), job("what colour is it?", 300)]
+    for item in jobs[:2]:
+        batcher.submit(item)
+    for _ in range(20):  # the second leaves after 5 tokens; the third joins at step 10, into its row
+        if _ == 10:
+            batcher.submit(jobs[2])
+        batcher._admit(wait=False)
+        batcher._step()
+    while not all(item.done.is_set() for item in jobs):
+        batcher._admit(wait=False)
+        batcher._step()
+    for item in jobs:
+        inputs = {name: value.cuda() for name, value in item.inputs.items()}
+        reference = model.generate(**inputs, max_new_tokens=item.options["max_new_tokens"], do_sample=False)
+        assert item.result() == reference[0, inputs["input_ids"].shape[1]:].tolist()
+    steps = {key[1:] for key in batcher.decoder.graphs if key[0] == "step"}
+    assert steps >= {(2, 256), (1, 256), (2, 512)}  # rows in use and slots read, each its own graph
+
+
 def test_pipeline_and_inference_use_the_fast_path_on_cuda(tiny_folder):
     from transformers import pipeline
 

@@ -74,7 +74,7 @@ def test_sampling_follows_the_seed_and_top_p_one_token_is_greedy(setup):
 
 def test_prompts_past_the_context_are_refused(setup):
     model, processor, batch = setup
-    with pytest.raises(ValueError, match="past the model's 2048 positions"):
+    with pytest.raises(ValueError, match="past the 2048 positions available"):
         FastGenerator(model, compile_step=False).generate(**batch, max_new_tokens=4000)
 
 

@@ -32,38 +32,33 @@ def test_only_jobs_with_the_same_options_and_no_seed_share_a_batch():
     assert greedy.batch_key() == Job(inputs, {"max_new_tokens": 9, "seed": None}).batch_key()
     assert greedy.batch_key() != Job(inputs, {"max_new_tokens": 4, "seed": None, "stop_strings": ["x"]}).batch_key()
     assert Job(inputs, {"max_new_tokens": 4, "seed": 3}).batch_key() is None
-    assert Job(inputs, {"max_new_tokens": 4, "seed": None}, streamer=object()).batch_key() == greedy.batch_key()
+    assert Job(inputs, {"max_new_tokens": 4, "seed": None}, streamed=True).batch_key() == greedy.batch_key()
 
 
-class Recorder:
-    def __init__(self, cancel_after: int | None = None):
-        self.values, self.ended, self.cancel_after = [], 0, cancel_after
-
-    def put(self, value):
-        if self.cancel_after is not None and len(self.values) > self.cancel_after:
-            raise GenerationCancelled("gone")
-        self.values.append(value.tolist())
-
-    def end(self):
-        self.ended += 1
+def streamed_pieces(job: Job) -> list:
+    return list(iter(job.pieces.get_nowait, None))
 
 
 def test_row_streamers_give_each_row_its_tokens_and_end_it_at_its_own_end():
-    rows = [Recorder(), Recorder(), Recorder(cancel_after=1)]
-    jobs = [Job({}, {"max_new_tokens": 5}, rows[0]), Job({}, {"max_new_tokens": 2}, rows[1]),
-            Job({}, {"max_new_tokens": 5}, rows[2]), Job({}, {"max_new_tokens": 5})]  # the last one is not streamed
+    jobs = [Job({}, {"max_new_tokens": 5}, streamed=True), Job({}, {"max_new_tokens": 2}, streamed=True),
+            Job({}, {"max_new_tokens": 5}, streamed=True), Job({}, {"max_new_tokens": 5})]  # the last: not streamed
     streamers = RowStreamers(jobs, end_ids={2})
-    streamers.put(torch.tensor([[1, 9], [1, 8], [1, 7], [1, 6]]))  # the prompts
+    streamers.put(torch.tensor([[1, 9], [1, 8], [1, 7], [1, 6]]))  # the prompts: not streamed
     for step in ([5, 5, 5, 5], [2, 6, 6, 6], [0, 7, 7, 7]):  # row 0 ends with token 2, row 1 after 2 tokens
         streamers.put(torch.tensor(step))
+        jobs[2].cancelled.set()  # row 2's client leaves after its first token
+    assert streamed_pieces(jobs[0]) == [[5], [2]] and jobs[0].stream_ended
+    assert streamed_pieces(jobs[1]) == [[5], [6]] and jobs[1].stream_ended
+    assert jobs[2].pieces.get_nowait() == [5] and jobs[2].pieces.empty()  # no more tokens once its client left
+    assert jobs[3].pieces.empty()
     streamers.end()
-    assert rows[0].values == [[[1, 9]], [5], [2]] and rows[0].ended == 1
-    assert rows[1].values == [[[1, 8]], [5], [6]] and rows[1].ended == 1
-    assert rows[2].values == [[[1, 7]], [5]] and rows[2].ended == 0  # its client left: no more tokens, no end
+    assert all(job.stream_ended for job in jobs)
 
 
 def test_a_batch_whose_clients_all_left_stops():
-    streamers = RowStreamers([Job({}, {"max_new_tokens": 5}, Recorder(cancel_after=0))], end_ids=set())
+    job = Job({}, {"max_new_tokens": 5}, streamed=True)
+    streamers = RowStreamers([job], end_ids=set())
     streamers.put(torch.tensor([[1]]))
+    job.cancelled.set()
     with pytest.raises(GenerationCancelled):
         streamers.put(torch.tensor([4]))

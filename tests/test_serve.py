@@ -126,7 +126,7 @@ def test_visible_text_holds_back_what_may_become_a_stop_string():
     ({"messages": [{"role": "user", "content": "<image> what is it?"}]}, 400, "messages", "placeholders"),
     ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages[0].role", "last message"),
     ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, 400, "max_tokens", "integer from 1"),
-    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4000}, 400, "max_tokens", "context of 2048"),
+    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4000}, 400, "max_tokens", "past the 2048 positions available"),
     ({"messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n", "from 1 to 1"),
     ({"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature", "a number"),
     ({"messages": [{"role": "user", "content": "hi"}], "stop": [""]}, 400, "stop", "non-empty strings"),
@@ -456,14 +456,14 @@ def test_the_load_test_drives_the_server_with_concurrent_clients(make_processor,
     output = tmp_path / "serve.jsonl"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "bench_serve.py"), "--model",
                              str(tmp_path / "model"), "--clients", "1,3", "--requests_per_client", "2",
-                             "--max_tokens", "4", "--output", str(output)],
+                             "--max_tokens", "4", "--output", str(output), "--server_args=--fast", "--label", "fast"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     one, three = [json.loads(line) for line in output.read_text().splitlines()]
     assert (one["clients"], one["requests"], three["requests"]) == (1, 2, 6)
     assert one["failures"] == three["failures"] == {} and three["tokens_per_s"] > 0
     assert 0 < three["ttft_p50_s"] <= three["latency_p50_s"]
-    assert result.stdout.strip().splitlines()[-1].startswith("| 3 | 6 | 0 |")
+    assert result.stdout.strip().splitlines()[-1].startswith("| fast | 3 | 6 | 0 |")
 
 
 def test_a_request_whose_client_leaves_before_its_generation_is_dropped(make_processor):

@@ -1,0 +1,214 @@
+"""Continuous (iteration-level) batching on the fast path: one thread runs every generation of the server.
+
+A request joins the running batch at the next decode step (its prompt is prefilled into a free row of the fast
+decoder's cache, fast_decoder.py) and leaves as soon as it ends, so a long answer never holds short ones back and a
+new request never waits for a batch to drain. Each row keeps its own max_tokens, end tokens, stop strings,
+temperature, top_p and seed (a random generator of its own, so a seeded answer does not depend on its neighbours).
+A step runs the first rows up to the highest one in use (rounded up to a power of two: new requests take the lowest
+free rows) and reads the cache slots in use (rounded up to CACHE_LENGTH_STEP); on CUDA each (rows, slots) pair is
+replayed from a CUDA graph of its own. A row whose client left is freed at the next step.
+"""
+
+import collections
+import queue
+from dataclasses import dataclass
+
+import torch
+
+try:
+    from .fast_decoder import LlamaFamilyDecoder
+    from .fast_generation import (CACHE_LENGTH_STEP, PROMPT_LENGTH_STEP, FastGenerator, choose_tokens,
+                                  ends_with_stop_string, padded_count, padded_prompt_length)
+    from .generation_queue import GenerationCancelled, Job, JobQueue, left_padded_batch
+except ImportError:
+    from fast_decoder import LlamaFamilyDecoder
+    from fast_generation import (CACHE_LENGTH_STEP, PROMPT_LENGTH_STEP, FastGenerator, choose_tokens,
+                                 ends_with_stop_string, padded_count, padded_prompt_length)
+    from generation_queue import GenerationCancelled, Job, JobQueue, left_padded_batch
+
+CPU_CACHE_BYTES = 2**30  # the KV cache's default size without a GPU; on one, half the memory free at start
+
+
+@dataclass
+class Row:
+    """A request being generated in one row of the cache."""
+
+    job: Job
+    slots: int  # cache slots it fills: its padded prompt, then one per token fed back
+    generator: torch.Generator | None  # its own, when the request has a seed
+    tokens: list[int]
+
+
+class ContinuousBatcher(JobQueue):
+    def __init__(self, model, tokenizer, end_ids: set[int], *, max_batch_size: int = 32, max_waiting: int = 64,
+                 max_prefill_rows: int = 16, cache_bytes: int | None = None):
+        """`max_batch_size` rows decode together at most; up to `max_prefill_rows` waiting prompts join in one
+        prefill. The KV cache takes `cache_bytes` (default: half the GPU memory free now, or CPU_CACHE_BYTES),
+        which sets the longest prompt + answer a request may have (`max_length`)."""
+        self.fast = FastGenerator(model)
+        self.model, self.tokenizer, self.end_ids = model, tokenizer, end_ids
+        self.max_prefill_rows = max_prefill_rows
+        cache_length = self._cache_length(max_batch_size, cache_bytes)
+        self.decoder = LlamaFamilyDecoder(model.language_model, max_batch_size, cache_length, self.fast.layer)
+        # The longest prompt + answer whose left-padded prompt still leaves room for every new token.
+        super().__init__(max_waiting, cache_length - (PROMPT_LENGTH_STEP - 1))
+        device = model.device
+        self.tokens = torch.zeros(max_batch_size, dtype=torch.long, device=device)  # each row's next input token
+        self.positions = torch.zeros(max_batch_size, dtype=torch.long, device=device)  # ... and its position
+        self.temperature = torch.zeros(max_batch_size, device=device)  # 0: greedy
+        self.top_p = torch.ones(max_batch_size, device=device)
+        self.rows: list[Row | None] = [None] * max_batch_size
+        self.deferred: collections.deque[Job] = collections.deque()  # taken out, to join a later prefill
+        self.steps_by_rows: dict[int, int] = {}  # decode steps by rows in use: how well requests shared steps
+
+    def _cache_length(self, rows: int, cache_bytes: int | None) -> int:
+        config = self.model.language_model.config
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        slot_bytes = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * self.model.language_model.dtype.itemsize
+        if cache_bytes is None:
+            cache_bytes = (torch.cuda.mem_get_info(self.model.device)[0] // 2 if self.model.device.type == "cuda"
+                           else CPU_CACHE_BYTES)
+        affordable = cache_bytes // (rows * slot_bytes) // CACHE_LENGTH_STEP * CACHE_LENGTH_STEP
+        if affordable < CACHE_LENGTH_STEP:
+            raise ValueError(f"a KV cache of {cache_bytes / 2**30:.2f} GiB holds fewer than {CACHE_LENGTH_STEP} "
+                             f"positions for each of {rows} rows; lower --max-batch-size or give the cache more")
+        context = self.model.config.context_length or affordable
+        return min(affordable, padded_prompt_length(context))
+
+    @property
+    def cache_length(self) -> int:
+        return self.decoder.cache_length
+
+    def _run(self) -> None:
+        while True:
+            self._admit(wait=not any(self.rows))
+            if any(self.rows):
+                self._step()
+
+    @property
+    def waiting(self) -> int:
+        return self.jobs.qsize() + len(self.deferred)
+
+    def _admit(self, wait: bool) -> None:
+        """Prefills waiting requests into free rows (waiting for one when nothing is being generated). The prompts
+        of one prefill are padded to the longest; a request that would then not fit the cache waits for the next."""
+        free = [index for index, row in enumerate(self.rows) if row is None]
+        jobs, later = [], []
+        while free and len(jobs) < min(len(free), self.max_prefill_rows):
+            try:
+                job = self.deferred.popleft() if self.deferred else self.jobs.get(block=wait and not jobs)
+            except queue.Empty:
+                break
+            if self._dropped(job):
+                continue
+            try:  # serve.py checks this before queueing; other callers learn it here
+                self.model.config.check_fits(job.inputs["input_ids"].shape[1], job.options["max_new_tokens"],
+                                             limit=self.max_length)
+            except ValueError as error:
+                job.finish(error=error)
+                continue
+            slots = padded_prompt_length(max(item.inputs["input_ids"].shape[1] for item in jobs + [job]))
+            if all(slots + item.options["max_new_tokens"] - 1 <= self.cache_length for item in jobs + [job]):
+                jobs.append(job)
+            else:
+                later.append(job)
+        self.deferred.extendleft(reversed(later))
+        if jobs:
+            self._prefill(jobs, free[: len(jobs)])
+
+    def _prefill(self, jobs: list[Job], rows: list[int]) -> None:
+        try:
+            # A power-of-two group, padded with copies of its last request (written twice, identically), keeps the
+            # prefill graphs few.
+            padding = padded_count(len(jobs)) - len(jobs)
+            batch = left_padded_batch([job.inputs for job in jobs + jobs[-1:] * padding], self.tokenizer.pad_token_id
+                                      if self.tokenizer.pad_token_id is not None else 0)
+            batch = {name: value.to(self.model.device) for name, value in batch.items()}
+            targets = torch.tensor(rows + rows[-1:] * padding, device=self.model.device)
+            with torch.no_grad():
+                logits, last_positions = self.fast.prefill(self.decoder, batch["input_ids"], batch["attention_mask"],
+                                                           pixel_values=batch.get("pixel_values"), rows=targets)
+            for index, job in zip(rows, jobs):
+                self._start_row(index, job, slots=padded_prompt_length(batch["input_ids"].shape[1]))
+            live = targets[: len(jobs)]
+            self.positions[live] = last_positions[: len(jobs)] + 1
+            first = self._choose(logits[: len(jobs)], rows)
+            self.tokens[live] = first
+            for index, token in zip(rows, first.tolist()):
+                self._accept(index, token)
+        except Exception as error:  # reported to these requests; the others go on
+            for index, job in zip(rows, jobs):
+                self._free(index)
+                job.finish(error=error)
+
+    def _start_row(self, index: int, job: Job, slots: int) -> None:
+        options = job.options
+        seed = options.get("seed")
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(self.model.device)
+            generator.manual_seed(seed)
+        self.rows[index] = Row(job, slots, generator, [])
+        self.temperature[index] = options.get("temperature", 1.0) if options.get("do_sample") else 0.0
+        self.top_p[index] = options.get("top_p", 1.0) if options.get("do_sample") else 1.0
+
+    def _choose(self, logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        """The next token of each row in `rows` (logits in that order), by the row's own options."""
+        live = [(position, self.rows[index]) for position, index in enumerate(rows) if self.rows[index] is not None]
+        sampled = [row.job.options.get("do_sample") for _, row in live]
+        if not any(sampled):
+            return logits.argmax(-1)
+        noise = torch.empty_like(logits).exponential_()
+        for position, row in live:
+            if row.generator is not None:
+                noise[position].exponential_(generator=row.generator)
+        indices = torch.tensor(rows, device=logits.device)
+        nucleus = any(row.job.options.get("top_p", 1.0) < 1.0 for _, row in live)
+        return choose_tokens(logits, self.temperature[indices], self.top_p[indices] if nucleus else None, noise)
+
+    def _step(self) -> None:
+        live = [index for index, row in enumerate(self.rows) if row is not None]
+        count = min(padded_count(live[-1] + 1), len(self.rows))
+        slots = max(self.rows[index].slots for index in live) + 1
+        length = min(-(-slots // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP, self.cache_length)
+        try:
+            with torch.no_grad():
+                logits = self.decoder.step(self.tokens[:count], self.positions[:count], length)
+                chosen = self._choose(logits, list(range(count)))
+            self.tokens[:count] = chosen
+            self.positions[:count] += 1
+            tokens = chosen.tolist()
+        except Exception as error:  # e.g. out of memory: every request being generated gets it
+            for index in live:
+                job = self.rows[index].job
+                self._free(index)
+                job.finish(error=error)
+            return
+        self.steps_by_rows[len(live)] = self.steps_by_rows.get(len(live), 0) + 1
+        for index in live:
+            self.rows[index].slots += 1
+            self._accept(index, tokens[index])
+
+    def _accept(self, index: int, token: int) -> None:
+        """A row's new token: streamed, then the row ends at an end token, its max_tokens, a stop string, or when
+        its client has left."""
+        row = self.rows[index]
+        job, options = row.job, row.job.options
+        if job.cancelled.is_set():
+            self._free(index)
+            job.finish(error=GenerationCancelled("the client closed the connection"))
+            return
+        row.tokens.append(token)
+        job.emit([token])
+        stops = options.get("stop_strings")
+        if (token in self.end_ids or len(row.tokens) >= options["max_new_tokens"]
+                or stops and ends_with_stop_string(row.tokens, stops, self.tokenizer)):
+            self._free(index)
+            job.finish(row.tokens)
+
+    def _free(self, index: int) -> None:
+        self.rows[index] = None
+        self.decoder.release(index)
+
+
+__all__ = ["ContinuousBatcher"]
