@@ -60,6 +60,7 @@ class ContinuousBatcher(JobQueue):
         self.rows: list[Row | None] = [None] * max_batch_size
         self.deferred: collections.deque[Job] = collections.deque()  # taken out, to join a later prefill
         self.steps_by_rows: dict[int, int] = {}  # decode steps by rows in use: how well requests shared steps
+        self.in_flight: tuple | None = None  # the last step's rows and tokens (on their way to the host)
 
     def _cache_length(self, rows: int, cache_bytes: int | None) -> int:
         config = self.model.language_model.config
@@ -167,9 +168,12 @@ class ContinuousBatcher(JobQueue):
         return choose_tokens(logits, self.temperature[indices], self.top_p[indices] if nucleus else None, noise)
 
     def _step(self) -> None:
-        live = [index for index, row in enumerate(self.rows) if row is not None]
-        count = min(padded_count(live[-1] + 1), len(self.rows))
-        slots = max(self.rows[index].slots for index in live) + 1
+        """Queues one decode step of every row in use on the GPU, then handles the previous step's tokens while it
+        runs, so the host's work (streaming, end checks) overlaps the GPU's. A row that ended in the previous step
+        has thus decoded one token more, which nobody sees."""
+        live = [(index, row) for index, row in enumerate(self.rows) if row is not None]
+        count = min(padded_count(live[-1][0] + 1), len(self.rows))
+        slots = max(row.slots for _, row in live) + 1
         length = min(-(-slots // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP, self.cache_length)
         try:
             with torch.no_grad():
@@ -177,17 +181,34 @@ class ContinuousBatcher(JobQueue):
                 chosen = self._choose(logits, list(range(count)))
             self.tokens[:count] = chosen
             self.positions[:count] += 1
-            tokens = chosen.tolist()
+            chosen = chosen.to("cpu", non_blocking=True)
+            ready = torch.cuda.Event() if chosen.is_pinned() else None
+            if ready is not None:
+                ready.record()
         except Exception as error:  # e.g. out of memory: every request being generated gets it
-            for index in live:
-                job = self.rows[index].job
+            for index, row in live:
                 self._free(index)
-                job.finish(error=error)
+                row.job.finish(error=error)
+            self.in_flight = None
             return
+        for _, row in live:
+            row.slots += 1
         self.steps_by_rows[len(live)] = self.steps_by_rows.get(len(live), 0) + 1
-        for index in live:
-            self.rows[index].slots += 1
-            self._accept(index, tokens[index])
+        self._take_tokens()
+        self.in_flight = (live, chosen, ready)
+
+    def _take_tokens(self) -> None:
+        """Hands the tokens of the step in flight to their rows (those still held by the same request)."""
+        if self.in_flight is None:
+            return
+        live, chosen, ready = self.in_flight
+        self.in_flight = None
+        if ready is not None:
+            ready.synchronize()
+        tokens = chosen.tolist()
+        for index, row in live:
+            if self.rows[index] is row:
+                self._accept(index, tokens[index])
 
     def _accept(self, index: int, token: int) -> None:
         """A row's new token: streamed, then the row ends at an end token, its max_tokens, a stop string, or when

@@ -66,9 +66,21 @@ class Job:
         self.done.set()
 
     def stream(self):
-        """The new token ids in pieces as they are chosen, until the job's end."""
-        while (piece := self.pieces.get()) is not None:
-            yield piece
+        """The new token ids in pieces as they are chosen, until the job's end. A piece holds every token that
+        arrived since the last one, so a reader that falls behind wakes once for several tokens."""
+        ended = False
+        while not ended:
+            piece = self.pieces.get()
+            tokens = []
+            while piece is not None:
+                tokens += piece
+                try:
+                    piece = self.pieces.get_nowait()
+                except queue.Empty:
+                    break
+            ended = piece is None
+            if tokens:
+                yield tokens
 
     def result(self) -> list[int]:
         """The new tokens, once generated (up to and including the end-of-sequence token)."""

@@ -4,7 +4,9 @@
   the Llama-2-7B shapes, weights rotated so that the 50 MB L2 cache cannot serve them, each timed as a CUDA graph;
 - `ttft`: time to first token split into the tower and the prefill, eager against CUDA-graphed;
 - `step`: one decode step's CUDA-graph replay time, and its kernels by GPU time (launched one by one, unrecorded,
-  so that the profiler names each).
+  so that the profiler names each);
+- `rows`: decode step time at 1 to 64 rows, continuous batching's shared cache against one sized to the batch, and
+  the 64-row step's kernels.
 
     python benchmarks/profile_decode.py gemv ttft step --output profile.jsonl   # one H100: about 2 minutes
 """
@@ -23,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # noqa: E402
 from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
-from fast_decoder import GraphedCall, layer_forward  # noqa: E402
+from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import PROMPT_LENGTH_STEP, FastGenerator  # noqa: E402
 
 
@@ -93,28 +95,47 @@ def ttft_parts(model, fast: FastGenerator, record) -> None:
 
 
 def step_profile(fast: FastGenerator, record) -> None:
-    from torch.profiler import ProfilerActivity, profile
-
     decoder = fast._decoder_for(1, 512)
     tokens, positions = torch.tensor([5], device="cuda"), torch.tensor([100], device="cuda")
     decoder.step(tokens, positions)
     record(kind="step", cache_length=512, replay_ms=replay_seconds(
         lambda: decoder._step(tokens, positions, decoder.next_slot[:1], length=512)) * 1e3)
+    kernel_table(lambda: decoder._step(tokens, positions, decoder.next_slot[:1], length=512), record, rows=1)
+
+
+def rows_profile(fast: FastGenerator, record) -> None:
+    """Decode step time by rows in use, reading 256 cache slots: continuous batching's decoder (64 rows x 1024 slots,
+    stepping its first rows and reading its first slots) against a decoder of exactly those rows and slots."""
+    shared = LlamaFamilyDecoder(fast.model.language_model, 64, 1024, fast.layer)
+    for rows in (1, 8, 32, 64):
+        tokens, positions = torch.full((rows,), 5, device="cuda"), torch.full((rows,), 100, device="cuda")
+        exact = LlamaFamilyDecoder(fast.model.language_model, rows, 256, fast.layer)
+        record(kind="rows", rows=rows, slots_read=256, shared_cache_ms=replay_seconds(
+            lambda: shared._step(tokens, positions, shared.next_slot[:rows], length=256)) * 1e3,
+            exact_cache_ms=replay_seconds(lambda: exact._step(tokens, positions, exact.next_slot, length=256)) * 1e3)
+        del exact
+    kernel_table(lambda: shared._step(tokens, positions, shared.next_slot[:rows], length=256), record, rows=64)
+
+
+def kernel_table(step, record, rows: int) -> None:
+    """The kernels of one decode step by GPU time (launched one by one, so that the profiler names each)."""
+    from torch.profiler import ProfilerActivity, profile
+
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
         for _ in range(5):
-            decoder._step(tokens, positions, decoder.next_slot[:1], length=512)
+            step()
         torch.cuda.synchronize()
     kernels = [(event.key, event.self_device_time_total / 5, event.count / 5) for event in profiler.key_averages()
                if event.self_device_time_total > 0 and event.device_type == torch.autograd.DeviceType.CUDA]
-    record(kind="step_kernels", gpu_ms_per_step=sum(k[1] for k in kernels) / 1e3,
+    record(kind="step_kernels", rows=rows, gpu_ms_per_step=sum(k[1] for k in kernels) / 1e3,
            kernels_per_step=sum(k[2] for k in kernels))
     for name, microseconds, count in sorted(kernels, key=lambda kernel: -kernel[1])[:10]:
-        record(kind="kernel", name=name[:100], us_per_step=microseconds, launches_per_step=count)
+        record(kind="kernel", rows=rows, name=name[:100], us_per_step=microseconds, launches_per_step=count)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("parts", nargs="*", default=["gemv", "ttft", "step"], choices=["gemv", "ttft", "step"])
+    parser.add_argument("parts", nargs="*", default=["gemv", "ttft", "step"], choices=["gemv", "ttft", "step", "rows"])
     parser.add_argument("--output", default="profile_decode.jsonl")
     args = parser.parse_args()
 
@@ -133,6 +154,8 @@ def main() -> None:
         ttft_parts(model, fast, record)
     if "step" in args.parts:
         step_profile(fast, record)
+    if "rows" in args.parts:
+        rows_profile(fast, record)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def test_server_answers_through_the_fast_path_on_cuda(tiny_folder):
         status, text = request(server, {"messages": [user_message("red_circle.png", "what shape is it?")],
                                         "max_tokens": 6})
         assert status == 200, text
-        assert model._fast_generator is not None and model._fast_generator.compile_step
+        assert server.queue.fast.compile_step and server.queue.steps_by_rows
         chat = [{"role": "user", "content": "<image>\nwhat shape is it?"}]
         inputs = processor(text=processor.render(chat, add_generation_prompt=True),
                            images=[str(REPO_ROOT / "examples" / "red_circle.png")]).to("cuda")
