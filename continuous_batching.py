@@ -76,6 +76,23 @@ class ContinuousBatcher(JobQueue):
         context = self.model.config.context_length or affordable
         return min(affordable, padded_prompt_length(context))
 
+    def warm_up(self) -> None:
+        """Captures the decode step of every (rows, slots) pair a step may take, and compiles the prefill for shapes
+        that change, before the first request rather than during one (each costs up to seconds on a 7B model)."""
+        rows = sorted({min(padded_count(count), len(self.rows)) for count in range(1, len(self.rows) + 1)})
+        hidden = self.model.language_model.config.hidden_size
+        with torch.no_grad():
+            for count in rows:
+                for length in range(CACHE_LENGTH_STEP, self.cache_length + 1, CACHE_LENGTH_STEP):
+                    self.decoder.step(self.tokens[:count], self.positions[:count], length)
+            for count, length in ((1, 32), (2, 64), (4, 96)):  # after a few shapes, one dynamic-shape compilation
+                embeds = torch.zeros(count, length, hidden, dtype=self.model.language_model.dtype,
+                                     device=self.model.device)
+                positions = torch.arange(length, device=self.model.device).expand(count, length)
+                self.decoder.prefill(embeds, torch.ones_like(positions), positions, graphed=False)
+        for index in range(len(self.rows)):
+            self.decoder.release(index)
+
     @property
     def cache_length(self) -> int:
         return self.decoder.cache_length
@@ -127,8 +144,11 @@ class ContinuousBatcher(JobQueue):
             batch = {name: value.to(self.model.device) for name, value in batch.items()}
             targets = torch.tensor(rows + rows[-1:] * padding, device=self.model.device)
             with torch.no_grad():
+                # One request's prefill (what a lone client waits for) is a CUDA graph per prompt length; groups run
+                # eagerly: they are compute-bound, and a graph per (group size, length) would be captured mid-traffic.
                 logits, last_positions = self.fast.prefill(self.decoder, batch["input_ids"], batch["attention_mask"],
-                                                           pixel_values=batch.get("pixel_values"), rows=targets)
+                                                           pixel_values=batch.get("pixel_values"), rows=targets,
+                                                           graphed=len(jobs) == 1)
             for index, job in zip(rows, jobs):
                 self._start_row(index, job, slots=padded_prompt_length(batch["input_ids"].shape[1]))
             live = targets[: len(jobs)]

@@ -188,9 +188,9 @@ class LlamaFamilyDecoder:
         self.layer = layer
         self.graphs: dict[tuple, GraphedCall] = {}
 
-    def run(self, key: tuple, function, *inputs: torch.Tensor) -> torch.Tensor:
-        """`function(*inputs)`; on CUDA replayed from the graph captured for `key` on its first call."""
-        if not self.filled.is_cuda:
+    def run(self, key: tuple | None, function, *inputs: torch.Tensor) -> torch.Tensor:
+        """`function(*inputs)`; on CUDA replayed from the graph captured for `key` on its first call (None: eager)."""
+        if key is None or not self.filled.is_cuda:
             return function(*inputs)
         if key not in self.graphs:
             self.graphs[key] = GraphedCall(function)
@@ -201,16 +201,17 @@ class LlamaFamilyDecoder:
         return (logits if self.head.bias is None else logits + self.head.bias).float()
 
     def prefill(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
-                rows: torch.Tensor | None = None) -> torch.Tensor:
+                rows: torch.Tensor | None = None, graphed: bool = True) -> torch.Tensor:
         """Writes the prompts into slots 0..length-1 of `rows` (default: the first rows), forgetting what those rows
-        held, and returns each prompt's last logits (float32). On CUDA each (rows, length) gets a CUDA graph (warm-ups
-        rewrite the same slots), so pad prompts to a few lengths; the cache slots need not equal the positions."""
+        held, and returns each prompt's last logits (float32). On CUDA, when `graphed`, each (rows, length) gets a
+        CUDA graph (warm-ups rewrite the same slots), so pad prompts to a few lengths; the cache slots need not equal
+        the positions."""
         batch, length = inputs_embeds.shape[:2]
         rows = torch.arange(batch, device=inputs_embeds.device) if rows is None else rows
         self.filled[rows] = torch.nn.functional.pad(attention_mask.bool(), (0, self.cache_length - length))
         self.next_slot[rows] = length
         self.holds[rows] = 1
-        return self.run(("prefill", batch, length), self._prefill, inputs_embeds, positions, rows)
+        return self.run(("prefill", batch, length) if graphed else None, self._prefill, inputs_embeds, positions, rows)
 
     def release(self, row: int) -> None:
         """Frees a row: it decodes nothing that matters until a prompt fills it again."""

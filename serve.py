@@ -242,6 +242,8 @@ class NextGPTServer(ThreadingHTTPServer):
         if fast:
             self.queue = ContinuousBatcher(model, processor.tokenizer, self.eos_ids, max_batch_size=max_batch_size,
                                            max_waiting=limits.max_waiting, cache_bytes=cache_bytes)
+            if model.device.type == "cuda":
+                self.queue.warm_up()
         else:
             pad = processor.tokenizer.pad_token_id
             pad = pad if pad is not None else min(self.eos_ids, default=0)

@@ -56,6 +56,7 @@ def run_until_done(batcher: ContinuousBatcher, jobs: list[Job], steps: int = 200
 def test_requests_joining_and_leaving_a_running_batch_get_their_own_tokens(setup):
     model, processor = setup
     batcher = batcher_for(model, processor, max_batch_size=4)
+    batcher.warm_up()  # every step shape once, then the batcher is as new
     first = [job_for(processor, "What shape is this?", 1, max_new_tokens=12),
              job_for(processor, "Colour?", 2, max_new_tokens=3),
              job_for(processor, "Is there a blue object in the image, and what colour is the background?", 3)]
