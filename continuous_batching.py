@@ -61,6 +61,8 @@ class ContinuousBatcher(JobQueue):
         self.deferred: collections.deque[Job] = collections.deque()  # taken out, to join a later prefill
         self.steps_by_rows: dict[int, int] = {}  # decode steps by rows in use: how well requests shared steps
         self.in_flight: tuple | None = None  # the last step's rows and tokens (on their way to the host)
+        self.host_tokens = [torch.zeros(max_batch_size, dtype=torch.long, pin_memory=device.type == "cuda")
+                            for _ in range(2)]
 
     def _cache_length(self, rows: int, cache_bytes: int | None) -> int:
         config = self.model.language_model.config
@@ -201,9 +203,11 @@ class ContinuousBatcher(JobQueue):
                 chosen = self._choose(logits, list(range(count)))
             self.tokens[:count] = chosen
             self.positions[:count] += 1
-            chosen = chosen.to("cpu", non_blocking=True)
-            ready = torch.cuda.Event() if chosen.is_pinned() else None
-            if ready is not None:
+            ready = None
+            if chosen.is_cuda:  # copied into pinned memory without waiting; the other buffer holds the last step's
+                self.host_tokens.reverse()
+                chosen = self.host_tokens[0][:count].copy_(chosen, non_blocking=True)
+                ready = torch.cuda.Event()
                 ready.record()
         except Exception as error:  # e.g. out of memory: every request being generated gets it
             for index, row in live:

@@ -523,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_VARIABLE),
                         help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_VARIABLE}; /health stays open)")
     args = parser.parse_args(argv)
+    # The generation thread gives up the GIL at every GPU wait; taking it back from a request thread that is busy
+    # (decoding an image, writing a stream) takes up to this interval, 5 ms by default: as long as a decode step.
+    sys.setswitchinterval(0.0005)
     try:
         model, processor, source, fast = load(args)
     except InputError as error:

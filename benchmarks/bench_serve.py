@@ -33,8 +33,9 @@ def free_port() -> int:
 
 
 def start_server(script: str, model: str, port: int, server_args: list[str]) -> subprocess.Popen:
+    script = os.path.abspath(script)
     process = subprocess.Popen([sys.executable, script, "--model", model, "--port", str(port), *server_args],
-                               cwd=os.path.dirname(os.path.abspath(script)))
+                               cwd=os.path.dirname(script))
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if process.poll() is not None:
