@@ -69,6 +69,8 @@ def one_request(port: int, body: bytes) -> dict:
             if not line.startswith(b"data: ") or line.strip() == b"data: [DONE]":
                 continue
             chunk = json.loads(line[6:])
+            if "error" in chunk:  # the server failed after the response began
+                return {"failure": f"stream error: {chunk['error'].get('message', '')[:80]}"}
             if first is None and any(choice["delta"].get("content") for choice in chunk.get("choices", [])):
                 first = time.perf_counter() - began
             if chunk.get("usage"):
@@ -159,8 +161,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in records:
         ttft = f"{r['ttft_p50_s']:.3f} / {r['ttft_p90_s']:.3f}" if r["ttft_p50_s"] is not None else "-"
-        print(f"| {r['label']} | {r['clients']} | {r['requests']} | {r['failures'] or 0} | {r['tokens_per_s']:.1f} | {ttft} | "
-              f"{r['latency_p50_s']:.2f} / {r['latency_p90_s']:.2f} |")
+        latency = f"{r['latency_p50_s']:.2f} / {r['latency_p90_s']:.2f}" if r["latency_p50_s"] is not None else "-"
+        print(f"| {r['label']} | {r['clients']} | {r['requests']} | {r['failures'] or 0} | {r['tokens_per_s']:.1f} | "
+              f"{ttft} | {latency} |")
 
 
 if __name__ == "__main__":
