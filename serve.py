@@ -252,6 +252,11 @@ class NextGPTServer(ThreadingHTTPServer):
                                          max_waiting=limits.max_waiting, max_length=model.config.context_length)
         self.queue.start()
 
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up between requests: not an error
+            return
+        super().handle_error(request, client_address)
+
     def prepare(self, body: dict) -> tuple[dict, dict]:
         chat = to_chat(body.get("messages"), self.image_root, self.limits)
         options = sampling_options(body)
