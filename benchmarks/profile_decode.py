@@ -113,7 +113,6 @@ def rows_profile(fast: FastGenerator, record) -> None:
         record(kind="rows", rows=rows, slots_read=256, shared_cache_ms=replay_seconds(
             lambda: shared._step(tokens, positions, shared.next_slot[:rows], length=256)) * 1e3,
             exact_cache_ms=replay_seconds(lambda: exact._step(tokens, positions, exact.next_slot, length=256)) * 1e3)
-        del exact
     kernel_table(lambda: shared._step(tokens, positions, shared.next_slot[:rows], length=256), record, rows=64)
 
 

@@ -5,10 +5,8 @@ the end runs it on its own thread.
 """
 
 import json
-import threading
 
 import pytest
-import torch
 
 from conftest import random_image, tiny_config, tiny_model
 from continuous_batching import ContinuousBatcher
@@ -164,6 +162,31 @@ def test_the_server_batches_continuously_and_refuses_what_its_cache_cannot_hold(
         assert max(server.queue.steps_by_rows) > 1
         status, text = request(server, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 500})
         assert status == 400 and "past the 481 positions available" in json.loads(text)["error"]["message"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_whole_answer_whose_client_leaves_mid_generation_is_stopped(setup):
+    import socket
+    import time
+
+    from test_serve import start
+
+    model, processor = setup
+    server = start(model, processor, fast=True, cache_bytes=2**19, max_batch_size=1)
+    jobs, submit = [], server.queue.submit
+    server.queue.submit = lambda job: jobs.append(job) or submit(job)
+    try:
+        body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1900})
+        client = socket.create_connection(("127.0.0.1", server.server_port), timeout=30)
+        client.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        deadline = time.monotonic() + 30
+        while server.queue.rows[0] is None and time.monotonic() < deadline:  # until its generation has begun
+            time.sleep(0.005)
+        client.close()
+        assert jobs[0].done.wait(30) and isinstance(jobs[0].error, GenerationCancelled)
+        assert sum(server.queue.steps_by_rows.values()) < 1800 and server.queue.rows[0] is None
     finally:
         server.shutdown()
         server.server_close()
