@@ -67,7 +67,8 @@ class ContinuousBatcher(JobQueue):
     def _cache_length(self, rows: int, cache_bytes: int | None) -> int:
         config = self.model.language_model.config
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-        slot_bytes = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * self.model.language_model.dtype.itemsize
+        itemsize = self.model.language_model.dtype.itemsize
+        slot_bytes = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * itemsize  # keys, values
         if cache_bytes is None:
             cache_bytes = (torch.cuda.mem_get_info(self.model.device)[0] // 2 if self.model.device.type == "cuda"
                            else CPU_CACHE_BYTES)
@@ -138,13 +139,10 @@ class ContinuousBatcher(JobQueue):
 
     def _prefill(self, jobs: list[Job], rows: list[int]) -> None:
         try:
-            # A power-of-two group, padded with copies of its last request (written twice, identically), keeps the
-            # prefill graphs few.
-            padding = padded_count(len(jobs)) - len(jobs)
-            batch = left_padded_batch([job.inputs for job in jobs + jobs[-1:] * padding], self.tokenizer.pad_token_id
-                                      if self.tokenizer.pad_token_id is not None else 0)
+            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+            batch = left_padded_batch([job.inputs for job in jobs], pad)
             batch = {name: value.to(self.model.device) for name, value in batch.items()}
-            targets = torch.tensor(rows + rows[-1:] * padding, device=self.model.device)
+            targets = torch.tensor(rows, device=self.model.device)
             with torch.no_grad():
                 # One request's prefill (what a lone client waits for) is a CUDA graph per prompt length; groups run
                 # eagerly: they are compute-bound, and a graph per (group size, length) would be captured mid-traffic.
@@ -153,16 +151,17 @@ class ContinuousBatcher(JobQueue):
                                                            graphed=len(jobs) == 1)
             for index, job in zip(rows, jobs):
                 self._start_row(index, job, slots=padded_prompt_length(batch["input_ids"].shape[1]))
-            live = targets[: len(jobs)]
-            self.positions[live] = last_positions[: len(jobs)] + 1
-            first = self._choose(logits[: len(jobs)], rows)
-            self.tokens[live] = first
+            self.positions[targets] = last_positions + 1
+            first = self._choose(logits, rows)
+            self.tokens[targets] = first
             for index, token in zip(rows, first.tolist()):
                 self._accept(index, token)
         except Exception as error:  # reported to these requests; the others go on
             for index, job in zip(rows, jobs):
-                self._free(index)
-                job.finish(error=error)
+                if self.rows[index] is not None and self.rows[index].job is job:
+                    self._free(index)
+                if not job.done.is_set():
+                    job.finish(error=error)
 
     def _start_row(self, index: int, job: Job, slots: int) -> None:
         options = job.options

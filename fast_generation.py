@@ -71,7 +71,8 @@ class FastGenerator:
         if not pixel_values.is_cuda:
             return self.model.encode_images(pixel_values)
         count = len(pixel_values)
-        padded = torch.nn.functional.pad(pixel_values, (0, 0) * (pixel_values.dim() - 1) + (0, padded_count(count) - count))
+        padding = (0, 0) * (pixel_values.dim() - 1) + (0, padded_count(count) - count)  # on the image axis
+        padded = torch.nn.functional.pad(pixel_values, padding)
         key = (tuple(padded.shape), padded.dtype)
         if key not in self.tower_graphs:
             self.tower_graphs[key] = GraphedCall(self.model.encode_images)

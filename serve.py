@@ -11,11 +11,11 @@ Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --
 server-sent events), GET /v1/models, GET /health, and a chat page at / (chat_page.html). On CUDA, answers come from
 the fast generation path with continuous batching (continuous_batching.py: a request joins the running batch at the
 next decode step and leaves when it ends); other models batch requests that arrive together (generation_queue.py).
-Text is streamed as it is generated, detokenized on the request's own thread. Every bad request gets an OpenAI-style error naming the field. What a request
-may cost is checked before the work (`Limits`: body size, images and their pixels read from the header, text length,
-requests waiting: 503 with Retry-After); idle and slow connections time out; a request whose client leaves is
-dropped if still waiting, and stopped at its next token if generating; `--api-key` (or NEXTGPT_API_KEY) requires
-`Authorization: Bearer KEY` on every endpoint but /health.
+Text is streamed as it is generated, detokenized on the request's own thread. Every bad request gets an OpenAI-style
+error naming the field. What a request may cost is checked before the work (`Limits`: body size, images and their
+pixels read from the header, text length, requests waiting: 503 with Retry-After); idle and slow connections time
+out; a request whose client leaves is dropped if still waiting, and stopped at its next token if generating;
+`--api-key` (or NEXTGPT_API_KEY) requires `Authorization: Bearer KEY` on every endpoint but /health.
 """
 
 import argparse
