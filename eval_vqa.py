@@ -51,7 +51,8 @@ def answer_questions(
         batch = items[start : start + batch_size]
         prompts = [processor.render([{"role": "user", "content": item["question"]}], add_generation_prompt=True)
                    for item in batch]
-        inputs = processor(text=prompts, images=[item["images"] for item in batch], padding=True).to(model.device)
+        inputs = processor(text=prompts, images=[item["images"] for item in batch], padding=True,
+                           return_tensors="pt").to(model.device)
         generated = generate(**inputs, **{"max_new_tokens": 16, "do_sample": False, **generate_kwargs})
         new_tokens = generated[:, inputs["input_ids"].shape[1] :]
         answers += processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

@@ -90,7 +90,7 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
 @torch.no_grad()
 def answer(model, processor, messages: list[dict], images: list[str], args, streamer=None) -> str:
     prompt = processor.render(messages, add_generation_prompt=True)
-    inputs = processor(text=prompt, images=images).to(model.device)
+    inputs = processor(text=prompt, images=images, return_tensors="pt").to(model.device)
     prompt_length = inputs["input_ids"].shape[1]
     try:
         model.config.check_fits(prompt_length, args.max_new_tokens)

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import torch
 from transformers import AutoProcessor, BatchFeature, CLIPImageProcessorPil, ProcessorMixin
+from transformers.processing_utils import ProcessingKwargs, Unpack
 from transformers.image_utils import load_image
 from transformers.tokenization_utils_base import AddedToken
 
@@ -29,6 +30,10 @@ LLAMA2_CHAT_TEMPLATE = (
 IGNORE_INDEX = -100
 
 
+class NextGPTProcessorKwargs(ProcessingKwargs, total=False):
+    _defaults = {"text_kwargs": {"padding": False}}
+
+
 class NextGPTProcessor(ProcessorMixin):
     r"""
     Pairs an image processor (ImageBind's preprocessing for the ImageBind tower, the tower's own otherwise) with a
@@ -42,6 +47,8 @@ class NextGPTProcessor(ProcessorMixin):
         image_token: the placeholder users write in prompts and data (LLaVA's `<image>`).
         num_image_tokens: LLM positions per image (`NextGPTConfig.num_image_tokens`).
     """
+
+    valid_processor_kwargs = NextGPTProcessorKwargs
 
     def __init__(
         self, image_processor=None, tokenizer=None, chat_template=None, image_token="<image>", num_image_tokens=1
@@ -67,63 +74,63 @@ class NextGPTProcessor(ProcessorMixin):
             **template_kwargs,
         )
 
-    def apply_chat_template(
-        self,
-        conversation: list[dict] | list[list[dict]],
-        add_generation_prompt: bool = False,
-        tokenize: bool = False,
-        return_dict: bool = True,
-        return_tensors: str | None = "pt",
-        continue_final_message: bool = False,
-        processor_kwargs: dict | None = None,
-        **kwargs,
-    ):
-        """transformers' structured chats (content = [{"type": "image", "image"|"url"|"path": ...}, {"type": "text",
-        "text": ...}], as `pipeline("image-text-to-text")` sends them) or LLaVA-style ones. Image parts become
-        `<image>` placeholders; with `tokenize=True` the result is this processor's output for those images."""
-        batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
-        texts, images = [], []
-        for chat in conversation if batched else [conversation]:
-            messages = []
+    def apply_chat_template(self, conversation: list[dict] | list[list[dict]], chat_template: str | None = None,
+                            **kwargs):
+        """`ProcessorMixin.apply_chat_template`, with all its arguments (tools, documents, tokenize, return_dict,
+        return_assistant_tokens_mask, processor_kwargs, ...), for chat templates that expect text content, as
+        Llama-2-chat's and most LLMs' do: structured image parts (`{"type": "image", "image"|"url"|"path": ...}`, or
+        OpenAI's `image_url`) are written as `image_token` placeholders on a line before the message's text, as
+        training laid them out, and handed to the processor as its images. LLaVA-style string content passes as is."""
+        conversations, batched = self._normalize_conversations(conversation)
+        rendered, images = [], []
+        for chat in conversations:
+            messages, chat_images = [], []
             for message in chat:
-                content = message["content"]
+                content = message.get("content")
                 if isinstance(content, list):
                     parts = []
                     for part in content:
                         if part.get("type") == "image":
-                            images.append(part.get("image") or part.get("url") or part.get("path"))
+                            chat_images += [part[key] for key in ("image", "url", "path", "base64") if key in part]
                             parts.append(self.image_token)
                         elif part.get("type") == "text":
                             parts.append(part["text"])
                         else:
-                            raise ValueError(f"unsupported message part {part.get('type')!r} (only image and text)")
+                            raise ValueError(f"unsupported message part {part.get('type')!r}: this model takes "
+                                             "text and images")
                     content = "\n".join(parts)
                 messages.append({**message, "content": content})
-            texts.append(self.render(messages, add_generation_prompt, continue_final_message=continue_final_message))
-        if not tokenize:
-            return texts if batched else texts[0]
-        return self(text=texts, images=images or None, return_tensors=return_tensors, **(processor_kwargs or {}))
+            rendered.append(messages)
+            images.append(chat_images)
+        processor_kwargs = dict(kwargs.pop("processor_kwargs", None) or {})
+        if any(images):
+            processor_kwargs["images"] = images if batched else images[0]
+        return super().apply_chat_template(rendered if batched else rendered[0], chat_template=chat_template,
+                                           processor_kwargs=processor_kwargs, **kwargs)
 
     def preprocess_images(self, images) -> torch.Tensor:
         """Paths, URLs or PIL images -> (num_images, 3, H, W); EXIF orientation and RGB conversion via `load_image`.
         An image that cannot be read is a ValueError naming it (a missing file, not a base64 "Incorrect padding")."""
         return self.image_processor([read_image(image) for image in images], return_tensors="pt")["pixel_values"]
 
-    def __call__(
-        self,
-        text: str | list[str] | None = None,
-        images=None,
-        image_embeds: torch.Tensor | None = None,
-        return_tensors: str | None = "pt",
-        **tokenizer_kwargs,
-    ) -> BatchFeature:
-        """Tokenize prompts that contain `image_token` placeholders, one per image, images in reading order across the
-        batch. Give `images` (a list, or one list per prompt) or `image_embeds` (cached tower outputs, one row per
-        image). Prompts that begin with the BOS token (chat-template output) get no second BOS."""
-        texts = [text] if isinstance(text, str) else list(text)
+    def replace_image_token(self, image_inputs: dict, image_idx: int, **kwargs) -> str:
+        return self.image_token * self.num_image_tokens
+
+    def __call__(self, images=None, text: str | list[str] | None = None, videos=None, audio=None,
+                 image_embeds: torch.Tensor | None = None, **kwargs: Unpack[ProcessingKwargs]) -> BatchFeature:
+        """transformers' processor call: prompts with one `image_token` per image (images in reading order across
+        the batch: a list, or one list per prompt), image options in `images_kwargs`, tokenizer options in
+        `text_kwargs` (or as plain keywords), `return_tensors` as you ask. `image_embeds` (cached tower outputs, one
+        row per image) may stand in for `images`. Prompts that begin with the BOS token (chat-template output) get no
+        second BOS."""
         if images is not None and image_embeds is not None:
             raise ValueError("Pass images or image_embeds, not both")
-        images = flatten_images(images)
+        if videos is not None or audio is not None:
+            raise ValueError("this model takes text and images only (videos= and audio= are not supported yet)")
+        if text is None:
+            raise ValueError("text is required: a prompt with one image_token per image")
+        texts = [text] if isinstance(text, str) else list(text)
+        images = [read_image(image) for image in flatten_images(images)]
         num_placeholders = [prompt.count(self.image_token) for prompt in texts]
         num_images = len(images) if image_embeds is None else image_embeds.shape[0]
         if sum(num_placeholders) != num_images:
@@ -132,17 +139,14 @@ class NextGPTProcessor(ProcessorMixin):
                 f"{num_placeholders}) but {num_images} images were given"
             )
         bos = self.tokenizer.bos_token
-        tokenizer_kwargs.setdefault("add_special_tokens", not (bos and all(t.startswith(bos) for t in texts)))
-        features = dict(
-            self.tokenizer(
-                [self.expand_image_tokens(t) for t in texts], return_tensors=return_tensors, **tokenizer_kwargs
-            )
-        )
-        if images:
-            features["pixel_values"] = self.preprocess_images(images)
-        elif image_embeds is not None:
-            features["image_embeds"] = image_embeds
-        return BatchFeature(features, tensor_type=return_tensors)
+        if "add_special_tokens" not in kwargs and "add_special_tokens" not in kwargs.get("text_kwargs", {}):
+            kwargs["add_special_tokens"] = not (bos and all(prompt.startswith(bos) for prompt in texts))
+        if image_embeds is None:
+            return super().__call__(images=images or None, text=texts, **kwargs)
+        merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
+        features = dict(self.tokenizer([self.expand_image_tokens(t) for t in texts], **merged["text_kwargs"]))
+        features["image_embeds"] = image_embeds
+        return BatchFeature(features, tensor_type=merged["text_kwargs"].get("return_tensors"))
 
     def tokenize_conversation(self, messages: list[dict], num_images: int, max_length: int | None = None) -> dict:
         """One conversation -> `input_ids`, `attention_mask` and `labels` (lists), checked against `num_images`.

@@ -261,7 +261,8 @@ class NextGPTServer(ThreadingHTTPServer):
         chat = to_chat(body.get("messages"), self.image_root, self.limits)
         options = sampling_options(body)
         try:
-            inputs = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+            inputs = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True,
+                                                        return_dict=True, return_tensors="pt")
         except ValueError as error:  # e.g. an <image> typed into the text without its image
             raise RequestError(str(error), "messages") from None
         try:

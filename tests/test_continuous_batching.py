@@ -25,7 +25,7 @@ def job_for(processor, question: str, image_seed: int | None = None, streamed: b
     content = question if image_seed is None else f"<image>\n{question}"
     prompt = processor.render([{"role": "user", "content": content}], add_generation_prompt=True)
     images = None if image_seed is None else [random_image(image_seed)]
-    inputs = dict(processor(text=prompt, images=images))
+    inputs = dict(processor(text=prompt, images=images, return_tensors="pt"))
     return Job(inputs, {"max_new_tokens": 8, **options}, streamed)
 
 

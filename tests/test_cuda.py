@@ -97,7 +97,7 @@ def test_compiled_fast_path_equals_generate_on_cuda(tiny_folder):
     prompts = [processor.render([{"role": "user", "content": f"<image>\n{q}"}], add_generation_prompt=True)
                for q in ("what shape is it?", "is there a red circle what colour is it?")]
     image = str(REPO_ROOT / "examples" / "red_circle.png")
-    batch = processor(text=prompts, images=[image, image], padding=True).to("cuda")
+    batch = processor(text=prompts, images=[image, image], padding=True, return_tensors="pt").to("cuda")
     fast = FastGenerator(model)
     assert fast.compile_step
     reference = model.generate(**batch, max_new_tokens=20, do_sample=False)
@@ -123,7 +123,7 @@ def test_continuous_batching_on_cuda_gives_each_request_its_own_tokens(tiny_fold
 
     def job(question: str, max_new_tokens: int) -> Job:
         text = processor.render([{"role": "user", "content": f"<image>\n{question}"}], add_generation_prompt=True)
-        return Job(dict(processor(text=text, images=[image])), {"max_new_tokens": max_new_tokens})
+        return Job(dict(processor(text=text, images=[image], return_tensors="pt")), {"max_new_tokens": max_new_tokens})
 
     batcher = ContinuousBatcher(model, processor.tokenizer, end_ids=set(), max_batch_size=4, cache_bytes=2**20)
     assert batcher.fast.compile_step
@@ -158,7 +158,7 @@ def test_pipeline_and_inference_use_the_fast_path_on_cuda(tiny_folder):
     answer = vqa(image=image, question="what shape is it?", max_new_tokens=6)
     assert model._fast_generator is not None and model._fast_generator.compile_step
     text = processor.render([{"role": "user", "content": "<image>\nwhat shape is it?"}], add_generation_prompt=True)
-    inputs = processor(text=text, images=[image]).to("cuda")
+    inputs = processor(text=text, images=[image], return_tensors="pt").to("cuda")
     reference = model.generate(**inputs, max_new_tokens=6, do_sample=False)[0, inputs["input_ids"].shape[1]:]
     assert answer == [{"answer": processor.tokenizer.decode(reference, skip_special_tokens=True).strip()}]
 
@@ -178,7 +178,7 @@ def test_server_answers_through_the_fast_path_on_cuda(tiny_folder):
         assert server.queue.fast.compile_step and server.queue.steps_by_rows
         chat = [{"role": "user", "content": "<image>\nwhat shape is it?"}]
         inputs = processor(text=processor.render(chat, add_generation_prompt=True),
-                           images=[str(REPO_ROOT / "examples" / "red_circle.png")]).to("cuda")
+                           images=[str(REPO_ROOT / "examples" / "red_circle.png")], return_tensors="pt").to("cuda")
         reference = model.generate(**inputs, max_new_tokens=6, do_sample=False)[0, inputs["input_ids"].shape[1]:]
         expected = processor.tokenizer.decode(reference, skip_special_tokens=True).strip()
         assert json.loads(text)["choices"][0]["message"]["content"] == expected

@@ -103,7 +103,7 @@ def test_fast_path_gives_generate_s_tokens_on_the_shipped_model(default_folder):
     prompts = [processor.render([{"role": "user", "content": f"<image>\n{question}"}], add_generation_prompt=True)
                for question in questions]
     images = [str(REPO_ROOT / "examples" / name) for name in ("red_triangle.png", "red_circle.png")]
-    inputs = processor(text=prompts, images=images, padding=True)
+    inputs = processor(text=prompts, images=images, padding=True, return_tensors="pt")
     reference = model.generate(**inputs, max_new_tokens=24, do_sample=False)
     assert torch.equal(model.fast_generate(**inputs, max_new_tokens=24), reference)
 

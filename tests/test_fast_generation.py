@@ -16,7 +16,7 @@ def setup(make_processor):
                  "Colour?"]
     prompts = [processor.render([{"role": "user", "content": f"<image>\n{q}"}], add_generation_prompt=True)
                for q in questions]
-    batch = processor(text=prompts, images=[random_image(i) for i in range(3)], padding=True)
+    batch = processor(text=prompts, images=[random_image(i) for i in range(3)], padding=True, return_tensors="pt")
     return model, processor, batch
 
 

@@ -133,10 +133,10 @@ def test_batched_left_padded_generation_equals_one_by_one(make_processor):
                for q in questions]
     images = [random_image(1), random_image(2)]
     generate = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False)
-    batch = processor(text=prompts, images=images, padding=True)
+    batch = processor(text=prompts, images=images, padding=True, return_tensors="pt")
     batched = model.generate(**batch, **generate)[:, batch["input_ids"].shape[1]:]
     for row, (prompt, image) in enumerate(zip(prompts, images)):
-        single = processor(text=prompt, images=[image])
+        single = processor(text=prompt, images=[image], return_tensors="pt")
         alone = model.generate(**single, **generate)[:, single["input_ids"].shape[1]:]
         assert torch.equal(batched[row], alone[0])
 

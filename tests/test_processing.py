@@ -1,5 +1,7 @@
 """The processor: chat templates, placeholder expansion, labels, truncation and ImageBind's preprocessing."""
 
+from collections.abc import Mapping
+
 import numpy as np
 import pytest
 import torch
@@ -60,7 +62,7 @@ def test_llama2_template_is_the_fallback_and_has_one_bos(tokenizer):
     assert processor.chat_template == LLAMA2_CHAT_TEMPLATE
     text = processor.render(CONVERSATION[:1], add_generation_prompt=True)
     assert text == f"{tokenizer.bos_token}[INST] <image>\nWhat shape is in the image? [/INST]"
-    ids = processor(text=text, images=[random_image()])["input_ids"][0].tolist()
+    ids = processor(text=text, images=[random_image()], return_tensors="pt")["input_ids"][0].tolist()
     assert ids.count(tokenizer.bos_token_id) == 1 and ids[0] == tokenizer.bos_token_id
     example = processor.build_training_example(CONVERSATION, images=[random_image()])
     assert example["input_ids"].count(tokenizer.bos_token_id) == 2  # one per [INST] turn, as Llama-2-chat expects
@@ -82,14 +84,14 @@ def test_image_embeds_are_passed_through_aligned_with_placeholders(make_processo
     example = processor.build_training_example(conversation, image_embeds=embeds)
     assert example["image_embeds"] is embeds
     assert example["input_ids"].count(processor.image_token_id) == 2 * config.num_image_tokens
-    batch = processor(text=["<image> one", "two <image>"], image_embeds=embeds, padding=True)
+    batch = processor(text=["<image> one", "two <image>"], image_embeds=embeds, padding=True, return_tensors="pt")
     assert (batch["input_ids"] == processor.image_token_id).sum() == 2 * config.num_image_tokens
 
 
 def test_placeholder_and_image_counts_must_agree(make_processor):
     processor = make_processor(tiny_config("embedding"))
     with pytest.raises(ValueError, match=r"1 <image> placeholders \(per prompt: \[1, 0\]\) but 2 images"):
-        processor(text=["<image> a", "b"], images=[random_image(), random_image()])
+        processor(text=["<image> a", "b"], images=[random_image(), random_image()], return_tensors="pt")
     with pytest.raises(ValueError, match=r"2 <image> placeholders but 1 images"):
         processor.build_training_example(
             [{"role": "user", "content": "<image><image>"}, {"role": "assistant", "content": "x"}],
@@ -145,8 +147,86 @@ def test_imagebind_preprocessing_matches_the_reference_and_honours_exif(make_pro
 def test_unreadable_images_are_named_in_one_clear_error(make_processor, tmp_path):
     processor = make_processor(tiny_config("embedding"))
     with pytest.raises(ValueError, match=r"image not found: .*missing.png"):
-        processor(text="<image> hi", images=[str(tmp_path / "missing.png")])
+        processor(text="<image> hi", images=[str(tmp_path / "missing.png")], return_tensors="pt")
     random_image(0).save(tmp_path / "whole.png")
     (tmp_path / "truncated.png").write_bytes((tmp_path / "whole.png").read_bytes()[:300])
     with pytest.raises(ValueError, match=r"image .*truncated.png cannot be read"):
-        processor(text="<image> hi", images=[str(tmp_path / "truncated.png")])
+        processor(text="<image> hi", images=[str(tmp_path / "truncated.png")], return_tensors="pt")
+
+
+# The same prompt layout twice: for our processor (text content; structured parts are written as "<image>\n" + text)
+# and for Llava's (structured content rendered by the template itself).
+TEXT_CONTENT_TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+STRUCTURED_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}{% if c['type'] == 'image' %}<image>\n"
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{{ '\n' }}{% endfor %}"
+)
+
+
+@pytest.fixture
+def ours_and_llava(tokenizer):
+    from transformers import LlavaProcessor
+
+    ours = NextGPTProcessor(imagebind_image_processor(), tokenizer, chat_template=TEXT_CONTENT_TEMPLATE)
+    llava = LlavaProcessor(imagebind_image_processor(), tokenizer, patch_size=224, chat_template=STRUCTURED_TEMPLATE)
+    return ours, llava
+
+
+def structured_chat(seed: int, question: str) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image", "image": random_image(seed)},
+                                         {"type": "text", "text": question}]}]
+
+
+def same(ours, theirs) -> None:
+    assert type(ours) is type(theirs)
+    if isinstance(theirs, Mapping):
+        assert set(ours) == set(theirs)
+        for key in theirs:
+            same(ours[key], theirs[key])
+    elif isinstance(theirs, torch.Tensor):
+        assert torch.equal(ours, theirs)
+    elif isinstance(theirs, np.ndarray):
+        assert np.array_equal(ours, theirs)
+    elif isinstance(theirs, list) and theirs and isinstance(theirs[0], (np.ndarray, torch.Tensor, list)):
+        assert len(ours) == len(theirs)
+        for mine, other in zip(ours, theirs):
+            same(mine, other)
+    else:
+        assert ours == theirs
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"tokenize": True},
+    {"tokenize": True, "return_dict": True},
+    {"tokenize": True, "return_dict": True, "return_tensors": "pt"},
+    {"tokenize": True, "return_dict": True, "return_tensors": "pt", "processor_kwargs": {"padding": True}},
+    {"tokenize": True, "return_dict": True, "add_generation_prompt": True, "documents": [{"text": "unused"}]},
+], ids=["text", "ids", "dict", "tensors", "padded", "template-options"])
+def test_apply_chat_template_answers_as_a_transformers_vlm_processor_does(ours_and_llava, options):
+    ours, llava = ours_and_llava
+    single = structured_chat(0, "What shape is it?")
+    batch = [single, structured_chat(1, "And its colour, please?")]
+    for conversation in (single, batch) if options.get("processor_kwargs") else (single,):
+        same(ours.apply_chat_template(conversation, **options), llava.apply_chat_template(conversation, **options))
+
+
+def test_the_call_takes_transformers_argument_order_and_typed_kwargs(ours_and_llava):
+    ours, llava = ours_and_llava
+    image, prompt = random_image(0), "user: <image>\nWhat shape is it?"
+    same(ours(image, prompt), llava(image, prompt))  # images first, lists unless tensors are asked for
+    same(ours(images=[image], text=[prompt], return_tensors="pt"), llava(images=[image], text=[prompt],
+                                                                        return_tensors="pt"))
+    small = {"size": {"shortest_edge": 112}, "crop_size": {"height": 112, "width": 112}}
+    out = ours(image, prompt, images_kwargs=small, text_kwargs={"padding": "max_length", "max_length": 40},
+               return_tensors="pt")
+    assert out["pixel_values"].shape == (1, 3, 112, 112) and out["input_ids"].shape == (1, 40)
+    for modality in ("videos", "audio"):
+        with pytest.raises(ValueError, match="text and images only"):
+            ours(text=prompt, images=[image], **{modality: [np.zeros(16000)]})
+
+
+def test_a_chat_template_passed_by_the_caller_is_used(ours_and_llava):
+    ours, _ = ours_and_llava
+    chat = structured_chat(0, "Which shape?")
+    assert ours.apply_chat_template(chat, chat_template="{{ messages[0]['content'] | upper }}") == "<IMAGE>\nWHICH SHAPE?"

@@ -27,7 +27,7 @@ FRESH_PROCESS = textwrap.dedent(
         logits = model(**inputs).logits
     torch.save(logits, folder + "/logits_fresh.pt")
     text = processor.render([{"role": "user", "content": "<image>\\nWhat is it?"}], add_generation_prompt=True)
-    prompt = processor(text=text, images=[image_path])
+    prompt = processor(text=text, images=[image_path], return_tensors="pt")
     ids = generator.generate(**prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False)
     vqa = pipeline("visual-question-answering", model=folder, trust_remote_code=True)
     answers = vqa(image=Image.open(image_path), question="What is it?", max_new_tokens=4)
@@ -50,7 +50,7 @@ def test_fresh_process_loads_everything_through_remote_code(tmp_path, make_proce
     processor.save_pretrained(folder)
     image_path = tmp_path / "image.png"
     random_image(5).save(image_path)
-    inputs = dict(processor(text="<image> describe", images=[str(image_path)]))
+    inputs = dict(processor(text="<image> describe", images=[str(image_path)], return_tensors="pt"))
     torch.save(inputs, folder / "inputs.pt")
     with torch.no_grad():
         logits = model(**inputs).logits

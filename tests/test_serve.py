@@ -75,7 +75,8 @@ def test_answer_equals_generate_and_streaming_gives_the_same_text(tiny):
     processor, model = tiny.processor, tiny.model
     chat = [{"role": "user", "content": [{"type": "image", "image": image},
                                          {"type": "text", "text": "What shape is this?"}]}]
-    inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+    inputs = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                            return_tensors="pt")
     expected = model.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1]:]
     assert reply["choices"][0]["message"] == {
         "role": "assistant", "content": processor.tokenizer.decode(expected, skip_special_tokens=True).strip()}
