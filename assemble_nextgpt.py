@@ -13,6 +13,7 @@ from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from cli import DTYPES, ArgumentParser, missing_local_folder
 from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_processor
 from imagebind_vision import ImageBindVisionModel
+from model_card import assembled_card_data, write_model_card
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
 from vision_tower import TOWER_CLASSES
@@ -91,7 +92,6 @@ def assemble_from_models(
     return model, processor
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--llm", required=True, help="the LLM: a folder or hub id")
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model.save_pretrained(args.output)
     processor.save_pretrained(args.output)
+    write_model_card(args.output, assembled_card_data(model.config, llm=args.llm, vision_tower=args.vision_tower))
     print(args.output)
     return 0
 

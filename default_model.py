@@ -49,6 +49,7 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
     from peft import PeftModel
 
     from assemble_nextgpt import EFFICIENTNET_LITE0, assemble_nextgpt
+    from model_card import assembled_card_data, write_model_card
 
     recipe = json.load(open(os.path.join(weights_dir, "recipe.json")))
     model, processor = assemble_nextgpt(
@@ -60,6 +61,15 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
     processor.save_pretrained(partial)
+    card = assembled_card_data(model.config, llm=recipe["llm"], vision_tower=recipe["vision_tower"],
+                               llm_licence="apache-2.0")  # SmolLM2's; its pip package carries no card
+    card["training"].append({
+        "stage": "1 and 2", "method": "LoRA r=16 on q/k/v/o and the projector, merged",
+        "data": ["easy-VQA (convert_easy_vqa.py)"],
+        "commands": "scripts/train_easy_vqa.sh (weights/easy_vqa/README.md)",
+        "eval": {"easy-VQA test accuracy (%)": 98.90},
+    })
+    write_model_card(partial, card, title="nano-NextGPT default model (SmolLM2-135M + EfficientNet-Lite0, easy-VQA)")
     shutil.rmtree(output_dir, ignore_errors=True)
     os.replace(partial, output_dir)
     return output_dir

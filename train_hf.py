@@ -37,6 +37,7 @@ from assemble_nextgpt import assemble_nextgpt
 from checkpoints import MarkCompleteCheckpoints, checkpoint_to_resume
 from cli import DTYPES
 from modeling_nextgpt import NextGPTForConditionalGeneration
+from model_card import assembled_card_data, read_card_data, training_record, write_model_card
 from packed_attention import enable_packed_attention
 from processing_nextgpt import NextGPTProcessor
 from training_data import DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
@@ -233,11 +234,13 @@ def base_state_dict_without_lora(base: NextGPTForConditionalGeneration) -> dict[
     return state
 
 
-def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArguments, dtype: torch.dtype) -> str:
+def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArguments, *, dtype: torch.dtype,
+               eval_metrics: dict | None = None) -> str:
     """Write `output_dir/final` atomically: everything goes to `final.partial`, which is renamed when complete.
 
     LoRA runs keep the adapter (with the trained projector) beside the base model, or merge it (`--merge_lora`).
-    A quantized (QLoRA) run's base is saved in `dtype` (the frozen weights'), reloaded from `--model_name_or_path`."""
+    A quantized (QLoRA) run's base is saved in `dtype` (the frozen weights'), reloaded from `--model_name_or_path`.
+    The model card is the starting folder's (or the assembled parts') with this run's record added."""
     final = os.path.join(trainer.args.output_dir, "final")
     partial = final + ".partial"
     if trainer.is_world_process_zero() and os.path.exists(partial):
@@ -259,6 +262,11 @@ def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArgum
                 base = model.get_base_model()
                 base.save_pretrained(partial, state_dict=base_state_dict_without_lora(base))
         processor.save_pretrained(partial)
+        card = (args.model_name_or_path and read_card_data(args.model_name_or_path)) or assembled_card_data(
+            trainer.model.config, llm=args.llm or args.model_name_or_path, vision_tower=args.vision_tower or
+            args.model_name_or_path)
+        card["training"].append(training_record(args, trainer.args, trainer.state, eval_metrics))
+        write_model_card(partial, card, title=os.path.basename(os.path.normpath(trainer.args.output_dir)))
         if os.path.exists(final):
             shutil.rmtree(final)
         os.replace(partial, final)
@@ -376,6 +384,7 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     with disable_input_dtype_casting(model, active=training_args.bf16 or training_args.fp16):
         trainer.train(resume_from_checkpoint=resume)
 
+    metrics = None
     if training_args.do_eval and "eval" in datasets:
         metrics = trainer.evaluate()
         if trainer.is_world_process_zero():
@@ -388,7 +397,7 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
             metrics.update({f"eval_vqa_{key}": value for key, value in vqa_metrics.items()})
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
-    final = save_final(trainer, processor, args, dtype) if args.save_final else None
+    final = save_final(trainer, processor, args, dtype=dtype, eval_metrics=metrics) if args.save_final else None
     if trainer.is_world_process_zero():
         plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
         with open(os.path.join(training_args.output_dir, "log_history.json"), "w") as handle:

@@ -29,3 +29,23 @@ def test_assemble_nextgpt_has_a_command_line_that_names_a_missing_folder():
     missing = subprocess.run([sys.executable, script, "--llm", "./no/such/llm", "--vision_tower", "efficientnet-lite0",
                               "--output", "unused"], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and missing.stderr.strip() == "error: --llm ./no/such/llm: no such folder"
+
+
+def test_an_assembled_model_gets_a_card_with_its_parts_and_their_licences(tokenizer_dir, tmp_path):
+    from huggingface_hub import ModelCard
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from assemble_nextgpt import main as assemble
+    from conftest import tiny_text_config
+
+    llm = tmp_path / "llm"
+    LlamaForCausalLM(LlamaConfig(**tiny_text_config())).save_pretrained(llm)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(llm)
+    (llm / "README.md").write_text("---\nlicense: llama2\n---\n# a tiny LLM\n")
+    assert assemble(["--llm", str(llm), "--vision_tower", "efficientnet-lite0", "--output", str(tmp_path / "out")]) == 0
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert (card.data.pipeline_tag, card.data.library_name, card.data.license) == (
+        "image-text-to-text", "transformers", "other")  # two licences: the card's table names each
+    parts = card.data.to_dict()["nextgpt"]["parts"]
+    assert (parts["llm"]["licence"], parts["vision_tower"]["licence"]) == ("llama2", "apache-2.0")
+    assert "| language model | `" in card.text and "apply_chat_template" in card.text

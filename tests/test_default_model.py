@@ -21,6 +21,14 @@ def test_assembly_is_cached(default_folder, model_cache):
     assert not any(name.endswith(".partial") for name in os.listdir(model_cache))
 
 
+def test_the_shipped_model_has_a_card(default_folder):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(os.path.join(default_folder, "README.md"))
+    assert (card.data.license, card.data.pipeline_tag) == ("apache-2.0", "image-text-to-text")
+    assert "98.9" in card.text and "EfficientNet-Lite0" in card.text
+
+
 def test_the_cache_key_covers_every_code_file_the_model_ships(default_folder):
     """An edit to any shipped file (the fast decoder's kernels too) makes a new cached model, not a stale one."""
     shipped = {name for name in os.listdir(default_folder) if name.endswith(".py")}

@@ -99,6 +99,15 @@ def test_stage2_lora_changes_projector_and_attention_only(stage1_folder, easy_vq
     else:
         assert not any(key.startswith("language_model.") for key in diff)
     assert not any(key.startswith("vision_tower.") for key in diff)
+    # Its card carries stage 1's record (from the starting folder's card) and adds this run's.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(final / "README.md")
+    assert (card.data.pipeline_tag, card.data.library_name) == ("image-text-to-text", "transformers")
+    stages = card.data.to_dict()["nextgpt"]["training"]
+    assert [record["stage"] for record in stages] == [1, 2] and stages[1]["steps"] == 2
+    assert ("merged" if merge else "adapter beside the base model") in stages[1]["method"]
+    assert stages[1]["hyperparameters"]["lora_r"] == 4 and "### Stage 2: LoRA" in card.text
 
     # The final folder, merged or adapter, loads through remote code in a fresh process and gives the trained logits.
     model = trainer.model.eval()
@@ -359,6 +368,10 @@ def test_do_eval_reports_vqa_accuracy_and_eval_command_works(stage1_folder, easy
            "--output_dir", str(tmp_path), "--max_steps", "1", *COMMON])
     metrics = json.load(open(tmp_path / "eval_results.json"))
     assert {"eval_loss", "eval_vqa_accuracy", "eval_vqa_count/yes/no"} <= metrics.keys()
+    from model_card import read_card_data
+
+    record = read_card_data(str(tmp_path / "final"))["training"][-1]
+    assert record["eval"]["eval_vqa_accuracy"] == metrics["eval_vqa_accuracy"]
 
     from eval_vqa import main as eval_main
 
