@@ -5,7 +5,8 @@ conversations (projector + LoRA, QLoRA with --load_in_4bit, or --full_finetune),
 Every TrainingArguments option passes straight through (--bf16, --gradient_checkpointing, --per_device_train_batch_size,
 --resume_from_checkpoint, ...). Launch on several GPUs with `accelerate launch` or `torchrun`; see the README.
 Micro-batches are packed without padding (--packing) and, on CUDA with liger-kernel, the LLM runs Liger's fused
-kernels (--fused_kernels); the README's "How training is made fast" says what each buys.
+kernels (--fused_kernels); the README's "How training is made fast" says what each buys. The final folder
+(output_dir/final) holds a model card with the run's record; --push_to_hub --hub_model_id USER/NAME uploads it.
 
     python train_hf.py --stage 1 --llm meta-llama/Llama-2-7b-chat-hf --vision_tower imagebind_huge.pth \\
         --data_path captions.jsonl --image_folder images --output_dir outputs/stage1 --cache_image_embeds --bf16
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 from peft.helpers import disable_input_dtype_casting
+from transformers.utils.hub import hf_api
 from transformers import (
     BitsAndBytesConfig,
     HfArgumentParser,
@@ -245,7 +247,8 @@ def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArgum
     partial = final + ".partial"
     if trainer.is_world_process_zero() and os.path.exists(partial):
         shutil.rmtree(partial)
-    trainer.save_model(partial)  # gathers sharded (FSDP) weights; for LoRA, writes the adapter
+    # Gathers sharded (FSDP) weights; for LoRA, writes the adapter. (Internal: no push of a half-written folder.)
+    trainer.save_model(partial, _internal_call=True)
     model = trainer.model
     if trainer.is_world_process_zero():
         if hasattr(model, "peft_config"):
@@ -293,6 +296,24 @@ class NextGPTTrainer(Trainer):
             trained = {name for name, parameter in self.model.named_parameters() if parameter.requires_grad}
             state_dict = {name: tensor for name, tensor in self.model.state_dict().items() if name in trained}
         super()._save(output_dir, state_dict)
+
+    # What is worth pushing is output_dir/final, complete and with its model card, once training is done; the
+    # Trainer's own pushes (each checkpoint, output_dir) would upload checkpoint files instead.
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        self.hub_model_id = self.args.hub_model_id or os.path.basename(os.path.normpath(self.args.output_dir))
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        pass
+
+    def push_to_hub(self, commit_message: str | None = "End of training", **kwargs):
+        """Uploads output_dir/final (the model, its processor and card) to the repo of --hub_model_id."""
+        if not self.is_world_process_zero():
+            return None
+        api = hf_api()
+        repo_id = api.create_repo(self.hub_model_id, private=self.args.hub_private_repo, token=self.args.hub_token,
+                                  exist_ok=True).repo_id
+        return api.upload_folder(repo_id=repo_id, folder_path=os.path.join(self.args.output_dir, "final"),
+                                 commit_message=commit_message, token=self.args.hub_token)
 
     def _issue_warnings_after_load(self, load_result) -> None:
         frozen = {name for name, parameter in self.model.named_parameters() if not parameter.requires_grad}
@@ -398,6 +419,8 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
     final = save_final(trainer, processor, args, dtype=dtype, eval_metrics=metrics) if args.save_final else None
+    if final and training_args.push_to_hub:
+        trainer.push_to_hub()
     if trainer.is_world_process_zero():
         plot_loss_curve(trainer.state.log_history, os.path.join(training_args.output_dir, "loss_curve.png"))
         with open(os.path.join(training_args.output_dir, "log_history.json"), "w") as handle:

@@ -412,3 +412,63 @@ def test_two_process_stage1_keeps_ranks_identical(tiny_folder, easy_vqa_data, tm
         assert torch.equal(rank0[key], rank1[key])
         assert not torch.equal(rank0[key], initial[key])
     assert (tmp_path / "out" / "final" / "model.safetensors").is_file()
+
+
+LOAD_FROM_HUB = """
+import sys, torch
+from transformers import AutoModel, AutoProcessor, pipeline
+repo, batch_path, out_path = sys.argv[1:]
+model = AutoModel.from_pretrained(repo, trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained(repo, trust_remote_code=True)
+torch.save(model(**torch.load(batch_path)).logits, out_path)
+vqa = pipeline("visual-question-answering", model=repo, trust_remote_code=True)
+print(vqa(image=sys.argv[2].replace("batch.pt", "image.png"), question="What shape?", max_new_tokens=2))
+"""
+
+
+def test_push_to_hub_round_trips_stage1_and_stage2_outputs(stage1_folder, easy_vqa_data, tmp_path, monkeypatch):
+    """Pushed through transformers' own Hub client (a stand-in that commits into a local hub cache), then read back
+    by repository id in a fresh process, offline, with an empty remote-code cache: the logits of the folder pushed."""
+    from huggingface_hub import ModelCard
+    from transformers import AutoModel, AutoProcessor
+
+    from conftest import random_image
+    from hub_stand_in import install
+
+    hub = install(monkeypatch, str(tmp_path / "hub"))
+    # Stage 1, the transformers way: model and processor each pushed by their own push_to_hub.
+    AutoModel.from_pretrained(stage1_folder, trust_remote_code=True).push_to_hub("someone/stage1")
+    AutoProcessor.from_pretrained(stage1_folder, trust_remote_code=True).push_to_hub("someone/stage1")
+    # Stage 2, merged and adapter beside its base: train_hf.py --push_to_hub uploads its final folder, card included.
+    sources = {"someone/stage1": stage1_folder}
+    for kind, extra in (("merged", ["--merge_lora"]), ("adapter", [])):
+        output = tmp_path / kind
+        train(["--train_instruct", "--model_name_or_path", str(stage1_folder), "--data_path",
+               str(easy_vqa_data / "conversations.json"), "--output_dir", str(output), "--max_steps", "1",
+               "--lora_r", "4", "--learning_rate", "1e-2", "--push_to_hub", "--hub_model_id",
+               f"someone/stage2-{kind}", *COMMON, *extra])
+        sources[f"someone/stage2-{kind}"] = output / "final"
+    assert [repo for repo, _, _ in hub.commits] == ["someone/stage1", "someone/stage1", "someone/stage2-merged",
+                                                     "someone/stage2-adapter"]
+    assert "adapter_model.safetensors" in hub.commits[-1][2] and "README.md" in hub.commits[-1][2]
+
+    processor = AutoProcessor.from_pretrained(stage1_folder)
+    random_image(5).save(tmp_path / "image.png")
+    batch = processor(images=[str(tmp_path / "image.png")], text=processor.render(
+        [{"role": "user", "content": "<image>\nWhat shape?"}], add_generation_prompt=True), return_tensors="pt")
+    torch.save(dict(batch), tmp_path / "batch.pt")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    for index, (repo, source) in enumerate(sources.items()):
+        with torch.no_grad():
+            expected = AutoModel.from_pretrained(source, trust_remote_code=True).eval()(**batch).logits
+        result = subprocess.run(
+            [sys.executable, "-c", LOAD_FROM_HUB, repo, str(tmp_path / "batch.pt"), str(tmp_path / "out.pt")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            env={**env, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
+                 "HF_MODULES_CACHE": str(tmp_path / f"modules{index}")})
+        assert result.returncode == 0, f"{repo}: {result.stderr[-3000:]}"
+        torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, atol=1e-5, rtol=1e-5)
+        assert "answer" in result.stdout
+    snapshot = next((tmp_path / "hub" / "models--someone--stage2-adapter" / "snapshots").iterdir())
+    card = ModelCard.load(snapshot / "README.md")
+    assert [record["stage"] for record in card.data.to_dict()["nextgpt"]["training"]] == [1, 2]
