@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -175,11 +176,41 @@ def test_cached_and_live_image_features_give_the_same_losses(tiny_folder, easy_v
     cache_args = ["--cache_image_embeds", "--embedding_cache_dir", str(tmp_path / "cache"),
                   "--embedding_cache_dtype", "float32", "--save_strategy", "no"]
     cached = losses(run_stage1(tiny_folder, easy_vqa_data, tmp_path / "cached", *cache_args))
-    assert len(list((tmp_path / "cache").glob("*.arrow"))) == 1
+    assert len(list((tmp_path / "cache").glob("*/*.arrow"))) == 1
     again = losses(run_stage1(tiny_folder, easy_vqa_data, tmp_path / "again", *cache_args))
-    assert len(list((tmp_path / "cache").glob("*.arrow"))) == 1  # reused, not recomputed
+    assert len(list((tmp_path / "cache").glob("*/*.arrow"))) == 1  # reused, not recomputed
     torch.testing.assert_close(torch.tensor(cached), torch.tensor(live), rtol=1e-5, atol=1e-5)
     assert cached == again
+
+
+def test_the_image_cache_is_shared_per_image_across_stages(tiny_folder, easy_vqa_data, tmp_path):
+    """Stage 2 after stage 1 encodes only the images stage 1 did not; a changed file is encoded again."""
+    from embedding_cache import EmbeddingCache
+    from modeling_nextgpt import NextGPTForConditionalGeneration
+    from processing_nextgpt import NextGPTProcessor
+
+    model = NextGPTForConditionalGeneration.from_pretrained(tiny_folder).eval()
+    processor = NextGPTProcessor.from_pretrained(tiny_folder)
+    images = [json.loads(line)["image"] for line in open(easy_vqa_data / "captions.jsonl")][:6]
+    for image in images[4:]:  # copies, so that the test may touch them
+        shutil.copy(image, tmp_path)
+    images[4:] = [str(tmp_path / os.path.basename(image)) for image in images[4:]]
+
+    def build(paths: list[str]) -> EmbeddingCache:
+        return EmbeddingCache.build(model, processor, paths, str(tmp_path / "cache"), dtype="float32")
+
+    stage1 = build(images[:4])
+    stage2 = build(images[2:])  # two seen by stage 1, two new
+    tables = sorted((tmp_path / "cache").glob("*/*.arrow"))
+    assert sorted(len(table) for table in stage2.tables) == [2, 4] and len(tables) == 2
+    with torch.no_grad():
+        expected = model.encode_images(processor.preprocess_images(images))
+    torch.testing.assert_close(stage2.lookup(images[2:]), expected[2:])
+    torch.testing.assert_close(stage1.lookup(images[:4]), expected[:4])
+    os.utime(images[5], ns=(1, 1))  # the file changed: its features are encoded again, the rest reused
+    again = build(images[2:])
+    assert sorted(len(table) for table in again.tables) == [1, 2, 4]
+    torch.testing.assert_close(again.lookup(images[2:]), expected[2:])
 
 
 class StopAt(TrainerCallback):
