@@ -7,11 +7,11 @@ python3 -m venv .venv
 pip install -q --upgrade pip
 # PyPI's Linux torch wheel is the multi-GB CUDA build: right with an NVIDIA GPU. Without one, PyTorch's CPU index has
 # the CPU build (a tenth of the size); where that index cannot be reached, pip's configured sources decide.
-if nvidia-smi -L >/dev/null 2>&1; then
-    pip install -q torch==2.13.0
+if ! nvidia-smi -L >/dev/null 2>&1 \
+        && python3 -c "import socket; socket.create_connection(('download.pytorch.org', 443), timeout=5)" 2>/dev/null; then
+    pip install -q --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 else
-    pip install -q --timeout 20 --retries 1 --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
-        || pip install -q torch==2.13.0
+    pip install -q torch==2.13.0
 fi
 echo "install.sh: $(python -c 'import torch; print(f"torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}")') ($(nvidia-smi -L >/dev/null 2>&1 && echo 'NVIDIA GPU found' || echo 'no NVIDIA GPU'))" >&2
 pip install -q -e ".${1:+[$1]}"
