@@ -1,6 +1,7 @@
 """NextGPT processor: chat template, image placeholder expansion, image preprocessing and training labels."""
 
 import os
+import re
 from collections.abc import Sequence
 
 import torch
@@ -28,6 +29,8 @@ LLAMA2_CHAT_TEMPLATE = (
     "{% endfor %}"
 )
 IGNORE_INDEX = -100
+# A chat template that reads message parts itself: it looks at a part's type or text.
+TEMPLATE_READS_PARTS = re.compile(r"""\[\s*['"](type|text)['"]\s*\]|\.(type|text)\b""")
 
 
 class NextGPTProcessorKwargs(ProcessingKwargs, total=False):
@@ -77,10 +80,13 @@ class NextGPTProcessor(ProcessorMixin):
     def apply_chat_template(self, conversation: list[dict] | list[list[dict]], chat_template: str | None = None,
                             **kwargs):
         """`ProcessorMixin.apply_chat_template`, with all its arguments (tools, documents, tokenize, return_dict,
-        return_assistant_tokens_mask, processor_kwargs, ...), for chat templates that expect text content, as
-        Llama-2-chat's and most LLMs' do: structured image parts (`{"type": "image", "image"|"url"|"path": ...}`, or
-        OpenAI's `image_url`) are written as `image_token` placeholders on a line before the message's text, as
-        training laid them out, and handed to the processor as its images. LLaVA-style string content passes as is."""
+        return_assistant_tokens_mask, processor_kwargs, ...). A template that reads message parts itself (it looks at
+        a part's `type` or `text`) gets the messages as they are. For one that expects text content, as Llama-2-chat's
+        and most LLMs' do, structured image parts (`{"type": "image", "image"|"url"|"path": ...}`, or OpenAI's
+        `image_url`) are written as `image_token` placeholders on a line before the message's text, as training laid
+        them out, and handed to the processor as its images. LLaVA-style string content passes as is."""
+        if TEMPLATE_READS_PARTS.search(self._resolve_chat_template(chat_template)):
+            return super().apply_chat_template(conversation, chat_template=chat_template, **kwargs)
         conversations, batched = self._normalize_conversations(conversation)
         rendered, images = [], []
         for chat in conversations:
@@ -107,6 +113,14 @@ class NextGPTProcessor(ProcessorMixin):
             processor_kwargs["images"] = images if batched else images[0]
         return super().apply_chat_template(rendered if batched else rendered[0], chat_template=chat_template,
                                            processor_kwargs=processor_kwargs, **kwargs)
+
+    def save_pretrained(self, *args, **kwargs):
+        """`ProcessorMixin.save_pretrained`, which leaves the remote-code `auto_map` it writes on the instance too:
+        removed again, so that `to_dict()` is the same before a save and after a load."""
+        try:
+            return super().save_pretrained(*args, **kwargs)
+        finally:
+            self.__dict__.pop("auto_map", None)
 
     def preprocess_images(self, images) -> torch.Tensor:
         """Paths, URLs or PIL images -> (num_images, 3, H, W); EXIF orientation and RGB conversion via `load_image`.
@@ -207,10 +221,6 @@ class NextGPTProcessor(ProcessorMixin):
         elif images:
             example["pixel_values"] = self.preprocess_images(images)
         return example
-
-    @property
-    def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "pixel_values", "image_embeds"]
 
 
 def read_image(image):
