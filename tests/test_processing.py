@@ -229,4 +229,5 @@ def test_the_call_takes_transformers_argument_order_and_typed_kwargs(ours_and_ll
 def test_a_chat_template_passed_by_the_caller_is_used(ours_and_llava):
     ours, _ = ours_and_llava
     chat = structured_chat(0, "Which shape?")
-    assert ours.apply_chat_template(chat, chat_template="{{ messages[0]['content'] | upper }}") == "<IMAGE>\nWHICH SHAPE?"
+    upper = "{{ messages[0]['content'] | upper }}"  # a text-content template: image parts become <image> lines
+    assert ours.apply_chat_template(chat, chat_template=upper) == "<IMAGE>\nWHICH SHAPE?"

@@ -26,7 +26,8 @@ INAPPLICABLE = {
 FETCH_STAND_IN = f'''
 def url_to_local_path(url, *args, **kwargs):
     """The Hub is unreachable here: image URLs become a bundled example image; other URLs stay as they are."""
-    return {str(REPO_ROOT / "examples" / "red_triangle.png")!r} if url.lower().endswith((".png", ".jpg", ".jpeg")) else url
+    image = url.lower().endswith((".png", ".jpg", ".jpeg"))
+    return {str(REPO_ROOT / "examples" / "red_triangle.png")!r} if image else url
 '''
 
 
