@@ -503,3 +503,23 @@ def test_push_to_hub_round_trips_stage1_and_stage2_outputs(stage1_folder, easy_v
     snapshot = next((tmp_path / "hub" / "models--someone--stage2-adapter" / "snapshots").iterdir())
     card = ModelCard.load(snapshot / "README.md")
     assert [record["stage"] for record in card.data.to_dict()["nextgpt"]["training"]] == [1, 2]
+
+
+def test_the_llm_s_generation_config_survives_both_stages(tiny_folder, easy_vqa_data, tmp_path):
+    """An LLM whose chat turns end with a token other than EOS (several end ids) and that ships sampling defaults
+    keeps them through stage 1 and stage 2, merged or not."""
+    from transformers import GenerationConfig
+
+    start = tmp_path / "start"
+    shutil.copytree(tiny_folder, start)
+    GenerationConfig(eos_token_id=[2, 7], temperature=0.6, top_p=0.9, do_sample=True).save_pretrained(start)
+    run_stage1(start, easy_vqa_data, tmp_path / "stage1", "--max_steps", "1")
+    finals = []
+    for kind, extra in (("merged", ["--merge_lora"]), ("adapter", [])):
+        train(["--train_instruct", "--model_name_or_path", str(tmp_path / "stage1" / "final"), "--data_path",
+               str(easy_vqa_data / "conversations.json"), "--output_dir", str(tmp_path / kind), "--max_steps", "1",
+               "--lora_r", "4", *COMMON, *extra])
+        finals.append(tmp_path / kind / "final")
+    for folder in (tmp_path / "stage1" / "final", *finals):
+        config = GenerationConfig.from_pretrained(folder)
+        assert (config.eos_token_id, config.temperature, config.top_p, config.do_sample) == ([2, 7], 0.6, 0.9, True)
