@@ -222,6 +222,11 @@ class NextGPTProcessor(ProcessorMixin):
             example["pixel_values"] = self.preprocess_images(images)
         return example
 
+    @property
+    def model_input_names(self) -> list[str]:
+        # Text first: the Trainer's length-grouped samplers (batch_rebalance) measure examples by the first name.
+        return self.tokenizer.model_input_names + self.image_processor.model_input_names
+
 
 def read_image(image):
     """`load_image`, with the image named in its errors. A string with a dot that is no URL is a path (base64 has no
