@@ -11,6 +11,7 @@ replayed from a CUDA graph of its own. A row whose client left is freed at the n
 
 import collections
 import queue
+import traceback
 from dataclasses import dataclass
 
 import torch
@@ -156,7 +157,8 @@ class ContinuousBatcher(JobQueue):
             self.tokens[targets] = first
             for index, token in zip(rows, first.tolist()):
                 self._accept(index, token)
-        except Exception as error:  # reported to these requests; the others go on
+        except Exception as error:  # reported to these requests (and to the server's log); the others go on
+            traceback.print_exc()
             for index, job in zip(rows, jobs):
                 if self.rows[index] is not None and self.rows[index].job is job:
                     self._free(index)
@@ -209,6 +211,7 @@ class ContinuousBatcher(JobQueue):
                 ready = torch.cuda.Event()
                 ready.record()
         except Exception as error:  # e.g. out of memory: every request being generated gets it
+            traceback.print_exc()
             for index, row in live:
                 self._free(index)
                 row.job.finish(error=error)
