@@ -9,6 +9,7 @@ import torch
 
 # The precisions the tools' --dtype / --model_dtype flags name (with "auto" where a tool also takes the checkpoint's).
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+LOAD_DTYPES = {"auto": "auto", **DTYPES}  # for loading: "auto" is the checkpoint's own
 
 
 class ArgumentParser(argparse.ArgumentParser):

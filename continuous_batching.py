@@ -19,12 +19,12 @@ import torch
 try:
     from .fast_decoder import LlamaFamilyDecoder
     from .fast_generation import (CACHE_LENGTH_STEP, PROMPT_LENGTH_STEP, FastGenerator, choose_tokens,
-                                  ends_with_stop_string, padded_count, padded_prompt_length)
+                                  ends_with_stop_string, padded_cache_length, padded_count, padded_prompt_length)
     from .generation_queue import GenerationCancelled, Job, JobQueue, left_padded_batch
 except ImportError:
     from fast_decoder import LlamaFamilyDecoder
     from fast_generation import (CACHE_LENGTH_STEP, PROMPT_LENGTH_STEP, FastGenerator, choose_tokens,
-                                 ends_with_stop_string, padded_count, padded_prompt_length)
+                                 ends_with_stop_string, padded_cache_length, padded_count, padded_prompt_length)
     from generation_queue import GenerationCancelled, Job, JobQueue, left_padded_batch
 
 CPU_CACHE_BYTES = 2**30  # the KV cache's default size without a GPU; on one, half the memory free at start
@@ -41,13 +41,13 @@ class Row:
 
 
 class ContinuousBatcher(JobQueue):
-    def __init__(self, model, tokenizer, end_ids: set[int], *, max_batch_size: int = 32, max_waiting: int = 64,
-                 max_prefill_rows: int = 16, cache_bytes: int | None = None):
+    def __init__(self, model, tokenizer, pad_token_id: int, end_ids: set[int], *, max_batch_size: int = 32,
+                 max_waiting: int = 64, max_prefill_rows: int = 16, cache_bytes: int | None = None):
         """`max_batch_size` rows decode together at most; up to `max_prefill_rows` waiting prompts join in one
         prefill. The KV cache takes `cache_bytes` (default: half the GPU memory free now, or CPU_CACHE_BYTES),
         which sets the longest prompt + answer a request may have (`max_length`)."""
         self.fast = FastGenerator(model)
-        self.model, self.tokenizer, self.end_ids = model, tokenizer, end_ids
+        self.model, self.tokenizer, self.pad_token_id, self.end_ids = model, tokenizer, pad_token_id, end_ids
         self.max_prefill_rows = max_prefill_rows
         cache_length = self._cache_length(max_batch_size, cache_bytes)
         self.decoder = LlamaFamilyDecoder(model.language_model, max_batch_size, cache_length, self.fast.layer)
@@ -140,8 +140,7 @@ class ContinuousBatcher(JobQueue):
 
     def _prefill(self, jobs: list[Job], rows: list[int]) -> None:
         try:
-            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-            batch = left_padded_batch([job.inputs for job in jobs], pad)
+            batch = left_padded_batch([job.inputs for job in jobs], self.pad_token_id)
             batch = {name: value.to(self.model.device) for name, value in batch.items()}
             targets = torch.tensor(rows, device=self.model.device)
             with torch.no_grad():
@@ -197,7 +196,7 @@ class ContinuousBatcher(JobQueue):
         live = [(index, row) for index, row in enumerate(self.rows) if row is not None]
         count = min(padded_count(live[-1][0] + 1), len(self.rows))
         slots = max(row.slots for _, row in live) + 1
-        length = min(-(-slots // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP, self.cache_length)
+        length = min(padded_cache_length(slots), self.cache_length)
         try:
             with torch.no_grad():
                 logits = self.decoder.step(self.tokens[:count], self.positions[:count], length)

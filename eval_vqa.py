@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from cli import DTYPES, ArgumentParser
+from cli import LOAD_DTYPES, ArgumentParser
 from training_data import load_records, record_images, record_to_messages
 
 METRIC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics", "vqa_accuracy.py")
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_new_tokens", type=int, default=16)
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N records")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES])
+    parser.add_argument("--dtype", default="auto", choices=list(LOAD_DTYPES))
     parser.add_argument("--blank_images", action="store_true", help="baseline: replace every image with a blank one")
     parser.add_argument("--output", default=None, help="write answers as JSONL here, and the scores beside it")
     parser.add_argument("--fast", action="store_true",
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import AutoModel, AutoProcessor
 
-    dtype = "auto" if args.dtype == "auto" else DTYPES[args.dtype]
-    model = AutoModel.from_pretrained(args.model, trust_remote_code=True, dtype=dtype).to(args.device).eval()
+    model = AutoModel.from_pretrained(args.model, trust_remote_code=True, dtype=LOAD_DTYPES[args.dtype])
+    model = model.to(args.device).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     records = load_records(args.data)[: args.limit]
     try:

@@ -19,6 +19,7 @@ except ImportError:
 
 CACHE_LENGTH_STEP = 256  # cache lengths are rounded up to this, so a few caches and graphs serve every request
 PROMPT_LENGTH_STEP = 32
+STOP_STRING_TOKENS = 8  # a stop string is looked for in the text of this many last tokens
 FINISHED_CHECK_INTERVAL = 16
 MAX_DECODERS = 4  # (batch size, cache length) buckets kept with their caches and graphs; the oldest goes first
 RECOMPILE_LIMIT = 64  # batch sizes, lengths and dtypes each may add a compilation of the one layer function
@@ -55,7 +56,7 @@ class FastGenerator:
         return set(options) <= set(inspect.signature(cls.generate).parameters) - {"self"}
 
     def _decoder_for(self, batch_size: int, slots: int) -> LlamaFamilyDecoder:
-        cache_length = -(-slots // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP
+        cache_length = padded_cache_length(slots)
         key = (batch_size, cache_length)
         decoder = self.decoders.pop(key, None)
         if decoder is None:
@@ -154,7 +155,7 @@ class FastGenerator:
                 streamer.put(tokens.cpu())
             newly_finished = torch.isin(tokens, eos) & ~finished
             if stop_strings:
-                tails = new_tokens[:, max(index - 7, 0): index + 1].tolist()
+                tails = new_tokens[:, max(index + 1 - STOP_STRING_TOKENS, 0): index + 1].tolist()
                 newly_finished |= torch.tensor([ends_with_stop_string(tail, stop_strings, tokenizer) for tail in tails],
                                                device=device) & ~finished
             finished_at.masked_fill_(newly_finished, index)
@@ -179,6 +180,11 @@ def padded_prompt_length(length: int) -> int:
     return -(-length // PROMPT_LENGTH_STEP) * PROMPT_LENGTH_STEP
 
 
+def padded_cache_length(slots: int) -> int:
+    """Cache lengths are rounded up to a multiple of CACHE_LENGTH_STEP: a few caches and graphs serve every length."""
+    return -(-slots // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP
+
+
 def choose_tokens(logits: torch.Tensor, temperature: torch.Tensor | None = None, top_p: torch.Tensor | None = None,
                   noise: torch.Tensor | None = None) -> torch.Tensor:
     """Each row's next token: the most likely without `temperature`, or where a row's temperature is 0; else drawn
@@ -198,9 +204,9 @@ def choose_tokens(logits: torch.Tensor, temperature: torch.Tensor | None = None,
 
 def ends_with_stop_string(tokens: list[int], stop_strings: list[str], tokenizer) -> bool:
     """Whether the last few tokens contain a stop string."""
-    tail = tokenizer.decode(tokens[-8:], skip_special_tokens=True)
+    tail = tokenizer.decode(tokens[-STOP_STRING_TOKENS:], skip_special_tokens=True)
     return any(stop in tail for stop in stop_strings)
 
 
-__all__ = ["FastGenerator", "choose_tokens", "ends_with_stop_string", "padded_count",
+__all__ = ["FastGenerator", "choose_tokens", "ends_with_stop_string", "padded_cache_length", "padded_count",
            "padded_prompt_length"]

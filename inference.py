@@ -14,10 +14,8 @@ from typing import NamedTuple
 
 import torch
 
-from cli import DTYPES as TORCH_DTYPES, ArgumentParser, missing_local_folder
+from cli import LOAD_DTYPES, ArgumentParser, missing_local_folder
 from training_data import check_image_file
-
-DTYPES = {"auto": "auto", **TORCH_DTYPES}  # "auto": the checkpoint's own
 
 
 class InputError(Exception):
@@ -37,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.0, help="0 means greedy")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="auto", choices=list(DTYPES))
+    parser.add_argument("--dtype", default="auto", choices=list(LOAD_DTYPES))
     parser.add_argument("--batch-size", type=int, default=8, help="with --batch: questions per generate call")
     parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                         help="fast generation path (fast_generation.py: own KV cache, Triton kernels, CUDA graphs); "
@@ -73,7 +71,7 @@ def load(args: argparse.Namespace) -> Loaded:
     elif missing_local_folder(source):
         raise InputError(f"--model {source}: no such folder")
     try:
-        model = AutoModel.from_pretrained(source, trust_remote_code=True, dtype=DTYPES[args.dtype])
+        model = AutoModel.from_pretrained(source, trust_remote_code=True, dtype=LOAD_DTYPES[args.dtype])
         processor = AutoProcessor.from_pretrained(source, trust_remote_code=True)
     except (OSError, ValueError) as error:  # not found, not a hub id, unreachable hub
         raise InputError(f"cannot load model {source}: {str(error).splitlines()[0]}") from None

@@ -38,8 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from cli import ArgumentParser
-from continuous_batching import ContinuousBatcher
+from cli import LOAD_DTYPES, ArgumentParser
+from continuous_batching import CPU_CACHE_BYTES, ContinuousBatcher
 from generation_queue import GenerationCancelled, GenerationQueue, Job, QueueFull
 
 DEFAULT_MAX_TOKENS = 256
@@ -239,14 +239,15 @@ class NextGPTServer(ThreadingHTTPServer):
         super().__init__(address, RequestHandler)
         self.model, self.processor, self.model_name = model, processor, model_name
         self.image_root, self.limits, self.api_key = image_root, limits, api_key
+        pad = processor.tokenizer.pad_token_id
+        pad = pad if pad is not None else min(self.eos_ids, default=0)
         if fast:
-            self.queue = ContinuousBatcher(model, processor.tokenizer, self.eos_ids, max_batch_size=max_batch_size,
-                                           max_waiting=limits.max_waiting, cache_bytes=cache_bytes)
+            self.queue = ContinuousBatcher(model, processor.tokenizer, pad, self.eos_ids,
+                                           max_batch_size=max_batch_size, max_waiting=limits.max_waiting,
+                                           cache_bytes=cache_bytes)
             if model.device.type == "cuda":
                 self.queue.warm_up()
         else:
-            pad = processor.tokenizer.pad_token_id
-            pad = pad if pad is not None else min(self.eos_ids, default=0)
             self.queue = GenerationQueue(model.generate, model.device, pad, self.eos_ids,
                                          max_batch_size=max_batch_size, window_s=batch_window_s,
                                          max_waiting=limits.max_waiting, max_length=model.config.context_length)
@@ -500,7 +501,7 @@ def is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from inference import DTYPES, InputError, load
+    from inference import InputError, load
 
     parser = ArgumentParser(__doc__)
     parser.add_argument("--model",
@@ -508,14 +509,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", default="auto", choices=list(DTYPES))
+    parser.add_argument("--dtype", default="auto", choices=list(LOAD_DTYPES))
     parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                         help="fast generation path; default: on with CUDA when the language model is Llama-family")
     parser.add_argument("--image-root", help="allow image file paths (in image_url) under this folder")
     parser.add_argument("--max-batch-size", type=int, default=32, help="requests generated together at most")
     parser.add_argument("--kv-cache-gib", type=float,
                         help="fast path: the KV cache's size, which sets the longest prompt + answer (default: half "
-                             "the GPU memory free after loading, 1 GiB on CPU)")
+                             f"the GPU memory free after loading, {CPU_CACHE_BYTES / 2**30:g} GiB on CPU)")
     parser.add_argument("--batch-window-ms", type=float, default=5.0,
                         help="without the fast path: how long the first request waits for others to share its batch")
     defaults = Limits()

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import torch
 from peft.helpers import disable_input_dtype_casting
-from transformers.utils.hub import hf_api
 from transformers import (
     BitsAndBytesConfig,
     HfArgumentParser,
@@ -34,6 +33,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.utils.hub import hf_api
 
 from assemble_nextgpt import assemble_nextgpt
 from checkpoints import MarkCompleteCheckpoints, checkpoint_to_resume
@@ -44,6 +44,10 @@ from packed_attention import enable_packed_attention
 from processing_nextgpt import NextGPTProcessor
 from training_data import DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
 
+
+def final_folder(output_dir: str) -> str:
+    """Where a run's complete model (with its processor and card) is written: stage 2 starts from it; it is pushed."""
+    return os.path.join(output_dir, "final")
 
 
 def option(default, help: str):
@@ -243,7 +247,7 @@ def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArgum
     LoRA runs keep the adapter (with the trained projector) beside the base model, or merge it (`--merge_lora`).
     A quantized (QLoRA) run's base is saved in `dtype` (the frozen weights'), reloaded from `--model_name_or_path`.
     The model card is the starting folder's (or the assembled parts') with this run's record added."""
-    final = os.path.join(trainer.args.output_dir, "final")
+    final = final_folder(trainer.args.output_dir)
     partial = final + ".partial"
     if trainer.is_world_process_zero() and os.path.exists(partial):
         shutil.rmtree(partial)
@@ -312,7 +316,7 @@ class NextGPTTrainer(Trainer):
         api = hf_api()
         repo_id = api.create_repo(self.hub_model_id, private=self.args.hub_private_repo, token=self.args.hub_token,
                                   exist_ok=True).repo_id
-        return api.upload_folder(repo_id=repo_id, folder_path=os.path.join(self.args.output_dir, "final"),
+        return api.upload_folder(repo_id=repo_id, folder_path=final_folder(self.args.output_dir),
                                  commit_message=commit_message, token=self.args.hub_token)
 
     def _issue_warnings_after_load(self, load_result) -> None:

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # noqa: E402
 from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
-from fast_generation import PROMPT_LENGTH_STEP, FastGenerator  # noqa: E402
+from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
 
 
 def replay_seconds(function, repeats: int = 20) -> float:
@@ -78,7 +78,7 @@ def ttft_parts(model, fast: FastGenerator, record) -> None:
     pixels = inputs["pixel_values"]
     embeds = model.embed_inputs(inputs["input_ids"], pixels)
     length = embeds.shape[1]
-    padding = -length % PROMPT_LENGTH_STEP  # left-padded as FastGenerator does
+    padding = padded_prompt_length(length) - length  # left-padded as FastGenerator does
     embeds = F.pad(embeds, (0, 0, padding, 0))
     mask = F.pad(inputs["attention_mask"], (padding, 0))
     positions = F.pad(torch.arange(length, device="cuda"), (padding, 0))[None]

@@ -37,7 +37,7 @@ def alone(model, job: Job) -> list[int]:
 
 
 def batcher_for(model, processor, **kwargs) -> ContinuousBatcher:
-    return ContinuousBatcher(model, processor.tokenizer, end_ids=set(), cache_bytes=2**19, **kwargs)
+    return ContinuousBatcher(model, processor.tokenizer, pad_token_id=0, end_ids=set(), cache_bytes=2**19, **kwargs)
 
 
 def run_until_done(batcher: ContinuousBatcher, jobs: list[Job], steps: int = 200) -> None:
@@ -89,7 +89,7 @@ def test_each_row_keeps_its_own_sampling_seed_stop_string_and_end_token(setup):
                 job_for(processor, "What shape is this?", 1, max_new_tokens=10, stop_strings=[stop]),
                 job_for(processor, "Another question?", 3, max_new_tokens=10, do_sample=True, temperature=1.2)]
 
-    batcher = ContinuousBatcher(model, processor.tokenizer, end_ids={end_token}, cache_bytes=2**19,
+    batcher = ContinuousBatcher(model, processor.tokenizer, pad_token_id=0, end_ids={end_token}, cache_bytes=2**19,
                                 max_batch_size=4)
     together = requests()
     for job in together:

@@ -125,7 +125,8 @@ def test_continuous_batching_on_cuda_gives_each_request_its_own_tokens(tiny_fold
         text = processor.render([{"role": "user", "content": f"<image>\n{question}"}], add_generation_prompt=True)
         return Job(dict(processor(text=text, images=[image], return_tensors="pt")), {"max_new_tokens": max_new_tokens})
 
-    batcher = ContinuousBatcher(model, processor.tokenizer, end_ids=set(), max_batch_size=4, cache_bytes=2**20)
+    batcher = ContinuousBatcher(model, processor.tokenizer, pad_token_id=0, end_ids=set(), max_batch_size=4,
+                                cache_bytes=2**20)
     assert batcher.fast.compile_step
     batcher.warm_up()
     jobs = [job("what shape is it?", 40), job("is there a red circle?", 5), job("what colour is it?", 300)]
