@@ -33,6 +33,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_pt_utils import BatchRebalanceSampler
 from transformers.utils.hub import hf_api
 
 from assemble_nextgpt import assemble_nextgpt
@@ -42,6 +43,7 @@ from modeling_nextgpt import NextGPTForConditionalGeneration
 from model_card import assembled_card_data, read_card_data, training_record, write_model_card
 from packed_attention import enable_packed_attention
 from processing_nextgpt import NextGPTProcessor
+from token_balanced_sampler import TokenBalancedSampler
 from training_data import DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
 
 
@@ -318,6 +320,13 @@ class NextGPTTrainer(Trainer):
                                   exist_ok=True).repo_id
         return api.upload_folder(repo_id=repo_id, folder_path=final_folder(self.args.output_dir),
                                  commit_message=commit_message, token=self.args.hub_token)
+
+    def _get_train_sampler(self, train_dataset=None):
+        """batch_rebalance evens out padded cost across GPUs; packed micro-batches cost their tokens instead."""
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, BatchRebalanceSampler) and getattr(self.data_collator, "pack", False):
+            return TokenBalancedSampler.like(sampler)
+        return sampler
 
     def _issue_warnings_after_load(self, load_result) -> None:
         frozen = {name for name, parameter in self.model.named_parameters() if not parameter.requires_grad}

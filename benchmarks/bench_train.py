@@ -5,11 +5,11 @@ word-level tokenizer, so nothing needs downloading), LLaVA-like synthetic conver
 caption pairs (stage 1). `run` launches training with `torchrun` for each variant (a name, a micro-batch and train_hf.py
 flags: the fast default against the old padded path, say) and each GPU count, with the same global batch and seed,
 and records the throughput after the warm-up steps: sequences/s, real (non-padding) tokens/s, model FLOPs utilisation
-(MFU: real tokens/s x FLOPs per token / the GPU's dense bf16 peak, FLOPs per token being 4 x the LLM's parameters when
-its weights are frozen (LoRA, QLoRA, stage 1: forward + input gradients) and 6 x when they train), the median step
-time, peak GPU memory (allocated and reserved), the scaling efficiency against the variant's first GPU count, and how
-far each loss curve lies from the first run's. A run that fails (out of GPU memory, say) is recorded with its error.
-The last lines printed are a table of every run.
+per GPU (MFU: real tokens/s x FLOPs per token / (GPUs x one GPU's dense bf16 peak), FLOPs per token being 4 x the
+LLM's parameters when its weights are frozen (LoRA, QLoRA, stage 1: forward + input gradients) and 6 x when they
+train), the median step time, peak GPU memory (allocated and reserved), the scaling efficiency against the variant's
+first GPU count, and how far each loss curve lies from the first run's. A run that fails (out of GPU memory, say) is
+recorded with its error. The last lines printed are a table of every run.
 
     python benchmarks/bench_train.py prepare --folder /tmp/bench7b
     python benchmarks/bench_train.py run --folder /tmp/bench7b --method lora --gpus 1 \
@@ -195,17 +195,20 @@ def language_model_parameters(folder: str) -> int:
 
 
 def micro_batches_per_rank(lengths: list[int], sampling: str, gpus: int, global_batch: int, per_device_batch: int,
-                           seed: int = 0) -> list[list[list[list[int]]]]:
+                           packed: bool, seed: int = 0) -> list[list[list[list[int]]]]:
     """For each optimizer step, each rank's micro-batches (lists of example indices), dealt as the Trainer deals them:
     random sampling gives rank r the micro-batches r, r + gpus, ... of a shuffled global batch (another shuffle than
-    the Trainer's); batch_rebalance is transformers' own sampler, with the Trainer's arguments."""
+    the Trainer's); batch_rebalance is transformers' own sampler with the Trainer's arguments, or with packing the
+    token-balanced one train_hf.py puts in its place."""
     from transformers.trainer_pt_utils import BatchRebalanceSampler
+
+    from token_balanced_sampler import TokenBalancedSampler
 
     accumulation = accumulation_steps(global_batch, per_device_batch, gpus)
     steps = len(lengths) // global_batch
     if sampling == "batch_rebalance":
-        ranks = [list(BatchRebalanceSampler(lengths, global_batch, gpus, accumulation, rank=rank))
-                 for rank in range(gpus)]
+        sampler = TokenBalancedSampler if packed else BatchRebalanceSampler
+        ranks = [list(sampler(lengths, global_batch, gpus, accumulation, rank=rank)) for rank in range(gpus)]
         return [[ranks[rank][step * accumulation:(step + 1) * accumulation] for rank in range(gpus)]
                 for step in range(steps)]
     order = random.Random(seed).sample(range(len(lengths)), len(lengths))
@@ -218,16 +221,24 @@ def micro_batches_per_rank(lengths: list[int], sampling: str, gpus: int, global_
 
 
 def balance(lengths: list[int], sampling: str, gpus: int, global_batch: int, per_device_batch: int) -> dict:
-    """What the sampling alone allows, counting a micro-batch's work as its padded tokens: the scaling efficiency
-    (every rank waits for the busiest one at each optimizer step) and the share of real tokens among padded ones."""
-    ceilings, real, padded = [], 0, 0
-    for ranks in micro_batches_per_rank(lengths, sampling, gpus, global_batch, per_device_batch):
+    """What the sampling alone allows: the scaling efficiency (every rank waits for the busiest one at each optimizer
+    step) with padded micro-batches (`--packing false`: a micro-batch's work is its padded tokens) and with packed ones
+    (the default: its real tokens; attention's share, small at these lengths, left out), and the share of real tokens
+    among padded ones."""
+    def ceiling(work: list[int]) -> float:
+        return sum(work) / (gpus * max(work))
+
+    padded_ceilings, packed_ceilings, real, padded = [], [], 0, 0
+    for ranks in micro_batches_per_rank(lengths, sampling, gpus, global_batch, per_device_batch, packed=False):
         work = [sum(len(micro) * max(lengths[i] for i in micro) for micro in rank) for rank in ranks]
-        ceilings.append(sum(work) / (gpus * max(work)))
+        padded_ceilings.append(ceiling(work))
         real += sum(lengths[i] for rank in ranks for micro in rank for i in micro)
         padded += sum(work)
+    for ranks in micro_batches_per_rank(lengths, sampling, gpus, global_batch, per_device_batch, packed=True):
+        packed_ceilings.append(ceiling([sum(lengths[i] for micro in rank for i in micro) for rank in ranks]))
     return {"sampling": sampling, "gpus": gpus, "global_batch": global_batch, "per_device_batch": per_device_batch,
-            "efficiency_ceiling": statistics.mean(ceilings), "real_token_share": real / padded}
+            "efficiency_ceiling": statistics.mean(padded_ceilings),
+            "packed_efficiency_ceiling": statistics.mean(packed_ceilings), "real_token_share": real / padded}
 
 
 def summarize(output_dir: str, warmup_steps: int, global_batch: int, mean_tokens: float) -> dict:
@@ -248,12 +259,13 @@ def summarize(output_dir: str, warmup_steps: int, global_batch: int, mean_tokens
             "allocator_retries": history[-1].get("allocator_retries", 0)}
 
 
-def model_flops_utilization(*, real_tokens_per_s: float, method: str, parameters: int, peak_tflops: float) -> float:
-    """Model FLOPs per second over the peak: 2 x parameters per token forward, as many again for the gradients of the
-    activations, and as many again for the weights' gradients when the LLM itself trains (full fine-tuning). Work
-    that the recipe adds (recomputed activations, the frozen tower) does not count."""
+def model_flops_utilization(*, real_tokens_per_s: float, method: str, parameters: int, peak_tflops: float,
+                            gpus: int) -> float:
+    """Model FLOPs per second per GPU over one GPU's peak: 2 x parameters per token forward, as many again for the
+    gradients of the activations, and as many again for the weights' gradients when the LLM itself trains (full
+    fine-tuning). Work that the recipe adds (recomputed activations, the frozen tower) does not count."""
     flops_per_token = (6 if method == "full" else 4) * parameters
-    return real_tokens_per_s * flops_per_token / (peak_tflops * 1e12)
+    return real_tokens_per_s * flops_per_token / (gpus * peak_tflops * 1e12)
 
 
 def efficiency(result: dict, baseline: dict, gpus: int) -> dict:
@@ -370,7 +382,7 @@ def main() -> None:
                 record = {**setting, **result, **efficiency(result, baseline, gpus),
                           "mfu": model_flops_utilization(real_tokens_per_s=result["real_tokens_per_s"],
                                                          method=args.method, parameters=parameters,
-                                                         peak_tflops=args.peak_tflops),
+                                                         peak_tflops=args.peak_tflops, gpus=gpus),
                           "max_loss_difference_vs_first": max_loss_difference(result, first)}
             records.append(record)
             print(json.dumps(record), flush=True)

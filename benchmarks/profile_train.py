@@ -1,10 +1,14 @@
 """Where a training step's GPU time goes: train_hf.py itself under torch.profiler for a few steps after the warm-up.
 
-Give train_hf.py's flags after `--`; prints the kernels by total GPU time, grouped by kind, and the step's wall time:
+Give train_hf.py's flags after `--`; prints the kernels by total GPU time, grouped by kind, and the step's wall time.
+Under torchrun every rank prints one line of what limits scaling: how long its GPU sat idle, how long it computed
+(uneven work across ranks shows here), how much of the communication (NCCL kernels, which also wait for the slowest
+rank) no computation hid, and how long the host waited for the data loader; rank 0 prints the kernel table too.
 
     python benchmarks/profile_train.py --steps 2 -- --stage 2 --model_name_or_path /tmp/bench7b/model \\
         --data_path /tmp/bench7b/data.json --image_folder /tmp/bench7b --output_dir /tmp/prof --bf16 \\
         --per_device_train_batch_size 32 --max_steps 6 --save_strategy no --save_final false --report_to none
+    torchrun --nproc_per_node 4 benchmarks/profile_train.py -- ...   # the same flags, on 4 GPUs
 """
 
 import argparse
@@ -14,6 +18,7 @@ import time
 from collections import defaultdict
 
 import torch
+from torch.autograd import DeviceType
 from transformers import TrainerCallback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,12 +26,42 @@ from train_hf import train  # noqa: E402
 
 # The kind of work a kernel does, from its name: the first kind whose test passes.
 KINDS = [
+    ("communication (NCCL)", lambda name: "nccl" in name),
     ("attention", lambda name: "flash" in name or "fmha" in name),
     ("matrix products", lambda name: any(f in name for f in ("gemm", "nvjet", "cutlass", "xmma", "matmul"))),
     ("optimizer", lambda name: "adam" in name or "multi_tensor" in name),
     ("Triton (Liger)", lambda name: "::" not in name),  # Triton kernels carry bare names
     ("elementwise, dropout, copies", lambda name: True),
 ]
+
+
+def merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The union of (start, end) intervals as sorted, disjoint intervals."""
+    union = []
+    for start, end in sorted(intervals):
+        if union and start <= union[-1][1]:
+            union[-1] = (union[-1][0], max(union[-1][1], end))
+        else:
+            union.append((start, end))
+    return union
+
+
+def covered(intervals: list[tuple[float, float]]) -> float:
+    return sum(end - start for start, end in merged(intervals))
+
+
+def uncovered(intervals: list[tuple[float, float]], cover: list[tuple[float, float]]) -> float:
+    """How much of the union of `intervals` lies outside the union of `cover` (exposed communication: NCCL kernels
+    running while no computation does)."""
+    inside, cover = 0.0, merged(cover)
+    for start, end in merged(intervals):
+        for cover_start, cover_end in cover:
+            inside += max(0.0, min(end, cover_end) - max(start, cover_start))
+    return covered(intervals) - inside
+
+
+def kind_of(kernel_name: str) -> str:
+    return next(kind for kind, test in KINDS if test(kernel_name.lower()))
 
 
 class ProfileSteps(TrainerCallback):
@@ -38,7 +73,8 @@ class ProfileSteps(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step == self.start:
             torch.cuda.synchronize()
-            self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
+            self.profiler = torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA])
             self.profiler.__enter__()
             self.began = time.perf_counter()
 
@@ -46,22 +82,37 @@ class ProfileSteps(TrainerCallback):
         if self.profiler is None or state.global_step != self.start + self.count:
             return
         torch.cuda.synchronize()
-        wall = (time.perf_counter() - self.began) / self.count
+        wall = 1e3 * (time.perf_counter() - self.began) / self.count
         self.profiler.__exit__(None, None, None)
-        kernels = [event for event in self.profiler.key_averages() if event.device_time_total > 0]
-        total = sum(event.device_time_total for event in kernels) / 1e3 / self.count
-        by_kind = defaultdict(float)
-        for event in kernels:
-            kind = next(name for name, test in KINDS if test(event.key.lower()))
-            by_kind[kind] += event.device_time_total / 1e3 / self.count
-        print(f"\nper optimizer step: wall {1e3 * wall:.1f} ms, GPU kernels {total:.1f} ms "
-              f"(GPU idle {100 * (1 - total / (1e3 * wall)):.0f}%)")
-        for kind, milliseconds in sorted(by_kind.items(), key=lambda item: -item[1]):
-            print(f"  {kind:24s} {milliseconds:8.1f} ms  {100 * milliseconds / total:5.1f}%")
-        print("top kernels (ms per step):")
-        for event in sorted(kernels, key=lambda e: -e.device_time_total)[:25]:
-            print(f"  {event.device_time_total / 1e3 / self.count:8.2f}  x{event.count // self.count:<5d} "
-                  f"{event.key[:110]}")
+        events = self.profiler.events()
+        kernels = [event for event in events if event.device_type == DeviceType.CUDA]
+        spans = {kind: [(k.time_range.start, k.time_range.end) for k in kernels if kind_of(k.name) == kind]
+                 for kind, _ in KINDS}
+        communication = spans.pop("communication (NCCL)")
+        computation = [span for kind_spans in spans.values() for span in kind_spans]
+        per_step = 1e-3 / self.count  # microseconds over the profiled steps -> milliseconds per step
+        busy = covered(computation + communication) * per_step
+        loader_wait = sum(event.time_range.elapsed_us() for event in events
+                          if event.device_type == DeviceType.CPU and event.name.startswith("enumerate(DataLoader)"))
+        print(f"rank {args.process_index}: wall {wall:.1f} ms per optimizer step, "
+              f"GPU idle {100 * (1 - busy / wall):.0f}%, computation {covered(computation) * per_step:.1f} ms, "
+              f"communication {covered(communication) * per_step:.1f} ms of which not hidden by computation "
+              f"{uncovered(communication, computation) * per_step:.1f} ms, waiting for the data loader "
+              f"{loader_wait * per_step:.1f} ms", flush=True)
+        if args.process_index == 0:
+            by_kind, by_name = defaultdict(float), defaultdict(lambda: [0.0, 0])
+            for kernel in kernels:
+                milliseconds = (kernel.time_range.end - kernel.time_range.start) * per_step
+                by_kind[kind_of(kernel.name)] += milliseconds
+                by_name[kernel.name][0] += milliseconds
+                by_name[kernel.name][1] += 1
+            total = sum(by_kind.values())
+            print(f"\nper optimizer step: wall {wall:.1f} ms, GPU kernels {total:.1f} ms (summed over streams)")
+            for kind, milliseconds in sorted(by_kind.items(), key=lambda item: -item[1]):
+                print(f"  {kind:28s} {milliseconds:8.1f} ms  {100 * milliseconds / total:5.1f}%")
+            print("top kernels (ms per step):")
+            for name, (milliseconds, count) in sorted(by_name.items(), key=lambda item: -item[1][0])[:25]:
+                print(f"  {milliseconds:8.2f}  x{count // self.count:<5d} {name[:110]}")
         self.profiler = None
 
 

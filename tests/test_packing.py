@@ -106,3 +106,45 @@ def test_padded_batches_still_work_with_packed_attention_enabled(setup):
         model.language_model.set_attn_implementation("sdpa")
         plain = model(**batch).logits
     torch.testing.assert_close(with_packing, plain, rtol=0, atol=0)
+
+
+def test_batch_rebalance_with_packing_deals_every_gpu_equal_tokens(tmp_path):
+    """With packing, train_hf.py's Trainer swaps transformers' batch_rebalance sampler (equal padded cost) for the
+    token-balanced one: the same global batches (same shuffle), every example once, and each (rank, accumulation
+    step) micro-batch within one example's length of the others, where transformers' sampler leaves them far apart."""
+    import random
+
+    from transformers import TrainingArguments
+    from transformers.trainer_pt_utils import BatchRebalanceSampler
+
+    from token_balanced_sampler import TokenBalancedSampler
+    from train_hf import NextGPTTrainer
+
+    rng = random.Random(0)
+    lengths = [rng.randint(40, 660) for _ in range(512)]
+    ranks, accumulation, global_batch = 4, 2, 64
+
+    def plan(sampler_class):
+        samplers = [sampler_class(lengths, global_batch, ranks, accumulation, rank=rank) for rank in range(ranks)]
+        dealt = [list(sampler) for sampler in samplers]
+        return [[dealt[rank][step * accumulation + slot] for rank in range(ranks) for slot in range(accumulation)]
+                for step in range(len(lengths) // global_batch)]
+
+    balanced, padded_cost = plan(TokenBalancedSampler), plan(BatchRebalanceSampler)
+    for step, (ours, theirs) in enumerate(zip(balanced, padded_cost)):
+        assert sorted(i for micro in ours for i in micro) == sorted(i for micro in theirs for i in micro), step
+        tokens = [sum(lengths[i] for i in micro) for micro in ours]
+        assert max(tokens) - min(tokens) <= max(lengths)
+    assert sorted(i for step in balanced for micro in step for i in micro) == list(range(512))
+    spread = [max(sum(lengths[i] for i in m) for m in step) / min(sum(lengths[i] for i in m) for m in step)
+              for step in padded_cost]
+    assert max(spread) > 1.3  # what the padded-cost sampler leaves with packed micro-batches
+
+    trainer = object.__new__(NextGPTTrainer)
+    trainer.args = TrainingArguments(output_dir=str(tmp_path), train_sampling_strategy="batch_rebalance",
+                                     per_device_train_batch_size=8, gradient_accumulation_steps=2, use_cpu=True)
+    trainer.train_dataset = [{"input_ids": [0] * length} for length in lengths]
+    trainer.processing_class = None
+    for pack, expected in ((True, TokenBalancedSampler), (False, BatchRebalanceSampler)):
+        trainer.data_collator = NextGPTCollator(processor=None, pack=pack)
+        assert type(trainer._get_train_sampler()) is expected
