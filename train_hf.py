@@ -189,9 +189,15 @@ def apply_fused_kernels(language_model: PreTrainedModel, args: NextGPTArguments,
                         training_args: TrainingArguments) -> bool:
     """Liger's kernels on the LLM, where `--fused_kernels` (or the Trainer's `--use_liger_kernel`) asks for them;
     returns whether they were applied. The Trainer's own flag reaches only the outer NextGPT model, which Liger does
-    not know, so it would do nothing."""
+    not know, so it would do nothing. Not under FSDP: the fused cross-entropy multiplies the hidden states by the
+    output weights that FSDP2 hands out as DTensors, and fails (seen on H200s with liger-kernel 0.8.5)."""
     available = importlib.util.find_spec("liger_kernel") is not None
     wanted = args.fused_kernels == "true" or training_args.use_liger_kernel
+    if training_args.fsdp:
+        if wanted:
+            raise ValueError("--fused_kernels true (or --use_liger_kernel) does not work under --fsdp: Liger's fused "
+                             "cross-entropy cannot take FSDP's sharded output weights; leave it at auto")
+        return False
     if wanted and not available:
         raise ValueError("--fused_kernels true needs liger-kernel (pip install 'nano-nextgpt[cuda]')")
     if not (wanted or (args.fused_kernels == "auto" and available and torch.cuda.is_available())):

@@ -118,12 +118,13 @@ class ProfileSteps(TrainerCallback):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--start", type=int, default=3, help="optimizer steps before profiling (warm-up)")
+    # Not --start: torchrun would take it for an abbreviation of its --start-method.
+    parser.add_argument("--warmup_steps", type=int, default=3, help="optimizer steps before profiling")
     parser.add_argument("--steps", type=int, default=2, help="optimizer steps profiled")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then train_hf.py's flags")
     args = parser.parse_args()
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-    train(train_args, callbacks=[ProfileSteps(args.start, args.steps)])
+    train(train_args, callbacks=[ProfileSteps(args.warmup_steps, args.steps)])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from transformers import HfArgumentParser, TrainerCallback, TrainingArguments
 from conftest import REPO_ROOT, tiny_config, tiny_model
 from convert_easy_vqa import convert
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
-from train_hf import NextGPTArguments, frozen_weights_dtype, train
+from train_hf import NextGPTArguments, apply_fused_kernels, frozen_weights_dtype, train
 from training_data import BadRecordsError
 
 COMMON = ["--report_to", "none", "--logging_steps", "1", "--per_device_train_batch_size", "2", "--seed", "7",
@@ -374,6 +374,22 @@ def test_fused_kernels_asked_for_without_liger_is_an_error(stage1_folder, easy_v
     with pytest.raises(ValueError, match="--fused_kernels true needs liger-kernel"):
         run_stage1(stage1_folder, easy_vqa_data, tmp_path, "--fused_kernels", "true")
     assert losses(run_stage1(stage1_folder, easy_vqa_data, tmp_path, "--save_final", "false"))  # auto: off on CPU
+
+
+def test_fused_kernels_stay_off_under_fsdp(monkeypatch):
+    """Liger's fused cross-entropy fails on FSDP2's sharded output weights: auto leaves the kernels off under --fsdp
+    even where Liger and CUDA are there, and asking for them is refused with the reason."""
+    def fused(*argv):
+        args, training_args = HfArgumentParser((NextGPTArguments, TrainingArguments)).parse_args_into_dataclasses(
+            ["--output_dir", "unused", "--use_cpu", "--fsdp", "full_shard auto_wrap", *argv])
+        return apply_fused_kernels(None, args, training_args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: object())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert fused() is False
+    for flags in (["--fused_kernels", "true"], ["--use_liger_kernel"]):
+        with pytest.raises(ValueError, match="does not work under --fsdp"):
+            fused(*flags)
 
 
 def test_frozen_weights_follow_the_training_precision_unless_given():
