@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -156,14 +157,19 @@ def command(*, folder: str, method: str, gpus: int, steps: int, global_batch: in
     return arguments + extra
 
 
+# A raised exception's last line, as a rank prints it ("[rank1]: RuntimeError: ..."), or train_hf.py's and argparse's
+# "error: ..."; not torchrun's summary, nor the ImportError notices that libraries print and carry on.
+RAISED = re.compile(r"^(\[rank\d+\]: )?(?!.*ChildFailedError)[\w.]*(Error|Exception): |^(\S+: )?error: ")
+
+
 def launch(arguments: list[str]) -> str | None:
-    """Runs one training command, echoing its output; returns None, or the first error it printed if it failed (a
+    """Runs one training command, echoing its output; returns None, or the first exception it raised if it failed (a
     run that does not fit in GPU memory is a result too)."""
     process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     errors = []
     for line in process.stdout:
         print(line, end="", flush=True)
-        if "Error: " in line or "error: " in line:
+        if RAISED.match(line):
             errors.append(line.strip())
     if process.wait() == 0:
         return None

@@ -87,3 +87,17 @@ def test_balance_shows_what_length_balanced_sampling_buys(tmp_path):
     bad = subprocess.run([sys.executable, script, "balance", "--folder", str(tmp_path), "--gpus", "8",
                           "--global_batch", "32", "--per_device_batch", "8"], capture_output=True, text=True)
     assert bad.returncode == 2 and "does not split into 8 GPUs x 8" in bad.stderr
+
+
+def test_the_recorded_error_is_the_exception_not_a_library_notice():
+    """What a failed run records: the exception a rank raised, not an ImportError notice a library printed and
+    survived (Liger prints several), nor torchrun's summary."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from bench_train import RAISED
+
+    taken = ["[rank1]: RuntimeError: aten.mm.default got mixed torch.Tensor and DTensor",
+             "torch.OutOfMemoryError: CUDA out of memory.", "error: --model_dtype must be one of",
+             "train_hf.py: error: argument --stage: invalid int value"]
+    ignored = ["Backend impl 'rope' could not be imported: ImportError: cutedsl backend requires the CUTLASS DSL",
+               "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ", "  error_file: <N/A>"]
+    assert all(RAISED.match(line) for line in taken) and not any(RAISED.match(line) for line in ignored)
