@@ -178,9 +178,9 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
             raise ValueError("Pass pixel_values or image_embeds, not both")
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(input_ids, pixel_values, image_embeds)
-        return self.language_model(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, cache=cache, **kwargs
-        )
+        if cache is not None:  # not cache=None: the language model takes a caller's past_key_values= for its cache
+            kwargs["cache"] = cache
+        return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
 
     @property
     def can_fast_generate(self) -> bool:

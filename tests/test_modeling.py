@@ -213,3 +213,15 @@ def test_a_model_from_parts_keeps_the_llm_s_generation_config(tmp_path):
     for loaded in (model, NextGPTForConditionalGeneration.from_pretrained(tmp_path)):
         config = loaded.generation_config
         assert (config.eos_token_id, config.temperature, config.top_p, config.do_sample) == ([2, 7], 0.6, 0.9, True)
+
+
+def test_a_callers_past_key_values_is_the_cache_used():
+    """transformers 5 calls the KV cache `cache`; a caller passing the old `past_key_values=` gets it used (forward
+    once passed cache=None beside it, and the language model silently made a new cache)."""
+    from transformers.cache_utils import DynamicCache
+
+    config = tiny_config("embedding")
+    model = tiny_model(config)
+    cache = DynamicCache(config=config.get_text_config())
+    output = model(input_ids=torch.tensor([[5, 6, 7, 8]]), past_key_values=cache, use_cache=True)
+    assert output.cache is cache and cache.get_seq_length() == 4
