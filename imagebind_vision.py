@@ -102,15 +102,23 @@ class ImageBindVisionModel(PreTrainedModel):
             nn.init.normal_(module.cls_token, std=self.config.hidden_size**-0.5)
             nn.init.normal_(module.pos_embed, std=self.config.hidden_size**-0.5)
 
-    def forward(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
+                **kwargs) -> BaseModelOutputWithPooling:
+        """`last_hidden_state`: the trunk's tokens (CLS first); `pooler_output`: the normalised joint embedding;
+        `hidden_states` (with `output_hidden_states`, or the config's): the tokens entering each block, and the last."""
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         clip = pixel_values.to(self.patch_embed.weight.dtype).unsqueeze(2).repeat(1, 1, self.config.num_frames, 1, 1)
         patches = self.patch_embed(clip).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.cls_token.expand(patches.shape[0], -1, -1), patches], dim=1) + self.pos_embed
         hidden_states = self.pre_norm(tokens)
+        all_hidden_states = [hidden_states]
         for block in self.blocks:
             hidden_states = block(hidden_states)
+            all_hidden_states.append(hidden_states)
         embedding = F.normalize(self.head_proj(self.head_norm(hidden_states[:, 0])), dim=-1)
-        return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=embedding)
+        return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=embedding,
+                                          hidden_states=tuple(all_hidden_states) if output_hidden_states else None)
 
     @classmethod
     def from_imagebind_checkpoint(

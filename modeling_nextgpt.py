@@ -13,7 +13,7 @@ from transformers import (
 )
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPooling, CausalLMOutputWithPast
 
 try:
     from .configuration_nextgpt import NextGPTConfig
@@ -124,15 +124,29 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Tower features, as cached for training and as accepted back through `forward(image_embeds=...)`."""
-        return self.vision_tower(pixel_values)
+        return self.vision_tower(pixel_values)[0]
 
     def get_image_features(
-        self, pixel_values: torch.Tensor | None = None, image_embeds: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Projected image tokens (num_images, num_image_tokens, llm_width), from pixels or cached tower features."""
+        self,
+        pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """As transformers' vision-language models give it: `last_hidden_state`, the tower features the projector
+        takes (num_images, num_image_tokens, vision_feature_dim), from pixels or given as cached `image_embeds`;
+        `pooler_output`, the projected image tokens (num_images, num_image_tokens, llm_width); the tower's
+        `hidden_states` where `output_hidden_states` (here or in its config) asks for them."""
+        tower_outputs = None
         if image_embeds is None:
-            image_embeds = self.encode_images(pixel_values)
-        return self.projector(image_embeds.to(self.projector.linear_1.weight.dtype))
+            image_embeds, tower_outputs = self.vision_tower(pixel_values, **kwargs)
+        outputs = BaseModelOutputWithPooling(
+            last_hidden_state=image_embeds,
+            pooler_output=self.projector(image_embeds.to(self.projector.linear_1.weight.dtype)),
+            hidden_states=getattr(tower_outputs, "hidden_states", None),
+            attentions=getattr(tower_outputs, "attentions", None),
+        )
+        return outputs if (return_dict if return_dict is not None else self.config.return_dict) else outputs.to_tuple()
 
     def embed_inputs(
         self,
@@ -151,7 +165,7 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
                     f"The text has {int(placeholders.sum())} image placeholder tokens but no images were given"
                 )
             return inputs_embeds
-        image_features = self.get_image_features(pixel_values, image_embeds)
+        image_features = self.get_image_features(pixel_values, image_embeds, return_dict=True).pooler_output
         return merge_image_features(input_ids, inputs_embeds, image_features, self.config.image_token_id)
 
     def forward(

@@ -4,6 +4,7 @@
 import torch
 from torch import nn
 from transformers import AutoModel, CLIPVisionModelWithProjection, PreTrainedModel
+from transformers.utils import ModelOutput
 
 try:
     from .configuration_nextgpt import NextGPTConfig
@@ -37,13 +38,15 @@ class NextGPTVisionTower(nn.Module):
         return super().train(False)
 
     @torch.no_grad()
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(num_images, 3, H, W) -> (num_images, num_image_tokens, vision_feature_dim)."""
-        outputs = self.model(pixel_values=pixel_values.to(self.model.dtype))
+    def forward(self, pixel_values: torch.Tensor, **kwargs) -> tuple[torch.Tensor, ModelOutput]:
+        """(num_images, 3, H, W) -> (image features: (num_images, num_image_tokens, vision_feature_dim), what the
+        projector takes; the tower's own output, with hidden states or attentions where `kwargs` ask for them and
+        the tower gives them)."""
+        outputs = self.model(pixel_values=pixel_values.to(self.model.dtype), **kwargs)
         if self.image_mode == "patches":
-            return outputs.last_hidden_state
+            return outputs.last_hidden_state, outputs
         pooled = getattr(outputs, "image_embeds", None)
-        return (pooled if pooled is not None else outputs.pooler_output).unsqueeze(1)
+        return (pooled if pooled is not None else outputs.pooler_output).unsqueeze(1), outputs
 
 
 __all__ = ["NextGPTVisionTower", "TOWER_CLASSES"]

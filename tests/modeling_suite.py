@@ -24,15 +24,15 @@ class NextGPTModelTester:
         self.is_training = True
         self.vocab_size, self.hidden_size, self.num_hidden_layers, self.num_attention_heads = 100, 32, 2, 4
         self.image_token_id, self.pad_token_id = 1, 0
+        self.vision_config = ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                   projection_dim=24, image_size=image_size).to_dict()
         self.seq_length = self.get_config().num_image_tokens + text_length
 
     def get_config(self) -> NextGPTConfig:
-        vision = ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24,
-                                       image_size=self.image_size)
         text = LlamaConfig(vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=37,
                            num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
                            num_key_value_heads=2, max_position_embeddings=512, pad_token_id=self.pad_token_id)
-        return NextGPTConfig(vision_config=vision.to_dict(), text_config=text.to_dict(), image_mode="patches",
+        return NextGPTConfig(vision_config=self.vision_config, text_config=text.to_dict(), image_mode="patches",
                              image_token_id=self.image_token_id)
 
     def prepare_config_and_inputs_for_common(self):

@@ -33,7 +33,7 @@ def test_image_tokens_replace_exactly_the_placeholders(image_mode):
     captured = capture_llm_inputs(model)
     with torch.no_grad():
         model(input_ids=input_ids, pixel_values=pixel_values)
-        expected_images = model.projector(model.vision_tower(pixel_values))
+        expected_images = model.projector(model.encode_images(pixel_values))
         token_embeds = model.get_input_embeddings()(torch.tensor([row1]))[0]
     merged = captured["inputs_embeds"]
     positions = (input_ids[0] == image).nonzero().flatten()
@@ -52,7 +52,7 @@ def test_image_order_follows_reading_order():
     captured = capture_llm_inputs(model)
     with torch.no_grad():
         model(input_ids=input_ids, pixel_values=pixel_values)
-        features = model.projector(model.vision_tower(pixel_values))
+        features = model.projector(model.encode_images(pixel_values))
     torch.testing.assert_close(captured["inputs_embeds"][0, 0], features[0, 0])
     torch.testing.assert_close(captured["inputs_embeds"][1, 1], features[1, 0])
 
