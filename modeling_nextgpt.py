@@ -13,7 +13,8 @@ from transformers import (
 )
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutputWithPooling, CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPooling, MultimodalCausalLMOutputWithPast
+from transformers.utils import can_return_tuple
 
 try:
     from .configuration_nextgpt import NextGPTConfig
@@ -126,13 +127,10 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         """Tower features, as cached for training and as accepted back through `forward(image_embeds=...)`."""
         return self.vision_tower(pixel_values)[0]
 
+    @can_return_tuple
     def get_image_features(
-        self,
-        pixel_values: torch.Tensor | None = None,
-        image_embeds: torch.Tensor | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPooling | tuple:
+        self, pixel_values: torch.Tensor | None = None, image_embeds: torch.Tensor | None = None, **kwargs
+    ) -> BaseModelOutputWithPooling:
         """As transformers' vision-language models give it: `last_hidden_state`, the tower features the projector
         takes (num_images, num_image_tokens, vision_feature_dim), from pixels or given as cached `image_embeds`;
         `pooler_output`, the projected image tokens (num_images, num_image_tokens, llm_width); the tower's
@@ -140,13 +138,12 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         tower_outputs = None
         if image_embeds is None:
             image_embeds, tower_outputs = self.vision_tower(pixel_values, **kwargs)
-        outputs = BaseModelOutputWithPooling(
+        return BaseModelOutputWithPooling(
             last_hidden_state=image_embeds,
             pooler_output=self.projector(image_embeds.to(self.projector.linear_1.weight.dtype)),
             hidden_states=getattr(tower_outputs, "hidden_states", None),
             attentions=getattr(tower_outputs, "attentions", None),
         )
-        return outputs if (return_dict if return_dict is not None else self.config.return_dict) else outputs.to_tuple()
 
     def embed_inputs(
         self,
@@ -155,6 +152,12 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         image_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Token embeddings with image tokens written over the placeholders."""
+        return self._embed_inputs(input_ids, pixel_values, image_embeds)[0]
+
+    def _embed_inputs(
+        self, input_ids: torch.LongTensor, pixel_values: torch.Tensor | None, image_embeds: torch.Tensor | None
+    ) -> tuple[torch.Tensor, BaseModelOutputWithPooling | None]:
+        """(embeddings with the image tokens merged in, the image encoder's output or None without images)."""
         placeholders = input_ids == self.config.image_token_id
         # The placeholder id may lie past the vocabulary; its rows are overwritten, so look up token 0 there.
         inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(placeholders, 0))
@@ -164,10 +167,12 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
                 raise ValueError(
                     f"The text has {int(placeholders.sum())} image placeholder tokens but no images were given"
                 )
-            return inputs_embeds
-        image_features = self.get_image_features(pixel_values, image_embeds, return_dict=True).pooler_output
-        return merge_image_features(input_ids, inputs_embeds, image_features, self.config.image_token_id)
+            return inputs_embeds, None
+        image_outputs = self.get_image_features(pixel_values, image_embeds, return_dict=True)
+        merged = merge_image_features(input_ids, inputs_embeds, image_outputs.pooler_output, self.config.image_token_id)
+        return merged, image_outputs
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -178,23 +183,28 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         inputs_embeds: torch.Tensor | None = None,
         cache: Cache | None = None,
         **kwargs,
-    ) -> CausalLMOutputWithPast:
+    ) -> MultimodalCausalLMOutputWithPast:
         r"""
         pixel_values: (num_images, 3, H, W), every image of the batch in reading order; the tower runs frozen.
         image_embeds: (num_images, num_image_tokens, vision_feature_dim), cached tower outputs instead of pixels.
         labels: -100 where no loss is wanted (prompt, image tokens, padding); shifted inside the language model.
         cache: the language model's KV cache (e.g. a `StaticCache`); other keyword arguments (position_ids,
             use_cache, logits_to_keep, ...) go to the language model too.
+        Returns the language model's output with `image_outputs` (`get_image_features`' output) where images were
+        given.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds")
         if pixel_values is not None and image_embeds is not None:
             raise ValueError("Pass pixel_values or image_embeds, not both")
+        image_outputs = None
         if inputs_embeds is None:
-            inputs_embeds = self.embed_inputs(input_ids, pixel_values, image_embeds)
+            inputs_embeds, image_outputs = self._embed_inputs(input_ids, pixel_values, image_embeds)
         if cache is not None:  # not cache=None: the language model takes a caller's past_key_values= for its cache
             kwargs["cache"] = cache
-        return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+        outputs = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
+                                      return_dict=True, **kwargs)
+        return MultimodalCausalLMOutputWithPast(**outputs, image_outputs=image_outputs)
 
     @property
     def can_fast_generate(self) -> bool:
