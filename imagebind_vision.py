@@ -1,5 +1,5 @@
-"""The vision branch of Meta's ImageBind, written for transformers: SDPA attention, bf16-ready; loads
-`imagebind_huge.pth`.
+"""The vision branch of Meta's ImageBind, written for transformers: SDPA attention (eager where attention weights are
+asked for), bf16-ready; loads `imagebind_huge.pth`.
 
 Architecture (imagebind_huge): the image is repeated into a 2-frame clip, a 2x14x14 Conv3d cuts it into 16x16 patches,
 a CLS token and learned positions are added, a LayerNorm precedes 32 pre-norm ViT blocks, and the head
@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 try:
@@ -33,21 +34,34 @@ IMAGEBIND_KEY_MAP = [
 ]
 
 
+def eager_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    attention_mask: torch.Tensor | None, scaling: float, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q k^T * scaling) v with the weights returned (`output_attentions`); (B, L, heads, D) like SDPA's."""
+    weights = torch.softmax(torch.matmul(query, key.transpose(2, 3)) * scaling, dim=-1, dtype=torch.float32)
+    weights = weights.to(query.dtype)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
 class ImageBindAttention(nn.Module):
-    """`nn.MultiheadAttention`'s packed projections (so Meta's weights load), computed with SDPA."""
+    """`nn.MultiheadAttention`'s packed projections (so Meta's weights load), computed by the attention
+    implementation the config names (SDPA by default, eager where attention weights are wanted)."""
+
+    is_causal = False
 
     def __init__(self, config: ImageBindVisionConfig):
         super().__init__()
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.in_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, width = hidden_states.shape
         qkv = self.in_proj(hidden_states).view(batch, length, 3, self.num_heads, width // self.num_heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(query, key, value)
-        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, width))
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention)
+        attended, weights = attention(self, query, key, value, None, scaling=(width // self.num_heads) ** -0.5)
+        return self.out_proj(attended.reshape(batch, length, width)), weights
 
 
 class ImageBindMLP(nn.Module):
@@ -68,9 +82,10 @@ class ImageBindBlock(nn.Module):
         self.norm_2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = ImageBindMLP(config)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = hidden_states + self.attn(self.norm_1(hidden_states))
-        return hidden_states + self.mlp(self.norm_2(hidden_states))
+    def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attn(self.norm_1(hidden_states))
+        hidden_states = hidden_states + attended
+        return hidden_states + self.mlp(self.norm_2(hidden_states)), weights
 
 
 class ImageBindVisionModel(PreTrainedModel):
@@ -103,22 +118,29 @@ class ImageBindVisionModel(PreTrainedModel):
             nn.init.normal_(module.pos_embed, std=self.config.hidden_size**-0.5)
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
-                **kwargs) -> BaseModelOutputWithPooling:
+                output_attentions: bool | None = None, **kwargs) -> BaseModelOutputWithPooling:
         """`last_hidden_state`: the trunk's tokens (CLS first); `pooler_output`: the normalised joint embedding;
-        `hidden_states` (with `output_hidden_states`, or the config's): the tokens entering each block, and the last."""
+        `hidden_states` (with `output_hidden_states`, or the config's): the tokens entering each block, and the last;
+        `attentions` (with `output_attentions` or the config's, under eager attention): each block's weights."""
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
         clip = pixel_values.to(self.patch_embed.weight.dtype).unsqueeze(2).repeat(1, 1, self.config.num_frames, 1, 1)
         patches = self.patch_embed(clip).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.cls_token.expand(patches.shape[0], -1, -1), patches], dim=1) + self.pos_embed
         hidden_states = self.pre_norm(tokens)
-        all_hidden_states = [hidden_states]
+        all_hidden_states, all_attentions = [hidden_states], []
         for block in self.blocks:
-            hidden_states = block(hidden_states)
+            hidden_states, weights = block(hidden_states)
             all_hidden_states.append(hidden_states)
+            all_attentions.append(weights)
         embedding = F.normalize(self.head_proj(self.head_norm(hidden_states[:, 0])), dim=-1)
-        return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=embedding,
-                                          hidden_states=tuple(all_hidden_states) if output_hidden_states else None)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states, pooler_output=embedding,
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+        )
 
     @classmethod
     def from_imagebind_checkpoint(

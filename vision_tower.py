@@ -24,7 +24,16 @@ TOWER_CLASSES: dict[str, type[PreTrainedModel]] = {
 
 
 class NextGPTVisionTower(nn.Module):
-    """Always frozen and in eval mode (so no BatchNorm statistics drift during training); runs without gradients."""
+    """Always frozen and in eval mode (so no BatchNorm statistics drift during training); runs without gradients.
+    Its `config` and attention support are the tower model's, as transformers looks for them on a vision tower."""
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def _supports_sdpa(self) -> bool:
+        return self.model._supports_sdpa
 
     def __init__(self, config: NextGPTConfig):
         super().__init__()

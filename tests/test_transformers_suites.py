@@ -42,12 +42,9 @@ MODEL_INAPPLICABLE = {
     "test_model_base_model_prefix": "NextGPT holds the LLM with its own head (loaded by its own checkpoint's key "
     "names) beside the tower and projector; there is no head-less base model to point base_model_prefix at",
 }
-# Tests of ModelTesterMixin the model does not pass yet, and what they need.
-MODEL_NOT_YET_PASSING = {
-    "test_get_image_features_attentions": "the towers run SDPA only and return no attention weights",
-    "test_sdpa_can_dispatch_composite_models": "the tower wrapper is no PreTrainedModel: no _supports_sdpa, no "
-    "attention implementation of its own",
-}
+# Tests of ModelTesterMixin the model does not pass yet, and what they need (none now; a test listed here runs as an
+# expected failure, so it must leave the list once it passes).
+MODEL_NOT_YET_PASSING: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +103,6 @@ def test_transformers_model_tester_mixin_passes(transformers_sdist, tmp_path):
         mixin = "ExportTesterMixin" if package == "exporters" else "GenerationTesterMixin"
         (tests_folder / package / stand_in).write_text(f"class {mixin}:  # not in the source distribution\n    pass\n")
     output, counts = run_suite(tests_folder, "modeling_suite.py", "test_nextgpt_modeling.py")
-    assert counts["passed"] >= 105, output[-3000:]
+    assert counts["passed"] >= 109, output[-3000:]
     assert counts.get("xfailed", 0) == len(MODEL_NOT_YET_PASSING), output[-3000:]
     assert all(reason in output for reason in MODEL_INAPPLICABLE.values()), output[-3000:]
