@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import random_image, tiny_config, tiny_model
+from conftest import REPO_ROOT, random_image, tiny_config, tiny_model
 
 FRESH_PROCESS = textwrap.dedent(
     """
@@ -41,8 +42,32 @@ FRESH_PROCESS = textwrap.dedent(
 )
 
 
+def minimum_transformers() -> str:
+    """The lowest transformers version setup.cfg admits (its `transformers>=X` requirement)."""
+    requirement = re.search(r"^\s*transformers>=([\w.]+)", (REPO_ROOT / "setup.cfg").read_text(), re.MULTILINE)
+    return requirement.group(1)
+
+
+@pytest.fixture(params=["installed", "minimum"])
+def transformers_path(request, tmp_path_factory) -> str:
+    """Where the fresh process finds transformers: the installed release (CI installs the newest), or the lowest one
+    setup.cfg admits, installed beside it when the two differ, so both ends of the supported range are tested."""
+    import transformers
+    from packaging.version import Version
+
+    if request.param == "installed":
+        return ""
+    minimum = minimum_transformers()
+    if Version(transformers.__version__) == Version(minimum):
+        pytest.skip(f"the installed transformers is the minimum setup.cfg admits ({minimum}): tested above")
+    target = tmp_path_factory.mktemp(f"transformers_{minimum}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                    f"transformers=={minimum}"], check=True, timeout=600)
+    return str(target)
+
+
 @pytest.mark.parametrize("image_mode", ["embedding", "patches"])
-def test_fresh_process_loads_everything_through_remote_code(tmp_path, make_processor, image_mode):
+def test_fresh_process_loads_everything_through_remote_code(tmp_path, make_processor, image_mode, transformers_path):
     config = tiny_config(image_mode)
     model, processor = tiny_model(config), make_processor(config)
     folder = tmp_path / "model"
@@ -56,7 +81,7 @@ def test_fresh_process_loads_everything_through_remote_code(tmp_path, make_proce
         logits = model(**inputs).logits
 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), PYTHONPATH=transformers_path)
     result = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, str(folder), str(image_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
