@@ -24,6 +24,34 @@ class ImageBindVisionConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
 
+class ImageBindAudioConfig(PreTrainedConfig):
+    """The audio branch of ImageBind. The defaults are `imagebind_huge`'s: a 128-bin log-mel spectrogram of a 2-second
+    clip (204 frames) cut by a 16x16 convolution of stride 10 into 12 x 19 patches, 229 tokens with the CLS token."""
+
+    model_type = "imagebind_audio"
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    mlp_ratio: int = 4
+    num_mel_bins: int = 128
+    target_length: int = 204  # spectrogram frames: 2 s at a 10 ms hop
+    patch_size: int = 16
+    patch_stride: int = 10
+    projection_dim: int = 1024  # the joint ImageBind embedding space
+    logit_scale: float = 20.0  # Meta's fixed scale on the normalised audio embedding
+    add_bias_kv: bool = True  # its attention appends a learned key and value to every sequence
+    layer_norm_eps: float = 1e-6
+    stem_norm_eps: float = 1e-5  # the LayerNorm after the patch convolution keeps torch's default
+    initializer_range: float = 0.02
+
+    @property
+    def num_patches(self) -> tuple[int, int]:
+        """(frequency, time) patches of one spectrogram."""
+        return tuple((size - self.patch_size) // self.patch_stride + 1
+                     for size in (self.num_mel_bins, self.target_length))
+
+
 class EfficientNetLiteConfig(PreTrainedConfig):
     """EfficientNet-Lite0 (ImageNet), the small offline tower: a 7x7x1280 feature map at 224 px."""
 
@@ -36,7 +64,7 @@ class EfficientNetLiteConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
 
-for _tower_config in (ImageBindVisionConfig, EfficientNetLiteConfig):
+for _tower_config in (ImageBindVisionConfig, ImageBindAudioConfig, EfficientNetLiteConfig):
     AutoConfig.register(_tower_config.model_type, _tower_config, exist_ok=True)
 
 # Towers that put a CLS token in front of their patch tokens (counted by `NextGPTConfig.num_image_tokens`).

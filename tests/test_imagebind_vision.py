@@ -40,15 +40,16 @@ def import_meta_imagebind():
     return imagebind_model
 
 
-def tiny_meta_imagebind():
+def tiny_meta_imagebind(branch: str = "vision", dims: dict = TINY):
+    """Meta's ImageBindModel with `branch` at `dims` (our config's names) and every other branch smaller still."""
     imagebind_model = import_meta_imagebind()
     torch.manual_seed(0)
     small = dict(embed_dim=32, num_blocks=1, num_heads=2)
     model = imagebind_model.ImageBindModel(
-        vision_embed_dim=TINY["hidden_size"], vision_num_blocks=TINY["num_hidden_layers"],
-        vision_num_heads=TINY["num_attention_heads"], out_embed_dim=TINY["projection_dim"],
-        **{f"{modality}_{key}": value for modality in ("text", "audio", "depth", "thermal", "imu")
-           for key, value in small.items()},
+        **{f"{branch}_embed_dim": dims["hidden_size"], f"{branch}_num_blocks": dims["num_hidden_layers"],
+           f"{branch}_num_heads": dims["num_attention_heads"]}, out_embed_dim=dims["projection_dim"],
+        **{f"{modality}_{key}": value for modality in ("vision", "text", "audio", "depth", "thermal", "imu")
+           if modality != branch for key, value in small.items()},
     ).eval()
     # Meta's init leaves biases at zero; randomise every weight so that no term can hide.
     with torch.no_grad():
