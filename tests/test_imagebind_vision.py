@@ -14,9 +14,10 @@ from imagebind_vision import ImageBindVisionModel, convert_imagebind_state_dict
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, projection_dim=48)
 
 
-def import_meta_imagebind():
-    """Import Meta's `imagebind.models.imagebind_model` without the package `__init__` (it imports torchaudio and
-    torchvision) and with timm's two helpers stubbed (timm needs torchvision; DropPath is the identity in eval mode)."""
+def import_meta_imagebind(module: str = "models.imagebind_model", stubs: dict | None = None) -> types.ModuleType:
+    """Import Meta's `imagebind.<module>` without the package `__init__` (it imports torchaudio and torchvision), with
+    timm's two helpers stubbed (timm needs torchvision; DropPath is the identity in eval mode) and any other modules
+    given in `stubs` standing in while it imports."""
     spec = importlib.util.find_spec("imagebind")
     if spec is None:
         pytest.skip("imagebind-unofficial is not installed (pip install -e .[parity])")
@@ -26,18 +27,17 @@ def import_meta_imagebind():
     timm_layers.DropPath = lambda drop_prob: nn.Identity()
     timm_layers.trunc_normal_ = nn.init.trunc_normal_
     timm.layers = timm_layers
-    stubs = {"imagebind": package, "timm": timm, "timm.layers": timm_layers}
-    saved = {name: sys.modules.get(name) for name in stubs}
+    stubs = {"imagebind": package, "timm": timm, "timm.layers": timm_layers, **(stubs or {})}
+    saved = {name: sys.modules.get(name) for name in [*stubs, f"imagebind.{module}"]}
     sys.modules.update(stubs)
     try:
-        from imagebind.models import imagebind_model
+        return importlib.import_module(f"imagebind.{module}")
     finally:
-        for name, module in saved.items():
-            if module is None:
+        for name, saved_module in saved.items():
+            if saved_module is None:
                 sys.modules.pop(name, None)
             else:
-                sys.modules[name] = module
-    return imagebind_model
+                sys.modules[name] = saved_module
 
 
 def tiny_meta_imagebind(branch: str = "vision", dims: dict = TINY):

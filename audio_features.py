@@ -1,0 +1,92 @@
+"""ImageBind's audio preprocessing: a 16 kHz waveform -> three 2-second clips -> 128-bin log-mel spectrograms of 204
+frames, normalised as the audio branch was trained (`imagebind_audio.ImageBindAudioModel` takes them).
+
+The filterbank is Kaldi's `fbank` with ImageBind's settings (25 ms Hann windows every 10 ms, DC offset removed,
+pre-emphasis 0.97, power spectrum, 128 triangular mel filters from 20 Hz to Nyquist, natural log), written here with
+torch: torchaudio, whose `compliance.kaldi.fbank` ImageBind calls, is not installable beside the torch this project
+uses, and kaldi-native-fbank refuses 128 bins at 16 kHz. `tests/test_audio_features.py` checks it against torchaudio's
+own implementation and the whole preprocessing against Meta's code.
+"""
+
+import math
+from fractions import Fraction
+
+import torch
+
+SAMPLE_RATE = 16000
+CLIP_SECONDS = 2
+CLIPS_PER_AUDIO = 3
+NUM_MEL_BINS = 128
+TARGET_FRAMES = 204  # 2 s at a 10 ms hop
+FRAME_MS, HOP_MS = 25, 10
+LOW_FREQUENCY = 20.0
+PREEMPHASIS = 0.97
+MEAN, STD = -4.268, 9.138  # ImageBind's normalisation of the log-mel values
+
+
+def mel(frequency: torch.Tensor) -> torch.Tensor:
+    """Kaldi's mel scale."""
+    return 1127.0 * torch.log(1.0 + frequency / 700.0)
+
+
+def mel_filters(num_bins: int, fft_size: int, sample_rate: int) -> torch.Tensor:
+    """(num_bins, fft_size // 2 + 1) triangles, evenly spaced on the mel scale from LOW_FREQUENCY to Nyquist; the
+    Nyquist bin gets no weight, as in Kaldi."""
+    low, high = (1127.0 * math.log(1.0 + frequency / 700.0) for frequency in (LOW_FREQUENCY, sample_rate / 2.0))
+    edges = low + (high - low) / (num_bins + 1) * torch.arange(num_bins + 2).unsqueeze(1)
+    left, centre, right = edges[:-2], edges[1:-1], edges[2:]
+    bins = mel(sample_rate / fft_size * torch.arange(fft_size // 2)).unsqueeze(0)
+    triangles = torch.minimum((bins - left) / (centre - left), (right - bins) / (right - centre)).clamp_min(0)
+    return torch.nn.functional.pad(triangles, (0, 1))
+
+
+def log_mel_filterbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE,
+                       num_bins: int = NUM_MEL_BINS) -> torch.Tensor:
+    """(frames, num_bins) log-mel energies of a 1-D waveform: one frame per 10 ms hop whose 25 ms window fits
+    (none for a waveform shorter than one window)."""
+    window = int(sample_rate * FRAME_MS / 1000)
+    hop = int(sample_rate * HOP_MS / 1000)
+    if waveform.numel() < window:
+        return waveform.new_zeros(0, num_bins)
+    frames = waveform.unfold(0, window, hop)
+    frames = frames - frames.mean(dim=1, keepdim=True)
+    frames = frames - PREEMPHASIS * torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
+    frames = frames * torch.hann_window(window, periodic=False, dtype=frames.dtype, device=frames.device)
+    fft_size = 1 << (window - 1).bit_length()
+    power = torch.fft.rfft(frames, n=fft_size).abs().pow(2)
+    energies = power @ mel_filters(num_bins, fft_size, sample_rate).to(power).T
+    return energies.clamp_min(torch.finfo(energies.dtype).eps).log()
+
+
+def clip_starts(duration_seconds: float) -> list[Fraction]:
+    """Where ImageBind's clips start (pytorchvideo's ConstantClipsPerVideoSampler, as ImageBind samples audio): the
+    latest possible start divided into CLIPS_PER_AUDIO equal steps, 0 included; all at 0 for audio of 2 s or less."""
+    latest = Fraction(max(duration_seconds - CLIP_SECONDS, 0))
+    step = latest / CLIPS_PER_AUDIO
+    starts = []
+    for index in range(CLIPS_PER_AUDIO):
+        starts.append(step * index)
+        if step * (index + 1) > latest:
+            break
+    return starts
+
+
+def audio_features(waveform: torch.Tensor) -> torch.Tensor:
+    """(clips, 1, NUM_MEL_BINS, TARGET_FRAMES) for a (channels, samples) waveform at SAMPLE_RATE: each clip's mean
+    removed (over its channels), the first channel's filterbank (as ImageBind: not a mix of the channels), cut or
+    zero-padded to TARGET_FRAMES, normalised."""
+    if waveform.dim() != 2 or waveform.shape[1] == 0:
+        raise ValueError(f"a waveform is (channels, samples) with samples, got shape {tuple(waveform.shape)}")
+    clips, waveform = [], waveform.clone()
+    for start in clip_starts(waveform.shape[1] / SAMPLE_RATE):
+        clip = waveform[:, int(start * SAMPLE_RATE):int((start + CLIP_SECONDS) * SAMPLE_RATE)]
+        # In place, as Meta's loader does: clips overlap, and a later clip's overlap keeps the earlier means removed.
+        clip -= clip.mean()
+        filterbank = log_mel_filterbank(clip[0]).T
+        filterbank = filterbank[:, :TARGET_FRAMES]
+        filterbank = torch.nn.functional.pad(filterbank, (0, TARGET_FRAMES - filterbank.shape[1]))
+        clips.append(((filterbank - MEAN) / STD).unsqueeze(0))
+    return torch.stack(clips)
+
+
+__all__ = ["SAMPLE_RATE", "audio_features", "clip_starts", "log_mel_filterbank"]
