@@ -1,5 +1,6 @@
-"""ImageBind's audio preprocessing: a 16 kHz waveform -> three 2-second clips -> 128-bin log-mel spectrograms of 204
-frames, normalised as the audio branch was trained (`imagebind_audio.ImageBindAudioModel` takes them).
+"""ImageBind's audio preprocessing: an audio file -> a 16 kHz waveform -> three 2-second clips -> 128-bin log-mel
+spectrograms of 204 frames, normalised as the audio branch was trained (`imagebind_audio.ImageBindAudioModel` takes
+them). Files are decoded by `soundfile` and resampled by `soxr` (the `audio` extra).
 
 The filterbank is Kaldi's `fbank` with ImageBind's settings (25 ms Hann windows every 10 ms, DC offset removed,
 pre-emphasis 0.97, power spectrum, 128 triangular mel filters from 20 Hz to Nyquist, natural log), written here with
@@ -9,6 +10,8 @@ own implementation and the whole preprocessing against Meta's code.
 """
 
 import math
+import os
+import re
 from fractions import Fraction
 
 import torch
@@ -22,6 +25,7 @@ FRAME_MS, HOP_MS = 25, 10
 LOW_FREQUENCY = 20.0
 PREEMPHASIS = 0.97
 MEAN, STD = -4.268, 9.138  # ImageBind's normalisation of the log-mel values
+MAX_SECONDS = 600.0  # longer audio is refused before decoding (three 2-second clips are all ImageBind looks at)
 
 
 def mel(frequency: torch.Tensor) -> torch.Tensor:
@@ -71,6 +75,41 @@ def clip_starts(duration_seconds: float) -> list[Fraction]:
     return starts
 
 
+def load_audio(path: str, max_seconds: float = MAX_SECONDS) -> torch.Tensor:
+    """(channels, samples) float32 at SAMPLE_RATE from an audio file (WAV, FLAC, OGG, MP3: what libsndfile reads,
+    through `soundfile`), resampled with `soxr` where the file has another rate. Refuses, naming the file: a missing
+    file, what is not audio or cannot be decoded, a WAV or AIFF cut off before the end its header gives, no samples,
+    silence (every sample 0), and audio longer than `max_seconds` (from the header, before decoding)."""
+    import soundfile
+    import soxr
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"audio {path} not found")
+    try:
+        info = soundfile.info(path)
+    except (soundfile.SoundFileError, OSError) as error:
+        raise ValueError(f"audio {path} cannot be read as audio: {error}") from None
+    # libsndfile reads a cut-off WAV or AIFF up to where it ends and notes the sizes in its log.
+    truncated = re.search(r"^(?:data|SSND)\s*:\s*(\d+) \(should be (\d+)\)", info.extra_info, re.MULTILINE)
+    if truncated:
+        raise ValueError(f"audio {path} is truncated: {truncated.group(2)} of the {truncated.group(1)} data bytes its "
+                         "header gives")
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise ValueError(f"audio {path} holds no samples")
+    if info.frames / info.samplerate > max_seconds:
+        raise ValueError(f"audio {path} lasts {info.frames / info.samplerate:.0f} s, more than the {max_seconds:g} s "
+                         "allowed")
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except soundfile.SoundFileError as error:
+        raise ValueError(f"audio {path} cannot be decoded: {error}") from None
+    if not samples.any():
+        raise ValueError(f"audio {path} is silent (every sample is 0)")
+    if rate != SAMPLE_RATE:
+        samples = soxr.resample(samples, rate, SAMPLE_RATE)
+    return torch.from_numpy(samples.T.copy())
+
+
 def audio_features(waveform: torch.Tensor) -> torch.Tensor:
     """(clips, 1, NUM_MEL_BINS, TARGET_FRAMES) for a (channels, samples) waveform at SAMPLE_RATE: each clip's mean
     removed (over its channels), the first channel's filterbank (as ImageBind: not a mix of the channels), cut or
@@ -89,4 +128,4 @@ def audio_features(waveform: torch.Tensor) -> torch.Tensor:
     return torch.stack(clips)
 
 
-__all__ = ["SAMPLE_RATE", "audio_features", "clip_starts", "log_mel_filterbank"]
+__all__ = ["SAMPLE_RATE", "audio_features", "clip_starts", "load_audio", "log_mel_filterbank"]

@@ -1,7 +1,7 @@
 """ImageBind's audio preprocessing (audio_features.py) against the code it reproduces, fetched from the package
 registry at test time (never copied here): torchaudio's `compliance.kaldi.fbank` (pure torch, loaded from the
 torchaudio wheel without its compiled library, which does not load beside this torch), pytorchvideo's clip sampler,
-and Meta's `imagebind.data.load_and_transform_audio_data` run on them."""
+and Meta's `imagebind.data.load_and_transform_audio_data` run on them; and reading audio files, bad ones refused."""
 
 import importlib.util
 import subprocess
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from audio_features import SAMPLE_RATE, audio_features, clip_starts, log_mel_filterbank
+from audio_features import SAMPLE_RATE, audio_features, clip_starts, load_audio, log_mel_filterbank
+from conftest import REPO_ROOT
 from test_imagebind_vision import import_meta_imagebind
 
 REFERENCE_PACKAGES = {"torchaudio": "torchaudio==2.9.1", "pytorchvideo": "pytorchvideo==0.1.5"}
@@ -104,3 +105,38 @@ def test_an_empty_or_misshapen_waveform_is_refused_with_its_shape():
     for waveform in (torch.zeros(1, 0), torch.zeros(16000)):
         with pytest.raises(ValueError, match=r"\(channels, samples\)"):
             audio_features(waveform)
+
+
+def test_an_audio_file_is_read_as_16_khz_channels(tmp_path):
+    import soundfile
+
+    seconds, rate = 2.5, 44100
+    time = torch.arange(int(seconds * rate)) / rate
+    tone = torch.stack([torch.sin(2 * torch.pi * 440 * time), 0.5 * torch.sin(2 * torch.pi * 880 * time)], dim=1)
+    soundfile.write(tmp_path / "stereo.flac", tone.numpy(), rate)
+    waveform = load_audio(str(tmp_path / "stereo.flac"))
+    assert waveform.shape == (2, int(seconds * SAMPLE_RATE)) and waveform.dtype == torch.float32
+    spectrum = torch.fft.rfft(waveform[0]).abs()
+    assert abs(spectrum.argmax().item() / seconds - 440) < 1  # the tone survives resampling
+    assert audio_features(waveform).shape == (3, 1, 128, 204)
+
+
+def test_bad_audio_is_refused_naming_the_file_and_the_reason(tmp_path):
+    import numpy as np
+    import soundfile
+
+    noise = (np.random.default_rng(0).standard_normal(SAMPLE_RATE * 3) * 0.1).astype("float32")
+    soundfile.write(tmp_path / "good.wav", noise, SAMPLE_RATE, subtype="PCM_16")
+    whole = (tmp_path / "good.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    soundfile.write(tmp_path / "empty.wav", np.zeros((0, 1), dtype="float32"), SAMPLE_RATE)
+    soundfile.write(tmp_path / "silent.wav", np.zeros(SAMPLE_RATE, dtype="float32"), SAMPLE_RATE)
+    (tmp_path / "picture.wav").write_bytes((REPO_ROOT / "examples" / "red_circle.png").read_bytes())
+    cases = {"cut.wav": "is truncated", "empty.wav": "holds no samples", "silent.wav": "is silent",
+             "picture.wav": "cannot be read as audio", "good.wav": "lasts 3 s, more than the 2 s allowed"}
+    for name, reason in cases.items():
+        with pytest.raises(ValueError, match=f"audio {tmp_path / name} {reason}"):
+            load_audio(str(tmp_path / name), max_seconds=2)
+    with pytest.raises(FileNotFoundError, match="missing.wav not found"):
+        load_audio(str(tmp_path / "missing.wav"))
+    assert load_audio(str(tmp_path / "good.wav")).shape == (1, 3 * SAMPLE_RATE)
