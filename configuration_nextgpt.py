@@ -100,6 +100,11 @@ class NextGPTConfig(PreTrainedConfig):
         projector_type: `"linear"` (NextGPT) or `"mlp2x_gelu"` (LLaVA-1.5).
         image_token_id: the placeholder id that the processor writes where image tokens go. It may lie past the LLM's
             vocabulary: placeholders are replaced before the embedding lookup, so no embedding row is needed.
+        audio_config: ImageBind's audio branch (`imagebind_audio`), or None (the default) for a model without audio.
+            An audio clip becomes one token, the mean of its clips' joint embeddings, as in NExT-GPT.
+        audio_token_id: the placeholder id of an audio token (needed with `audio_config`).
+        share_projector: audio goes through the image projector (NExT-GPT: both are ImageBind joint embeddings of
+            the same width, which needs `image_mode="embedding"` with an ImageBind tower), or through its own.
     """
 
     model_type = "nextgpt"
@@ -110,6 +115,7 @@ class NextGPTConfig(PreTrainedConfig):
             model_type="llama",
             init_kwargs={"max_position_embeddings": 4096, "rms_norm_eps": 1e-5},  # Llama-2-7b-chat
         ),
+        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="imagebind_audio", optional=True),
     }
 
     vision_config: dict | PreTrainedConfig | None = None
@@ -117,6 +123,9 @@ class NextGPTConfig(PreTrainedConfig):
     image_mode: Literal["embedding", "patches"] = "embedding"
     projector_type: Literal["linear", "mlp2x_gelu"] = "linear"
     image_token_id: int = 32000
+    audio_config: dict | PreTrainedConfig | None = None
+    audio_token_id: int | None = None
+    share_projector: bool = True
     tie_word_embeddings: bool = False
     auto_map: dict | None = None
     custom_pipelines: dict | None = None
@@ -127,6 +136,14 @@ class NextGPTConfig(PreTrainedConfig):
             raise ValueError(f"image_mode must be 'embedding' or 'patches', got {self.image_mode!r}")
         if self.projector_type not in ("linear", "mlp2x_gelu"):
             raise ValueError(f"projector_type must be 'linear' or 'mlp2x_gelu', got {self.projector_type!r}")
+        if self.audio_config is not None:
+            if self.audio_token_id is None or self.audio_token_id == self.image_token_id:
+                raise ValueError(f"a model with audio needs an audio_token_id other than the image_token_id "
+                                 f"({self.image_token_id}), got {self.audio_token_id}")
+            if self.share_projector and self.audio_config.projection_dim != self.vision_feature_dim:
+                raise ValueError(f"share_projector needs audio features as wide as image features: the audio branch "
+                                 f"gives {self.audio_config.projection_dim}, the tower {self.vision_feature_dim} "
+                                 "(image_mode='embedding' with an ImageBind tower matches; else share_projector=False)")
         self.tie_word_embeddings = self.tie_word_embeddings or self.text_config.tie_word_embeddings
         self.auto_map = {**NEXTGPT_AUTO_MAP, **(self.auto_map or {})}
         self.custom_pipelines = {**NEXTGPT_PIPELINES, **(self.custom_pipelines or {})}
@@ -167,4 +184,4 @@ NextGPTConfig.register_for_auto_class()
 # Registered locally too, so that loading a saved folder from this repository never asks to trust remote code.
 AutoConfig.register(NextGPTConfig.model_type, NextGPTConfig, exist_ok=True)
 
-__all__ = ["NextGPTConfig", "ImageBindVisionConfig", "EfficientNetLiteConfig"]
+__all__ = ["NextGPTConfig", "ImageBindVisionConfig", "ImageBindAudioConfig", "EfficientNetLiteConfig"]

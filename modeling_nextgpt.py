@@ -19,12 +19,14 @@ from transformers.utils import can_return_tuple
 try:
     from .configuration_nextgpt import NextGPTConfig
     from .fast_generation import FastGenerator
+    from .imagebind_audio import ImageBindAudioModel
     # Imported so that save_pretrained ships the pipeline file with the model (config.custom_pipelines points to it).
     from .pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
     from .vision_tower import NextGPTVisionTower
 except ImportError:
     from configuration_nextgpt import NextGPTConfig
     from fast_generation import FastGenerator
+    from imagebind_audio import ImageBindAudioModel
     from pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
     from vision_tower import NextGPTVisionTower
 
@@ -32,10 +34,10 @@ except ImportError:
 class NextGPTProjector(nn.Module):
     """Maps tower features into the LLM's embedding space: one Linear (NextGPT) or Linear-GELU-Linear (LLaVA-1.5)."""
 
-    def __init__(self, config: NextGPTConfig):
+    def __init__(self, config: NextGPTConfig, input_width: int | None = None):
         super().__init__()
         text_width = config.text_config.hidden_size
-        self.linear_1 = nn.Linear(config.vision_feature_dim, text_width)
+        self.linear_1 = nn.Linear(input_width or config.vision_feature_dim, text_width)
         if config.projector_type == "mlp2x_gelu":
             self.act = ACT2FN["gelu"]
             self.linear_2 = nn.Linear(text_width, text_width)
@@ -47,21 +49,22 @@ class NextGPTProjector(nn.Module):
         return hidden_states
 
 
-def merge_image_features(
-    input_ids: torch.LongTensor, inputs_embeds: torch.Tensor, image_features: torch.Tensor, image_token_id: int
+def merge_features(
+    input_ids: torch.LongTensor, inputs_embeds: torch.Tensor, features: torch.Tensor, token_id: int, kind: str = "image"
 ) -> torch.Tensor:
-    """Write the projected image tokens, in order, over the placeholder positions of `inputs_embeds`.
+    """Write the projected tokens of each image (or audio clip: `kind`), in order, over the placeholder positions
+    (`token_id`) of `inputs_embeds`.
 
-    `image_features` is (num_images, tokens_per_image, width) for all images of the batch, in reading order.
+    `features` is (num_items, tokens_per_item, width) for all items of the batch, in reading order.
     """
-    placeholders = input_ids == image_token_id
-    num_placeholders, tokens_per_image = int(placeholders.sum()), image_features.shape[1]
-    if num_placeholders != image_features.shape[0] * tokens_per_image:
+    placeholders = input_ids == token_id
+    num_placeholders, tokens_per_item = int(placeholders.sum()), features.shape[1]
+    if num_placeholders != features.shape[0] * tokens_per_item:
         raise ValueError(
-            f"The text has {num_placeholders} image placeholder tokens ({num_placeholders / tokens_per_image:g} images "
-            f"of {tokens_per_image} tokens) but {image_features.shape[0]} images were given"
+            f"The text has {num_placeholders} {kind} placeholder tokens ({num_placeholders / tokens_per_item:g} "
+            f"{kind}s of {tokens_per_item} tokens) but {features.shape[0]} {kind}s were given"
         )
-    features = image_features.reshape(-1, image_features.shape[-1]).to(inputs_embeds.device, inputs_embeds.dtype)
+    features = features.reshape(-1, features.shape[-1]).to(inputs_embeds.device, inputs_embeds.dtype)
     return inputs_embeds.masked_scatter(placeholders.unsqueeze(-1), features)
 
 
@@ -84,6 +87,10 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.vision_tower = NextGPTVisionTower(config)
         self.projector = NextGPTProjector(config)
+        if config.audio_config is not None:
+            self.audio_tower = ImageBindAudioModel(config.audio_config).requires_grad_(False)
+            if not config.share_projector:
+                self.audio_projector = NextGPTProjector(config, input_width=config.audio_config.projection_dim)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
 
@@ -118,9 +125,14 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
 
     def set_trainable(self, projector: bool = True, language_model: bool = False) -> None:
         """Stage 1: `set_trainable(projector=True)`; stage 2 full fine-tuning: `language_model=True` as well (for
-        LoRA, leave the LLM frozen and let peft add the adapters). The tower never trains."""
+        LoRA, leave the LLM frozen and let peft add the adapters). The towers never train; an audio projector of its
+        own trains with the image projector."""
         self.vision_tower.requires_grad_(False)
         self.projector.requires_grad_(projector)
+        if hasattr(self, "audio_tower"):
+            self.audio_tower.requires_grad_(False)
+        if hasattr(self, "audio_projector"):
+            self.audio_projector.requires_grad_(projector)
         self.language_model.requires_grad_(language_model)
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -145,32 +157,58 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
             attentions=getattr(tower_outputs, "attentions", None),
         )
 
+    @can_return_tuple
+    def get_audio_features(self, input_features: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        """`input_features` (num_audio, clips, 1, mel_bins, frames), `audio_features.audio_features` of each clip ->
+        `last_hidden_state`: one joint embedding per audio, the mean over its clips (num_audio, 1, 1024), as
+        NExT-GPT pools them; `pooler_output`: that token projected (num_audio, 1, llm_width)."""
+        if not hasattr(self, "audio_tower"):
+            raise ValueError("this model has no audio branch (its config has no audio_config)")
+        num_audio, clips = input_features.shape[:2]
+        with torch.no_grad():
+            outputs = self.audio_tower(input_features.flatten(0, 1), **kwargs)
+        embeddings = outputs.pooler_output.view(num_audio, clips, -1).mean(dim=1, keepdim=True)
+        projector = getattr(self, "audio_projector", self.projector)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=embeddings, pooler_output=projector(embeddings.to(projector.linear_1.weight.dtype)),
+            hidden_states=outputs.hidden_states, attentions=outputs.attentions,
+        )
+
     def embed_inputs(
         self,
         input_ids: torch.LongTensor,
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Token embeddings with image tokens written over the placeholders."""
-        return self._embed_inputs(input_ids, pixel_values, image_embeds)[0]
+        """Token embeddings with image (and audio) tokens written over their placeholders."""
+        return self._embed_inputs(input_ids, pixel_values, image_embeds, input_features)[0]
 
     def _embed_inputs(
-        self, input_ids: torch.LongTensor, pixel_values: torch.Tensor | None, image_embeds: torch.Tensor | None
-    ) -> tuple[torch.Tensor, BaseModelOutputWithPooling | None]:
-        """(embeddings with the image tokens merged in, the image encoder's output or None without images)."""
-        placeholders = input_ids == self.config.image_token_id
-        # The placeholder id may lie past the vocabulary; its rows are overwritten, so look up token 0 there.
-        inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(placeholders, 0))
-        if pixel_values is None and image_embeds is None:
-            # The check reads a GPU value; compiled decode steps (text tokens only) skip it to stay one graph.
-            if not torch.compiler.is_compiling() and placeholders.any():
-                raise ValueError(
-                    f"The text has {int(placeholders.sum())} image placeholder tokens but no images were given"
-                )
-            return inputs_embeds, None
-        image_outputs = self.get_image_features(pixel_values, image_embeds, return_dict=True)
-        merged = merge_image_features(input_ids, inputs_embeds, image_outputs.pooler_output, self.config.image_token_id)
-        return merged, image_outputs
+        self, input_ids: torch.LongTensor, pixel_values: torch.Tensor | None, image_embeds: torch.Tensor | None,
+        input_features: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, BaseModelOutputWithPooling]]:
+        """(embeddings with the image and audio tokens merged in, {"image": ..., "audio": ...}: the encoders' outputs
+        for what was given)."""
+        token_ids = {"image": self.config.image_token_id, "audio": self.config.audio_token_id}
+        placeholders = {kind: input_ids == token_id for kind, token_id in token_ids.items() if token_id is not None}
+        # A placeholder id may lie past the vocabulary; its rows are overwritten, so look up token 0 there.
+        inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(sum(placeholders.values()).bool(), 0))
+        given = {"image": pixel_values is not None or image_embeds is not None, "audio": input_features is not None}
+        encoded = {}
+        for kind, mask in placeholders.items():
+            if not given[kind]:
+                # The check reads a GPU value; compiled decode steps (text tokens only) skip it to stay one graph.
+                if not torch.compiler.is_compiling() and mask.any():
+                    raise ValueError(f"The text has {int(mask.sum())} {kind} placeholder tokens but no {kind}s were "
+                                     "given")
+                continue
+            encoded[kind] = (self.get_image_features(pixel_values, image_embeds, return_dict=True) if kind == "image"
+                             else self.get_audio_features(input_features, return_dict=True))
+            inputs_embeds = merge_features(input_ids, inputs_embeds, encoded[kind].pooler_output, token_ids[kind], kind)
+        if given["audio"] and "audio" not in placeholders:
+            raise ValueError("input_features were given, but this model has no audio branch (no audio_config)")
+        return inputs_embeds, encoded
 
     @can_return_tuple
     def forward(
@@ -178,6 +216,7 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
@@ -187,24 +226,27 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         r"""
         pixel_values: (num_images, 3, H, W), every image of the batch in reading order; the tower runs frozen.
         image_embeds: (num_images, num_image_tokens, vision_feature_dim), cached tower outputs instead of pixels.
+        input_features: (num_audio, clips, 1, mel_bins, frames), every audio clip of the batch in reading order
+            (`audio_features.audio_features`), for a model with an audio branch.
         labels: -100 where no loss is wanted (prompt, image tokens, padding); shifted inside the language model.
         cache: the language model's KV cache (e.g. a `StaticCache`); other keyword arguments (position_ids,
             use_cache, logits_to_keep, ...) go to the language model too.
-        Returns the language model's output with `image_outputs` (`get_image_features`' output) where images were
-        given.
+        Returns the language model's output with `image_outputs` and `audio_outputs` (`get_image_features`' and
+        `get_audio_features`' outputs) where images or audio were given.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds")
         if pixel_values is not None and image_embeds is not None:
             raise ValueError("Pass pixel_values or image_embeds, not both")
-        image_outputs = None
+        encoded = {}
         if inputs_embeds is None:
-            inputs_embeds, image_outputs = self._embed_inputs(input_ids, pixel_values, image_embeds)
+            inputs_embeds, encoded = self._embed_inputs(input_ids, pixel_values, image_embeds, input_features)
         if cache is not None:  # not cache=None: the language model takes a caller's past_key_values= for its cache
             kwargs["cache"] = cache
         outputs = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
                                       return_dict=True, **kwargs)
-        return MultimodalCausalLMOutputWithPast(**outputs, image_outputs=image_outputs)
+        return MultimodalCausalLMOutputWithPast(**outputs, image_outputs=encoded.get("image"),
+                                                audio_outputs=encoded.get("audio"))
 
     @property
     def can_fast_generate(self) -> bool:
@@ -226,12 +268,14 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         return self._fast_generator.generate(**kwargs)
 
     def prepare_inputs_for_generation(
-        self, *args, pixel_values=None, image_embeds=None, is_first_iteration: bool = False, **kwargs
+        self, *args, pixel_values=None, image_embeds=None, input_features=None, is_first_iteration: bool = False,
+        **kwargs,
     ) -> dict:
-        """Images go into the prefill only: later steps read them from the KV cache, never re-encode them."""
+        """Images and audio go into the prefill only: later steps read them from the KV cache, never re-encode
+        them."""
         model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
         if is_first_iteration or not kwargs.get("use_cache", True):
-            model_inputs.update(pixel_values=pixel_values, image_embeds=image_embeds)
+            model_inputs.update(pixel_values=pixel_values, image_embeds=image_embeds, input_features=input_features)
         return model_inputs
 
 
@@ -239,4 +283,4 @@ NextGPTForConditionalGeneration.register_for_auto_class("AutoModel")
 AutoModel.register(NextGPTConfig, NextGPTForConditionalGeneration, exist_ok=True)
 AutoModelForImageTextToText.register(NextGPTConfig, NextGPTForConditionalGeneration, exist_ok=True)
 
-__all__ = ["NextGPTForConditionalGeneration", "NextGPTPreTrainedModel", "NextGPTProjector", "merge_image_features"]
+__all__ = ["NextGPTForConditionalGeneration", "NextGPTPreTrainedModel", "NextGPTProjector", "merge_features"]
