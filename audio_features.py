@@ -84,7 +84,7 @@ def load_audio(path: str, max_seconds: float = MAX_SECONDS) -> torch.Tensor:
     import soxr
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"audio {path} not found")
+        raise ValueError(f"audio {path} not found")
     try:
         info = soundfile.info(path)
     except (soundfile.SoundFileError, OSError) as error:

@@ -11,8 +11,10 @@ from transformers.image_utils import load_image
 from transformers.tokenization_utils_base import AddedToken
 
 try:
+    from .audio_features import audio_features, load_audio
     from .configuration_nextgpt import NextGPTConfig
 except ImportError:
+    from audio_features import audio_features, load_audio
     from configuration_nextgpt import NextGPTConfig
 
 # Llama-2-chat's template, used when the tokenizer brings none (the original NextGPT prompt format).
@@ -49,23 +51,38 @@ class NextGPTProcessor(ProcessorMixin):
         chat_template: defaults to the tokenizer's, else Llama-2-chat's.
         image_token: the placeholder users write in prompts and data (LLaVA's `<image>`).
         num_image_tokens: LLM positions per image (`NextGPTConfig.num_image_tokens`).
+        audio_token: for a model with an audio branch, the placeholder of one audio clip (e.g. `<audio>`; one LLM
+            position each, `NextGPTConfig.audio_token_id`); None (the default) takes no audio.
     """
 
     valid_processor_kwargs = NextGPTProcessorKwargs
 
     def __init__(
-        self, image_processor=None, tokenizer=None, chat_template=None, image_token="<image>", num_image_tokens=1
+        self, image_processor=None, tokenizer=None, chat_template=None, image_token="<image>", num_image_tokens=1,
+        audio_token: str | None = None,
     ):
-        if image_token not in tokenizer.get_vocab():
-            tokenizer.add_tokens([AddedToken(image_token, special=True, normalized=False)], special_tokens=True)
+        for token in filter(None, (image_token, audio_token)):
+            if token not in tokenizer.get_vocab():
+                tokenizer.add_tokens([AddedToken(token, special=True, normalized=False)], special_tokens=True)
         self.image_token = image_token
         self.num_image_tokens = num_image_tokens
+        self.audio_token = audio_token
         chat_template = chat_template or getattr(tokenizer, "chat_template", None) or LLAMA2_CHAT_TEMPLATE
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
 
     @property
     def image_token_id(self) -> int:
         return self.tokenizer.convert_tokens_to_ids(self.image_token)
+
+    @property
+    def audio_token_id(self) -> int | None:
+        return self.tokenizer.convert_tokens_to_ids(self.audio_token) if self.audio_token else None
+
+    def preprocess_audio(self, audio: list) -> torch.Tensor:
+        """Audio file paths, or (channels, samples) waveforms at 16 kHz -> (num_audio, clips, 1, mel_bins, frames):
+        ImageBind's preprocessing (`audio_features.py`; files need the `audio` extra). Errors name the file."""
+        return torch.stack([audio_features(load_audio(item) if isinstance(item, (str, os.PathLike)) else item)
+                            for item in audio])
 
     def expand_image_tokens(self, text: str) -> str:
         return text.replace(self.image_token, self.image_token * self.num_image_tokens)
@@ -135,15 +152,28 @@ class NextGPTProcessor(ProcessorMixin):
         """transformers' processor call: prompts with one `image_token` per image (images in reading order across
         the batch: a list, or one list per prompt), image options in `images_kwargs`, tokenizer options in
         `text_kwargs` (or as plain keywords), `return_tensors` as you ask. `image_embeds` (cached tower outputs, one
-        row per image) may stand in for `images`. Prompts that begin with the BOS token (chat-template output) get no
-        second BOS."""
+        row per image) may stand in for `images`. With an `audio_token`, `audio` (file paths or 16 kHz waveforms,
+        one per `audio_token`, in reading order) becomes `input_features`. Prompts that begin with the BOS token
+        (chat-template output) get no second BOS."""
         if images is not None and image_embeds is not None:
             raise ValueError("Pass images or image_embeds, not both")
-        if videos is not None or audio is not None:
-            raise ValueError("this model takes text and images only (videos= and audio= are not supported yet)")
+        if videos is not None:
+            raise ValueError("this model takes text, images and audio (videos= is not supported yet)")
+        if audio is not None and not self.audio_token:
+            raise ValueError("this processor takes no audio (no audio_token: the model has no audio branch)")
         if text is None:
             raise ValueError("text is required: a prompt with one image_token per image")
         texts = [text] if isinstance(text, str) else list(text)
+        single = isinstance(audio, (str, os.PathLike, torch.Tensor))
+        audio = [] if audio is None else [audio] if single else list(audio)
+        if self.audio_token and sum(prompt.count(self.audio_token) for prompt in texts) != len(audio):
+            counts = [prompt.count(self.audio_token) for prompt in texts]
+            raise ValueError(f"The prompts have {sum(counts)} {self.audio_token} placeholders (per prompt: {counts}) "
+                             f"but {len(audio)} audio clips were given")
+        return self._text_and_images(texts, images, image_embeds, audio, **kwargs)
+
+    def _text_and_images(self, texts: list[str], images, image_embeds: torch.Tensor | None, audio: list,
+                         **kwargs) -> BatchFeature:
         images = [read_image(image) for image in flatten_images(images)]
         num_placeholders = [prompt.count(self.image_token) for prompt in texts]
         num_images = len(images) if image_embeds is None else image_embeds.shape[0]
@@ -155,11 +185,18 @@ class NextGPTProcessor(ProcessorMixin):
         bos = self.tokenizer.bos_token
         if "add_special_tokens" not in kwargs and "add_special_tokens" not in kwargs.get("text_kwargs", {}):
             kwargs["add_special_tokens"] = not (bos and all(prompt.startswith(bos) for prompt in texts))
-        if image_embeds is None:
+        if image_embeds is None and not audio:
             return super().__call__(images=images or None, text=texts, **kwargs)
+        # Cached image features or audio: the base class would ask an audio feature extractor, so text and images
+        # are processed here, as it would.
         merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
         features = dict(self.tokenizer([self.expand_image_tokens(t) for t in texts], **merged["text_kwargs"]))
-        features["image_embeds"] = image_embeds
+        if image_embeds is not None:
+            features["image_embeds"] = image_embeds
+        elif images:
+            features["pixel_values"] = self.image_processor(images, **merged["images_kwargs"])["pixel_values"]
+        if audio:
+            features["input_features"] = self.preprocess_audio(audio)
         return BatchFeature(features, tensor_type=merged["text_kwargs"].get("return_tensors"))
 
     def tokenize_conversation(self, messages: list[dict], num_images: int, max_length: int | None = None) -> dict:

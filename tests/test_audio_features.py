@@ -137,6 +137,6 @@ def test_bad_audio_is_refused_naming_the_file_and_the_reason(tmp_path):
     for name, reason in cases.items():
         with pytest.raises(ValueError, match=f"audio {tmp_path / name} {reason}"):
             load_audio(str(tmp_path / name), max_seconds=2)
-    with pytest.raises(FileNotFoundError, match="missing.wav not found"):
+    with pytest.raises(ValueError, match="missing.wav not found"):
         load_audio(str(tmp_path / "missing.wav"))
     assert load_audio(str(tmp_path / "good.wav")).shape == (1, 3 * SAMPLE_RATE)

@@ -81,3 +81,33 @@ def test_saved_audio_model_reloads_and_generates_with_audio(tmp_path):
         torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)
         generated = reloaded.generate(**batch, max_new_tokens=3, min_new_tokens=3, do_sample=False)
     assert generated.shape == (1, batch["input_ids"].shape[1] + 3)
+
+
+def test_the_processor_turns_audio_files_into_the_models_input_features(tmp_path, tokenizer):
+    """`processor(text=..., audio=[paths])` -> input_features the model merges at `<audio>`; counts are checked; a
+    processor without an audio token refuses audio."""
+    import soundfile
+
+    from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
+
+    processor = NextGPTProcessor(imagebind_image_processor(), tokenizer, audio_token="<audio>")
+    config = audio_config()
+    config.image_token_id, config.audio_token_id = processor.image_token_id, processor.audio_token_id
+    torch.manual_seed(0)
+    model = NextGPTForConditionalGeneration(config).eval()
+    paths = []
+    for index, frequency in enumerate((330, 660)):
+        time = torch.arange(int(2.5 * 22050)) / 22050
+        paths.append(str(tmp_path / f"tone{index}.wav"))
+        soundfile.write(paths[-1], (0.3 * torch.sin(2 * torch.pi * frequency * time)).numpy(), 22050)
+    batch = processor(text="What do <audio> and <audio> say?", audio=paths, return_tensors="pt")
+    assert batch["input_features"].shape == (2, 3, 1, 128, 204)
+    assert int((batch["input_ids"] == processor.audio_token_id).sum()) == 2
+    with torch.no_grad():
+        assert model(**batch).audio_outputs.pooler_output.shape == (2, 1, 32)
+    with pytest.raises(ValueError, match=r"1 <audio> placeholders \(per prompt: \[1\]\) but 2 audio clips"):
+        processor(text="What does <audio> say?", audio=paths)
+    with pytest.raises(ValueError, match="audio .*missing.wav not found"):
+        processor(text="<audio>", audio=[str(tmp_path / "missing.wav")])
+    with pytest.raises(ValueError, match="this processor takes no audio"):
+        NextGPTProcessor(imagebind_image_processor(), tokenizer)(text="hi", audio=paths)
