@@ -1,9 +1,11 @@
 """GPU-only checks (skipped without CUDA): QLoRA training through train_hf.py, packed attention's varlen kernel, the
-Triton decode kernels, the fast path against generate, and the pipeline and server taking it.
+Triton decode kernels, the fast path against generate, the pipeline and server taking it, and audio on the GPU.
 
 They use a word-level tokenizer (bench_train.word_level_processor), so they need none of the offline asset packages."""
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -220,3 +222,41 @@ def test_packed_attention_on_cuda_takes_the_varlen_kernel_and_keeps_examples_apa
         alone.sum().backward()
     alone_grad = model.model.layers[0].self_attn.q_proj.weight.grad.float()
     assert ((packed_grad - alone_grad).norm() / alone_grad.norm()) < 2e-2
+
+
+AUDIO_ON_CUDA = """
+import torch
+from conftest import tiny_text_config
+from configuration_nextgpt import ImageBindAudioConfig, ImageBindVisionConfig, NextGPTConfig
+from modeling_nextgpt import NextGPTForConditionalGeneration
+
+config = NextGPTConfig(
+    vision_config=ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                        projection_dim=24).to_dict(),
+    audio_config=ImageBindAudioConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                      projection_dim=24).to_dict(),
+    text_config=tiny_text_config(vocab_size=64), image_token_id=62, audio_token_id=63,
+)
+torch.manual_seed(0)
+model = NextGPTForConditionalGeneration(config).eval()
+batch = {"input_ids": torch.tensor([[62, 5, 63, 6, 63, 7]]), "pixel_values": torch.randn(1, 3, 224, 224),
+         "input_features": torch.randn(2, 3, 1, 128, 204)}
+with torch.no_grad():
+    expected = model(**batch).logits
+    on_gpu = model.cuda()(**{key: value.cuda() for key, value in batch.items()}).logits
+    torch.testing.assert_close(on_gpu.cpu(), expected, atol=1e-4, rtol=1e-4)
+    generated = model.to(torch.bfloat16).generate(**{key: value.cuda() for key, value in batch.items()},
+                                                  max_new_tokens=4, min_new_tokens=4, do_sample=False)
+assert generated.shape == (1, 10), generated.shape
+print("audio on cuda: ok")
+"""
+
+
+def test_audio_on_cuda_matches_the_cpu_and_generates_in_bf16():
+    """A model with ImageBind's audio branch (issue 17): float32 logits on CUDA equal the CPU's, and bf16 generation
+    with audio runs (the audio encoded in the prefill only). In a fresh process: Liger's kernels, which an earlier
+    test applies, replace Llama's RMSNorm for every model built later in the same process, CPU ones too."""
+    paths = [str(REPO_ROOT), str(REPO_ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+    result = subprocess.run([sys.executable, "-c", AUDIO_ON_CUDA], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))})
+    assert result.returncode == 0 and "audio on cuda: ok" in result.stdout, result.stderr[-3000:]
