@@ -9,6 +9,7 @@ uses, and kaldi-native-fbank refuses 128 bins at 16 kHz. `tests/test_audio_featu
 own implementation and the whole preprocessing against Meta's code.
 """
 
+import functools
 import math
 import os
 import re
@@ -28,15 +29,17 @@ MEAN, STD = -4.268, 9.138  # ImageBind's normalisation of the log-mel values
 MAX_SECONDS = 600.0  # longer audio is refused before decoding (three 2-second clips are all ImageBind looks at)
 
 
-def mel(frequency: torch.Tensor) -> torch.Tensor:
-    """Kaldi's mel scale."""
-    return 1127.0 * torch.log(1.0 + frequency / 700.0)
+def mel(frequency: float | torch.Tensor) -> float | torch.Tensor:
+    """Kaldi's mel scale, of one frequency or a tensor of them."""
+    log = torch.log if torch.is_tensor(frequency) else math.log
+    return 1127.0 * log(1.0 + frequency / 700.0)
 
 
+@functools.lru_cache(maxsize=8)  # the same filters serve every frame of every clip
 def mel_filters(num_bins: int, fft_size: int, sample_rate: int) -> torch.Tensor:
     """(num_bins, fft_size // 2 + 1) triangles, evenly spaced on the mel scale from LOW_FREQUENCY to Nyquist; the
     Nyquist bin gets no weight, as in Kaldi."""
-    low, high = (1127.0 * math.log(1.0 + frequency / 700.0) for frequency in (LOW_FREQUENCY, sample_rate / 2.0))
+    low, high = mel(LOW_FREQUENCY), mel(sample_rate / 2.0)
     edges = low + (high - low) / (num_bins + 1) * torch.arange(num_bins + 2).unsqueeze(1)
     left, centre, right = edges[:-2], edges[1:-1], edges[2:]
     bins = mel(sample_rate / fft_size * torch.arange(fft_size // 2)).unsqueeze(0)

@@ -53,6 +53,11 @@ def image_facts(questions: list[str], answers: list[str]) -> dict:
 MIN_EXTENT = 10  # pixels: a smaller shape with soft edges has no pixel of its own colour left (teal turns gray)
 
 
+def binarised(mask: Image.Image) -> Image.Image:
+    """A coverage mask with its soft edge cut at half: sharp edges."""
+    return mask.point(lambda value: 255 if value > 127 else 0)
+
+
 def shape_mask(picture: Image.Image) -> Image.Image:
     """The shape's coverage (0-255, soft at anti-aliased edges) in an easy-VQA picture, cropped to the shape: how far
     each pixel lies from the background (the border's median colour) as a share of the farthest pixel's distance."""
@@ -61,22 +66,22 @@ def shape_mask(picture: Image.Image) -> Image.Image:
     distance = np.linalg.norm(pixels - np.median(border, axis=0), axis=-1)
     coverage = np.clip(distance / max(distance.max(), 1.0), 0, 1)
     mask = Image.fromarray(np.round(coverage * 255).astype(np.uint8))
-    return mask.crop(mask.point(lambda value: 255 if value > 127 else 0).getbbox())
+    return mask.crop(binarised(mask).getbbox())
 
 
-def rerender(picture: Image.Image, colour: str, rng: random.Random) -> Image.Image:
-    """`picture`'s shape in `colour`, turned by any angle, scaled to a tenth to nine tenths of a new light canvas of
-    48 to 320 pixels (at least MIN_EXTENT) and placed anywhere on it (up to a fifth off the edge), with soft or sharp
-    edges."""
+def rerender(shape: Image.Image, colour: str, rng: random.Random) -> Image.Image:
+    """A picture's shape (its `shape_mask`) in `colour`, turned by any angle, scaled to a tenth to nine tenths of a new
+    light canvas of 48 to 320 pixels (at least MIN_EXTENT) and placed anywhere on it (up to a fifth off the edge), with
+    soft or sharp edges."""
     size = rng.choice((48, 64, 96, 128, 160, 224, 320))
     canvas = background(rng, size, rng.choice(("flat", "gradient", "speckled")))
-    mask = shape_mask(picture).rotate(rng.uniform(0, 360), resample=Image.Resampling.BICUBIC, expand=True)
+    mask = shape.rotate(rng.uniform(0, 360), resample=Image.Resampling.BICUBIC, expand=True)
     extent = max(MIN_EXTENT, round(rng.uniform(0.1, 0.9) * size))
     scale = extent / max(mask.size)
     mask = mask.resize((max(1, round(mask.width * scale)), max(1, round(mask.height * scale))),
                        Image.Resampling.BILINEAR)
     if rng.random() < 0.5:
-        mask = mask.point(lambda value: 255 if value > 127 else 0)
+        mask = binarised(mask)
     left = rng.randint(-mask.width // 5, size - mask.width + mask.width // 5)
     top = rng.randint(-mask.height // 5, size - mask.height + mask.height // 5)
     canvas.paste(Image.new("RGB", mask.size, COLOURS[colour]), (left, top), mask)
@@ -112,10 +117,10 @@ def convert(output_dir: str, augment: int = 0, seed: int = 0) -> dict[str, int]:
         facts = image_facts([q for q, _ in pairs], [a for _, a in pairs])
         versions = [(f"train-{image_id}", paths[image_id])]
         if augment and "colour" in facts:  # a re-rendering needs the colour, which most pictures' questions give
-            picture = Image.open(paths[image_id])
+            shape = shape_mask(Image.open(paths[image_id]))
             for copy in range(augment):
                 path = os.path.join(augmented_folder, f"{image_id}_{copy}.png")
-                rerender(picture, facts["colour"], rng).save(path)
+                rerender(shape, facts["colour"], rng).save(path)
                 versions.append((f"train-{image_id}-augmented-{copy}", path))
         for record_id, image in versions:
             if {"colour", "shape"} <= facts.keys():

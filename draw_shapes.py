@@ -17,6 +17,7 @@ import math
 import os
 import random
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from cli import ArgumentParser
@@ -44,15 +45,10 @@ def background(rng: random.Random, size: int, kind: str) -> Image.Image:
 
     if kind == "flat":
         return Image.new("RGB", (size, size), tint())
-    if kind == "gradient":
-        start, end = tint(), tint()
-        image = Image.new("RGB", (size, size))
-        pixels = image.load()
-        for y in range(size):
-            for x in range(size):
-                t = (x + y) / (2 * size - 2)
-                pixels[x, y] = tuple(round(a + (b - a) * t) for a, b in zip(start, end))
-        return image
+    if kind == "gradient":  # along the diagonal, from the top-left corner's tint to the bottom-right's
+        start, end = (np.array(colour, dtype=np.float64) for colour in (tint(), tint()))
+        t = (np.arange(size)[:, None] + np.arange(size)[None, :])[..., None] / (2 * size - 2)
+        return Image.fromarray(np.rint(start + (end - start) * t).astype(np.uint8))
     image = Image.new("RGB", (size, size), tint())
     draw = ImageDraw.Draw(image)
     for _ in range(size * size // 40):

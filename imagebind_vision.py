@@ -97,7 +97,8 @@ class ImageBindBlock(nn.Module):
 class ImageBindBranch(PreTrainedModel):
     """What ImageBind's branches share: a CLS token and learned positions before a trunk of `ImageBindBlock`s, a
     head (LayerNorm -> CLS -> Linear) into the joint space, and loading from Meta's checkpoint by `KEY_MAP`. A branch
-    builds its stem and says how its input becomes tokens (`embed`) and how the head's vector is scaled."""
+    builds its stem, turns its input into patch tokens in `forward`, and hands them to `with_cls_and_positions` and
+    `run_trunk`."""
 
     KEY_MAP: list[tuple[str, str]]
     BRANCH: str

@@ -190,6 +190,8 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
     ) -> tuple[torch.Tensor, dict[str, BaseModelOutputWithPooling]]:
         """(embeddings with the image and audio tokens merged in, {"image": ..., "audio": ...}: the encoders' outputs
         for what was given)."""
+        if input_features is not None and self.config.audio_token_id is None:
+            raise ValueError("input_features were given, but this model has no audio branch (no audio_config)")
         token_ids = {"image": self.config.image_token_id, "audio": self.config.audio_token_id}
         placeholders = {kind: input_ids == token_id for kind, token_id in token_ids.items() if token_id is not None}
         # A placeholder id may lie past the vocabulary; its rows are overwritten, so look up token 0 there.
@@ -206,8 +208,6 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
             encoded[kind] = (self.get_image_features(pixel_values, image_embeds, return_dict=True) if kind == "image"
                              else self.get_audio_features(input_features, return_dict=True))
             inputs_embeds = merge_features(input_ids, inputs_embeds, encoded[kind].pooler_output, token_ids[kind], kind)
-        if given["audio"] and "audio" not in placeholders:
-            raise ValueError("input_features were given, but this model has no audio branch (no audio_config)")
         return inputs_embeds, encoded
 
     @can_return_tuple

@@ -166,8 +166,8 @@ class NextGPTProcessor(ProcessorMixin):
         texts = [text] if isinstance(text, str) else list(text)
         single = isinstance(audio, (str, os.PathLike, torch.Tensor))
         audio = [] if audio is None else [audio] if single else list(audio)
-        if self.audio_token and sum(prompt.count(self.audio_token) for prompt in texts) != len(audio):
-            counts = [prompt.count(self.audio_token) for prompt in texts]
+        counts = [prompt.count(self.audio_token) for prompt in texts] if self.audio_token else []
+        if self.audio_token and sum(counts) != len(audio):
             raise ValueError(f"The prompts have {sum(counts)} {self.audio_token} placeholders (per prompt: {counts}) "
                              f"but {len(audio)} audio clips were given")
         return self._text_and_images(texts, images, image_embeds, audio, **kwargs)

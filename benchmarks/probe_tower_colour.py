@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from convert_easy_vqa import image_facts, rerender  # noqa: E402
+from convert_easy_vqa import image_facts, rerender, shape_mask  # noqa: E402
 from draw_shapes import COLOURS, SHAPES  # noqa: E402
 from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_processor  # noqa: E402
 
@@ -116,7 +116,7 @@ def main() -> None:
     rng = random.Random(0)
     train = easy_vqa_pictures("train", args.num_train)
     sets = {"easy-VQA train": train,
-            "easy-VQA train, re-rendered": [(rerender(p, c, rng), c, s) for p, c, s in train],
+            "easy-VQA train, re-rendered": [(rerender(shape_mask(p), c, rng), c, s) for p, c, s in train],
             "easy-VQA test": easy_vqa_pictures("test", args.num_test),
             "drawn (draw_shapes.py)": drawn_pictures(args.drawn)}
     colour_ids, shape_ids = {c: i for i, c in enumerate(COLOURS)}, {s: i for i, s in enumerate(SHAPES)}

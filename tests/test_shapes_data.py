@@ -81,7 +81,7 @@ def test_a_rerendering_keeps_the_shape_and_its_colour(colour):
     rng = random.Random(0)
     sizes = set()
     for _ in range(12):
-        rendered = rerender(picture, colour, rng)
+        rendered = rerender(shape_mask(picture), colour, rng)
         sizes.add(rendered.size[0])
         near = np.abs(np.asarray(rendered, dtype=int) - COLOURS[colour]).sum(-1) < 30
         assert near.sum() >= 4, rendered.size
