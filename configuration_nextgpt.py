@@ -52,8 +52,15 @@ class ImageBindAudioConfig(PreTrainedConfig):
                      for size in (self.num_mel_bins, self.target_length))
 
 
+STEM_CHANNELS = 32  # EfficientNet-Lite0's first convolution
+
+
 class EfficientNetLiteConfig(PreTrainedConfig):
-    """EfficientNet-Lite0 (ImageNet), the small offline tower: a 7x7x1280 feature map at 224 px."""
+    """EfficientNet-Lite0 (ImageNet), the small offline tower: a 7x7x1280 feature map at 224 px.
+
+    stem_features: each token also carries the stem's 32 channels (the first convolution) averaged over its cell.
+        The ImageNet-trained depth keeps colour poorly where the stem keeps it (benchmarks/EASY_VQA.md).
+    """
 
     model_type = "efficientnet_lite"
 
@@ -62,6 +69,12 @@ class EfficientNetLiteConfig(PreTrainedConfig):
     batch_norm_eps: float = 1e-3
     num_classes: int = 1000
     initializer_range: float = 0.02
+    stem_features: bool = False
+
+    @property
+    def feature_size(self) -> int:
+        """Width of one token: the head's channels, plus the stem's where `stem_features` asks for them."""
+        return self.hidden_size + (STEM_CHANNELS if self.stem_features else 0)
 
 
 for _tower_config in (ImageBindVisionConfig, ImageBindAudioConfig, EfficientNetLiteConfig):
@@ -151,9 +164,10 @@ class NextGPTConfig(PreTrainedConfig):
     @property
     def vision_feature_dim(self) -> int:
         """Width of what the tower hands the projector: the joint embedding, or one patch token."""
+        token_width = getattr(self.vision_config, "feature_size", None) or self.vision_config.hidden_size
         if self.image_mode == "embedding":
-            return getattr(self.vision_config, "projection_dim", None) or self.vision_config.hidden_size
-        return self.vision_config.hidden_size
+            return getattr(self.vision_config, "projection_dim", None) or token_width
+        return token_width
 
     @property
     def context_length(self) -> int | None:

@@ -14,7 +14,12 @@ trained on those alone names colours poorly on other pictures (canvas 224: 62% r
 out of the picture, turned, scaled to a tenth to nine tenths of a new canvas of 48 to 320 pixels, placed anywhere, with
 sharp or soft edges, on a new light background.
 
-    python convert_easy_vqa.py --output_dir data/easy_vqa --augment 2
+`--shuffle_turns` asks each conversation's questions in a random order. easy-VQA lists a picture's "what" questions
+first, so in its order a yes/no question almost never opens a conversation (6 of 10,358 colour questions answered
+yes): the model learns them with the colour already said in earlier turns, and answers them alone (as every test
+question comes) poorly on unfamiliar pictures.
+
+    python convert_easy_vqa.py --output_dir data/easy_vqa --augment 2 --shuffle_turns
 """
 
 import json
@@ -96,7 +101,7 @@ def conversation_record(record_id: str, image: str, pairs: list[tuple[str, str]]
     return {"id": record_id, "image": image, "conversations": turns}
 
 
-def convert(output_dir: str, augment: int = 0, seed: int = 0) -> dict[str, int]:
+def convert(output_dir: str, augment: int = 0, seed: int = 0, shuffle_turns: bool = False) -> dict[str, int]:
     import easy_vqa
 
     os.makedirs(output_dir, exist_ok=True)
@@ -108,6 +113,7 @@ def convert(output_dir: str, augment: int = 0, seed: int = 0) -> dict[str, int]:
         per_image[image_id].append((question, answer))
 
     rng = random.Random(seed)
+    turn_rng = random.Random(f"{seed}-turns")  # its own stream: the re-renderings stay those of --seed
     augmented_folder = os.path.abspath(os.path.join(output_dir, "augmented"))
     if augment:
         os.makedirs(augmented_folder, exist_ok=True)
@@ -125,7 +131,8 @@ def convert(output_dir: str, augment: int = 0, seed: int = 0) -> dict[str, int]:
         for record_id, image in versions:
             if {"colour", "shape"} <= facts.keys():
                 captions.append({"id": record_id, "image": image, "caption": f"a {facts['colour']} {facts['shape']}"})
-            conversations.append(conversation_record(record_id, image, pairs))
+            conversations.append(conversation_record(
+                record_id, image, turn_rng.sample(pairs, len(pairs)) if shuffle_turns else pairs))
 
     test_questions, test_answers, test_image_ids = easy_vqa.get_test_questions()
     test_paths = easy_vqa.get_test_image_paths()
@@ -148,9 +155,11 @@ def main() -> None:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--output_dir", default="data/easy_vqa")
     parser.add_argument("--augment", type=int, default=0, help="re-rendered copies of each training picture")
-    parser.add_argument("--seed", type=int, default=0, help="of the re-renderings")
+    parser.add_argument("--seed", type=int, default=0, help="of the re-renderings and the question orders")
+    parser.add_argument("--shuffle_turns", action="store_true", help="ask each picture's questions in a random order")
     args = parser.parse_args()
-    for name, count in convert(args.output_dir, args.augment, args.seed).items():
+    counts = convert(args.output_dir, args.augment, args.seed, shuffle_turns=args.shuffle_turns)
+    for name, count in counts.items():
         print(f"{name}: {count}")
 
 

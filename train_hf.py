@@ -65,7 +65,8 @@ class NextGPTArguments:
         None, "A NextGPT folder or hub id; for stage 2, the stage-1 output (its 'final').")
     llm: str | None = option(None, "Stage 1 from parts: the LLM's folder or hub id.")
     llm_gguf_file: str | None = option(None, "A GGUF file inside --llm to load from.")
-    vision_tower: str | None = option(None, "Stage 1 from parts: efficientnet-lite0 (packaged), Meta's "
+    vision_tower: str | None = option(None, "Stage 1 from parts: efficientnet-lite0 (packaged; "
+                                            "efficientnet-lite0-stem adds the stem's colour channels), Meta's "
                                             "imagebind_huge.pth, or a transformers vision model id/folder.")
     image_mode: str = option("embedding", "embedding (1 token/image) or patches (all tokens).")
     projector_type: str = option("linear", "linear or mlp2x_gelu.")

@@ -26,7 +26,10 @@ def test_the_shipped_model_has_a_card(default_folder):
 
     card = ModelCard.load(os.path.join(default_folder, "README.md"))
     assert (card.data.license, card.data.pipeline_tag) == ("apache-2.0", "image-text-to-text")
-    assert "98.9" in card.text and "EfficientNet-Lite0" in card.text
+    assert "EfficientNet-Lite0" in card.text
+    results = json.load(open(os.path.join(REPO_ROOT, "weights", "easy_vqa", "results.json")))
+    for name, scores in results.items():  # the card's figures are the ones measured beside the weights
+        assert f"| {name} accuracy (%) | {100 * scores['accuracy']:.2f} |" in card.text
 
 
 def test_the_cache_key_covers_every_code_file_the_model_ships(default_folder):
@@ -128,7 +131,8 @@ def test_export_guards_the_shipped_weights_and_clears_the_superseded_cache(tmp_p
     adapter = json.load(open(os.path.join(DEFAULT_WEIGHTS, "adapter_config.json")))
     json.dump({**adapter, "note": "retrained"}, open(final / "adapter_config.json", "w"))
     shutil.copy(os.path.join(DEFAULT_WEIGHTS, "adapter_model.safetensors"), final / "adapter_model.safetensors")
-    (final / "config.json").write_text(json.dumps({"image_mode": "patches", "projector_type": "mlp2x_gelu"}))
+    (final / "config.json").write_text(json.dumps({"image_mode": "patches", "projector_type": "mlp2x_gelu",
+                                                   "vision_config": {"stem_features": False}}))
     with pytest.raises(ValueError, match="replaces the shipped weights: pass --replace_shipped"):
         export_weights(str(final))
     with pytest.raises(ValueError, match="not an unmerged stage-2 folder"):
@@ -140,4 +144,6 @@ def test_export_guards_the_shipped_weights_and_clears_the_superseded_cache(tmp_p
     os.makedirs(superseded)
     export_weights(str(final), str(weights), cache_dir=str(cache))
     assert json.load(open(weights / "adapter_config.json"))["note"] == "retrained"
+    assert json.load(open(weights / "recipe.json"))["vision_tower"] == "efficientnet-lite0"
+    assert not os.path.exists(weights / "results.json")  # measured on the replaced weights
     assert not os.path.exists(superseded) and cached_folder(str(cache), str(weights)) != superseded

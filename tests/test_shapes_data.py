@@ -107,3 +107,19 @@ def test_convert_adds_rerendered_copies_with_the_same_questions(tmp_path, monkey
         assert Image.open(record["image"]).size[0] >= 48
     captions = [json.loads(line) for line in open(tmp_path / "stage1_captions.jsonl")]
     assert sum("augmented" in c["id"] for c in captions) == 2 * sum("augmented" not in c["id"] for c in captions)
+
+    convert(str(tmp_path / "shuffled"), augment=2, shuffle_turns=True)
+    shuffled = json.load(open(tmp_path / "shuffled" / "stage2_train.json"))
+    reordered = 0
+    for record, source in zip(shuffled, conversations, strict=True):
+        assert record["id"] == source["id"] and record["conversations"][0]["value"].startswith("<image>\n")
+        assert sorted(question_answer_pairs(record)) == sorted(question_answer_pairs(source))
+        assert Image.open(record["image"]).tobytes() == Image.open(source["image"]).tobytes()  # same re-renderings
+        reordered += question_answer_pairs(record) != question_answer_pairs(source)
+    assert reordered > len(shuffled) // 2
+
+
+def question_answer_pairs(record: dict) -> list[tuple[str, str]]:
+    """A conversation's (question, answer) turns in order, without the image placeholder."""
+    values = [turn["value"].removeprefix("<image>\n") for turn in record["conversations"]]
+    return list(zip(values[::2], values[1::2]))
