@@ -1,7 +1,9 @@
-"""Assemble a NextGPT from pretrained parts: an LLM (folder, hub id, or GGUF file) and a vision tower (Meta's ImageBind
-checkpoint, or a transformers vision model), with the matching processor. The projector starts untrained (stage 1).
+"""Assemble a NextGPT from pretrained parts: an LLM (folder, hub id, or GGUF file), a vision tower (Meta's ImageBind
+checkpoint, or a transformers vision model) and optionally ImageBind's audio branch, with the matching processor. The
+projector starts untrained (stage 1).
 
-    python assemble_nextgpt.py --llm meta-llama/Llama-2-7b-chat-hf --vision_tower imagebind_huge.pth --output nextgpt
+    python assemble_nextgpt.py --llm meta-llama/Llama-2-7b-chat-hf --vision_tower imagebind_huge.pth \
+        --audio_tower imagebind_huge.pth --output nextgpt
 """
 
 import sys
@@ -12,6 +14,7 @@ from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from cli import DTYPES, ArgumentParser, missing_local_folder
 from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_processor
+from imagebind_audio import ImageBindAudioModel
 from imagebind_vision import ImageBindVisionModel
 from model_card import assembled_card_data, write_model_card
 from modeling_nextgpt import NextGPTForConditionalGeneration
@@ -66,11 +69,18 @@ def assemble_nextgpt(
     dtype: torch.dtype | None = None,
     image_token: str = "<image>",
     quantization_config=None,
+    audio_tower: str | None = None,
 ) -> tuple[NextGPTForConditionalGeneration, NextGPTProcessor]:
+    """`audio_tower`: Meta's ImageBind checkpoint, whose audio branch gives the model audio input (`<audio>`)."""
     language_model, tokenizer = load_language_model(llm, llm_gguf_file, dtype, quantization_config)
     vision_model, image_processor = load_vision_tower(vision_tower, dtype)
+    audio_model = None
+    if audio_tower is not None:
+        audio_model = ImageBindAudioModel.from_imagebind_checkpoint(audio_tower)
+        audio_model = audio_model.to(dtype) if dtype else audio_model
     return assemble_from_models(
-        language_model, tokenizer, vision_model, image_processor, image_mode, projector_type, image_token
+        language_model, tokenizer, vision_model, image_processor, image_mode=image_mode, projector_type=projector_type,
+        image_token=image_token, audio_model=audio_model,
     )
 
 
@@ -82,11 +92,15 @@ def assemble_from_models(
     image_mode: str = "embedding",
     projector_type: str = "linear",
     image_token: str = "<image>",
+    audio_model: PreTrainedModel | None = None,
+    audio_token: str = "<audio>",
 ) -> tuple[NextGPTForConditionalGeneration, NextGPTProcessor]:
-    processor = NextGPTProcessor(image_processor, tokenizer, image_token=image_token)
+    processor = NextGPTProcessor(image_processor, tokenizer, image_token=image_token,
+                                 audio_token=audio_token if audio_model is not None else None)
     model = NextGPTForConditionalGeneration.from_parts(
-        language_model, vision_model, image_mode=image_mode, projector_type=projector_type,
+        language_model, vision_model, audio_model, image_mode=image_mode, projector_type=projector_type,
         image_token_id=processor.image_token_id,
+        **({"audio_token_id": processor.audio_token_id} if audio_model is not None else {}),
     )
     processor.num_image_tokens = model.config.num_image_tokens
     if tokenizer.pad_token is None:
@@ -100,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm_gguf_file", help="a GGUF file inside --llm to load from")
     parser.add_argument("--vision_tower", required=True,
                         help=f"{' or '.join(EFFICIENTNET_LITE0_TOWERS)} (packaged), Meta's imagebind_huge.pth, or a vision model id/folder")
+    parser.add_argument("--audio_tower", help="Meta's imagebind_huge.pth: its audio branch takes <audio> inputs")
     parser.add_argument("--image_mode", default="embedding", choices=["embedding", "patches"])
     parser.add_argument("--projector_type", default="linear", choices=["linear", "mlp2x_gelu"])
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))
@@ -110,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         model, processor = assemble_nextgpt(args.llm, args.vision_tower, args.image_mode, args.projector_type,
-                                            llm_gguf_file=args.llm_gguf_file, dtype=DTYPES[args.dtype])
+                                            llm_gguf_file=args.llm_gguf_file, dtype=DTYPES[args.dtype],
+                                            audio_tower=args.audio_tower)
     except (OSError, ValueError) as error:
         print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2

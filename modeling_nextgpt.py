@@ -96,18 +96,29 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
 
     @classmethod
     def from_parts(
-        cls, language_model: PreTrainedModel, vision_model: PreTrainedModel, **config_kwargs
+        cls, language_model: PreTrainedModel, vision_model: PreTrainedModel, audio_model: PreTrainedModel | None = None,
+        **config_kwargs,
     ) -> "NextGPTForConditionalGeneration":
-        """Wrap a loaded LLM and a loaded tower (pretrained weights kept) with a freshly initialised projector. The
-        LLM's generation config (its end-of-turn ids, sampling defaults) becomes the model's."""
-        config = NextGPTConfig(
-            vision_config=vision_model.config.to_dict(), text_config=language_model.config.to_dict(), **config_kwargs
-        )
-        with torch.device("meta"):  # the meta skeleton's LLM and tower are replaced by the loaded ones below
+        """Wrap a loaded LLM, a loaded tower and optionally ImageBind's audio branch (pretrained weights kept) with
+        freshly initialised projectors. The LLM's generation config (its end-of-turn ids, sampling defaults) becomes
+        the model's. With audio, the projector is shared where the audio and image features are as wide (NExT-GPT's
+        way) unless `share_projector` says otherwise."""
+        parts = {"vision_config": vision_model.config.to_dict(), "text_config": language_model.config.to_dict()}
+        if audio_model is not None:
+            image_width = NextGPTConfig(**parts, **config_kwargs).vision_feature_dim
+            config_kwargs.setdefault("share_projector", audio_model.config.projection_dim == image_width)
+            parts["audio_config"] = audio_model.config.to_dict()
+        config = NextGPTConfig(**parts, **config_kwargs)
+        with torch.device("meta"):  # the meta skeleton's LLM and towers are replaced by the loaded ones below
             model = cls(config)
         model.language_model, model.vision_tower.model = language_model, vision_model
         model.generation_config = copy.deepcopy(language_model.generation_config)
         model.projector = NextGPTProjector(config).to(language_model.device)
+        if audio_model is not None:
+            model.audio_tower = audio_model
+            if not config.share_projector:
+                model.audio_projector = NextGPTProjector(config, input_width=config.audio_config.projection_dim).to(
+                    language_model.device)
         model.set_trainable(projector=True)
         return model
 

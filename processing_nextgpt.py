@@ -199,8 +199,10 @@ class NextGPTProcessor(ProcessorMixin):
             features["input_features"] = self.preprocess_audio(audio)
         return BatchFeature(features, tensor_type=merged["text_kwargs"].get("return_tensors"))
 
-    def tokenize_conversation(self, messages: list[dict], num_images: int, max_length: int | None = None) -> dict:
-        """One conversation -> `input_ids`, `attention_mask` and `labels` (lists), checked against `num_images`.
+    def tokenize_conversation(self, messages: list[dict], num_images: int, max_length: int | None = None,
+                              num_audio: int = 0) -> dict:
+        """One conversation -> `input_ids`, `attention_mask` and `labels` (lists), checked against `num_images` (and
+        `num_audio`, for a processor with an audio token).
 
         Labels are -100 everywhere except each assistant reply and its end-of-turn token. The reply spans are found by
         rendering the template up to each reply, so prompt and labels come from the same template and cannot drift
@@ -211,6 +213,11 @@ class NextGPTProcessor(ProcessorMixin):
             raise ValueError(
                 f"The conversation has {num_placeholders} {self.image_token} placeholders but {num_images} images"
             )
+        audio_placeholders = sum(message["content"].count(self.audio_token) for message in messages
+                                 ) if self.audio_token else 0
+        if audio_placeholders != num_audio:
+            raise ValueError(f"The conversation has {audio_placeholders} {self.audio_token} placeholders but "
+                             f"{num_audio} audio files")
         expanded = [{**message, "content": self.expand_image_tokens(message["content"])} for message in messages]
         text, spans = self.render(expanded), []
         for index, message in enumerate(expanded):

@@ -68,6 +68,8 @@ class NextGPTArguments:
     vision_tower: str | None = option(None, "Stage 1 from parts: efficientnet-lite0 (packaged; "
                                             "efficientnet-lite0-stem adds the stem's colour channels), Meta's "
                                             "imagebind_huge.pth, or a transformers vision model id/folder.")
+    audio_tower: str | None = option(None, "Stage 1 from parts: Meta's imagebind_huge.pth, whose audio branch takes "
+                                           "the records' 'audio' (<audio> placeholders).")
     image_mode: str = option("embedding", "embedding (1 token/image) or patches (all tokens).")
     projector_type: str = option("linear", "linear or mlp2x_gelu.")
     model_dtype: str = option("auto", "dtype of the frozen weights: auto (bfloat16 with --bf16, float16 with --fp16, "
@@ -133,7 +135,7 @@ def quantization_config(args: NextGPTArguments) -> BitsAndBytesConfig | None:
     return BitsAndBytesConfig(
         load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit, bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16,
-        llm_int8_skip_modules=["vision_tower", "projector", "lm_head"],
+        llm_int8_skip_modules=["vision_tower", "audio_tower", "projector", "lm_head"],
     )
 
 
@@ -149,7 +151,7 @@ def load_model(args: NextGPTArguments, dtype: torch.dtype) -> tuple[NextGPTForCo
     if args.model_name_or_path is None:
         return assemble_nextgpt(
             args.llm, args.vision_tower, args.image_mode, args.projector_type, args.llm_gguf_file, dtype,
-            quantization_config=quantization_config(args),
+            quantization_config=quantization_config(args), audio_tower=args.audio_tower,
         )
     model, info = NextGPTForConditionalGeneration.from_pretrained(
         args.model_name_or_path, dtype=dtype, quantization_config=quantization_config(args), output_loading_info=True

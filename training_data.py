@@ -1,8 +1,9 @@
 """Training data: LLaVA conversations or caption pairs -> validated, tokenized examples -> packed or padded batches.
 
 Records (JSON list, JSONL, or a `datasets` id):
-- LLaVA: `{"id", "image": "a.jpg" | ["a.jpg", "b.jpg"] | absent, "conversations": [{"from": "human"|"gpt", "value"}]}`
-  with one `<image>` placeholder per image;
+- LLaVA: `{"id", "image": "a.jpg" | ["a.jpg", "b.jpg"] | absent, "audio": "a.wav" | [...] | absent,
+  "conversations": [{"from": "human"|"gpt", "value"}]}` with one `<image>` placeholder per image and one `<audio>` per
+  audio file (a model with an audio branch);
 - captions (stage 1): `{"id", "image", "caption"}`, asked as `<image>\\n{caption_prompt}`.
 """
 
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from audio_features import load_audio
 from processing_nextgpt import IGNORE_INDEX, NextGPTProcessor
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -114,20 +116,40 @@ def check_image_file(path: str) -> str:
     return path
 
 
+def listed(record: dict, key: str) -> list:
+    """A record's one-or-many field as a list (absent: empty)."""
+    values = record.get(key)
+    return [] if values is None else values if isinstance(values, list) else [values]
+
+
+def resolved_path(path: str, folder: str | None) -> str:
+    return os.path.join(folder, path) if folder and not os.path.isabs(path) else path
+
+
 def record_images(record: dict, image_folder: str | None) -> list:
     """Image paths resolved against `image_folder` (PIL images from `datasets` pass through); checked to decode."""
-    images = record.get("image")
-    images = [] if images is None else images if isinstance(images, list) else [images]
     resolved = []
-    for image in images:
+    for image in listed(record, "image"):
         if isinstance(image, str):
-            path = os.path.join(image_folder, image) if image_folder and not os.path.isabs(image) else image
-            resolved.append(check_image_file(path))
+            resolved.append(check_image_file(resolved_path(image, image_folder)))
         elif isinstance(image, Image.Image):
             resolved.append(image)
         else:
             raise ValueError(f"'image' must be a path or a list of paths, got {type(image).__name__}")
     return resolved
+
+
+def record_audio(record: dict, folder: str | None, processor: NextGPTProcessor) -> list[str]:
+    """Audio paths resolved against `folder`, each checked to decode (`load_audio` names what is wrong: missing,
+    not audio, truncated, empty, silent, too long)."""
+    audio = listed(record, "audio")
+    if audio and not processor.audio_token:
+        raise ValueError("the record has 'audio' but the model has no audio branch (assemble it with --audio_tower)")
+    for item in audio:
+        if not isinstance(item, str):
+            raise ValueError(f"'audio' must be a path or a list of paths, got {type(item).__name__}")
+        load_audio(resolved_path(item, folder))
+    return [resolved_path(item, folder) for item in audio]
 
 
 def prepare_examples(
@@ -147,13 +169,13 @@ def prepare_examples(
         try:
             messages = record_to_messages(record, caption_prompt)
             images = record_images(record, image_folder)
-            example = processor.tokenize_conversation(messages, len(images), max_length)
+            audio = record_audio(record, image_folder, processor)
+            example = processor.tokenize_conversation(messages, len(images), max_length, num_audio=len(audio))
         except ValueError as error:
             bad.append(BadRecord(source, index, record_id, str(error)))
             continue
-        examples.append(
-            {"id": record_id, "images": images, "input_ids": example["input_ids"], "labels": example["labels"]}
-        )
+        examples.append({"id": record_id, "images": images, "audio": audio, "input_ids": example["input_ids"],
+                         "labels": example["labels"]})
     if bad and not skip_bad_records:
         raise BadRecordsError(bad)
     return examples, bad
@@ -161,7 +183,7 @@ def prepare_examples(
 
 class NextGPTCollator:
     """Batches tokenized examples and adds their images in reading order (`image_embeds` from the cache when one is
-    given, else `pixel_values`).
+    given, else `pixel_values`) and their audio (`input_features`; audio is never cached).
 
     `pack=True` (training's default) puts the micro-batch into one row without padding: `position_ids` restart at 0
     for each example and `cu_seq_lens_q`/`max_length_q` mark the examples for `packed_attention`, which keeps them
@@ -180,6 +202,9 @@ class NextGPTCollator:
             batch["image_embeds"] = self.embedding_cache.lookup(images)
         elif images:
             batch["pixel_values"] = self.processor.preprocess_images(images)
+        audio = [item for example in examples for item in example.get("audio", [])]
+        if audio:
+            batch["input_features"] = self.processor.preprocess_audio(audio)
         return batch
 
     def padded(self, examples: list[dict]) -> dict:

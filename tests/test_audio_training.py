@@ -1,0 +1,117 @@
+"""Audio in training (issue 17): records with `"audio"` paths, checked like images, batched as `input_features` in
+reading order, trained through `train_hf.py`; a model assembled with ImageBind's audio branch."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from safetensors.torch import load_file
+
+from conftest import TINY_IMAGEBIND, random_image, tiny_text_config
+from configuration_nextgpt import ImageBindAudioConfig, ImageBindVisionConfig, NextGPTConfig
+from modeling_nextgpt import NextGPTForConditionalGeneration
+from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
+from train_hf import train
+from training_data import BadRecordsError, NextGPTCollator, prepare_examples
+
+TINY_AUDIO = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24)
+
+
+def write_tone(path, frequency: float, seconds: float = 2.5, rate: int = 22050) -> None:
+    time = np.arange(int(seconds * rate)) / rate
+    soundfile.write(path, 0.3 * np.sin(2 * np.pi * frequency * time), rate)
+
+
+@pytest.fixture
+def audio_processor(tokenizer) -> NextGPTProcessor:
+    return NextGPTProcessor(imagebind_image_processor(), tokenizer, audio_token="<audio>")
+
+
+@pytest.fixture
+def records(tmp_path) -> list[dict]:
+    """Two records beside their files in tmp_path: an image with two audio files, and one audio file alone."""
+    random_image().save(tmp_path / "picture.png")
+    write_tone(tmp_path / "low.wav", 330)
+    write_tone(tmp_path / "high.wav", 660)
+    return [
+        {"id": "both", "image": "picture.png", "audio": ["low.wav", "high.wav"],
+         "conversations": [{"from": "human", "value": "<image>\nIs <audio> lower than <audio>?"},
+                           {"from": "gpt", "value": "yes"}]},
+        {"id": "alone", "audio": "high.wav",
+         "conversations": [{"from": "human", "value": "<audio>\nHigh or low?"}, {"from": "gpt", "value": "high"}]},
+    ]
+
+
+def test_audio_records_become_input_features_in_reading_order(records, audio_processor, tmp_path):
+    examples, bad = prepare_examples(records, "data.json", audio_processor, image_folder=str(tmp_path))
+    assert not bad and [len(example["audio"]) for example in examples] == [2, 1]
+    expected = audio_processor.preprocess_audio([str(tmp_path / name) for name in ("low.wav", "high.wav", "high.wav")])
+    for pack in (True, False):
+        batch = NextGPTCollator(audio_processor, pack=pack)(examples)
+        torch.testing.assert_close(batch["input_features"], expected)
+        assert int((batch["input_ids"] == audio_processor.audio_token_id).sum()) == 3
+        assert batch["pixel_values"].shape[0] == 1
+
+
+def test_every_bad_audio_record_is_named_with_its_reason(records, audio_processor, tokenizer, tmp_path):
+    (tmp_path / "notes.txt").write_text("not audio")
+    soundfile.write(tmp_path / "silent.wav", np.zeros(16000), 16000)
+    alone = records[1]
+    bad_records = [{**alone, "id": "missing", "audio": "missing.wav"}, {**alone, "id": "text", "audio": "notes.txt"},
+                   {**alone, "id": "silent", "audio": "silent.wav"},
+                   {**alone, "id": "count", "audio": ["high.wav", "low.wav"]}, {**alone, "id": "number", "audio": 3}]
+    with pytest.raises(BadRecordsError) as raised:
+        prepare_examples(bad_records, "data.json", audio_processor, image_folder=str(tmp_path))
+    reasons = {bad.record_id: bad.reason for bad in raised.value.bad_records}
+    assert "missing.wav not found" in reasons["missing"]
+    assert "notes.txt cannot be read as audio" in reasons["text"]
+    assert "silent.wav is silent" in reasons["silent"]
+    assert "1 <audio> placeholders but 2 audio files" in reasons["count"]
+    assert "'audio' must be a path" in reasons["number"]
+    without_audio = NextGPTProcessor(imagebind_image_processor(), tokenizer)
+    with pytest.raises(BadRecordsError, match="the model has no audio branch"):
+        prepare_examples([alone], "data.json", without_audio, image_folder=str(tmp_path))
+
+
+def test_stage2_learns_from_audio_alone_through_the_shared_projector(records, audio_processor, tmp_path):
+    """A record with audio and no image still trains the projector: the audio's gradient reaches it."""
+    config = NextGPTConfig(vision_config=ImageBindVisionConfig(**TINY_IMAGEBIND).to_dict(),
+                           text_config=tiny_text_config(), audio_config=ImageBindAudioConfig(**TINY_AUDIO).to_dict(),
+                           image_token_id=audio_processor.image_token_id,
+                           audio_token_id=audio_processor.audio_token_id)
+    torch.manual_seed(0)
+    start = tmp_path / "start"
+    NextGPTForConditionalGeneration(config).save_pretrained(start)
+    audio_processor.save_pretrained(start)
+    json.dump([records[1]] * 2, open(tmp_path / "data.json", "w"))
+    train(["--stage", "2", "--model_name_or_path", str(start), "--data_path", str(tmp_path / "data.json"),
+           "--image_folder", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--max_steps", "1",
+           "--lora_r", "4", "--merge_lora", "--learning_rate", "1e-2", "--report_to", "none",
+           "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--disable_tqdm", "true"])
+    before, after = load_file(start / "model.safetensors"), load_file(tmp_path / "out" / "final" / "model.safetensors")
+    assert not torch.equal(before["projector.linear_1.weight"], after["projector.linear_1.weight"])
+    assert all(torch.equal(before[key], after[key]) for key in before if key.startswith("audio_tower."))
+
+
+def test_assembly_adds_imagebinds_audio_branch(tmp_path, tokenizer):
+    """`assemble_from_models(..., audio_model=...)`: `<audio>` in the processor, the config's audio ids, and the
+    projector shared where widths match (embedding mode), an own audio projector where they do not (patches)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from assemble_nextgpt import assemble_from_models
+    from imagebind_audio import ImageBindAudioModel
+    from imagebind_vision import ImageBindVisionModel
+
+    for image_mode, shared in (("embedding", True), ("patches", False)):
+        model, processor = assemble_from_models(
+            AutoModelForCausalLM.from_config(LlamaConfig(**tiny_text_config())), tokenizer,
+            ImageBindVisionModel(ImageBindVisionConfig(**TINY_IMAGEBIND)), imagebind_image_processor(),
+            image_mode=image_mode, audio_model=ImageBindAudioModel(ImageBindAudioConfig(**TINY_AUDIO)),
+        )
+        assert processor.audio_token == "<audio>" and model.config.audio_token_id == processor.audio_token_id
+        assert model.config.share_projector == shared and hasattr(model, "audio_projector") != shared
+        model.save_pretrained(tmp_path / image_mode)
+        reloaded = NextGPTForConditionalGeneration.from_pretrained(tmp_path / image_mode)
+        assert reloaded.config.audio_config.projection_dim == TINY_AUDIO["projection_dim"]
