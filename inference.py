@@ -1,6 +1,8 @@
-"""Ask a NextGPT about an image. Without --model, uses the default offline model (assembled once, then cached).
+"""Ask a NextGPT about an image (and audio, for a model with an audio branch). Without --model, uses the default
+offline model (assembled once, then cached).
 
     python inference.py --image examples/red_triangle.png "What shape is in the image?"
+    python inference.py --model nextgpt --image photo.jpg --audio bark.wav "Which animal makes this sound?"
     python inference.py --image photo.jpg --chat                      # multi-turn, answers streamed
     python inference.py --batch questions.jsonl --output answers.jsonl  # {"image", "question"} per line
     python inference.py --model outputs/stage2/final --image photo.jpg "Describe the image."
@@ -15,6 +17,7 @@ from typing import NamedTuple
 import torch
 
 from cli import LOAD_DTYPES, ArgumentParser, missing_local_folder
+from audio_features import load_audio
 from training_data import check_image_file
 
 
@@ -26,6 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(__doc__)
     parser.add_argument("question", nargs="?", help="the question (omit with --chat or --batch)")
     parser.add_argument("--image", help="image file to ask about")
+    parser.add_argument("--audio", action="append", default=[],
+                        help="audio file to ask about (repeat for several; a model with an audio branch)")
     parser.add_argument("--model",
                         help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
     parser.add_argument("--chat", action="store_true", help="multi-turn conversation in the terminal")
@@ -44,8 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     modes = sum([bool(args.chat), bool(args.batch), args.question is not None])
     if modes != 1:
         parser.error("give a question, or --chat, or --batch")
-    if (args.chat or args.question is not None) and not args.image:
-        parser.error("--image is required with a question or --chat")
+    if (args.chat or args.question is not None) and not (args.image or args.audio):
+        parser.error("--image (or --audio) is required with a question or --chat")
+    if args.batch and args.audio:
+        parser.error("--audio goes with a question or --chat, not --batch")
     return args
 
 
@@ -85,10 +92,20 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
                 **({"temperature": args.temperature, "top_p": args.top_p} if sampled else {}))
 
 
+def media_placeholders(processor, args: argparse.Namespace) -> str:
+    """The placeholders of the image and each audio file, in that order, each on its own line."""
+    placeholders = [processor.image_token] if args.image else []
+    if args.audio and not processor.audio_token:
+        raise InputError("this model takes no audio (it has no audio branch): drop --audio")
+    return "".join(f"{placeholder}\n" for placeholder in placeholders + [processor.audio_token] * len(args.audio))
+
+
 @torch.no_grad()
-def answer(model, processor, messages: list[dict], images: list[str], args, streamer=None) -> str:
+def answer(model, processor, messages: list[dict], args, streamer=None) -> str:
+    """The reply to the conversation so far, about `args.image` and `args.audio`."""
     prompt = processor.render(messages, add_generation_prompt=True)
-    inputs = processor(text=prompt, images=images, return_tensors="pt").to(model.device)
+    media = {"images": [args.image] if args.image else None, **({"audio": args.audio} if args.audio else {})}
+    inputs = processor(text=prompt, **media, return_tensors="pt").to(model.device)
     prompt_length = inputs["input_ids"].shape[1]
     try:
         model.config.check_fits(prompt_length, args.max_new_tokens)
@@ -103,8 +120,8 @@ def chat(model, processor, args) -> None:
     from transformers import TextStreamer
 
     streamer = TextStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    messages, image = [], check_image_file(args.image)
-    print(f"Chatting about {image}. Empty line or Ctrl-D to quit.")
+    messages = []
+    print(f"Chatting about {', '.join(filter(None, [args.image, *args.audio]))}. Empty line or Ctrl-D to quit.")
     while True:
         try:
             question = input("you> ").strip()
@@ -112,10 +129,10 @@ def chat(model, processor, args) -> None:
             break
         if not question:
             break
-        content = f"{processor.image_token}\n{question}" if not messages else question
+        content = media_placeholders(processor, args) + question if not messages else question
         messages.append({"role": "user", "content": content})
         print("nextgpt> ", end="", flush=True)
-        messages.append({"role": "assistant", "content": answer(model, processor, messages, [image], args, streamer)})
+        messages.append({"role": "assistant", "content": answer(model, processor, messages, args, streamer)})
 
 
 def read_batch(path: str) -> list[dict]:
@@ -158,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.image:
             check_image_file(args.image)
+        for path in args.audio:
+            load_audio(path)
         items = read_batch(args.batch) if args.batch else None
         model, processor, _, fast = load(args)
         args = argparse.Namespace(**{**vars(args), "fast": fast})
@@ -166,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.batch:
             batch(model, processor, items, args)
         else:
-            question = f"{processor.image_token}\n{args.question}"
-            print(answer(model, processor, [{"role": "user", "content": question}], [args.image], args))
+            question = media_placeholders(processor, args) + args.question
+            print(answer(model, processor, [{"role": "user", "content": question}], args))
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -111,3 +111,14 @@ def test_the_processor_turns_audio_files_into_the_models_input_features(tmp_path
         processor(text="<audio>", audio=[str(tmp_path / "missing.wav")])
     with pytest.raises(ValueError, match="this processor takes no audio"):
         NextGPTProcessor(imagebind_image_processor(), tokenizer)(text="hi", audio=paths)
+
+
+def test_the_fast_path_takes_audio_and_matches_generate():
+    """`fast_generate` merges audio like `generate` (the audio branch runs in the prefill): same greedy tokens."""
+    model = audio_model()
+    batch = inputs(num_audio=2)
+    options = dict(max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    with torch.no_grad():
+        plain = model.generate(**batch, **options)
+    fast = model.fast_generate(**batch, max_new_tokens=4, eos_token_id=[])
+    assert torch.equal(fast, plain)

@@ -75,16 +75,20 @@ def test_every_bad_audio_record_is_named_with_its_reason(records, audio_processo
         prepare_examples([alone], "data.json", without_audio, image_folder=str(tmp_path))
 
 
-def test_stage2_learns_from_audio_alone_through_the_shared_projector(records, audio_processor, tmp_path):
-    """A record with audio and no image still trains the projector: the audio's gradient reaches it."""
+def save_tiny_audio_model(folder, processor: NextGPTProcessor) -> None:
+    """A tiny random NextGPT with an audio branch (projector shared), saved with `processor`."""
     config = NextGPTConfig(vision_config=ImageBindVisionConfig(**TINY_IMAGEBIND).to_dict(),
                            text_config=tiny_text_config(), audio_config=ImageBindAudioConfig(**TINY_AUDIO).to_dict(),
-                           image_token_id=audio_processor.image_token_id,
-                           audio_token_id=audio_processor.audio_token_id)
+                           image_token_id=processor.image_token_id, audio_token_id=processor.audio_token_id)
     torch.manual_seed(0)
+    NextGPTForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+
+
+def test_stage2_learns_from_audio_alone_through_the_shared_projector(records, audio_processor, tmp_path):
+    """A record with audio and no image still trains the projector: the audio's gradient reaches it."""
     start = tmp_path / "start"
-    NextGPTForConditionalGeneration(config).save_pretrained(start)
-    audio_processor.save_pretrained(start)
+    save_tiny_audio_model(start, audio_processor)
     json.dump([records[1]] * 2, open(tmp_path / "data.json", "w"))
     train(["--stage", "2", "--model_name_or_path", str(start), "--data_path", str(tmp_path / "data.json"),
            "--image_folder", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--max_steps", "1",
@@ -115,3 +119,23 @@ def test_assembly_adds_imagebinds_audio_branch(tmp_path, tokenizer):
         model.save_pretrained(tmp_path / image_mode)
         reloaded = NextGPTForConditionalGeneration.from_pretrained(tmp_path / image_mode)
         assert reloaded.config.audio_config.projection_dim == TINY_AUDIO["projection_dim"]
+
+
+def test_inference_answers_about_audio_and_names_what_is_wrong(records, audio_processor, tmp_path, capsys):
+    from inference import main
+
+    save_tiny_audio_model(tmp_path / "model", audio_processor)
+    common = ["--model", str(tmp_path / "model"), "--max-new-tokens", "3"]
+    assert main([*common, "--image", str(tmp_path / "picture.png"), "--audio", str(tmp_path / "low.wav"),
+                 "--audio", str(tmp_path / "high.wav"), "Is the first lower?"]) == 0
+    assert main([*common, "--audio", str(tmp_path / "high.wav"), "High or low?"]) == 0
+    capsys.readouterr()
+    assert main([*common, "--audio", str(tmp_path / "missing.wav"), "High or low?"]) == 2
+    assert "missing.wav not found" in capsys.readouterr().err
+    plain = tmp_path / "plain"
+    NextGPTForConditionalGeneration(NextGPTConfig(
+        vision_config=ImageBindVisionConfig(**TINY_IMAGEBIND).to_dict(), text_config=tiny_text_config(),
+        image_token_id=audio_processor.image_token_id)).save_pretrained(plain)
+    NextGPTProcessor(imagebind_image_processor(), audio_processor.tokenizer).save_pretrained(plain)
+    assert main(["--model", str(plain), "--audio", str(tmp_path / "high.wav"), "High or low?"]) == 2
+    assert "this model takes no audio" in capsys.readouterr().err
