@@ -92,12 +92,9 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
                 **({"temperature": args.temperature, "top_p": args.top_p} if sampled else {}))
 
 
-def media_placeholders(processor, args: argparse.Namespace) -> str:
-    """The placeholders of the image and each audio file, in that order, each on its own line."""
-    placeholders = [processor.image_token] if args.image else []
-    if args.audio and not processor.audio_token:
-        raise InputError("this model takes no audio (it has no audio branch): drop --audio")
-    return "".join(f"{placeholder}\n" for placeholder in placeholders + [processor.audio_token] * len(args.audio))
+def question_with_media(processor, question: str, args: argparse.Namespace) -> str:
+    """The question with the placeholders of --image and each --audio."""
+    return processor.question_with_placeholders(question, num_images=int(bool(args.image)), num_audio=len(args.audio))
 
 
 @torch.no_grad()
@@ -129,7 +126,7 @@ def chat(model, processor, args) -> None:
             break
         if not question:
             break
-        content = media_placeholders(processor, args) + question if not messages else question
+        content = question_with_media(processor, question, args) if not messages else question
         messages.append({"role": "user", "content": content})
         print("nextgpt> ", end="", flush=True)
         messages.append({"role": "assistant", "content": answer(model, processor, messages, args, streamer)})
@@ -185,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.batch:
             batch(model, processor, items, args)
         else:
-            question = media_placeholders(processor, args) + args.question
+            question = question_with_media(processor, args.question, args)
             print(answer(model, processor, [{"role": "user", "content": question}], args))
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)

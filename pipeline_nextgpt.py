@@ -1,7 +1,8 @@
 """`pipeline("visual-question-answering", model=folder, trust_remote_code=True)` for NextGPT.
 
 transformers 5.x removed the built-in task; `config.custom_pipelines` maps the name to this class, shipped as remote
-code next to the weights. Usage: `vqa(image=..., question=...)` -> `[{"answer": ...}]`.
+code next to the weights. Usage: `vqa(image=..., question=...)` -> `[{"answer": ...}]`; a model with an audio branch
+also takes `audio=` (a file path or a list of them), with or without an image.
 """
 
 from transformers import Pipeline
@@ -12,13 +13,14 @@ class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
     _load_image_processor = None
     _load_tokenizer = None
 
-    def __call__(self, image=None, question: str | None = None, **kwargs):
-        """`image=`/`question=`, or a dict with those keys, or a list of such dicts (answered one by one)."""
+    def __call__(self, image=None, question: str | None = None, audio=None, **kwargs):
+        """`image=`/`question=` (and `audio=`), or a dict with those keys, or a list of such dicts (answered one by
+        one)."""
         inputs = kwargs.pop("inputs", None)
         if inputs is None:
-            if image is None or question is None:
-                raise ValueError("Give both image= and question= (or a dict / list of dicts with those keys)")
-            inputs = {"image": image, "question": question}
+            if (image is None and audio is None) or question is None:
+                raise ValueError("Give image= (or audio=) and question= (or a dict / list of dicts with those keys)")
+            inputs = {"image": image, "question": question, "audio": audio}
         return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, max_new_tokens: int | None = None, generate_kwargs: dict | None = None, **kwargs):
@@ -27,11 +29,15 @@ class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
         return {}, forward_params, {}
 
     def preprocess(self, inputs: dict):
-        if not isinstance(inputs, dict) or {"image", "question"} - inputs.keys():
-            raise ValueError(f"Each input must be a dict with 'image' and 'question', got {inputs!r}")
-        prompt = f"{self.processor.image_token}\n{inputs['question']}"
+        image, audio = (inputs.get("image"), inputs.get("audio")) if isinstance(inputs, dict) else (None, None)
+        if not isinstance(inputs, dict) or "question" not in inputs or (image is None and audio is None):
+            raise ValueError(f"Each input must be a dict with 'question' and 'image' (or 'audio'), got {inputs!r}")
+        audio = [] if audio is None else [audio] if isinstance(audio, str) else list(audio)
+        prompt = self.processor.question_with_placeholders(inputs["question"], num_images=int(image is not None),
+                                                           num_audio=len(audio))
         text = self.processor.render([{"role": "user", "content": prompt}], add_generation_prompt=True)
-        return self.processor(text=text, images=[inputs["image"]], return_tensors="pt")
+        media = {"audio": audio} if audio else {}
+        return self.processor(text=text, images=None if image is None else [image], **media, return_tensors="pt")
 
     def _forward(self, model_inputs, **generate_kwargs):
         prompt_length = model_inputs["input_ids"].shape[1]

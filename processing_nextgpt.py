@@ -78,6 +78,14 @@ class NextGPTProcessor(ProcessorMixin):
     def audio_token_id(self) -> int | None:
         return self.tokenizer.convert_tokens_to_ids(self.audio_token) if self.audio_token else None
 
+    def question_with_placeholders(self, question: str, num_images: int = 0, num_audio: int = 0) -> str:
+        """A question asked about images and audio: their placeholders first (images, then audio), each on its own
+        line, as training puts them."""
+        if num_audio and not self.audio_token:
+            raise ValueError("this model takes no audio (its processor has no audio token: no audio branch)")
+        placeholders = [self.image_token] * num_images + [self.audio_token] * num_audio
+        return "".join(f"{placeholder}\n" for placeholder in placeholders) + question
+
     def preprocess_audio(self, audio: list) -> torch.Tensor:
         """Audio file paths, or (channels, samples) waveforms at 16 kHz -> (num_audio, clips, 1, mel_bins, frames):
         ImageBind's preprocessing (`audio_features.py`; files need the `audio` extra). Errors name the file."""

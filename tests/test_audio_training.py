@@ -139,3 +139,22 @@ def test_inference_answers_about_audio_and_names_what_is_wrong(records, audio_pr
     NextGPTProcessor(imagebind_image_processor(), audio_processor.tokenizer).save_pretrained(plain)
     assert main(["--model", str(plain), "--audio", str(tmp_path / "high.wav"), "High or low?"]) == 2
     assert "this model takes no audio" in capsys.readouterr().err
+
+
+def test_the_pipeline_takes_audio_with_or_without_an_image(records, audio_processor, tmp_path):
+    from transformers import pipeline
+
+    save_tiny_audio_model(tmp_path / "model", audio_processor)
+    vqa = pipeline("visual-question-answering", model=str(tmp_path / "model"), trust_remote_code=True)
+    for media in ({"audio": str(tmp_path / "high.wav")},
+                  {"image": str(tmp_path / "picture.png"), "audio": [str(tmp_path / "low.wav")] * 2}):
+        model_inputs = vqa.preprocess({"question": "High or low?", **media})
+        audio_count = 1 if isinstance(media["audio"], str) else len(media["audio"])
+        assert model_inputs["input_features"].shape == (audio_count, 3, 1, 128, 204)
+        assert int((model_inputs["input_ids"] == audio_processor.audio_token_id).sum()) == audio_count
+        assert ("pixel_values" in model_inputs) == ("image" in media)
+        assert isinstance(vqa(question="High or low?", max_new_tokens=2, **media)[0]["answer"], str)
+    with pytest.raises(ValueError, match="audio .*missing.wav not found"):
+        vqa(audio=str(tmp_path / "missing.wav"), question="High or low?")
+    with pytest.raises(ValueError, match=r"image= \(or audio=\) and question="):
+        vqa(question="High or low?")
