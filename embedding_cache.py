@@ -19,8 +19,13 @@ from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor
 
 
+# Keys that saving or loading adds or changes without changing the features (the tower's dtype is described apart).
+BOOKKEEPING_KEYS = {"dtype", "_name_or_path", "transformers_version", "auto_map", "processor_class", "architectures"}
+
+
 def tower_fingerprint(model: NextGPTForConditionalGeneration, processor: NextGPTProcessor, dtype: str) -> str:
-    """What the features depend on besides the image: the tower, its preprocessing, the stored dtype."""
+    """What the features depend on besides the image: the tower, its preprocessing, the stored dtype. The same for a
+    model assembled from parts (stage 1) and for its saved folder loaded again (stage 2), so both share a cache."""
     tower = model.vision_tower
     checksum = sum(float(parameter.detach().double().sum()) for parameter in tower.parameters())
     description = {
@@ -31,6 +36,8 @@ def tower_fingerprint(model: NextGPTForConditionalGeneration, processor: NextGPT
         "preprocessing": processor.image_processor.to_dict(),
         "dtype": dtype,
     }
+    for part in ("vision_config", "preprocessing"):
+        description[part] = {key: value for key, value in description[part].items() if key not in BOOKKEEPING_KEYS}
     return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 

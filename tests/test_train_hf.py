@@ -213,6 +213,29 @@ def test_the_image_cache_is_shared_per_image_across_stages(tiny_folder, easy_vqa
     torch.testing.assert_close(again.lookup(images[2:]), expected[2:])
 
 
+def test_a_model_from_parts_and_its_saved_folder_share_the_image_cache(tmp_path, tokenizer):
+    """Stage 1 assembles from parts, stage 2 loads stage 1's folder: saving adds bookkeeping (the config's dtype, the
+    processor's auto_map) that must not change the cache's fingerprint, or stage 2 encodes every image again."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from assemble_nextgpt import assemble_from_models
+    from conftest import TINY_IMAGEBIND, tiny_text_config
+    from configuration_nextgpt import ImageBindVisionConfig
+    from embedding_cache import tower_fingerprint
+    from imagebind_vision import ImageBindVisionModel
+    from modeling_nextgpt import NextGPTForConditionalGeneration
+
+    torch.manual_seed(0)
+    model, processor = assemble_from_models(
+        AutoModelForCausalLM.from_config(LlamaConfig(**tiny_text_config())), tokenizer,
+        ImageBindVisionModel(ImageBindVisionConfig(**TINY_IMAGEBIND)), imagebind_image_processor(), image_mode="patches")
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    reloaded = NextGPTForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.float32)
+    assert tower_fingerprint(reloaded, NextGPTProcessor.from_pretrained(tmp_path), "float32") == tower_fingerprint(
+        model, processor, "float32")
+
+
 class StopAt(TrainerCallback):
     def __init__(self, step: int):
         self.step = step
