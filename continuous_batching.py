@@ -147,7 +147,8 @@ class ContinuousBatcher(JobQueue):
                 # One request's prefill (what a lone client waits for) is a CUDA graph per prompt length; groups run
                 # eagerly: they are compute-bound, and a graph per (group size, length) would be captured mid-traffic.
                 logits, last_positions = self.fast.prefill(self.decoder, batch["input_ids"], batch["attention_mask"],
-                                                           pixel_values=batch.get("pixel_values"), rows=targets,
+                                                           pixel_values=batch.get("pixel_values"),
+                                                           input_features=batch.get("input_features"), rows=targets,
                                                            graphed=len(jobs) == 1)
             for index, job in zip(rows, jobs):
                 self._start_row(index, job, slots=padded_prompt_length(batch["input_ids"].shape[1]))

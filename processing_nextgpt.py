@@ -109,11 +109,13 @@ class NextGPTProcessor(ProcessorMixin):
         a part's `type` or `text`) gets the messages as they are. For one that expects text content, as Llama-2-chat's
         and most LLMs' do, structured image parts (`{"type": "image", "image"|"url"|"path": ...}`, or OpenAI's
         `image_url`) are written as `image_token` placeholders on a line before the message's text, as training laid
-        them out, and handed to the processor as its images. LLaVA-style string content passes as is."""
+        them out, and handed to the processor as its images; audio parts (`{"type": "audio", "audio": path or 16 kHz
+        waveform}`) likewise as `audio_token` lines, their audio then given to `__call__` (which needs `tokenize=True`
+        with `return_dict=True`, or `tokenize=False`). LLaVA-style string content passes as is."""
         if TEMPLATE_READS_PARTS.search(self._resolve_chat_template(chat_template)):
             return super().apply_chat_template(conversation, chat_template=chat_template, **kwargs)
         conversations, batched = self._normalize_conversations(conversation)
-        rendered, images = [], []
+        rendered, images, audio = [], [], []
         for chat in conversations:
             messages, chat_images = [], []
             for message in chat:
@@ -124,11 +126,14 @@ class NextGPTProcessor(ProcessorMixin):
                         if part.get("type") == "image":
                             chat_images += [part[key] for key in ("image", "url", "path", "base64") if key in part]
                             parts.append(self.image_token)
+                        elif part.get("type") == "audio" and self.audio_token:
+                            audio += [part[key] for key in ("audio", "path") if key in part]
+                            parts.append(self.audio_token)
                         elif part.get("type") == "text":
                             parts.append(part["text"])
                         else:
-                            raise ValueError(f"unsupported message part {part.get('type')!r}: this model takes "
-                                             "text and images")
+                            takes = "text, images and audio" if self.audio_token else "text and images"
+                            raise ValueError(f"unsupported message part {part.get('type')!r}: this model takes {takes}")
                     content = "\n".join(parts)
                 messages.append({**message, "content": content})
             rendered.append(messages)
@@ -136,8 +141,20 @@ class NextGPTProcessor(ProcessorMixin):
         processor_kwargs = dict(kwargs.pop("processor_kwargs", None) or {})
         if any(images):
             processor_kwargs["images"] = images if batched else images[0]
-        return super().apply_chat_template(rendered if batched else rendered[0], chat_template=chat_template,
-                                           processor_kwargs=processor_kwargs, **kwargs)
+        if not audio:
+            return super().apply_chat_template(rendered if batched else rendered[0], chat_template=chat_template,
+                                               processor_kwargs=processor_kwargs, **kwargs)
+        # The base method hands `audio` only from the parts it sees itself: render the text, then call the processor.
+        tokenize, return_dict = kwargs.pop("tokenize", False), kwargs.pop("return_dict", False)
+        return_tensors = kwargs.pop("return_tensors", None)
+        text = super().apply_chat_template(rendered if batched else rendered[0], chat_template=chat_template,
+                                           tokenize=False, **kwargs)
+        if not tokenize:
+            return text
+        if not return_dict:
+            raise ValueError("a conversation with audio tokenizes with return_dict=True (the audio features are "
+                             "returned beside the token ids)")
+        return self(text=text, audio=audio, return_tensors=return_tensors, **processor_kwargs)
 
     def save_pretrained(self, *args, **kwargs):
         """`ProcessorMixin.save_pretrained`, which leaves the remote-code `auto_map` it writes on the instance too:

@@ -7,8 +7,8 @@
       "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}},
                   {"type": "text", "text": "What shape is in the image?"}]}], "max_tokens": 32}'
 
-Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; "stream": true for
-server-sent events), GET /v1/models, GET /health, and a chat page at / (chat_page.html). On CUDA, answers come from
+Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; for a model with an audio
+branch, audio as OpenAI's `input_audio` parts, base64 WAV/FLAC/OGG/MP3; "stream": true for server-sent events), GET /v1/models, GET /health, and a chat page at / (chat_page.html). On CUDA, answers come from
 the fast generation path with continuous batching (continuous_batching.py: a request joins the running batch at the
 next decode step and leaves when it ends); other models batch requests that arrive together (generation_queue.py).
 Text is streamed as it is generated, detokenized on the request's own thread. Every bad request gets an OpenAI-style
@@ -29,6 +29,7 @@ import os
 import select
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from audio_features import load_audio
 from cli import LOAD_DTYPES, ArgumentParser
 from continuous_batching import CPU_CACHE_BYTES, ContinuousBatcher
 from generation_queue import GenerationCancelled, GenerationQueue, Job, QueueFull
@@ -53,6 +55,8 @@ class Limits:
 
     max_body_bytes: int = 32 * 2**20
     max_images: int = 8  # per request
+    max_audio: int = 4  # audio parts per request
+    max_audio_seconds: float = 60.0  # one audio part's length, read from its header before decoding
     max_image_pixels: int = 4096 * 4096  # read from the image's header, before decoding (PIL's own bomb limit: 89 M)
     max_text_chars: int = 100_000  # all text parts together, before tokenizing
     max_waiting: int = 64  # requests waiting for the generation thread; more are answered 503 with Retry-After
@@ -107,6 +111,26 @@ def decode_image(url: str, where: str, image_root: str | None, max_pixels: int) 
         raise RequestError(f"not a readable image ({error})", where) from None
 
 
+def decode_audio(input_audio, where: str, max_seconds: float) -> torch.Tensor:
+    """A (channels, samples) 16 kHz waveform from OpenAI's `input_audio` ({"data": base64, "format": "wav"|...});
+    `load_audio` reads it (from a temporary file) and names what is wrong with it."""
+    data = input_audio.get("data") if isinstance(input_audio, dict) else None
+    audio_format = input_audio.get("format", "wav") if isinstance(input_audio, dict) else None
+    if not isinstance(data, str) or not isinstance(audio_format, str) or not audio_format.isalnum():
+        raise RequestError("input_audio needs {'data': base64 string, 'format': 'wav', 'mp3', ...}", where)
+    try:
+        payload = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError("input_audio.data is not valid base64", where) from None
+    with tempfile.NamedTemporaryFile(suffix=f".{audio_format}") as file:
+        file.write(payload)
+        file.flush()
+        try:
+            return load_audio(file.name, max_seconds=max_seconds)
+        except ValueError as error:  # says "audio /tmp/...: what is wrong"; the client knows it by its field
+            raise RequestError(f"not usable audio: {str(error).replace(file.name, 'input_audio', 1)}", where) from None
+
+
 def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
     """OpenAI chat messages -> the processor's structured chat (text and PIL image parts), checked field by field;
     the image count and the text's length are checked before any image is decoded."""
@@ -117,6 +141,10 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
     images = sum(isinstance(part, dict) and part.get("type") == "image_url" for part in parts)
     if images > limits.max_images:
         raise RequestError(f"{images} images in one request, over this server's limit of {limits.max_images}",
+                           "messages")
+    audio = sum(isinstance(part, dict) and part.get("type") == "input_audio" for part in parts)
+    if audio > limits.max_audio:
+        raise RequestError(f"{audio} audio parts in one request, over this server's limit of {limits.max_audio}",
                            "messages")
     text = sum(len(content) for content in parts_of if isinstance(content, str)) + sum(
         len(part["text"]) for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str))
@@ -147,14 +175,18 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
                         raise RequestError("image_url needs a 'url' string", f"{part_where}.image_url")
                     parts.append({"type": "image", "image": decode_image(
                         url, f"{part_where}.image_url", image_root, limits.max_image_pixels)})
-                elif kind == "image_url":
-                    raise RequestError(f"images belong in user messages, not in {role} ones", part_where)
+                elif kind == "input_audio" and role == "user":
+                    parts.append({"type": "audio", "audio": decode_audio(
+                        part.get("input_audio"), f"{part_where}.input_audio", limits.max_audio_seconds)})
+                elif kind in ("image_url", "input_audio"):
+                    raise RequestError(f"images and audio belong in user messages, not in {role} ones", part_where)
                 else:
-                    raise RequestError("parts must be {'type': 'text', 'text': ...} or {'type': 'image_url', "
-                                       "'image_url': {'url': ...}}", part_where)
-            # Images go before the text, as training put them (`<image>\nquestion`), whatever the client's order
-            # (lmms-eval's openai_compatible sends the text part first).
-            parts.sort(key=lambda part: part["type"] != "image")
+                    raise RequestError("parts must be {'type': 'text', 'text': ...}, {'type': 'image_url', "
+                                       "'image_url': {'url': ...}} or {'type': 'input_audio', 'input_audio': "
+                                       "{'data': ..., 'format': ...}}", part_where)
+            # Images, then audio, go before the text, as training put them (`<image>\n<audio>\nquestion`), whatever
+            # the client's order (lmms-eval's openai_compatible sends the text part first).
+            parts.sort(key=lambda part: ("image", "audio", "text").index(part["type"]))
         else:
             raise RequestError("content must be a string or a list of parts", f"{where}.content")
         chat.append({"role": role, "content": parts})
@@ -523,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-images", type=int, default=defaults.max_images, help="images per request at most")
     parser.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels,
                         help="width x height of one image at most, read from its header before decoding")
+    parser.add_argument("--max-audio", type=int, default=defaults.max_audio, help="audio parts per request at most")
+    parser.add_argument("--max-audio-seconds", type=float, default=defaults.max_audio_seconds,
+                        help="length of one audio part at most, read from its header before decoding")
     parser.add_argument("--max-waiting", type=int, default=defaults.max_waiting,
                         help="requests waiting for generation at most; more are answered 503 with Retry-After")
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s,
@@ -539,8 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     name = os.path.basename(os.path.normpath(source))
-    limits = Limits(max_images=args.max_images, max_image_pixels=args.max_image_pixels,
-                    max_waiting=args.max_waiting, timeout_s=args.timeout)
+    limits = Limits(max_images=args.max_images, max_image_pixels=args.max_image_pixels, max_audio=args.max_audio,
+                    max_audio_seconds=args.max_audio_seconds, max_waiting=args.max_waiting, timeout_s=args.timeout)
     server = NextGPTServer((args.host, args.port), model, processor, name, fast, image_root=args.image_root,
                            max_batch_size=args.max_batch_size, batch_window_s=args.batch_window_ms / 1e3,
                            cache_bytes=None if args.kv_cache_gib is None else int(args.kv_cache_gib * 2**30),

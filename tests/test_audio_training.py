@@ -1,6 +1,7 @@
 """Audio in training (issue 17): records with `"audio"` paths, checked like images, batched as `input_features` in
 reading order, trained through `train_hf.py`; a model assembled with ImageBind's audio branch."""
 
+import base64
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from conftest import TINY_IMAGEBIND, random_image, tiny_text_config
 from configuration_nextgpt import ImageBindAudioConfig, ImageBindVisionConfig, NextGPTConfig
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
+from serve import Limits
 from train_hf import train
 from training_data import BadRecordsError, NextGPTCollator, prepare_examples
 
@@ -158,3 +160,60 @@ def test_the_pipeline_takes_audio_with_or_without_an_image(records, audio_proces
         vqa(audio=str(tmp_path / "missing.wav"), question="High or low?")
     with pytest.raises(ValueError, match=r"image= \(or audio=\) and question="):
         vqa(question="High or low?")
+
+
+def audio_part(path) -> dict:
+    return {"type": "input_audio", "input_audio": {"data": base64.b64encode(open(path, "rb").read()).decode(),
+                                                   "format": "wav"}}
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["window-batched", "continuous"])
+def test_the_server_answers_about_input_audio_as_generate_does(records, audio_processor, tmp_path, fast):
+    """OpenAI's `input_audio` parts: decoded, placed after the images and before the text as in training, and merged;
+    the answer equals `generate` on the same inputs. Bad audio is a 400 naming the part."""
+    from test_serve import request, start, stop
+
+    save_tiny_audio_model(tmp_path / "model", audio_processor)
+    model = NextGPTForConditionalGeneration.from_pretrained(tmp_path / "model").eval()
+    model.generation_config.eos_token_id = None
+    server = start(model, audio_processor, fast=fast, limits=Limits(max_audio=2, max_audio_seconds=5))
+    try:
+        content = [{"type": "text", "text": "High or low?"}, audio_part(tmp_path / "high.wav")]
+        status, text = request(server, {"messages": [{"role": "user", "content": content}], "max_tokens": 4})
+        assert status == 200, text
+        inputs = audio_processor(text=audio_processor.render([{"role": "user", "content": "<audio>\nHigh or low?"}],
+                                                             add_generation_prompt=True),
+                                 audio=[str(tmp_path / "high.wav")], return_tensors="pt")
+        with torch.no_grad():
+            expected = model.generate(**inputs, max_new_tokens=4, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+        assert json.loads(text)["choices"][0]["message"]["content"] == audio_processor.tokenizer.decode(
+            expected, skip_special_tokens=True).strip()
+
+        write_tone(tmp_path / "long.wav", 440, seconds=6)
+        (tmp_path / "notes.txt").write_text("not audio")
+        bad = {"not base64": {"type": "input_audio", "input_audio": {"data": "%%%", "format": "wav"}},
+               "not audio": audio_part(tmp_path / "notes.txt"), "too long": audio_part(tmp_path / "long.wav"),
+               "no data": {"type": "input_audio", "input_audio": {"format": "wav"}}}
+        messages = {"not base64": "not valid base64", "not audio": "cannot be read as audio",
+                    "too long": "more than the 5 s", "no data": "input_audio needs"}
+        for name, part in bad.items():
+            status, text = request(server, {"messages": [{"role": "user", "content": [part]}]})
+            error = json.loads(text)["error"]
+            assert status == 400 and error["param"] == "messages[0].content[0].input_audio", (name, text)
+            assert messages[name] in error["message"], (name, error)
+        too_many = [audio_part(tmp_path / "low.wav")] * 3
+        status, text = request(server, {"messages": [{"role": "user", "content": too_many}]})
+        assert status == 400 and "3 audio parts in one request" in text
+    finally:
+        stop(server)
+
+
+def test_a_server_without_audio_refuses_input_audio_by_name(records, make_processor, tmp_path):
+    from test_serve import request, start_with, stop
+
+    server = start_with(make_processor)
+    try:
+        status, text = request(server, {"messages": [{"role": "user", "content": [audio_part(tmp_path / "low.wav")]}]})
+        assert status == 400 and "unsupported message part 'audio': this model takes text and images" in text
+    finally:
+        stop(server)
