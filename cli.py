@@ -12,6 +12,15 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 LOAD_DTYPES = {"auto": "auto", **DTYPES}  # for loading: "auto" is the checkpoint's own
 
 
+def add_quantize_option(parser: argparse.ArgumentParser) -> None:
+    from weight_quantization import QUANTIZE_BITS
+
+    parser.add_argument("--quantize", choices=list(QUANTIZE_BITS),
+                        help="store the LLM's projection weights in 8 or 4 bits after loading (weight_quantization.py; "
+                             "int4 in groups of 64 with a scale and offset each); runs through generate, not the "
+                             "fast path, until that has kernels for them")
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` (description from the caller, raw formatting) whose long options take either
     spelling; --help shows the first one given."""

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from cli import LOAD_DTYPES, ArgumentParser
+from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
 from training_data import load_records, record_images, record_to_messages
 
 METRIC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics", "vqa_accuracy.py")
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=list(LOAD_DTYPES))
     parser.add_argument("--blank_images", action="store_true", help="baseline: replace every image with a blank one")
+    add_quantize_option(parser)
     parser.add_argument("--output", default=None, help="write answers as JSONL here, and the scores beside it")
     parser.add_argument("--fast", action="store_true",
                         help="answer through the fast generation path (CUDA, Llama-family LLMs): same greedy answers")
@@ -100,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModel, AutoProcessor
 
     model = AutoModel.from_pretrained(args.model, trust_remote_code=True, dtype=LOAD_DTYPES[args.dtype])
-    model = model.to(args.device).eval()
+    from weight_quantization import quantize_named
+
+    model = quantize_named(model, args.quantize).to(args.device).eval()
     processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
     records = load_records(args.data)[: args.limit]
     try:

@@ -20,8 +20,10 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 try:
     from .decode_kernels import gated_matvec, stacked_matvec
+    from .weight_quantization import QuantizedLinear
 except ImportError:
     from decode_kernels import gated_matvec, stacked_matvec
+    from weight_quantization import QuantizedLinear
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 
@@ -142,6 +144,8 @@ def unsupported_reason(language_model) -> str | None:
     projections = [module for layer in language_model.model.layers for module in (
         layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
         layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]
+    if any(isinstance(module, QuantizedLinear) for module in projections):
+        return "weight-only quantized projections (--quantize) have no fast-path kernels yet"
     if any(type(module) is not torch.nn.Linear for module in projections):
         # e.g. unmerged LoRA layers, whose adapters this decoder would silently leave out
         return "its projections are not plain Linear layers (unmerged adapters? merge them first: merge_and_unload)"

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import torch
 
-from cli import LOAD_DTYPES, ArgumentParser, missing_local_folder
+from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option, missing_local_folder
 from audio_features import load_audio
 from training_data import check_image_file
 
@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=list(LOAD_DTYPES))
     parser.add_argument("--batch-size", type=int, default=8, help="with --batch: questions per generate call")
+    add_quantize_option(parser)
     parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                         help="fast generation path (fast_generation.py: own KV cache, Triton kernels, CUDA graphs); "
                              "default: on with CUDA when the language model is Llama-family")
@@ -82,6 +83,12 @@ def load(args: argparse.Namespace) -> Loaded:
         processor = AutoProcessor.from_pretrained(source, trust_remote_code=True)
     except (OSError, ValueError) as error:  # not found, not a hub id, unreachable hub
         raise InputError(f"cannot load model {source}: {str(error).splitlines()[0]}") from None
+    from weight_quantization import quantize_named
+
+    try:
+        model = quantize_named(model, getattr(args, "quantize", None))
+    except ValueError as error:  # e.g. int4 groups that do not tile the LLM's widths
+        raise InputError(f"--quantize {args.quantize}: {error}") from None
     fast = args.device.startswith("cuda") and model.can_fast_generate if args.fast is None else args.fast
     return Loaded(model.to(args.device).eval(), processor, source, fast)
 

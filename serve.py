@@ -40,7 +40,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from audio_features import load_audio
-from cli import LOAD_DTYPES, ArgumentParser
+from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
 from continuous_batching import CPU_CACHE_BYTES, ContinuousBatcher
 from generation_queue import GenerationCancelled, GenerationQueue, Job, QueueFull
 
@@ -542,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=list(LOAD_DTYPES))
+    add_quantize_option(parser)
     parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                         help="fast generation path; default: on with CUDA when the language model is Llama-family")
     parser.add_argument("--image-root", help="allow image file paths (in image_url) under this folder")
