@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm", required=True, help="the LLM: a folder or hub id")
     parser.add_argument("--llm_gguf_file", help="a GGUF file inside --llm to load from")
     parser.add_argument("--vision_tower", required=True,
-                        help=f"{' or '.join(EFFICIENTNET_LITE0_TOWERS)} (packaged), Meta's imagebind_huge.pth, or a vision model id/folder")
+                        help=f"{' or '.join(EFFICIENTNET_LITE0_TOWERS)} (packaged), Meta's imagebind_huge.pth, "
+                             "or a vision model id/folder")
     parser.add_argument("--audio_tower", help="Meta's imagebind_huge.pth: its audio branch takes <audio> inputs")
     parser.add_argument("--image_mode", default="embedding", choices=["embedding", "patches"])
     parser.add_argument("--projector_type", default="linear", choices=["linear", "mlp2x_gelu"])

@@ -103,8 +103,8 @@ def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFA
 def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, replace_shipped: bool = False,
                    cache_dir: str = DEFAULT_CACHE) -> None:
     """Copy the LoRA adapter (with the trained projector in it) of an unmerged stage-2 folder, plus its recipe, and
-    delete the cached model and the results (results.json) that the replaced weights had. The shipped weights (tracked by git) are replaced only
-    with `replace_shipped`."""
+    delete the cached model and the results (results.json) that the replaced weights had. The shipped weights (tracked
+    by git) are replaced only with `replace_shipped`."""
     shipped = os.path.realpath(weights_dir) == os.path.realpath(DEFAULT_WEIGHTS)
     if shipped and not replace_shipped and os.path.isfile(os.path.join(weights_dir, "adapter_model.safetensors")):
         raise ValueError(f"exporting into {weights_dir} replaces the shipped weights: pass --replace_shipped to do "

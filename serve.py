@@ -8,9 +8,10 @@
                   {"type": "text", "text": "What shape is in the image?"}]}], "max_tokens": 32}'
 
 Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; for a model with an audio
-branch, audio as OpenAI's `input_audio` parts, base64 WAV/FLAC/OGG/MP3; "stream": true for server-sent events), GET /v1/models, GET /health, and a chat page at / (chat_page.html). On CUDA, answers come from
-the fast generation path with continuous batching (continuous_batching.py: a request joins the running batch at the
-next decode step and leaves when it ends); other models batch requests that arrive together (generation_queue.py).
+branch, audio as OpenAI's `input_audio` parts, base64 WAV/FLAC/OGG/MP3; "stream": true for server-sent events),
+GET /v1/models, GET /health, and a chat page at / (chat_page.html). On CUDA, answers come from the fast generation
+path with continuous batching (continuous_batching.py: a request joins the running batch at the next decode step and
+leaves when it ends); other models batch requests that arrive together (generation_queue.py).
 Text is streamed as it is generated, detokenized on the request's own thread. Every bad request gets an OpenAI-style
 error naming the field. What a request may cost is checked before the work (`Limits`: body size, images and their
 pixels read from the header, text length, requests waiting: 503 with Retry-After); idle and slow connections time

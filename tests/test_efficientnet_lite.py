@@ -53,7 +53,8 @@ def test_stem_features_append_the_stems_channels_per_cell(packaged):
     torch.testing.assert_close(output.last_hidden_state[..., :1280], plain.last_hidden_state)
     cell = stem[0, :, 16:32, 32:48].mean((1, 2))  # token 9: row 1, column 2 of the 7 x 7 grid (16 x 16 stem cells)
     torch.testing.assert_close(output.last_hidden_state[0, 9, 1280:], cell)
-    config = NextGPTConfig(vision_config=with_stem.config.to_dict(), text_config=tiny_text_config(), image_mode="patches")
+    config = NextGPTConfig(vision_config=with_stem.config.to_dict(), text_config=tiny_text_config(),
+                           image_mode="patches")
     config = NextGPTConfig.from_dict(config.to_dict())
     assert config.vision_config.stem_features and config.vision_feature_dim == 1312
 

@@ -228,7 +228,8 @@ def test_a_model_from_parts_and_its_saved_folder_share_the_image_cache(tmp_path,
     torch.manual_seed(0)
     model, processor = assemble_from_models(
         AutoModelForCausalLM.from_config(LlamaConfig(**tiny_text_config())), tokenizer,
-        ImageBindVisionModel(ImageBindVisionConfig(**TINY_IMAGEBIND)), imagebind_image_processor(), image_mode="patches")
+        ImageBindVisionModel(ImageBindVisionConfig(**TINY_IMAGEBIND)), imagebind_image_processor(),
+        image_mode="patches")
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     reloaded = NextGPTForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.float32)
