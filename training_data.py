@@ -4,7 +4,8 @@ Records (JSON list, JSONL, or a `datasets` id):
 - LLaVA: `{"id", "image": "a.jpg" | ["a.jpg", "b.jpg"] | absent, "audio": "a.wav" | [...] | absent,
   "conversations": [{"from": "human"|"gpt", "value"}]}` with one `<image>` placeholder per image and one `<audio>` per
   audio file (a model with an audio branch);
-- captions (stage 1): `{"id", "image", "caption"}`, asked as `<image>\\n{caption_prompt}`.
+- captions (stage 1): `{"id", "image", "caption"}`, asked as `<image>\\n{caption_prompt}`, or `{"id", "audio",
+  "caption"}`, asked as `<audio>\\n{AUDIO_CAPTION_PROMPT}`.
 """
 
 import json
@@ -20,6 +21,7 @@ from processing_nextgpt import IGNORE_INDEX, NextGPTProcessor
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 DEFAULT_CAPTION_PROMPT = "Provide a caption for this image:"
+AUDIO_CAPTION_PROMPT = "Provide a caption for this audio:"
 
 
 @dataclass
@@ -95,12 +97,13 @@ def record_to_messages(record: dict, caption_prompt: str = DEFAULT_CAPTION_PROMP
     if "caption" in record:
         if not isinstance(record["caption"], str) or not record["caption"].strip():
             raise ValueError("the caption is empty")
-        if "image" not in record:
-            raise ValueError("a caption record needs an 'image'")
-        return [
-            {"role": "user", "content": f"<image>\n{caption_prompt}"},
-            {"role": "assistant", "content": record["caption"]},
-        ]
+        if "image" in record:
+            question = f"<image>\n{caption_prompt}"
+        elif "audio" in record:
+            question = f"<audio>\n{AUDIO_CAPTION_PROMPT}"
+        else:
+            raise ValueError("a caption record needs an 'image' (or an 'audio')")
+        return [{"role": "user", "content": question}, {"role": "assistant", "content": record["caption"]}]
     raise ValueError("a record needs 'conversations' (LLaVA format) or 'caption' (caption pairs)")
 
 

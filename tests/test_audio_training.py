@@ -217,3 +217,14 @@ def test_a_server_without_audio_refuses_input_audio_by_name(records, make_proces
         assert status == 400 and "unsupported message part 'audio': this model takes text and images" in text
     finally:
         stop(server)
+
+
+def test_audio_caption_records_are_asked_for_a_caption_of_the_audio(records, audio_processor, tmp_path):
+    examples, _ = prepare_examples([{"id": "rain", "audio": "low.wav", "caption": "a low hum"}], "captions.jsonl",
+                                   audio_processor, image_folder=str(tmp_path))
+    text = audio_processor.tokenizer.decode(examples[0]["input_ids"])
+    assert "<audio>\nProvide a caption for this audio:" in text and examples[0]["audio"] == [str(tmp_path / "low.wav")]
+    learnt = [token for token in examples[0]["labels"] if token != -100]
+    assert audio_processor.tokenizer.decode(learnt).startswith("a low hum")
+    with pytest.raises(BadRecordsError, match="a caption record needs an 'image' \\(or an 'audio'\\)"):
+        prepare_examples([{"id": "none", "caption": "nothing"}], "captions.jsonl", audio_processor)
