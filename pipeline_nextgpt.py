@@ -7,6 +7,11 @@ also takes `audio=` (a file path or a list of them), with or without an image.
 
 from transformers import Pipeline
 
+try:
+    from .processing_nextgpt import audio_list
+except ImportError:
+    from processing_nextgpt import audio_list
+
 
 class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
     _load_processor = True
@@ -32,7 +37,7 @@ class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
         image, audio = (inputs.get("image"), inputs.get("audio")) if isinstance(inputs, dict) else (None, None)
         if not isinstance(inputs, dict) or "question" not in inputs or (image is None and audio is None):
             raise ValueError(f"Each input must be a dict with 'question' and 'image' (or 'audio'), got {inputs!r}")
-        audio = [] if audio is None else [audio] if isinstance(audio, str) else list(audio)
+        audio = audio_list(audio)
         prompt = self.processor.question_with_placeholders(inputs["question"], num_images=int(image is not None),
                                                            num_audio=len(audio))
         text = self.processor.render([{"role": "user", "content": prompt}], add_generation_prompt=True)

@@ -189,8 +189,7 @@ class NextGPTProcessor(ProcessorMixin):
         if text is None:
             raise ValueError("text is required: a prompt with one image_token per image")
         texts = [text] if isinstance(text, str) else list(text)
-        single = isinstance(audio, (str, os.PathLike, torch.Tensor))
-        audio = [] if audio is None else [audio] if single else list(audio)
+        audio = audio_list(audio)
         counts = [prompt.count(self.audio_token) for prompt in texts] if self.audio_token else []
         if self.audio_token and sum(counts) != len(audio):
             raise ValueError(f"The prompts have {sum(counts)} {self.audio_token} placeholders (per prompt: {counts}) "
@@ -295,6 +294,13 @@ class NextGPTProcessor(ProcessorMixin):
     def model_input_names(self) -> list[str]:
         # Text first: the Trainer's length-grouped samplers (batch_rebalance) measure examples by the first name.
         return self.tokenizer.model_input_names + self.image_processor.model_input_names
+
+
+def audio_list(audio) -> list:
+    """`audio=` as a list: None is none, a path or one waveform is one, anything else is a sequence of them."""
+    if audio is None:
+        return []
+    return [audio] if isinstance(audio, (str, os.PathLike, torch.Tensor)) else list(audio)
 
 
 def read_image(image):

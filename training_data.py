@@ -148,11 +148,13 @@ def record_audio(record: dict, folder: str | None, processor: NextGPTProcessor) 
     audio = listed(record, "audio")
     if audio and not processor.audio_token:
         raise ValueError("the record has 'audio' but the model has no audio branch (assemble it with --audio_tower)")
+    paths = []
     for item in audio:
         if not isinstance(item, str):
             raise ValueError(f"'audio' must be a path or a list of paths, got {type(item).__name__}")
-        load_audio(resolved_path(item, folder))
-    return [resolved_path(item, folder) for item in audio]
+        paths.append(resolved_path(item, folder))
+        load_audio(paths[-1])
+    return paths
 
 
 def prepare_examples(

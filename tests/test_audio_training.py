@@ -148,10 +148,12 @@ def test_the_pipeline_takes_audio_with_or_without_an_image(records, audio_proces
 
     save_tiny_audio_model(tmp_path / "model", audio_processor)
     vqa = pipeline("visual-question-answering", model=str(tmp_path / "model"), trust_remote_code=True)
-    for media in ({"audio": str(tmp_path / "high.wav")},
-                  {"image": str(tmp_path / "picture.png"), "audio": [str(tmp_path / "low.wav")] * 2}):
+    from audio_features import load_audio
+
+    for media, audio_count in (({"audio": str(tmp_path / "high.wav")}, 1),
+                               ({"audio": load_audio(str(tmp_path / "high.wav"))}, 1),  # one waveform is one audio
+                               ({"image": str(tmp_path / "picture.png"), "audio": [str(tmp_path / "low.wav")] * 2}, 2)):
         model_inputs = vqa.preprocess({"question": "High or low?", **media})
-        audio_count = 1 if isinstance(media["audio"], str) else len(media["audio"])
         assert model_inputs["input_features"].shape == (audio_count, 3, 1, 128, 204)
         assert int((model_inputs["input_ids"] == audio_processor.audio_token_id).sum()) == audio_count
         assert ("pixel_values" in model_inputs) == ("image" in media)
