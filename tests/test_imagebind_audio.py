@@ -7,24 +7,13 @@ import torch
 from configuration_nextgpt import ImageBindAudioConfig
 from imagebind_audio import IMAGEBIND_AUDIO_KEY_MAP, ImageBindAudioModel
 from imagebind_vision import convert_imagebind_state_dict
-from test_imagebind_vision import tiny_meta_imagebind
-
-TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, projection_dim=48)
+from test_imagebind_vision import TINY, ours_beside_meta, tiny_meta_imagebind
 
 
 def test_matches_meta_imagebind_audio_in_fp32(tmp_path):
     """Trunk tokens and the scaled joint embedding of 2-second spectrograms, to 1e-5, from Meta's checkpoint keys."""
-    meta = tiny_meta_imagebind("audio", TINY)
-    checkpoint = tmp_path / "imagebind_tiny.pth"
-    torch.save(meta.state_dict(), checkpoint)
-    ours = ImageBindAudioModel.from_imagebind_checkpoint(checkpoint, ImageBindAudioConfig(**TINY)).eval()
-
-    spectrograms = torch.randn(3, 1, 128, 204)
-    with torch.no_grad():
-        expected_embedding = meta({"audio": spectrograms})["audio"]
-        trunk_inputs = meta.modality_preprocessors["audio"](audio=spectrograms)["trunk"]
-        expected_tokens = meta.modality_trunks["audio"](**trunk_inputs)
-        output = ours(spectrograms)
+    output, expected_tokens, expected_embedding = ours_beside_meta(
+        tmp_path, ImageBindAudioModel, torch.randn(3, 1, 128, 204))
 
     assert output.last_hidden_state.shape == (3, 229, TINY["hidden_size"])
     torch.testing.assert_close(output.last_hidden_state, expected_tokens, atol=1e-5, rtol=1e-5)

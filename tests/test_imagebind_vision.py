@@ -58,18 +58,23 @@ def tiny_meta_imagebind(branch: str = "vision", dims: dict = TINY):
     return model
 
 
-def test_matches_meta_imagebind_in_fp32(tmp_path):
-    meta = tiny_meta_imagebind()
+def ours_beside_meta(tmp_path, model_class, inputs: torch.Tensor, dims: dict = TINY):
+    """Our branch (`model_class`) loaded from a tiny Meta ImageBind's checkpoint, both run on `inputs`: (our output,
+    Meta's trunk tokens, Meta's joint embedding)."""
+    branch = model_class.BRANCH
+    meta = tiny_meta_imagebind(branch, dims)
     checkpoint = tmp_path / "imagebind_tiny.pth"
     torch.save(meta.state_dict(), checkpoint)
-    ours = ImageBindVisionModel.from_imagebind_checkpoint(checkpoint, ImageBindVisionConfig(**TINY)).eval()
-
-    pixel_values = torch.randn(3, 3, 224, 224)
+    ours = model_class.from_imagebind_checkpoint(checkpoint, model_class.config_class(**dims)).eval()
     with torch.no_grad():
-        expected_embedding = meta({"vision": pixel_values})["vision"]
-        trunk_inputs = meta.modality_preprocessors["vision"](vision=pixel_values)["trunk"]
-        expected_tokens = meta.modality_trunks["vision"](**trunk_inputs)
-        output = ours(pixel_values)
+        embedding = meta({branch: inputs})[branch]
+        tokens = meta.modality_trunks[branch](**meta.modality_preprocessors[branch](**{branch: inputs})["trunk"])
+        return ours(inputs), tokens, embedding
+
+
+def test_matches_meta_imagebind_in_fp32(tmp_path):
+    output, expected_tokens, expected_embedding = ours_beside_meta(
+        tmp_path, ImageBindVisionModel, torch.randn(3, 3, 224, 224))
 
     assert output.last_hidden_state.shape == (3, 257, TINY["hidden_size"])
     assert output.pooler_output.shape == (3, TINY["projection_dim"])
