@@ -61,7 +61,14 @@ class EmbeddingCache:
         missing = [path for path, key in zip(paths, keys) if key not in self.row_of]
         if missing:
             raise KeyError(f"images not in the embedding cache (or changed since): {missing[:5]}")
-        return torch.stack([self.tables[index][row]["embeds"] for index, row in map(self.row_of.get, keys)]).float()
+        # One read per table rather than one per image: a row read costs ~0.3 ms, a stage-1 batch holds 256 images.
+        places = [self.row_of[key] for key in keys]
+        found = {}
+        for index in {index for index, _ in places}:
+            rows = sorted({row for table, row in places if table == index})
+            for row, embeds in zip(rows, self.tables[index][rows]["embeds"]):
+                found[index, row] = embeds
+        return torch.stack([found[place] for place in places]).float()
 
     @classmethod
     def build(

@@ -14,6 +14,7 @@ kernels (--fused_kernels); the README's "How training is made fast" says what ea
         --image_folder images --output_dir outputs/stage2 --cache_image_embeds --bf16
 """
 
+import gc
 import importlib.util
 import json
 import os
@@ -397,10 +398,13 @@ class StepLogCallback(TrainerCallback):
 
 def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> Trainer:
     parser = HfArgumentParser((NextGPTArguments, TrainingArguments))
-    # Batches (and images) are prepared while the GPU computes; the loss is logged every 1% of the steps, so that a
-    # short run prints and plots its loss too (the Trainer's default is every 500 steps).
-    parser.set_defaults(dataloader_num_workers=2, logging_steps=0.01)
+    # Batches (and images) are prepared while the GPU computes, by workers that live across epochs (starting them
+    # again stalled the first step of each epoch: 1.1 s against 0.41 on the H100's stage 1); the loss is logged every
+    # 1% of the steps, so that a short run prints and plots its loss too (the Trainer's default is every 500 steps).
+    parser.set_defaults(dataloader_num_workers=2, dataloader_persistent_workers=True, logging_steps=0.01)
     args, training_args = parser.parse_args_into_dataclasses(argv)
+    # torch refuses persistent workers without workers.
+    training_args.dataloader_persistent_workers &= training_args.dataloader_num_workers > 0
     check_arguments(args)
     resume = checkpoint_to_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     training_args.remove_unused_columns = False  # the collator needs the image paths
@@ -422,10 +426,17 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
         data_collator=NextGPTCollator(processor, cache, pack=args.packing), processing_class=processor,
         callbacks=[StepLogCallback(), MarkCompleteCheckpoints(), *(callbacks or [])],
     )
+    # The tokenized examples live until the end: a full collection walks them all (1.1 s for LLaVA's 558k captions,
+    # measured), in the trainer and in each forked data loader worker, where it also copies their memory pages.
+    # Unfrozen afterwards, so that a caller training again in this process can free this run's model.
+    gc.freeze()
     # LoRA keeps float32 weights and peft casts each input to their dtype; under bf16/fp16 autocast the products run
     # in half precision anyway, so the cast only adds a float32 copy of every adapted layer's input.
-    with disable_input_dtype_casting(model, active=training_args.bf16 or training_args.fp16):
-        trainer.train(resume_from_checkpoint=resume)
+    try:
+        with disable_input_dtype_casting(model, active=training_args.bf16 or training_args.fp16):
+            trainer.train(resume_from_checkpoint=resume)
+    finally:
+        gc.unfreeze()
 
     metrics = None
     if training_args.do_eval and "eval" in datasets:

@@ -136,6 +136,21 @@ def test_a_short_run_logs_and_plots_its_loss_without_being_told(tiny_folder, eas
     assert (tmp_path / "loss_curve.png").stat().st_size > 1000
 
 
+def test_data_loader_workers_live_across_epochs_and_change_nothing(tiny_folder, easy_vqa_data, tmp_path):
+    """Workers persist across epochs by default (starting them again stalled each epoch's first step on the GPU);
+    three epochs with one such worker give the losses of loading in the main process, which cannot persist."""
+    runs = {}
+    for workers in ("0", "1"):
+        argv = [flag if flag != "0" else workers for flag in COMMON]
+        runs[workers] = train(["--stage", "1", "--model_name_or_path", str(tiny_folder), "--data_path",
+                               str(easy_vqa_data / "captions.jsonl"), "--output_dir", str(tmp_path / workers),
+                               "--num_train_epochs", "3", "--learning_rate", "1e-2", "--save_strategy", "no",
+                               "--save_final", "false", *argv])
+    assert runs["1"].args.dataloader_persistent_workers and not runs["0"].args.dataloader_persistent_workers
+    assert len(losses(runs["1"])) == 12  # 8 captions, 2 a step
+    assert losses(runs["1"]) == pytest.approx(losses(runs["0"]), abs=1e-6)
+
+
 def test_a_trial_on_the_first_records_only(stage1_folder, easy_vqa_data, tmp_path):
     trainer = train(["--stage", "2", "--model_name_or_path", str(stage1_folder), "--data_path",
                      str(easy_vqa_data / "conversations.json"), "--max_train_samples", "2", "--output_dir",
@@ -211,6 +226,8 @@ def test_the_image_cache_is_shared_per_image_across_stages(tiny_folder, easy_vqa
     again = build(images[2:])
     assert sorted(len(table) for table in again.tables) == [1, 2, 4]
     torch.testing.assert_close(again.lookup(images[2:]), expected[2:])
+    order = [5, 2, 5, 3, 4, 2]  # across the three tables, repeated, out of order: one read per table, rows in order
+    torch.testing.assert_close(again.lookup([images[index] for index in order]), expected[order])
 
 
 def test_a_model_from_parts_and_its_saved_folder_share_the_image_cache(tmp_path, tokenizer):
