@@ -20,28 +20,33 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 try:
     from .decode_kernels import gated_matvec, stacked_matvec
+    from .quantized_decode_kernels import PackedWeight, quantized_product
     from .weight_quantization import QuantizedLinear
 except ImportError:
     from decode_kernels import gated_matvec, stacked_matvec
+    from quantized_decode_kernels import PackedWeight, quantized_product
     from weight_quantization import QuantizedLinear
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 
 
+Projection = torch.Tensor | PackedWeight  # a plain weight, or a weight-only quantized one (--quantize)
+
+
 class LayerWeights(NamedTuple):
     input_norm: torch.Tensor
-    q: torch.Tensor
-    k: torch.Tensor
-    v: torch.Tensor
+    q: Projection
+    k: Projection
+    v: Projection
     q_bias: torch.Tensor | None
     k_bias: torch.Tensor | None
     v_bias: torch.Tensor | None
-    o: torch.Tensor
+    o: Projection
     o_bias: torch.Tensor | None
     post_norm: torch.Tensor
-    gate: torch.Tensor
-    up: torch.Tensor
-    down: torch.Tensor
+    gate: Projection
+    up: Projection
+    down: Projection
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,30 @@ class LayerShape:
     head_dim: int
     scaling: float
     eps: float
+
+
+def projection(module: torch.nn.Module) -> Projection:
+    """What the decoder reads of a projection: its weight, or its packed bytes and scales."""
+    if isinstance(module, QuantizedLinear):
+        return PackedWeight(module.qweight, module.scale, getattr(module, "offset", None))
+    return module.weight
+
+
+def project(hidden: torch.Tensor, weights: list[Projection]) -> torch.Tensor:
+    """`hidden` times each weight, concatenated: one launch for weights of one kind (plain or quantized)."""
+    if all(isinstance(weight, PackedWeight) for weight in weights):
+        return quantized_product(hidden, weights)
+    if not any(isinstance(weight, PackedWeight) for weight in weights):
+        return stacked_matvec(hidden, weights)
+    return torch.cat([project(hidden, [weight]) for weight in weights], dim=-1)
+
+
+def gated_product(hidden: torch.Tensor, gate: Projection, up: Projection) -> torch.Tensor:
+    """`silu(hidden @ gate.T) * (hidden @ up.T)`, each product rounded to the input dtype as the unfused ops do."""
+    if isinstance(gate, torch.Tensor) and isinstance(up, torch.Tensor):
+        return gated_matvec(hidden, gate, up)
+    gate_out, up_out = project(hidden, [gate, up]).chunk(2, dim=-1)
+    return F.silu(gate_out) * up_out
 
 
 def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -104,7 +133,7 @@ def layer_forward(
     afresh); `mask` is boolean, True = attend."""
     batch, length, _ = hidden.shape
     normed = rms_norm(hidden, weights.input_norm, shape.eps)
-    qkv = stacked_matvec(normed, [weights.q, weights.k, weights.v])
+    qkv = project(normed, [weights.q, weights.k, weights.v])
     if weights.q_bias is not None:
         qkv = qkv + torch.cat([weights.q_bias, weights.k_bias, weights.v_bias])
     query, key, value = qkv.split([shape.heads * shape.head_dim] + [shape.kv_heads * shape.head_dim] * 2, dim=-1)
@@ -121,10 +150,10 @@ def layer_forward(
     if groups > 1:
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
     attention = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=shape.scaling)
-    output = stacked_matvec(attention.transpose(1, 2).reshape(batch, length, -1), [weights.o])
+    output = project(attention.transpose(1, 2).reshape(batch, length, -1), [weights.o])
     hidden = hidden + (output if weights.o_bias is None else output + weights.o_bias)
     normed = rms_norm(hidden, weights.post_norm, shape.eps)
-    return hidden + stacked_matvec(gated_matvec(normed, weights.gate, weights.up), [weights.down])
+    return hidden + project(gated_product(normed, weights.gate, weights.up), [weights.down])
 
 
 def unsupported_reason(language_model) -> str | None:
@@ -144,9 +173,7 @@ def unsupported_reason(language_model) -> str | None:
     projections = [module for layer in language_model.model.layers for module in (
         layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
         layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]
-    if any(isinstance(module, QuantizedLinear) for module in projections):
-        return "weight-only quantized projections (--quantize) have no fast-path kernels yet"
-    if any(type(module) is not torch.nn.Linear for module in projections):
+    if any(type(module) not in (torch.nn.Linear, QuantizedLinear) for module in projections):
         # e.g. unmerged LoRA layers, whose adapters this decoder would silently leave out
         return "its projections are not plain Linear layers (unmerged adapters? merge them first: merge_and_unload)"
     return None
@@ -171,11 +198,11 @@ class LlamaFamilyDecoder:
         )
         self.layers = [
             LayerWeights(
-                layer.input_layernorm.weight, layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
-                layer.self_attn.v_proj.weight, layer.self_attn.q_proj.bias, layer.self_attn.k_proj.bias,
-                layer.self_attn.v_proj.bias, layer.self_attn.o_proj.weight, layer.self_attn.o_proj.bias,
-                layer.post_attention_layernorm.weight, layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight,
-                layer.mlp.down_proj.weight,
+                layer.input_layernorm.weight, projection(layer.self_attn.q_proj), projection(layer.self_attn.k_proj),
+                projection(layer.self_attn.v_proj), layer.self_attn.q_proj.bias, layer.self_attn.k_proj.bias,
+                layer.self_attn.v_proj.bias, projection(layer.self_attn.o_proj), layer.self_attn.o_proj.bias,
+                layer.post_attention_layernorm.weight, projection(layer.mlp.gate_proj), projection(layer.mlp.up_proj),
+                projection(layer.mlp.down_proj),
             )
             for layer in base.layers
         ]

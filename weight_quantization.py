@@ -5,9 +5,10 @@
   group's range is used fully): `weight ~ q * scale + offset`, q in [0, 15], two values per byte (even input in the low
   nibble, odd input in the high one).
 
-Activations stay in the compute dtype; a layer dequantizes its weight for each product (`QuantizedLinear`), which is
-right everywhere but reads more bytes than the bf16 weight would: the speed comes only from kernels that read the
-packed bytes directly (the fast path's job, not done yet). The embeddings, the head and the towers are left as they are.
+Activations stay in the compute dtype. `QuantizedLinear` dequantizes its weight for each product (`generate` and
+other plain forwards: right everywhere, but it reads more bytes than the bf16 weight would); the fast path reads the
+packed bytes directly with quantized_decode_kernels.py, which is where the speed comes from. The embeddings, the head
+and the towers are left as they are.
 """
 
 import torch
@@ -29,6 +30,7 @@ class QuantizedLinear(nn.Module):
         quantized = quantize_int8(weight) if bits == 8 else quantize_int4(weight, group_size)
         for name, tensor in quantized.items():
             self.register_buffer(name, tensor)
+        self.register_parameter("bias", None)  # as a bias-free nn.Linear reads
 
     def dequantized_weight(self) -> torch.Tensor:
         return dequantize(bits=self.bits, group_size=self.group_size, **dict(self.named_buffers()))

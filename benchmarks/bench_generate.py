@@ -10,8 +10,13 @@ question after the image (1 embedding token, or 257 patch tokens). For each imag
 - whether the fast path's greedy tokens equal plain generate's: in bf16 (batch 1, 256 tokens; random weights give
   nearly flat logits, so kernel rounding differences flip the argmax early) and in float32 (same shapes rebuilt in
   float32, TF32 off: batch 1 and a left-padded batch of 2, 64 tokens).
+With `--quantize int8,int4` the same model is measured again with weight-only quantized projections
+(weight_quantization.py): the roofline of the quantized bytes, the fast path (quantized_decode_kernels.py) and
+`generate` over the same layers (which dequantize for each product: 32 tokens, it is slow), and the quantized model's
+logits against the bf16 model's on one prompt (KL divergence, top-1 agreement).
 
     python benchmarks/bench_generate.py --modes embedding --output results.jsonl   # one H100: about 6 minutes a mode
+    python benchmarks/bench_generate.py --modes embedding --methods fast --quantize none,int8,int4 --speed_only
 """
 
 import argparse
@@ -29,6 +34,7 @@ from configuration_nextgpt import NextGPTConfig  # noqa: E402
 from fast_generation import FastGenerator  # noqa: E402
 from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
 from transformers import StaticCache  # noqa: E402
+from weight_quantization import quantize_named  # noqa: E402
 
 QUESTION_TOKENS = 64
 
@@ -103,14 +109,34 @@ def float32_identity(mode: str, record) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
 
 
-def measure(mode: str, bandwidth: float, batch_sizes: list[int], record) -> None:
-    """Every method's time to first token, batch-1 decode speed and batched throughput, for one image mode."""
+def logit_error(model, quantized_name: str, record, mode: str) -> None:
+    """Quantizes `model` in place; records how far its next-token distributions over one prompt moved."""
+    inputs = make_inputs(model, 1)
+    with torch.no_grad():
+        reference = model(**inputs).logits.float().log_softmax(-1)
+        quantize_named(model, quantized_name)
+        quantized = model(**inputs).logits.float().log_softmax(-1)
+    kl = (reference.exp() * (reference - quantized)).sum(-1)
+    record(kind="logit_error", mode=mode, quantize=quantized_name, mean_kl=float(kl.mean()), max_kl=float(kl.max()),
+           top1_agreement=float((reference.argmax(-1) == quantized.argmax(-1)).float().mean()),
+           positions=reference.shape[1])
+
+
+def measure(*, mode: str, bandwidth: float, batch_sizes: list[int], record, methods_wanted: list[str],
+            quantize: str | None) -> None:
+    """Every method's time to first token, batch-1 decode speed and batched throughput, for one image mode, with
+    bf16 weights or `quantize`d ones."""
     model = build_model(mode)
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.language_model.parameters())
+    if quantize is not None:
+        logit_error(model, quantize, record, mode)
+    language_model = model.language_model
+    weight_bytes = sum(t.numel() * t.element_size() for t in [*language_model.parameters(), *language_model.buffers()]
+                       if t.dtype != torch.float32)  # not the rotary frequencies
     roofline = bandwidth / weight_bytes
-    record(kind="roofline", mode=mode, copy_bandwidth_TBps=bandwidth / 1e12, llm_weight_GB=weight_bytes / 1e9,
-           roofline_tokens_per_s=roofline, device=torch.cuda.get_device_name(), torch=torch.__version__,
-           transformers=__import__("transformers").__version__)
+    label = quantize or "bf16"
+    record(kind="roofline", mode=mode, weights=label, copy_bandwidth_TBps=bandwidth / 1e12,
+           llm_weight_GB=weight_bytes / 1e9, roofline_tokens_per_s=roofline, device=torch.cuda.get_device_name(),
+           torch=torch.__version__, transformers=__import__("transformers").__version__)
     fast = FastGenerator(model)
     static_caches = {}
 
@@ -128,6 +154,9 @@ def measure(mode: str, bandwidth: float, batch_sizes: list[int], record) -> None
         "generate_static": static_generate,
         "fast": lambda inputs, n: fast.generate(**inputs, max_new_tokens=n, eos_token_id=[]),
     }
+    methods = {name: methods[name] for name in methods_wanted}
+    # Quantized layers outside the fast path dequantize each weight for each product: fewer tokens suffice.
+    tokens = {name: 32 if quantize and name != "fast" else 256 for name in methods}
     single = make_inputs(model, 1)
     outputs = {}
     for name, generate in methods.items():
@@ -137,20 +166,25 @@ def measure(mode: str, bandwidth: float, batch_sizes: list[int], record) -> None
         torch.cuda.synchronize()
         first_call = time.perf_counter() - start
         ttft = timed(lambda: generate(single, 1), 5)
-        outputs[name] = generate(single, 256)
-        decode = 255 / (timed(lambda: generate(single, 256), 3) - ttft)
-        record(kind="batch1", mode=mode, method=name, ttft_ms=ttft * 1e3, decode_tokens_per_s=decode,
+        outputs[name] = generate(single, tokens[name])
+        decode = (tokens[name] - 1) / (timed(lambda: generate(single, tokens[name]), 3) - ttft)
+        record(kind="batch1", mode=mode, weights=label, method=name, ttft_ms=ttft * 1e3, decode_tokens_per_s=decode,
                fraction_of_roofline=decode / roofline, first_call_s=first_call)
-    prompt_length = single["input_ids"].shape[1]
-    reference, ours = outputs["generate"][:, prompt_length:], outputs["fast"][:, prompt_length:]
-    record(kind="identity_bfloat16", mode=mode, fast_equals_generate=bool(torch.equal(reference, ours)),
-           identical_prefix_tokens=prefix_match(reference, ours), of=reference.shape[1])
+    if {"generate", "fast"} <= set(methods):
+        prompt_length, length = single["input_ids"].shape[1], min(tokens.values())
+        reference = outputs["generate"][:, prompt_length:prompt_length + length]
+        ours = outputs["fast"][:, prompt_length:prompt_length + length]
+        record(kind="identity_bfloat16", mode=mode, weights=label,
+               fast_equals_generate=bool(torch.equal(reference, ours)),
+               identical_prefix_tokens=prefix_match(reference, ours), of=reference.shape[1])
     for batch_size in batch_sizes:
         inputs = make_inputs(model, batch_size)
         for name, generate in methods.items():
+            if tokens[name] < 256:
+                continue
             generate(inputs, 8)
             seconds = timed(lambda: generate(inputs, 128), 3)
-            record(kind="batched", mode=mode, method=name, batch_size=batch_size,
+            record(kind="batched", mode=mode, weights=label, method=name, batch_size=batch_size,
                    aggregate_tokens_per_s=batch_size * 128 / seconds)
 
 
@@ -160,6 +194,9 @@ def main() -> None:
     parser.add_argument("--modes", default="embedding,patches")
     parser.add_argument("--batch_sizes", default="8,32")
     parser.add_argument("--float32_identity_only", action="store_true", help="skip the speed measurements")
+    parser.add_argument("--speed_only", action="store_true", help="skip the float32 identity check")
+    parser.add_argument("--methods", default="generate,generate_static,fast")
+    parser.add_argument("--quantize", default="none", help="weights to measure: none (bf16), int8, int4; a list")
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
 
@@ -173,10 +210,14 @@ def main() -> None:
         if args.float32_identity_only:
             float32_identity(mode, record)
             continue
-        measure(mode, bandwidth, [int(size) for size in args.batch_sizes.split(",")], record)
-        torch.cuda.empty_cache()
-        float32_identity(mode, record)
-        torch.cuda.empty_cache()
+        for quantize in args.quantize.split(","):
+            measure(mode=mode, bandwidth=bandwidth, batch_sizes=[int(size) for size in args.batch_sizes.split(",")],
+                    record=record, methods_wanted=args.methods.split(","),
+                    quantize=None if quantize == "none" else quantize)
+            torch.cuda.empty_cache()
+        if not args.speed_only:
+            float32_identity(mode, record)
+            torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

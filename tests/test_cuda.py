@@ -88,6 +88,54 @@ def test_decode_kernels_match_linear():
     assert torch.equal(stacked_matvec(x, weights), torch.cat([torch.nn.functional.linear(x, w) for w in weights], -1))
 
 
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
+    """Compiled, on the 7B and SmolLM2 shapes: q|k|v, gate|up, down; one row (decoding), 8 and 32 (batched decoding),
+    100 (a prompt)."""
+    from quantized_decode_kernels import PackedWeight, _use_kernel, quantized_product, reference_product
+    from weight_quantization import quantize_int4, quantize_int8
+
+    torch.manual_seed(bits)
+    for width, sizes in ((4096, (4096, 4096, 4096)), (4096, (11008, 11008)), (11008, (4096,)), (576, (576, 192, 192))):
+        weights = []
+        for rows in sizes:
+            weight = (torch.randn(rows, width, device="cuda") / width**0.5).bfloat16()
+            stored = quantize_int4(weight) if bits == 4 else quantize_int8(weight)
+            weights.append(PackedWeight(stored["qweight"], stored["scale"], stored.get("offset")))
+        exact = [weight._replace(scale=weight.scale.double(), offset=None if weight.offset is None else
+                                 weight.offset.double()) for weight in weights]
+        for rows in (1, 8, 32, 100):
+            x = torch.randn(rows, width, device="cuda", dtype=torch.bfloat16)
+            assert _use_kernel(x, weights)
+            reference = reference_product(x.double(), exact)
+            error = (quantized_product(x, weights).double() - reference).norm() / reference.norm()
+            assert error < 5e-3, (width, sizes, rows, float(error))
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_compiled_fast_decoder_decodes_quantized_weights_on_cuda(bits):
+    """The compiled layer over the quantized kernels gives the quantized model's own logits (bf16 tolerance)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from fast_decoder import LlamaFamilyDecoder, layer_forward
+    from weight_quantization import quantize_language_model
+
+    torch.manual_seed(0)
+    config = LlamaConfig(**{**tiny_text_config(), "hidden_size": 128, "intermediate_size": 256, "head_dim": 32})
+    model = quantize_language_model(LlamaForCausalLM(config).cuda().bfloat16().eval(), bits=bits)
+    sequence = torch.randint(0, 1000, (2, 12), device="cuda")
+    with torch.no_grad():
+        expected = model(sequence).logits.float()
+        decoder = LlamaFamilyDecoder(model, batch_size=2, cache_length=32, layer=torch.compile(layer_forward))
+        logits = [decoder.prefill(model.model.embed_tokens(sequence[:, :8]), torch.ones_like(sequence[:, :8]),
+                                  torch.arange(8, device="cuda").expand(2, 8))]
+        for position in range(8, 11):
+            logits.append(decoder.step(sequence[:, position], torch.full((2,), position, device="cuda")))
+    for offset, step_logits in enumerate(logits):
+        reference = expected[:, 7 + offset]
+        assert ((step_logits - reference).norm() / reference.norm()) < 2e-2
+
+
 def test_compiled_fast_path_equals_generate_on_cuda(tiny_folder):
     from fast_generation import FastGenerator
 

@@ -8,7 +8,6 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from conftest import REPO_ROOT, tiny_text_config
-from fast_decoder import unsupported_reason
 from weight_quantization import (QUANTIZED_PROJECTIONS, QuantizedLinear, dequantize, quantize_int4, quantize_int8,
                                  quantize_language_model)
 
@@ -72,7 +71,6 @@ def test_every_projection_of_the_decoder_layers_is_swapped_and_nothing_else():
     assert len(swapped) == len(QUANTIZED_PROJECTIONS) * model.config.num_hidden_layers
     assert torch.equal(model.lm_head.weight, head) and torch.equal(model.model.embed_tokens.weight, embeddings)
     assert float((quantized - reference).abs().max()) < 0.05 * float(reference.abs().max())
-    assert "no fast-path kernels yet" in unsupported_reason(model)
 
 
 def test_int4_that_cannot_tile_a_width_changes_nothing():
