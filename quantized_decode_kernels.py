@@ -5,10 +5,11 @@ in the low nibble) with a scale and an offset each. A decode step reads every we
 or half a byte (int4) per weight instead of bf16's 2 is what makes it faster; the kernels never write a dequantized
 weight. One launch serves up to three weights of the same input width (q|k|v, gate|up), like decode_kernels.py.
 
-- One row (batch-1 decoding): each program takes a few weight rows; int4 codes are multiplied by the input within
-  each group first and scaled once per group, `scale * sum(code * x) + offset * sum(x)`.
+- One row (batch-1 decoding): each program streams a few weight rows; int4 weights are either dequantized one by one
+  or each group's `sum(code * x)` is scaled once, `scale * sum(code * x) + offset * sum(x)`, whichever (with the
+  block sizes) is faster on the GPU at hand, timed on first use (Triton's autotune).
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
-  multiplied on the tensor cores.
+  multiplied on the tensor cores, one int4 group at a time.
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_weight_quantization.py, under Triton's interpreter on the CPU).
 """
@@ -29,14 +30,14 @@ try:
 except ImportError:
     from weight_quantization import dequantize
 
-ROW_MULTIPLE = 32  # every stacked weight's output size must be a multiple of this (the largest BLOCK_N below)
+ROW_MULTIPLE = 64  # every stacked weight's output size must be a multiple of this (the largest BLOCK_N below)
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
-MIN_BLOCK_K = 128  # the smallest BLOCK_K below: int4 groups must tile it
+MIN_BLOCK_K = 512  # the smallest BLOCK_K below: int4 groups must tile it
 
 
 class PackedWeight(NamedTuple):
-    """A quantized projection as the fast decoder holds it: int8 `qweight` (N, K) with `scale` (N, 1), or uint8
-    `qweight` (N, K / 2) with `scale` and `offset` (N, K / group)."""
+    """A quantized projection as the fast decoder holds it: int8 `qweight` (N, K) with `scale` (1, N), or uint8
+    `qweight` (N, K / 2) with `scale` and `offset` (K / group, N)."""
 
     qweight: torch.Tensor
     scale: torch.Tensor
@@ -50,67 +51,75 @@ def weight_bits(qweight: torch.Tensor) -> int:
 def group_size(weight: PackedWeight) -> int:
     """Inputs per scale: the row for int8, the group for int4."""
     columns = weight.qweight.shape[1] * (1 if weight_bits(weight.qweight) == 8 else 2)
-    return columns // weight.scale.shape[1]
+    return columns // weight.scale.shape[0]
 
 
 if triton is not None:
 
     @triton.jit
     def _quantized_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
-                          K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr,
-                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                          K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
+                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, FACTORED: tl.constexpr):
         """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
-        columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4."""
+        columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
+        inputs a step; several rows: one int4 group (or BLOCK_K int8 inputs) a step, on the tensor cores.
+        FACTORED (int4, one row): scale each group's sum(code * x) once instead of dequantizing every weight."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
         if start < n0:
-            q_ptr, s_ptr, f_ptr, first = q0, s0, f0, start
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
         elif start < n01:
-            q_ptr, s_ptr, f_ptr, first = q1, s1, f1, start - n0
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q1, s1, f1, start - n0, n01 - n0
         else:
-            q_ptr, s_ptr, f_ptr, first = q2, s2, f2, start - n01
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q2, s2, f2, start - n01, N - n01
         rows = first + tl.arange(0, BLOCK_N)  # weight rows
         columns = start + tl.arange(0, BLOCK_N)  # output columns
         m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
         GROUPS: tl.constexpr = K // GROUP
+        HALF_GROUP: tl.constexpr = GROUP // 2  # bytes of one int4 group
         if INT4:
-            HALF: tl.constexpr = BLOCK_K // 2
-            BLOCK_GROUPS: tl.constexpr = BLOCK_K // GROUP
-            pairs = tl.arange(0, HALF)  # byte j holds inputs 2j (low nibble) and 2j + 1 (high nibble)
-            if BLOCK_M == 1:
-                accumulator = tl.zeros((BLOCK_N, BLOCK_GROUPS), dtype=tl.float32)
+            pairs = tl.arange(0, HALF_GROUP)  # byte j of a group holds its inputs 2j (low nibble) and 2j + 1 (high)
+        if INT4 and BLOCK_M == 1:
+            STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
+            if FACTORED:
+                accumulator = tl.zeros((BLOCK_N, STEP_GROUPS), dtype=tl.float32)
             else:
-                accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+                accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, HALF_GROUP), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
-                even = k0 + 2 * pairs
-                inside = even < K
-                packed = tl.load(q_ptr + rows[:, None] * (K // 2) + (k0 // 2 + pairs)[None, :], mask=inside[None, :],
-                                 other=0)
+                groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
+                inside = groups < GROUPS
+                byte = groups[None, :, None] * HALF_GROUP + pairs[None, None, :]  # (1, groups, bytes)
+                packed = tl.load(q_ptr + rows[:, None, None] * (K // 2) + byte, mask=inside[None, :, None], other=0)
                 low, high = (packed & 0xF).to(tl.float32), (packed >> 4).to(tl.float32)
-                groups = k0 // GROUP + tl.arange(0, BLOCK_GROUPS)
-                group_inside = groups < GROUPS
-                where = rows[:, None] * GROUPS + groups[None, :]
-                scale = tl.load(s_ptr + where, mask=group_inside[None, :], other=0).to(tl.float32)
-                offset = tl.load(f_ptr + where, mask=group_inside[None, :], other=0).to(tl.float32)
-                if BLOCK_M == 1:
-                    x_even = tl.load(x_ptr + even, mask=inside, other=0).to(tl.float32)
-                    x_odd = tl.load(x_ptr + even + 1, mask=inside, other=0).to(tl.float32)
-                    codes_x = tl.reshape(low * x_even[None, :] + high * x_odd[None, :],
-                                         (BLOCK_N, BLOCK_GROUPS, GROUP // 2))
-                    x_sums = tl.sum(tl.reshape(x_even + x_odd, (BLOCK_GROUPS, GROUP // 2)), axis=1)
-                    accumulator += tl.sum(codes_x, axis=2) * scale + offset * x_sums[None, :]
+                x_even = tl.load(x_ptr + 2 * byte, mask=inside[None, :, None], other=0).to(tl.float32)
+                x_odd = tl.load(x_ptr + 2 * byte + 1, mask=inside[None, :, None], other=0).to(tl.float32)
+                where = groups[None, :] * rows_in_weight + rows[:, None]  # (rows, groups), group-major storage
+                scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
+                offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
+                if FACTORED:
+                    codes_x = tl.sum(low * x_even + high * x_odd, axis=2)
+                    accumulator += codes_x * scale + offset * tl.sum(x_even + x_odd, axis=2)
                 else:
-                    x_where = x_ptr + m[:, None] * K + even[None, :]
-                    x_mask = (m[:, None] < M) & inside[None, :]
-                    x_even = tl.load(x_where, mask=x_mask, other=0)
-                    x_odd = tl.load(x_where + 1, mask=x_mask, other=0)
-                    scale3, offset3 = scale[:, :, None], offset[:, :, None]
-                    w_low = tl.reshape(tl.reshape(low, (BLOCK_N, BLOCK_GROUPS, GROUP // 2)) * scale3 + offset3,
-                                       (BLOCK_N, HALF)).to(x_even.dtype)
-                    w_high = tl.reshape(tl.reshape(high, (BLOCK_N, BLOCK_GROUPS, GROUP // 2)) * scale3 + offset3,
-                                        (BLOCK_N, HALF)).to(x_even.dtype)
-                    accumulator += tl.dot(x_even, tl.trans(w_low)) + tl.dot(x_odd, tl.trans(w_high))
-            if BLOCK_M == 1:
+                    scale, offset = scale[:, :, None], offset[:, :, None]
+                    accumulator += (low * scale + offset) * x_even + (high * scale + offset) * x_odd
+            if FACTORED:
                 result = tl.sum(accumulator, axis=1)
+            else:
+                result = tl.sum(tl.sum(accumulator, axis=2), axis=1)
+            tl.store(out_ptr + columns, result.to(out_ptr.dtype.element_ty))
+        elif INT4:
+            accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for group in range(0, GROUPS):
+                packed = tl.load(q_ptr + rows[:, None] * (K // 2) + group * HALF_GROUP + pairs[None, :])
+                low, high = (packed & 0xF).to(tl.float32), (packed >> 4).to(tl.float32)
+                scale = tl.load(s_ptr + group * rows_in_weight + rows).to(tl.float32)[:, None]
+                offset = tl.load(f_ptr + group * rows_in_weight + rows).to(tl.float32)[:, None]
+                x_where = x_ptr + m[:, None] * K + group * GROUP + 2 * pairs[None, :]
+                x_even = tl.load(x_where, mask=m[:, None] < M, other=0)
+                x_odd = tl.load(x_where + 1, mask=m[:, None] < M, other=0)
+                accumulator += tl.dot(x_even, tl.trans((low * scale + offset).to(x_even.dtype)))
+                accumulator += tl.dot(x_odd, tl.trans((high * scale + offset).to(x_even.dtype)))
+            tl.store(out_ptr + m[:, None] * N + columns[None, :], accumulator.to(out_ptr.dtype.element_ty),
+                     mask=m[:, None] < M)
         else:
             if BLOCK_M == 1:
                 accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
@@ -129,49 +138,61 @@ if triton is not None:
                     accumulator += tl.dot(x, tl.trans(codes.to(x.dtype)))  # |codes| <= 127: exact in bf16
             row_scale = tl.load(s_ptr + rows).to(tl.float32)
             if BLOCK_M == 1:
-                result = tl.sum(accumulator, axis=1) * row_scale
+                tl.store(out_ptr + columns, (tl.sum(accumulator, axis=1) * row_scale).to(out_ptr.dtype.element_ty))
             else:
-                accumulator = accumulator * row_scale[None, :]
-        if BLOCK_M == 1:
-            tl.store(out_ptr + columns, result.to(out_ptr.dtype.element_ty))
-        else:
-            tl.store(out_ptr + m[:, None] * N + columns[None, :], accumulator.to(out_ptr.dtype.element_ty),
-                     mask=m[:, None] < M)
+                tl.store(out_ptr + m[:, None] * N + columns[None, :],
+                         (accumulator * row_scale[None, :]).to(out_ptr.dtype.element_ty), mask=m[:, None] < M)
+
+    # One row: the block sizes (and, for int4, the arithmetic) are chosen by timing on first use per weight shape.
+    _row_kernels = {
+        bits: triton.autotune(
+            [triton.Config({"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "FACTORED": factored}, num_warps=warps)
+             for n, k, warps in ((4, 512, 4), (4, 1024, 4), (8, 512, 4), (8, 1024, 8), (16, 512, 8))
+             for factored in ((False, True) if bits == 4 else (False,))],
+            key=["N", "K"],
+        )(_quantized_kernel)
+        for bits in (8, 4)
+    }
 
 
 def kernel_config(rows: int, bits: int) -> dict:
-    """Block sizes and warps: a few weight rows per program for one input row (many programs keep every SM
-    streaming), tensor-core tiles for several."""
+    """Tensor-core tiles for several rows; for one row, a configuration that works (CUDA times its own: autotune)."""
     if rows == 1:
-        return {"BLOCK_M": 1, "BLOCK_N": 8 if bits == 4 else 4, "BLOCK_K": 1024 if bits == 4 else 512,
-                "num_warps": 4}
-    return {"BLOCK_M": 16 if rows <= 16 else 32, "BLOCK_N": 32, "BLOCK_K": 128, "num_warps": 4}
+        return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "FACTORED": bits == 4, "num_warps": 4}
+    return {"BLOCK_M": 16 if rows <= 16 else 32, "BLOCK_N": 64 if bits == 4 else 32, "BLOCK_K": 128,
+            "FACTORED": False, "num_warps": 4}
 
 
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None) -> torch.Tensor:
-    """Runs the kernel (x: (M, K), contiguous); `config` overrides `kernel_config` (tests, tuning)."""
+    """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default one row is tuned by
+    timing and several rows take `kernel_config`'s tiles."""
     bits, group = weight_bits(weights[0].qweight), group_size(weights[0])
     sizes = [weight.qweight.shape[0] for weight in weights]
-    config = config or kernel_config(x.shape[0], bits)
     padded = weights + [weights[-1]] * (3 - len(weights))
     out = x.new_empty(x.shape[0], sum(sizes))
+    arguments = (x, out, *(weight.qweight for weight in padded), *(weight.scale for weight in padded),
+                 *((weight.offset if bits == 4 else weight.scale) for weight in padded),
+                 sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4)
+    if config is None and x.shape[0] == 1:
+        _row_kernels[bits][lambda meta: (sum(sizes) // meta["BLOCK_N"], 1)](*arguments)
+        return out
+    config = config or kernel_config(x.shape[0], bits)
     grid = (sum(sizes) // config["BLOCK_N"], triton.cdiv(x.shape[0], config["BLOCK_M"]))
-    _quantized_kernel[grid](
-        x, out, *(weight.qweight for weight in padded), *(weight.scale for weight in padded),
-        *((weight.offset if bits == 4 else weight.scale) for weight in padded),
-        sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4, **config,
-    )
+    _quantized_kernel[grid](*arguments, **config)
     return out
 
 
-def _use_kernel(x: torch.Tensor, weights: list[PackedWeight]) -> bool:
-    """On CUDA, half-precision inputs, weights of one format whose sizes the kernel tiles."""
+def kernel_tiles(weights: list[PackedWeight]) -> bool:
+    """Whether the kernel tiles these weights: one format, row counts of whole blocks, int4 groups within a block."""
     formats = {(weight_bits(weight.qweight), group_size(weight), weight.qweight.shape[1]) for weight in weights}
     return (
-        triton is not None and x.is_cuda and x.dtype in KERNEL_DTYPES and len(formats) == 1
+        len(formats) == 1 and (weight_bits(weights[0].qweight) == 8 or MIN_BLOCK_K % group_size(weights[0]) == 0)
         and all(weight.qweight.shape[0] % ROW_MULTIPLE == 0 and weight.qweight.is_contiguous() for weight in weights)
-        and (weight_bits(weights[0].qweight) == 8 or MIN_BLOCK_K % group_size(weights[0]) == 0)
     )
+
+
+def _use_kernel(x: torch.Tensor, weights: list[PackedWeight]) -> bool:
+    return triton is not None and x.is_cuda and x.dtype in KERNEL_DTYPES and kernel_tiles(weights)
 
 
 def reference_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:

@@ -4,6 +4,8 @@
 - int4: groups of `group_size` consecutive inputs per output row, each with its own scale and offset (asymmetric, so a
   group's range is used fully): `weight ~ q * scale + offset`, q in [0, 15], two values per byte (even input in the low
   nibble, odd input in the high one).
+Scales and offsets are stored group-major, (groups, rows): the decode kernels read one group's values for many rows
+at once, contiguously.
 
 Activations stay in the compute dtype. `QuantizedLinear` dequantizes its weight for each product (`generate` and
 other plain forwards: right everywhere, but it reads more bytes than the bf16 weight would); the fast path reads the
@@ -44,14 +46,14 @@ class QuantizedLinear(nn.Module):
 
 
 def quantize_int8(weight: torch.Tensor) -> dict[str, torch.Tensor]:
-    """{"qweight": int8 (N, K), "scale": (N, 1) in the weight's dtype}."""
+    """{"qweight": int8 (N, K), "scale": (1, N) in the weight's dtype}."""
     scale = weight.float().abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127
     qweight = torch.round(weight.float() / scale).clamp(-127, 127).to(torch.int8)
-    return {"qweight": qweight, "scale": scale.to(weight.dtype)}
+    return {"qweight": qweight, "scale": scale.to(weight.dtype).T.contiguous()}
 
 
 def quantize_int4(weight: torch.Tensor, group_size: int = INT4_GROUP_SIZE) -> dict[str, torch.Tensor]:
-    """{"qweight": uint8 (N, K / 2), "scale" and "offset": (N, K / group_size) in the weight's dtype}."""
+    """{"qweight": uint8 (N, K / 2), "scale" and "offset": (K / group_size, N) in the weight's dtype}."""
     rows, columns = weight.shape
     if columns % group_size or group_size % 2:
         raise ValueError(f"int4 groups of {group_size} do not tile rows of {columns} inputs")
@@ -65,7 +67,7 @@ def quantize_int4(weight: torch.Tensor, group_size: int = INT4_GROUP_SIZE) -> di
                         scale)
     codes = torch.round((groups - offset.float()) / scale.float()).clamp(0, 15).to(torch.uint8).view(rows, columns)
     packed = codes[:, 0::2] | (codes[:, 1::2] << 4)
-    return {"qweight": packed, "scale": scale.squeeze(-1), "offset": offset.squeeze(-1)}
+    return {"qweight": packed, "scale": scale.squeeze(-1).T.contiguous(), "offset": offset.squeeze(-1).T.contiguous()}
 
 
 def stored_rounded(values: torch.Tensor, dtype: torch.dtype, towards: float) -> torch.Tensor:
@@ -79,11 +81,11 @@ def dequantize(*, qweight: torch.Tensor, scale: torch.Tensor, bits: int, group_s
                offset: torch.Tensor | None = None) -> torch.Tensor:
     """The (N, K) weight the stored form stands for, in the scale's dtype (float32 arithmetic)."""
     if bits == 8:
-        return (qweight.float() * scale.float()).to(scale.dtype)
+        return (qweight.float() * scale.float().T).to(scale.dtype)
     codes = torch.stack([qweight & 0xF, qweight >> 4], dim=-1).flatten(1).float()  # even, odd inputs interleaved
     rows, columns = codes.shape
     groups = codes.view(rows, columns // group_size, group_size)
-    weight = groups * scale.float().unsqueeze(-1) + offset.float().unsqueeze(-1)
+    weight = groups * scale.float().T.unsqueeze(-1) + offset.float().T.unsqueeze(-1)
     return weight.view(rows, columns).to(scale.dtype)
 
 

@@ -6,7 +6,9 @@
 - `step`: one decode step's CUDA-graph replay time, and its kernels by GPU time (launched one by one, unrecorded,
   so that the profiler names each);
 - `rows`: decode step time at 1 to 64 rows, continuous batching's shared cache against one sized to the batch, and
-  the 64-row step's kernels.
+  the 64-row step's kernels;
+- `quantized`: the int8 and int4 kernels (quantized_decode_kernels.py) on the same shapes, bytes read per second
+  (codes, scales and offsets) for each block-size configuration tried, at 1, 8 and 32 rows.
 
     python benchmarks/profile_decode.py gemv ttft step --output profile.jsonl   # one H100: about 2 minutes
 """
@@ -27,6 +29,8 @@ from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # no
 from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
+from quantized_decode_kernels import PackedWeight, launch_quantized_kernel  # noqa: E402
+from weight_quantization import quantize_int4, quantize_int8  # noqa: E402
 
 
 def replay_seconds(function, repeats: int = 20) -> float:
@@ -70,6 +74,32 @@ def gemv_bandwidths(record) -> None:
         record(kind="gemv", shape=name, cublas_TBps=nbytes / replay_seconds(lambda: [cublas(w) for w in sets]) / 1e12,
                ours_TBps=nbytes / replay_seconds(lambda: [ours(w) for w in sets]) / 1e12,
                relative_difference=difference)
+
+
+# Block sizes (and int4 arithmetic) tried at one row, beside the autotuned launch the fast path makes.
+ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "FACTORED": factored, "num_warps": warps}
+               for n, k, warps in ((4, 512, 4), (4, 1024, 4), (8, 1024, 8), (16, 512, 8)) for factored in (False, True)]
+
+
+def quantized_bandwidths(record) -> None:
+    shapes = {"q|k|v in one launch": [(4096, 4096)] * 3, "gate|up in one launch": [(11008, 4096)] * 2,
+              "down (4096x11008)": [(4096, 11008)]}
+    copies = 6
+    for bits in (8, 4):
+        for name, parts in shapes.items():
+            sets = []
+            for _ in range(copies):
+                stored = [(quantize_int4 if bits == 4 else quantize_int8)(
+                    torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5) for n, k in parts]
+                sets.append([PackedWeight(part["qweight"], part["scale"], part.get("offset")) for part in stored])
+            nbytes = copies * sum(t.numel() * t.element_size() for t in sets[0][0] if t is not None) * len(parts)
+            for rows in (1, 8, 32):
+                x = torch.randn(rows, parts[0][1], device="cuda", dtype=torch.bfloat16)
+                configs = [None] + ([c for c in ROW_CONFIGS if bits == 4 or not c["FACTORED"]] if rows == 1 else [])
+                for config in configs:  # None: what the fast path launches (autotuned at one row)
+                    seconds = replay_seconds(lambda: [launch_quantized_kernel(x, w, config) for w in sets])
+                    record(kind="quantized", bits=bits, shape=name, rows=rows, config=config or "fast path",
+                           TBps=nbytes / seconds / 1e12, us=seconds / copies * 1e6)
 
 
 def ttft_parts(model, fast: FastGenerator, record) -> None:
@@ -134,7 +164,8 @@ def kernel_table(step, record, rows: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("parts", nargs="*", default=["gemv", "ttft", "step"], choices=["gemv", "ttft", "step", "rows"])
+    parser.add_argument("parts", nargs="*", default=["gemv", "ttft", "step"],
+                        choices=["gemv", "ttft", "step", "rows", "quantized"])
     parser.add_argument("--output", default="profile_decode.jsonl")
     args = parser.parse_args()
 
@@ -147,6 +178,10 @@ def main() -> None:
            copy_bandwidth_TBps=copy_bandwidth() / 1e12)
     if "gemv" in args.parts:
         gemv_bandwidths(record)
+    if "quantized" in args.parts:
+        quantized_bandwidths(record)
+    if not {"ttft", "step", "rows"} & set(args.parts):
+        return
     model = build_model("embedding")
     fast = FastGenerator(model)
     if "ttft" in args.parts:

@@ -28,27 +28,32 @@ def packed_weights(module, bits: int, columns: int, dtype: torch.dtype) -> list:
     """Three weights of different sizes, as q|k|v of a grouped-query layer would be."""
     torch.manual_seed(bits + columns)
     weights = []
-    for rows in (64, 32, 96):
+    for rows in (64, 128, 192):
         stored = (quantize_int4 if bits == 4 else quantize_int8)((0.05 * torch.randn(rows, columns)).to(dtype))
         weights.append(module.PackedWeight(stored["qweight"], stored["scale"], stored.get("offset")))
     return weights
 
 
-# One input row takes the matrix-vector branch, several the tensor-core branch; 192 inputs end inside a block.
-@pytest.mark.parametrize("bits", [8, 4])
+# One row takes the matrix-vector branch (int4: dequantizing each weight, or scaling each group's sum), several the
+# tensor-core branch; 192 inputs end inside a block.
+@pytest.mark.parametrize("bits,factored", [(8, False), (4, False), (4, True)])
 @pytest.mark.parametrize("columns", [256, 192])
 @pytest.mark.parametrize("rows", [1, 3, 20])
-def test_kernels_equal_dequantize_then_matmul(interpreted, bits, columns, rows):
+def test_kernels_equal_dequantize_then_matmul(interpreted, bits, factored, columns, rows):
+    if factored and rows > 1:
+        pytest.skip("several rows have one arithmetic")
     weights = packed_weights(interpreted, bits, columns, torch.bfloat16)
     # The interpreter computes bfloat16 tensor-core products wrongly (numpy has no bfloat16): several rows in float16.
     dtype = torch.bfloat16 if rows == 1 else torch.float16
     x = torch.randn(rows, columns).to(dtype)
-    config = {**interpreted.kernel_config(rows, bits), **({"BLOCK_K": 128} if rows == 1 else {})}
+    config = interpreted.kernel_config(rows, bits)
+    if rows == 1:
+        config = {**config, "BLOCK_K": 128, "FACTORED": factored}
     ours = interpreted.launch_quantized_kernel(x, weights, config).float()
     reference = interpreted.reference_product(x.float(), [weight._replace(
         scale=weight.scale.float(), offset=None if weight.offset is None else weight.offset.float())
         for weight in weights])
-    assert ours.shape == (rows, 192)
+    assert ours.shape == (rows, 384)
     # Only the output's rounding (and float32 summation order) may differ: half a step of the output dtype.
     step = torch.finfo(dtype).eps * reference.abs().clamp(min=1)
     assert bool(((ours - reference).abs() <= step).all()), float((ours - reference).abs().max())
@@ -56,12 +61,13 @@ def test_kernels_equal_dequantize_then_matmul(interpreted, bits, columns, rows):
 
 def test_untileable_weights_and_cpu_inputs_take_the_reference(interpreted):
     weights = packed_weights(interpreted, 4, 256, torch.bfloat16)
+    assert interpreted.kernel_tiles(weights)
     x = torch.randn(2, 256, dtype=torch.bfloat16)
-    assert not interpreted._use_kernel(x, weights)  # CPU
-    assert torch.equal(interpreted.quantized_product(x, weights), interpreted.reference_product(x, weights))
-    odd = [weights[0]._replace(qweight=weights[0].qweight[:40], scale=weights[0].scale[:40],
-                               offset=weights[0].offset[:40])]
-    assert not interpreted._use_kernel(x.cuda() if torch.cuda.is_available() else x, odd)
+    assert torch.equal(interpreted.quantized_product(x, weights), interpreted.reference_product(x, weights))  # CPU
+    rows_40 = weights[0]._replace(qweight=weights[0].qweight[:40], scale=weights[0].scale[:, :40],
+                                  offset=weights[0].offset[:, :40])
+    assert not interpreted.kernel_tiles([rows_40])  # not whole blocks of rows
+    assert not interpreted.kernel_tiles([weights[0], packed_weights(interpreted, 8, 256, torch.bfloat16)[0]])
 
 
 @pytest.mark.parametrize("bits", [8, 4])

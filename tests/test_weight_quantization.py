@@ -15,10 +15,10 @@ from weight_quantization import (QUANTIZED_PROJECTIONS, QuantizedLinear, dequant
 def test_int8_rows_round_to_within_half_a_step():
     weight = torch.randn(48, 96) * torch.linspace(0.1, 3, 48)[:, None]
     stored = quantize_int8(weight)
-    assert stored["qweight"].dtype == torch.int8 and stored["scale"].shape == (48, 1)
+    assert stored["qweight"].dtype == torch.int8 and stored["scale"].shape == (1, 48)
     assert int(stored["qweight"].abs().max()) == 127  # each row's largest weight uses the whole range
     error = (dequantize(bits=8, group_size=96, **stored) - weight).abs()
-    assert bool((error <= stored["scale"] / 2 + 1e-6).all())
+    assert bool((error <= stored["scale"].T / 2 + 1e-6).all())
 
 
 def test_int4_codes_pack_two_per_byte_even_inputs_low():
@@ -30,8 +30,8 @@ def test_int4_codes_pack_two_per_byte_even_inputs_low():
     assert stored["qweight"].shape == (4, 64) and stored["qweight"].dtype == torch.uint8
     assert torch.equal(stored["qweight"][:, 0] & 0xF, codes[:, 0].to(torch.uint8))
     assert torch.equal(stored["qweight"][:, 0] >> 4, codes[:, 1].to(torch.uint8))
-    torch.testing.assert_close(stored["scale"], torch.full((4, 2), 0.5))
-    torch.testing.assert_close(stored["offset"], torch.full((4, 2), -3.0))
+    torch.testing.assert_close(stored["scale"], torch.full((2, 4), 0.5))
+    torch.testing.assert_close(stored["offset"], torch.full((2, 4), -3.0))
     torch.testing.assert_close(dequantize(bits=4, group_size=64, **stored), weight)
 
 
@@ -39,10 +39,10 @@ def test_int4_codes_pack_two_per_byte_even_inputs_low():
 def test_int4_groups_round_to_within_half_a_step(dtype):
     weight = (torch.randn(32, 192) * torch.linspace(0.01, 2, 192)).to(dtype)
     stored = quantize_int4(weight, group_size=64)
-    assert stored["scale"].dtype == dtype and stored["scale"].shape == (32, 3)
+    assert stored["scale"].dtype == dtype and stored["scale"].shape == (3, 32)
     error = (dequantize(bits=4, group_size=64, **stored).float() - weight.float()).abs().view(32, 3, 64)
     rounding = weight.float().abs().view(32, 3, 64) * torch.finfo(dtype).eps  # the result is rounded to `dtype` too
-    assert bool((error <= stored["scale"].float().unsqueeze(-1) * 0.5001 + rounding + 1e-6).all())
+    assert bool((error <= stored["scale"].float().T.unsqueeze(-1) * 0.5001 + rounding + 1e-6).all())
     with pytest.raises(ValueError, match="int4 groups of 128 do not tile rows of 192 inputs"):
         quantize_int4(weight, group_size=128)
 
