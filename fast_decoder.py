@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 try:
     from .decode_kernels import gated_matvec, stacked_matvec
@@ -82,6 +81,14 @@ def gated_product(hidden: torch.Tensor, gate: Projection, up: Projection) -> tor
     return F.silu(gate_out) * up_out
 
 
+def rotate(hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Llama's rotary embedding of (batch, heads, length, head_dim) by (batch, length, head_dim) cos/sin. Our own
+    copy of transformers' formula: Liger's training kernels replace transformers' module-level function in the whole
+    process, and theirs cannot be compiled into one graph."""
+    first, second = hidden.chunk(2, dim=-1)
+    return hidden * cos.unsqueeze(1) + torch.cat((-second, first), dim=-1) * sin.unsqueeze(1)
+
+
 def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """Llama's RMSNorm: normalised in float32, scaled in the input dtype."""
     as_float = hidden.float()
@@ -140,7 +147,7 @@ def layer_forward(
     query = query.view(batch, length, shape.heads, shape.head_dim)
     key = key.view(batch, length, shape.kv_heads, shape.head_dim)
     value = value.view(batch, length, shape.kv_heads, shape.head_dim)
-    query, key = apply_rotary_pos_emb(query.transpose(1, 2), key.transpose(1, 2), cos, sin)
+    query, key = rotate(query.transpose(1, 2), cos, sin), rotate(key.transpose(1, 2), cos, sin)
     value = value.transpose(1, 2)
     key_cache[rows[:, None], :, slots] = key.transpose(1, 2)
     value_cache[rows[:, None], :, slots] = value.transpose(1, 2)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import random_image, tiny_config, tiny_model
-from fast_generation import FastGenerator
+from fast_generation import FastGenerator, padded_cache_length
 
 
 @pytest.fixture
@@ -31,6 +31,30 @@ def test_greedy_tokens_equal_plain_generate(setup):
     rows = fast.generate(batch["input_ids"], batch["attention_mask"], image_embeds=embeds, max_new_tokens=12,
                          eos_token_id=[])
     assert torch.equal(rows, reference)
+
+
+def test_the_fast_path_keeps_its_own_rotary_when_another_library_replaces_transformers(setup, monkeypatch):
+    """Liger's training kernels replace transformers' module-level rotary function for the whole process; a fast
+    decoder imported after that (remote code loaded after a CUDA training run, say) must not pick it up: Liger's
+    cannot be compiled into one graph."""
+    import importlib.util
+
+    from conftest import REPO_ROOT
+    from transformers.models.llama import modeling_llama
+
+    def replaced(*args, **kwargs):
+        raise AssertionError("the fast path used transformers' module-level rotary function")
+
+    model, _, batch = setup
+    reference = model.generate(**batch, max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    monkeypatch.setattr(modeling_llama, "apply_rotary_pos_emb", replaced)
+    spec = importlib.util.spec_from_file_location("fast_decoder_imported_late", REPO_ROOT / "fast_decoder.py")
+    late = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(late)
+    monkeypatch.setattr(FastGenerator, "_decoder_for", lambda self, batch_size, slots: late.LlamaFamilyDecoder(
+        model.language_model, batch_size, padded_cache_length(slots)))
+    assert torch.equal(FastGenerator(model, compile_step=False).generate(**batch, max_new_tokens=6, eos_token_id=[]),
+                       reference)
 
 
 def test_each_row_stops_at_its_own_eos(setup):
