@@ -176,7 +176,8 @@ def unsupported_reason(language_model) -> str | None:
     if rope_type in ("dynamic", "longrope"):  # their frequencies change with the length, inside a captured graph
         return f"{rope_type!r} rotary scaling is not supported"
     if getattr(language_model, "is_quantized", False) or getattr(language_model, "hf_quantizer", None):
-        return "quantized weights are not supported"
+        return ("bitsandbytes' quantized layers (load_in_4bit/8bit, NF4) have no fast-path kernels: load the bf16 "
+                "weights with --quantize int4 or int8 (weight_quantization.py), which the fast path decodes")
     projections = [module for layer in language_model.model.layers for module in (
         layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
         layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]

@@ -139,6 +139,13 @@ def test_language_models_it_cannot_run_are_refused_with_the_reason(setup, field,
         FastGenerator(model)
 
 
+def test_bitsandbytes_models_are_told_the_faster_option(setup, monkeypatch):
+    model, _, _ = setup
+    monkeypatch.setattr(model.language_model, "is_quantized", True, raising=False)
+    with pytest.raises(ValueError, match="load the bf16 weights with --quantize int4 or int8"):
+        FastGenerator(model)
+
+
 def test_unmerged_lora_adapters_are_refused_not_ignored(setup):
     from peft import LoraConfig, inject_adapter_in_model
 
