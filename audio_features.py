@@ -65,13 +65,13 @@ def log_mel_filterbank(waveform: torch.Tensor, sample_rate: int = SAMPLE_RATE,
     return energies.clamp_min(torch.finfo(energies.dtype).eps).log()
 
 
-def clip_starts(duration_seconds: float) -> list[Fraction]:
-    """Where ImageBind's clips start (pytorchvideo's ConstantClipsPerVideoSampler, as ImageBind samples audio): the
-    latest possible start divided into CLIPS_PER_AUDIO equal steps, 0 included; all at 0 for audio of 2 s or less."""
+def clip_starts(duration_seconds: float, clips: int = CLIPS_PER_AUDIO) -> list[Fraction]:
+    """Where ImageBind's 2-second clips start (pytorchvideo's ConstantClipsPerVideoSampler, as ImageBind samples audio
+    and video): the latest possible start divided into `clips` equal steps, 0 included; all at 0 for 2 s or less."""
     latest = Fraction(max(duration_seconds - CLIP_SECONDS, 0))
-    step = latest / CLIPS_PER_AUDIO
+    step = latest / clips
     starts = []
-    for index in range(CLIPS_PER_AUDIO):
+    for index in range(clips):
         starts.append(step * index)
         if step * (index + 1) > latest:
             break

@@ -1,9 +1,9 @@
 """The vision branch of Meta's ImageBind, written for transformers: SDPA attention (eager where attention weights are
 asked for), bf16-ready; loads `imagebind_huge.pth`.
 
-Architecture (imagebind_huge): the image is repeated into a 2-frame clip, a 2x14x14 Conv3d cuts it into 16x16 patches,
-a CLS token and learned positions are added, a LayerNorm precedes 32 pre-norm ViT blocks, and the head
-(LayerNorm -> CLS -> Linear(1280, 1024) -> L2 normalise) gives the joint-space embedding.
+Architecture (imagebind_huge): the image is repeated into a 2-frame clip (a video gives real frame pairs), a 2x14x14
+Conv3d cuts it into 16x16 patches, a CLS token and learned positions are added, a LayerNorm precedes 32 pre-norm ViT
+blocks, and the head (LayerNorm -> CLS -> Linear(1280, 1024) -> L2 normalise) gives the joint-space embedding.
 """
 
 import os
@@ -173,7 +173,11 @@ class ImageBindVisionModel(ImageBindBranch):
 
     def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
                 output_attentions: bool | None = None, **kwargs) -> BaseModelOutputWithPooling:
-        clip = pixel_values.to(self.patch_embed.weight.dtype).unsqueeze(2).repeat(1, 1, self.config.num_frames, 1, 1)
+        """pixel_values: images (B, 3, H, W), each repeated into a clip of equal frames, or video clips
+        (B, 3, num_frames, H, W) of real frames (video_features.py)."""
+        clip = pixel_values.to(self.patch_embed.weight.dtype)
+        if clip.dim() == 4:
+            clip = clip.unsqueeze(2).repeat(1, 1, self.config.num_frames, 1, 1)
         patches = self.patch_embed(clip).flatten(2).transpose(1, 2)
         return self.run_trunk(self.pre_norm(self.with_cls_and_positions(patches)), output_hidden_states,
                               output_attentions)

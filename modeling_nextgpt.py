@@ -169,6 +169,27 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         )
 
     @can_return_tuple
+    def get_video_features(self, pixel_values_videos: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        """`pixel_values_videos` (num_videos, clips, 3, frames, H, W), `video_features.video_features` of each video,
+        through the image tower (ImageBind's vision branch takes frame pairs) and the image projector ->
+        `last_hidden_state`: in embedding mode the mean of the clips' joint embeddings (num_videos, 1, width), as
+        ImageBind and NExT-GPT pool them; in patch mode every clip's tokens in clip order (num_videos, clips x
+        num_image_tokens, width); `pooler_output`: those tokens projected."""
+        if self.config.vision_config.model_type != "imagebind_vision":
+            raise ValueError(f"videos need ImageBind's vision branch (its stem takes frame pairs); this model's tower "
+                             f"is {self.config.vision_config.model_type}")
+        num_videos, clips = pixel_values_videos.shape[:2]
+        features, outputs = self.vision_tower(pixel_values_videos.flatten(0, 1), **kwargs)
+        if self.config.image_mode == "embedding":
+            features = features.view(num_videos, clips, -1).mean(dim=1, keepdim=True)
+        else:
+            features = features.reshape(num_videos, clips * features.shape[1], features.shape[2])
+        return BaseModelOutputWithPooling(
+            last_hidden_state=features, pooler_output=self.projector(features.to(self.projector.linear_1.weight.dtype)),
+            hidden_states=getattr(outputs, "hidden_states", None), attentions=getattr(outputs, "attentions", None),
+        )
+
+    @can_return_tuple
     def get_audio_features(self, input_features: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
         """`input_features` (num_audio, clips, 1, mel_bins, frames), `audio_features.audio_features` of each clip ->
         `last_hidden_state`: one joint embedding per audio, the mean over its clips (num_audio, 1, 1024), as

@@ -82,6 +82,25 @@ def test_matches_meta_imagebind_in_fp32(tmp_path):
     torch.testing.assert_close(output.pooler_output, expected_embedding, atol=1e-5, rtol=1e-5)
 
 
+def test_video_clips_match_meta_imagebind_in_fp32(tmp_path):
+    """Real frame pairs (two different frames a clip), as video_features.py gives them: the same trunk tokens per clip
+    as Meta's branch, and the mean of the clips' joint embeddings is Meta's video embedding (its forward averages the
+    clips of a (videos, clips, 3, 2, H, W) input)."""
+    meta = tiny_meta_imagebind("vision")
+    torch.save(meta.state_dict(), tmp_path / "imagebind_tiny.pth")
+    ours = ImageBindVisionModel.from_imagebind_checkpoint(tmp_path / "imagebind_tiny.pth",
+                                                           ImageBindVisionConfig(**TINY)).eval()
+    videos = torch.randn(2, 5, 3, 2, 224, 224)
+    with torch.no_grad():
+        expected_embedding = meta({"vision": videos})["vision"]
+        trunk_inputs = meta.modality_preprocessors["vision"](vision=videos.flatten(0, 1))["trunk"]
+        expected_tokens = meta.modality_trunks["vision"](**trunk_inputs)
+        output = ours(videos.flatten(0, 1))
+    torch.testing.assert_close(output.last_hidden_state, expected_tokens, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(output.pooler_output.view(2, 5, -1).mean(dim=1), expected_embedding, atol=1e-5,
+                               rtol=1e-5)
+
+
 def test_conversion_takes_every_vision_weight_and_nothing_else():
     meta = tiny_meta_imagebind()
     converted = convert_imagebind_state_dict(meta.state_dict())
