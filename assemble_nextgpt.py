@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForCausalLM, A
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from cli import DTYPES, ArgumentParser, missing_local_folder
+from configuration_nextgpt import VIDEO_TOWER
 from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_processor
 from imagebind_audio import ImageBindAudioModel
 from imagebind_vision import ImageBindVisionModel
@@ -94,15 +95,21 @@ def assemble_from_models(
     image_token: str = "<image>",
     audio_model: PreTrainedModel | None = None,
     audio_token: str = "<audio>",
+    video_token: str = "<video>",
 ) -> tuple[NextGPTForConditionalGeneration, NextGPTProcessor]:
+    """A model and its processor from loaded parts. An ImageBind tower also takes videos (`video_token`)."""
+    takes_video = vision_model.config.model_type == VIDEO_TOWER
     processor = NextGPTProcessor(image_processor, tokenizer, image_token=image_token,
-                                 audio_token=audio_token if audio_model is not None else None)
+                                 audio_token=audio_token if audio_model is not None else None,
+                                 video_token=video_token if takes_video else None)
     model = NextGPTForConditionalGeneration.from_parts(
         language_model, vision_model, audio_model, image_mode=image_mode, projector_type=projector_type,
         image_token_id=processor.image_token_id,
         **({"audio_token_id": processor.audio_token_id} if audio_model is not None else {}),
+        **({"video_token_id": processor.video_token_id} if takes_video else {}),
     )
     processor.num_image_tokens = model.config.num_image_tokens
+    processor.num_video_tokens = model.config.num_video_tokens
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, processor

@@ -6,6 +6,11 @@ from typing import Literal
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+try:
+    from .video_features import VIDEO_CLIPS
+except ImportError:
+    from video_features import VIDEO_CLIPS
+
 
 class ImageBindVisionConfig(PreTrainedConfig):
     """The vision branch of ImageBind. The defaults are `imagebind_huge` (ViT-H/14, 257 tokens at 224 px)."""
@@ -99,6 +104,9 @@ NEXTGPT_PIPELINES = {
 }
 
 
+VIDEO_TOWER = "imagebind_vision"  # the tower whose stem takes frame pairs: the one that takes videos
+
+
 class NextGPTConfig(PreTrainedConfig):
     r"""
     Configuration of [`NextGPTForConditionalGeneration`]. `NextGPTConfig()` describes the original model:
@@ -118,6 +126,10 @@ class NextGPTConfig(PreTrainedConfig):
         audio_token_id: the placeholder id of an audio token (needed with `audio_config`).
         share_projector: audio goes through the image projector (NExT-GPT: both are ImageBind joint embeddings of
             the same width, which needs `image_mode="embedding"` with an ImageBind tower), or through its own.
+        video_token_id: the placeholder id of a video token, for a model whose tower is ImageBind's vision branch
+            (its stem takes frame pairs; `video_features.py`); None takes no video. A video goes through the image
+            tower and projector: one token (its clips' mean embedding) in embedding mode, every clip's tokens in
+            patch mode (`num_video_tokens`).
     """
 
     model_type = "nextgpt"
@@ -139,6 +151,7 @@ class NextGPTConfig(PreTrainedConfig):
     audio_config: dict | PreTrainedConfig | None = None
     audio_token_id: int | None = None
     share_projector: bool = True
+    video_token_id: int | None = None
     tie_word_embeddings: bool = False
     auto_map: dict | None = None
     custom_pipelines: dict | None = None
@@ -157,6 +170,13 @@ class NextGPTConfig(PreTrainedConfig):
                 raise ValueError(f"share_projector needs audio features as wide as image features: the audio branch "
                                  f"gives {self.audio_config.projection_dim}, the tower {self.vision_feature_dim} "
                                  "(image_mode='embedding' with an ImageBind tower matches; else share_projector=False)")
+        if self.video_token_id is not None:
+            if self.video_token_id in (self.image_token_id, self.audio_token_id):
+                raise ValueError(f"the video_token_id ({self.video_token_id}) must differ from the image and audio "
+                                 "token ids")
+            if self.vision_config.model_type != VIDEO_TOWER:
+                raise ValueError(f"video needs ImageBind's vision branch as the tower (its stem takes frame pairs), "
+                                 f"not {self.vision_config.model_type}")
         self.tie_word_embeddings = self.tie_word_embeddings or self.text_config.tie_word_embeddings
         self.auto_map = {**NEXTGPT_AUTO_MAP, **(self.auto_map or {})}
         self.custom_pipelines = {**NEXTGPT_PIPELINES, **(self.custom_pipelines or {})}
@@ -194,8 +214,14 @@ class NextGPTConfig(PreTrainedConfig):
         return grid + (1 if vision.model_type in TOWERS_WITH_CLS_TOKEN else 0)
 
 
+    @property
+    def num_video_tokens(self) -> int:
+        """How many LLM positions one video takes: its clips' mean embedding, or every clip's image tokens."""
+        return 1 if self.image_mode == "embedding" else VIDEO_CLIPS * self.num_image_tokens
+
+
 NextGPTConfig.register_for_auto_class()
 # Registered locally too, so that loading a saved folder from this repository never asks to trust remote code.
 AutoConfig.register(NextGPTConfig.model_type, NextGPTConfig, exist_ok=True)
 
-__all__ = ["NextGPTConfig", "ImageBindVisionConfig", "ImageBindAudioConfig", "EfficientNetLiteConfig"]
+__all__ = ["VIDEO_TOWER", "NextGPTConfig", "ImageBindVisionConfig", "ImageBindAudioConfig", "EfficientNetLiteConfig"]

@@ -81,16 +81,17 @@ class FastGenerator:
 
     def prefill(self, decoder: LlamaFamilyDecoder, input_ids: torch.LongTensor, prompt_mask: torch.Tensor, *,
                 pixel_values: torch.Tensor | None = None, image_embeds: torch.Tensor | None = None,
-                input_features: torch.Tensor | None = None, rows: torch.Tensor | None = None,
-                graphed: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                input_features: torch.Tensor | None = None, pixel_values_videos: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None, graphed: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Writes left-padded prompts (with their images and audio) into the decoder's `rows` (default: the first),
         padded further on the left to `padded_prompt_length`; returns their last logits and each row's last position.
         `graphed`: the prefill is replayed from a CUDA graph per shape (see LlamaFamilyDecoder.prefill); the audio
-        branch runs eagerly."""
+        branch and videos run eagerly."""
         positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
         if pixel_values is not None:
             image_embeds = self._encode_images(pixel_values)
-        inputs_embeds = self.model.embed_inputs(input_ids, image_embeds=image_embeds, input_features=input_features)
+        inputs_embeds = self.model.embed_inputs(input_ids, image_embeds=image_embeds, input_features=input_features,
+                                                pixel_values_videos=pixel_values_videos)
         # Masked slots on the left, so that each prefill graph serves many prompt lengths.
         padding = padded_prompt_length(input_ids.shape[1]) - input_ids.shape[1]
         inputs_embeds = torch.nn.functional.pad(inputs_embeds, (0, 0, padding, 0))
@@ -105,6 +106,7 @@ class FastGenerator:
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
         max_new_tokens: int = 128,
         do_sample: bool = False,
         temperature: float = 1.0,
@@ -136,7 +138,8 @@ class FastGenerator:
         logits, position = self.prefill(
             decoder, input_ids, prompt_mask, image_embeds=image_embeds,
             pixel_values=None if pixel_values is None else pixel_values.to(device),
-            input_features=None if input_features is None else input_features.to(device))
+            input_features=None if input_features is None else input_features.to(device),
+            pixel_values_videos=None if pixel_values_videos is None else pixel_values_videos.to(device))
         sampling = {}
         if do_sample:
             sampling = {"temperature": torch.full((batch_size,), float(temperature), device=device),

@@ -1,8 +1,9 @@
-"""Ask a NextGPT about an image (and audio, for a model with an audio branch). Without --model, uses the default
+"""Ask a NextGPT about an image (and audio or video, for a model that takes them). Without --model, uses the default
 offline model (assembled once, then cached).
 
     python inference.py --image examples/red_triangle.png "What shape is in the image?"
     python inference.py --model nextgpt --image photo.jpg --audio bark.wav "Which animal makes this sound?"
+    python inference.py --model nextgpt --video clip.mp4 "What happens in the video?"   # an ImageBind tower
     python inference.py --image photo.jpg --chat                      # multi-turn, answers streamed
     python inference.py --batch questions.jsonl --output answers.jsonl  # {"image", "question"} per line
     python inference.py --model outputs/stage2/final --image photo.jpg "Describe the image."
@@ -19,6 +20,7 @@ import torch
 from audio_features import load_audio
 from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option, missing_local_folder
 from training_data import check_image_file
+from video_features import load_video_frames
 
 
 class InputError(Exception):
@@ -31,6 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--image", help="image file to ask about")
     parser.add_argument("--audio", action="append", default=[],
                         help="audio file to ask about (repeat for several; a model with an audio branch)")
+    parser.add_argument("--video", action="append", default=[],
+                        help="video file to ask about (repeat for several; a model with an ImageBind tower)")
     parser.add_argument("--model",
                         help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
     parser.add_argument("--chat", action="store_true", help="multi-turn conversation in the terminal")
@@ -50,10 +54,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     modes = sum([bool(args.chat), bool(args.batch), args.question is not None])
     if modes != 1:
         parser.error("give a question, or --chat, or --batch")
-    if (args.chat or args.question is not None) and not (args.image or args.audio):
-        parser.error("--image (or --audio) is required with a question or --chat")
-    if args.batch and args.audio:
-        parser.error("--audio goes with a question or --chat, not --batch")
+    if (args.chat or args.question is not None) and not (args.image or args.audio or args.video):
+        parser.error("--image (or --audio, --video) is required with a question or --chat")
+    if args.batch and (args.audio or args.video):
+        parser.error("--audio and --video go with a question or --chat, not --batch")
     return args
 
 
@@ -100,15 +104,17 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
 
 
 def question_with_media(processor, question: str, args: argparse.Namespace) -> str:
-    """The question with the placeholders of --image and each --audio."""
-    return processor.question_with_placeholders(question, num_images=int(bool(args.image)), num_audio=len(args.audio))
+    """The question with the placeholders of --image, each --video and each --audio."""
+    return processor.question_with_placeholders(question, num_images=int(bool(args.image)), num_audio=len(args.audio),
+                                                num_videos=len(args.video))
 
 
 @torch.no_grad()
 def answer(model, processor, messages: list[dict], args, streamer=None) -> str:
-    """The reply to the conversation so far, about `args.image` and `args.audio`."""
+    """The reply to the conversation so far, about `args.image`, `args.video` and `args.audio`."""
     prompt = processor.render(messages, add_generation_prompt=True)
-    media = {"images": [args.image] if args.image else None, **({"audio": args.audio} if args.audio else {})}
+    media = {"images": [args.image] if args.image else None, **({"audio": args.audio} if args.audio else {}),
+             **({"videos": args.video} if args.video else {})}
     inputs = processor(text=prompt, **media, return_tensors="pt").to(model.device)
     prompt_length = inputs["input_ids"].shape[1]
     try:
@@ -125,7 +131,8 @@ def chat(model, processor, args) -> None:
 
     streamer = TextStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
     messages = []
-    print(f"Chatting about {', '.join(filter(None, [args.image, *args.audio]))}. Empty line or Ctrl-D to quit.")
+    print(f"Chatting about {', '.join(filter(None, [args.image, *args.video, *args.audio]))}. Empty line or Ctrl-D "
+          "to quit.")
     while True:
         try:
             question = input("you> ").strip()
@@ -181,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             check_image_file(args.image)
         for path in args.audio:
             load_audio(path)
+        for path in args.video:
+            load_video_frames(path)
         items = read_batch(args.batch) if args.batch else None
         model, processor, _, fast = load(args)
         args = argparse.Namespace(**{**vars(args), "fast": fast})

@@ -17,14 +17,14 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling, Multimodal
 from transformers.utils import can_return_tuple
 
 try:
-    from .configuration_nextgpt import NextGPTConfig
+    from .configuration_nextgpt import VIDEO_TOWER, NextGPTConfig
     from .fast_generation import FastGenerator
     from .imagebind_audio import ImageBindAudioModel
     # Imported so that save_pretrained ships the pipeline file with the model (config.custom_pipelines points to it).
     from .pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
     from .vision_tower import NextGPTVisionTower
 except ImportError:
-    from configuration_nextgpt import NextGPTConfig
+    from configuration_nextgpt import VIDEO_TOWER, NextGPTConfig
     from fast_generation import FastGenerator
     from imagebind_audio import ImageBindAudioModel
     from pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
@@ -175,7 +175,7 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         `last_hidden_state`: in embedding mode the mean of the clips' joint embeddings (num_videos, 1, width), as
         ImageBind and NExT-GPT pool them; in patch mode every clip's tokens in clip order (num_videos, clips x
         num_image_tokens, width); `pooler_output`: those tokens projected."""
-        if self.config.vision_config.model_type != "imagebind_vision":
+        if self.config.vision_config.model_type != VIDEO_TOWER:
             raise ValueError(f"videos need ImageBind's vision branch (its stem takes frame pairs); this model's tower "
                              f"is {self.config.vision_config.model_type}")
         num_videos, clips = pixel_values_videos.shape[:2]
@@ -212,33 +212,43 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Token embeddings with image (and audio) tokens written over their placeholders."""
-        return self._embed_inputs(input_ids, pixel_values, image_embeds, input_features)[0]
+        """Token embeddings with image (audio, video) tokens written over their placeholders."""
+        return self._embed_inputs(input_ids, pixel_values, image_embeds, input_features, pixel_values_videos)[0]
 
     def _embed_inputs(
         self, input_ids: torch.LongTensor, pixel_values: torch.Tensor | None, image_embeds: torch.Tensor | None,
-        input_features: torch.Tensor | None,
+        input_features: torch.Tensor | None, pixel_values_videos: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, BaseModelOutputWithPooling]]:
-        """(embeddings with the image and audio tokens merged in, {"image": ..., "audio": ...}: the encoders' outputs
-        for what was given)."""
+        """(embeddings with the image, audio and video tokens merged in, {"image": ..., "audio": ..., "video": ...}:
+        the encoders' outputs for what was given)."""
         if input_features is not None and self.config.audio_token_id is None:
             raise ValueError("input_features were given, but this model has no audio branch (no audio_config)")
-        token_ids = {"image": self.config.image_token_id, "audio": self.config.audio_token_id}
+        if pixel_values_videos is not None and self.config.video_token_id is None:
+            raise ValueError("pixel_values_videos were given, but this model takes no video (no video_token_id)")
+        token_ids = {"image": self.config.image_token_id, "audio": self.config.audio_token_id,
+                     "video": self.config.video_token_id}
         placeholders = {kind: input_ids == token_id for kind, token_id in token_ids.items() if token_id is not None}
         # A placeholder id may lie past the vocabulary; its rows are overwritten, so look up token 0 there.
         inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(sum(placeholders.values()).bool(), 0))
-        given = {"image": pixel_values is not None or image_embeds is not None, "audio": input_features is not None}
+        encoders = {
+            "image": (pixel_values is not None or image_embeds is not None,
+                      lambda: self.get_image_features(pixel_values, image_embeds, return_dict=True)),
+            "audio": (input_features is not None, lambda: self.get_audio_features(input_features, return_dict=True)),
+            "video": (pixel_values_videos is not None,
+                      lambda: self.get_video_features(pixel_values_videos, return_dict=True)),
+        }
         encoded = {}
         for kind, mask in placeholders.items():
-            if not given[kind]:
+            given, encode = encoders[kind]
+            if not given:
                 # The check reads a GPU value; compiled decode steps (text tokens only) skip it to stay one graph.
                 if not torch.compiler.is_compiling() and mask.any():
                     raise ValueError(f"The text has {int(mask.sum())} {kind} placeholder tokens but no {kind}s were "
                                      "given")
                 continue
-            encoded[kind] = (self.get_image_features(pixel_values, image_embeds, return_dict=True) if kind == "image"
-                             else self.get_audio_features(input_features, return_dict=True))
+            encoded[kind] = encode()
             inputs_embeds = merge_features(input_ids, inputs_embeds, encoded[kind].pooler_output, token_ids[kind], kind)
         return inputs_embeds, encoded
 
@@ -249,6 +259,7 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         pixel_values: torch.Tensor | None = None,
         image_embeds: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
@@ -260,11 +271,13 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         image_embeds: (num_images, num_image_tokens, vision_feature_dim), cached tower outputs instead of pixels.
         input_features: (num_audio, clips, 1, mel_bins, frames), every audio clip of the batch in reading order
             (`audio_features.audio_features`), for a model with an audio branch.
+        pixel_values_videos: (num_videos, clips, 3, frames, H, W), every video of the batch in reading order
+            (`video_features.video_features`), for a model with a video_token_id.
         labels: -100 where no loss is wanted (prompt, image tokens, padding); shifted inside the language model.
         cache: the language model's KV cache (e.g. a `StaticCache`); other keyword arguments (position_ids,
             use_cache, logits_to_keep, ...) go to the language model too.
-        Returns the language model's output with `image_outputs` and `audio_outputs` (`get_image_features`' and
-        `get_audio_features`' outputs) where images or audio were given.
+        Returns the language model's output with `image_outputs`, `audio_outputs` and `video_outputs` (the
+        `get_*_features` outputs) where images, audio or videos were given.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds")
@@ -272,13 +285,14 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
             raise ValueError("Pass pixel_values or image_embeds, not both")
         encoded = {}
         if inputs_embeds is None:
-            inputs_embeds, encoded = self._embed_inputs(input_ids, pixel_values, image_embeds, input_features)
+            inputs_embeds, encoded = self._embed_inputs(input_ids, pixel_values, image_embeds, input_features,
+                                                        pixel_values_videos)
         if cache is not None:  # not cache=None: the language model takes a caller's past_key_values= for its cache
             kwargs["cache"] = cache
         outputs = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
                                       return_dict=True, **kwargs)
         return MultimodalCausalLMOutputWithPast(**outputs, image_outputs=encoded.get("image"),
-                                                audio_outputs=encoded.get("audio"))
+                                                audio_outputs=encoded.get("audio"), video_outputs=encoded.get("video"))
 
     @property
     def can_fast_generate(self) -> bool:
@@ -300,14 +314,15 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         return self._fast_generator.generate(**kwargs)
 
     def prepare_inputs_for_generation(
-        self, *args, pixel_values=None, image_embeds=None, input_features=None, is_first_iteration: bool = False,
-        **kwargs,
+        self, *args, pixel_values=None, image_embeds=None, input_features=None, pixel_values_videos=None,
+        is_first_iteration: bool = False, **kwargs,
     ) -> dict:
-        """Images and audio go into the prefill only: later steps read them from the KV cache, never re-encode
-        them."""
+        """Images, audio and videos go into the prefill only: later steps read them from the KV cache, never
+        re-encode them."""
         model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
         if is_first_iteration or not kwargs.get("use_cache", True):
-            model_inputs.update(pixel_values=pixel_values, image_embeds=image_embeds, input_features=input_features)
+            model_inputs.update(pixel_values=pixel_values, image_embeds=image_embeds, input_features=input_features,
+                                pixel_values_videos=pixel_values_videos)
         return model_inputs
 
 

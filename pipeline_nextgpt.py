@@ -8,9 +8,9 @@ also takes `audio=` (a file path or a list of them), with or without an image.
 from transformers import Pipeline
 
 try:
-    from .processing_nextgpt import audio_list
+    from .processing_nextgpt import media_list
 except ImportError:
-    from processing_nextgpt import audio_list
+    from processing_nextgpt import media_list
 
 
 class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
@@ -18,14 +18,15 @@ class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
     _load_image_processor = None
     _load_tokenizer = None
 
-    def __call__(self, image=None, question: str | None = None, audio=None, **kwargs):
-        """`image=`/`question=` (and `audio=`), or a dict with those keys, or a list of such dicts (answered one by
-        one)."""
+    def __call__(self, image=None, question: str | None = None, audio=None, video=None, **kwargs):
+        """`image=`/`question=` (and `audio=`, `video=`), or a dict with those keys, or a list of such dicts
+        (answered one by one)."""
         inputs = kwargs.pop("inputs", None)
         if inputs is None:
-            if (image is None and audio is None) or question is None:
-                raise ValueError("Give image= (or audio=) and question= (or a dict / list of dicts with those keys)")
-            inputs = {"image": image, "question": question, "audio": audio}
+            if (image is None and audio is None and video is None) or question is None:
+                raise ValueError("Give image= (or audio=, video=) and question= (or a dict / list of dicts with those "
+                                 "keys)")
+            inputs = {"image": image, "question": question, "audio": audio, "video": video}
         return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, max_new_tokens: int | None = None, generate_kwargs: dict | None = None, **kwargs):
@@ -34,14 +35,15 @@ class NextGPTVisualQuestionAnsweringPipeline(Pipeline):
         return {}, forward_params, {}
 
     def preprocess(self, inputs: dict):
-        image, audio = (inputs.get("image"), inputs.get("audio")) if isinstance(inputs, dict) else (None, None)
-        if not isinstance(inputs, dict) or "question" not in inputs or (image is None and audio is None):
-            raise ValueError(f"Each input must be a dict with 'question' and 'image' (or 'audio'), got {inputs!r}")
-        audio = audio_list(audio)
+        given = {key: inputs.get(key) for key in ("image", "audio", "video")} if isinstance(inputs, dict) else {}
+        if not isinstance(inputs, dict) or "question" not in inputs or not any(v is not None for v in given.values()):
+            raise ValueError(f"Each input must be a dict with 'question' and 'image' (or 'audio', 'video'), got "
+                             f"{inputs!r}")
+        image, audio, videos = given["image"], media_list(given["audio"]), media_list(given["video"])
         prompt = self.processor.question_with_placeholders(inputs["question"], num_images=int(image is not None),
-                                                           num_audio=len(audio))
+                                                           num_audio=len(audio), num_videos=len(videos))
         text = self.processor.render([{"role": "user", "content": prompt}], add_generation_prompt=True)
-        media = {"audio": audio} if audio else {}
+        media = {key: items for key, items in (("audio", audio), ("videos", videos)) if items}
         return self.processor(text=text, images=None if image is None else [image], **media, return_tensors="pt")
 
     def _forward(self, model_inputs, **generate_kwargs):

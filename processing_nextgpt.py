@@ -13,9 +13,11 @@ from transformers.tokenization_utils_base import AddedToken
 try:
     from .audio_features import audio_features, load_audio
     from .configuration_nextgpt import NextGPTConfig
+    from .video_features import video_features
 except ImportError:
     from audio_features import audio_features, load_audio
     from configuration_nextgpt import NextGPTConfig
+    from video_features import video_features
 
 # Llama-2-chat's template, used when the tokenizer brings none (the original NextGPT prompt format).
 LLAMA2_CHAT_TEMPLATE = (
@@ -53,20 +55,24 @@ class NextGPTProcessor(ProcessorMixin):
         num_image_tokens: LLM positions per image (`NextGPTConfig.num_image_tokens`).
         audio_token: for a model with an audio branch, the placeholder of one audio clip (e.g. `<audio>`; one LLM
             position each, `NextGPTConfig.audio_token_id`); None (the default) takes no audio.
+        video_token: for a model that takes video (`NextGPTConfig.video_token_id`), the placeholder of one video
+            (e.g. `<video>`), written `num_video_tokens` times (`NextGPTConfig.num_video_tokens`); None takes none.
     """
 
     valid_processor_kwargs = NextGPTProcessorKwargs
 
     def __init__(
         self, image_processor=None, tokenizer=None, chat_template=None, image_token="<image>", num_image_tokens=1,
-        audio_token: str | None = None,
+        audio_token: str | None = None, video_token: str | None = None, num_video_tokens: int = 1,
     ):
-        for token in filter(None, (image_token, audio_token)):
+        for token in filter(None, (image_token, audio_token, video_token)):
             if token not in tokenizer.get_vocab():
                 tokenizer.add_tokens([AddedToken(token, special=True, normalized=False)], special_tokens=True)
         self.image_token = image_token
         self.num_image_tokens = num_image_tokens
         self.audio_token = audio_token
+        self.video_token = video_token
+        self.num_video_tokens = num_video_tokens
         chat_template = chat_template or getattr(tokenizer, "chat_template", None) or LLAMA2_CHAT_TEMPLATE
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
 
@@ -78,12 +84,20 @@ class NextGPTProcessor(ProcessorMixin):
     def audio_token_id(self) -> int | None:
         return self.tokenizer.convert_tokens_to_ids(self.audio_token) if self.audio_token else None
 
-    def question_with_placeholders(self, question: str, num_images: int = 0, num_audio: int = 0) -> str:
-        """A question asked about images and audio: their placeholders first (images, then audio), each on its own
-        line, as training puts them."""
+    @property
+    def video_token_id(self) -> int | None:
+        return self.tokenizer.convert_tokens_to_ids(self.video_token) if self.video_token else None
+
+    def question_with_placeholders(self, question: str, num_images: int = 0, num_audio: int = 0,
+                                   num_videos: int = 0) -> str:
+        """A question asked about images, videos and audio: their placeholders first (images, videos, then audio),
+        each on its own line, as training puts them."""
         if num_audio and not self.audio_token:
             raise ValueError("this model takes no audio (its processor has no audio token: no audio branch)")
-        placeholders = [self.image_token] * num_images + [self.audio_token] * num_audio
+        if num_videos and not self.video_token:
+            raise ValueError("this model takes no video (its processor has no video token)")
+        placeholders = ([self.image_token] * num_images + [self.video_token] * num_videos
+                        + [self.audio_token] * num_audio)
         return "".join(f"{placeholder}\n" for placeholder in placeholders) + question
 
     def preprocess_audio(self, audio: list) -> torch.Tensor:
@@ -92,8 +106,15 @@ class NextGPTProcessor(ProcessorMixin):
         return torch.stack([audio_features(load_audio(item) if isinstance(item, (str, os.PathLike)) else item)
                             for item in audio])
 
-    def expand_image_tokens(self, text: str) -> str:
-        return text.replace(self.image_token, self.image_token * self.num_image_tokens)
+    def preprocess_videos(self, videos: list) -> torch.Tensor:
+        """Video file paths, or `video_features.video_features` outputs -> (num_videos, clips, 3, 2, 224, 224):
+        ImageBind's clip sampling (files need the `video` extra). Errors name the file."""
+        return torch.stack([video_features(item) if isinstance(item, (str, os.PathLike)) else item for item in videos])
+
+    def expand_placeholders(self, text: str) -> str:
+        """Each image (video) placeholder written as many times as the image (video) takes LLM positions."""
+        text = text.replace(self.image_token, self.image_token * self.num_image_tokens)
+        return text.replace(self.video_token, self.video_token * self.num_video_tokens) if self.video_token else text
 
     def render(self, messages: list[dict], add_generation_prompt: bool = False, **template_kwargs) -> str:
         """The chat template applied to LLaVA-style messages (`content` is a string with `<image>` placeholders)."""
@@ -110,12 +131,13 @@ class NextGPTProcessor(ProcessorMixin):
         and most LLMs' do, structured image parts (`{"type": "image", "image"|"url"|"path": ...}`, or OpenAI's
         `image_url`) are written as `image_token` placeholders on a line before the message's text, as training laid
         them out, and handed to the processor as its images; audio parts (`{"type": "audio", "audio": path or 16 kHz
-        waveform}`) likewise as `audio_token` lines, their audio then given to `__call__` (which needs `tokenize=True`
-        with `return_dict=True`, or `tokenize=False`). LLaVA-style string content passes as is."""
+        waveform}`) and video parts (`{"type": "video", "video": path}`) likewise as `audio_token` / `video_token`
+        lines, their audio and videos then given to `__call__` (which needs `tokenize=True` with `return_dict=True`,
+        or `tokenize=False`). LLaVA-style string content passes as is."""
         if TEMPLATE_READS_PARTS.search(self._resolve_chat_template(chat_template)):
             return super().apply_chat_template(conversation, chat_template=chat_template, **kwargs)
         conversations, batched = self._normalize_conversations(conversation)
-        rendered, images, audio = [], [], []
+        rendered, images, audio, videos = [], [], [], []
         for chat in conversations:
             messages, chat_images = [], []
             for message in chat:
@@ -129,10 +151,15 @@ class NextGPTProcessor(ProcessorMixin):
                         elif part.get("type") == "audio" and self.audio_token:
                             audio += [part[key] for key in ("audio", "path") if key in part]
                             parts.append(self.audio_token)
+                        elif part.get("type") == "video" and self.video_token:
+                            videos += [part[key] for key in ("video", "path") if key in part]
+                            parts.append(self.video_token)
                         elif part.get("type") == "text":
                             parts.append(part["text"])
                         else:
-                            takes = "text, images and audio" if self.audio_token else "text and images"
+                            kinds = ["text", "images"] + ["audio"] * bool(self.audio_token) + ["videos"] * bool(
+                                self.video_token)
+                            takes = ", ".join(kinds[:-1]) + " and " + kinds[-1]
                             raise ValueError(f"unsupported message part {part.get('type')!r}: this model takes {takes}")
                     content = "\n".join(parts)
                 messages.append({**message, "content": content})
@@ -141,10 +168,11 @@ class NextGPTProcessor(ProcessorMixin):
         processor_kwargs = dict(kwargs.pop("processor_kwargs", None) or {})
         if any(images):
             processor_kwargs["images"] = images if batched else images[0]
-        if not audio:
+        if not audio and not videos:
             return super().apply_chat_template(rendered if batched else rendered[0], chat_template=chat_template,
                                                processor_kwargs=processor_kwargs, **kwargs)
-        # The base method hands `audio` only from the parts it sees itself: render the text, then call the processor.
+        # The base method hands audio and videos only from the parts it sees itself: render the text, then call the
+        # processor.
         tokenize, return_dict = kwargs.pop("tokenize", False), kwargs.pop("return_dict", False)
         return_tensors = kwargs.pop("return_tensors", None)
         text = super().apply_chat_template(rendered if batched else rendered[0], chat_template=chat_template,
@@ -152,9 +180,10 @@ class NextGPTProcessor(ProcessorMixin):
         if not tokenize:
             return text
         if not return_dict:
-            raise ValueError("a conversation with audio tokenizes with return_dict=True (the audio features are "
+            raise ValueError("a conversation with audio or video tokenizes with return_dict=True (their features are "
                              "returned beside the token ids)")
-        return self(text=text, audio=audio, return_tensors=return_tensors, **processor_kwargs)
+        return self(text=text, audio=audio or None, videos=videos or None, return_tensors=return_tensors,
+                    **processor_kwargs)
 
     def save_pretrained(self, *args, **kwargs):
         """`ProcessorMixin.save_pretrained`, which leaves the remote-code `auto_map` it writes on the instance too:
@@ -182,22 +211,23 @@ class NextGPTProcessor(ProcessorMixin):
         (chat-template output) get no second BOS."""
         if images is not None and image_embeds is not None:
             raise ValueError("Pass images or image_embeds, not both")
-        if videos is not None:
-            raise ValueError("this model takes text, images and audio (videos= is not supported yet)")
+        if videos is not None and not self.video_token:
+            raise ValueError("this processor takes no video (no video_token: the model takes no video)")
         if audio is not None and not self.audio_token:
             raise ValueError("this processor takes no audio (no audio_token: the model has no audio branch)")
         if text is None:
             raise ValueError("text is required: a prompt with one image_token per image")
         texts = [text] if isinstance(text, str) else list(text)
-        audio = audio_list(audio)
-        counts = [prompt.count(self.audio_token) for prompt in texts] if self.audio_token else []
-        if self.audio_token and sum(counts) != len(audio):
-            raise ValueError(f"The prompts have {sum(counts)} {self.audio_token} placeholders (per prompt: {counts}) "
-                             f"but {len(audio)} audio clips were given")
-        return self._text_and_images(texts, images, image_embeds, audio, **kwargs)
+        audio, videos = media_list(audio), media_list(videos)
+        for token, items, noun in ((self.audio_token, audio, "audio clips"), (self.video_token, videos, "videos")):
+            counts = [prompt.count(token) for prompt in texts] if token else []
+            if token and sum(counts) != len(items):
+                raise ValueError(f"The prompts have {sum(counts)} {token} placeholders (per prompt: {counts}) but "
+                                 f"{len(items)} {noun} were given")
+        return self._text_and_images(texts, images, image_embeds, audio, videos, **kwargs)
 
     def _text_and_images(self, texts: list[str], images, image_embeds: torch.Tensor | None, audio: list,
-                         **kwargs) -> BatchFeature:
+                         videos: list, **kwargs) -> BatchFeature:
         images = [read_image(image) for image in flatten_images(images)]
         num_placeholders = [prompt.count(self.image_token) for prompt in texts]
         num_images = len(images) if image_embeds is None else image_embeds.shape[0]
@@ -209,24 +239,26 @@ class NextGPTProcessor(ProcessorMixin):
         bos = self.tokenizer.bos_token
         if "add_special_tokens" not in kwargs and "add_special_tokens" not in kwargs.get("text_kwargs", {}):
             kwargs["add_special_tokens"] = not (bos and all(prompt.startswith(bos) for prompt in texts))
-        if image_embeds is None and not audio:
+        if image_embeds is None and not audio and not videos:
             return super().__call__(images=images or None, text=texts, **kwargs)
-        # Cached image features or audio: the base class would ask an audio feature extractor, so text and images
-        # are processed here, as it would.
+        # Cached image features, audio or video: the base class would ask feature extractors this processor has not,
+        # so text and images are processed here, as it would.
         merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
-        features = dict(self.tokenizer([self.expand_image_tokens(t) for t in texts], **merged["text_kwargs"]))
+        features = dict(self.tokenizer([self.expand_placeholders(t) for t in texts], **merged["text_kwargs"]))
         if image_embeds is not None:
             features["image_embeds"] = image_embeds
         elif images:
             features["pixel_values"] = self.image_processor(images, **merged["images_kwargs"])["pixel_values"]
         if audio:
             features["input_features"] = self.preprocess_audio(audio)
+        if videos:
+            features["pixel_values_videos"] = self.preprocess_videos(videos)
         return BatchFeature(features, tensor_type=merged["text_kwargs"].get("return_tensors"))
 
     def tokenize_conversation(self, messages: list[dict], num_images: int, max_length: int | None = None,
-                              num_audio: int = 0) -> dict:
+                              num_audio: int = 0, num_videos: int = 0) -> dict:
         """One conversation -> `input_ids`, `attention_mask` and `labels` (lists), checked against `num_images` (and
-        `num_audio`, for a processor with an audio token).
+        `num_audio`, `num_videos`, for a processor with those tokens).
 
         Labels are -100 everywhere except each assistant reply and its end-of-turn token. The reply spans are found by
         rendering the template up to each reply, so prompt and labels come from the same template and cannot drift
@@ -237,12 +269,13 @@ class NextGPTProcessor(ProcessorMixin):
             raise ValueError(
                 f"The conversation has {num_placeholders} {self.image_token} placeholders but {num_images} images"
             )
-        audio_placeholders = sum(message["content"].count(self.audio_token) for message in messages
-                                 ) if self.audio_token else 0
-        if audio_placeholders != num_audio:
-            raise ValueError(f"The conversation has {audio_placeholders} {self.audio_token} placeholders but "
-                             f"{num_audio} audio files")
-        expanded = [{**message, "content": self.expand_image_tokens(message["content"])} for message in messages]
+        for token, count, noun in ((self.audio_token, num_audio, "audio files"), (self.video_token, num_videos,
+                                                                                  "videos")):
+            placeholders = sum(message["content"].count(token) for message in messages) if token else 0
+            if placeholders != count:
+                raise ValueError(f"The conversation has {placeholders} {token} placeholders but {count} {noun}" if token
+                                 else f"this processor takes no {noun.split()[0]}")
+        expanded = [{**message, "content": self.expand_placeholders(message["content"])} for message in messages]
         text, spans = self.render(expanded), []
         for index, message in enumerate(expanded):
             if message["role"] != "assistant":
@@ -296,11 +329,12 @@ class NextGPTProcessor(ProcessorMixin):
         return self.tokenizer.model_input_names + self.image_processor.model_input_names
 
 
-def audio_list(audio) -> list:
-    """`audio=` as a list: None is none, a path or one waveform is one, anything else is a sequence of them."""
-    if audio is None:
+def media_list(items) -> list:
+    """`audio=` or `videos=` as a list: None is none, a path or one tensor (a waveform, a video's clips) is one,
+    anything else is a sequence of them."""
+    if items is None:
         return []
-    return [audio] if isinstance(audio, (str, os.PathLike, torch.Tensor)) else list(audio)
+    return [items] if isinstance(items, (str, os.PathLike, torch.Tensor)) else list(items)
 
 
 def read_image(image):

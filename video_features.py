@@ -25,6 +25,7 @@ CLIPS_PER_VIDEO = 5
 FRAMES_PER_CLIP = 2
 SIZE = 224
 CROPS = 3
+VIDEO_CLIPS = CLIPS_PER_VIDEO * CROPS  # the tower's inputs for one video: 5 clips x 3 crops, each a frame pair
 MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's, as ImageBind normalises video
 STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_SECONDS = 3600.0  # longer videos are refused before decoding
@@ -130,4 +131,4 @@ def video_features(path: str, max_seconds: float = MAX_SECONDS) -> torch.Tensor:
     return video_clips(load_video_frames(path, max_seconds))
 
 
-__all__ = ["CLIPS_PER_VIDEO", "load_video_frames", "video_clips", "video_features"]
+__all__ = ["CLIPS_PER_VIDEO", "VIDEO_CLIPS", "load_video_frames", "video_clips", "video_features"]

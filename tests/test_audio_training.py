@@ -160,7 +160,7 @@ def test_the_pipeline_takes_audio_with_or_without_an_image(records, audio_proces
         assert isinstance(vqa(question="High or low?", max_new_tokens=2, **media)[0]["answer"], str)
     with pytest.raises(ValueError, match="audio .*missing.wav not found"):
         vqa(audio=str(tmp_path / "missing.wav"), question="High or low?")
-    with pytest.raises(ValueError, match=r"image= \(or audio=\) and question="):
+    with pytest.raises(ValueError, match=r"image= \(or audio=, video=\) and question="):
         vqa(question="High or low?")
 
 

@@ -221,7 +221,7 @@ def test_the_call_takes_transformers_argument_order_and_typed_kwargs(ours_and_ll
     out = ours(image, prompt, images_kwargs=small, text_kwargs={"padding": "max_length", "max_length": 40},
                return_tensors="pt")
     assert out["pixel_values"].shape == (1, 3, 112, 112) and out["input_ids"].shape == (1, 40)
-    for modality, refusal in (("videos", "videos= is not supported"), ("audio", "this processor takes no audio")):
+    for modality, refusal in (("videos", "this processor takes no video"), ("audio", "this processor takes no audio")):
         with pytest.raises(ValueError, match=refusal):
             ours(text=prompt, images=[image], **{modality: [np.zeros(16000)]})
 

@@ -104,3 +104,115 @@ def test_videos_need_an_imagebind_tower():
     config = tiny_config("embedding", vision_config=EfficientNetLiteConfig().to_dict())
     with pytest.raises(ValueError, match="videos need ImageBind's vision branch"):
         tiny_model(config).get_video_features(torch.zeros(1, 15, 3, 2, 224, 224))
+
+
+@pytest.fixture
+def video_model(tokenizer):
+    """A tiny model assembled from an ImageBind tower (which brings `<video>`) and a tiny LLM."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from assemble_nextgpt import assemble_from_models
+    from conftest import TINY_IMAGEBIND, tiny_text_config
+    from configuration_nextgpt import ImageBindVisionConfig
+    from imagebind_vision import ImageBindVisionModel
+    from processing_nextgpt import imagebind_image_processor
+
+    def assemble(image_mode: str = "embedding"):
+        torch.manual_seed(0)
+        model, processor = assemble_from_models(
+            AutoModelForCausalLM.from_config(LlamaConfig(**tiny_text_config())), tokenizer,
+            ImageBindVisionModel(ImageBindVisionConfig(**TINY_IMAGEBIND)), imagebind_image_processor(),
+            image_mode=image_mode)
+        return model.eval(), processor
+
+    return assemble
+
+
+def test_images_and_videos_merge_in_reading_order(video_model, tmp_path):
+    model, processor = video_model()
+    assert processor.video_token == "<video>" and model.config.video_token_id == processor.video_token_id
+    first = write_video(tmp_path / "first.mkv")
+    second = write_video(tmp_path / "second.mkv", frames=30, height=64, width=48)
+    prompt = processor.render([{"role": "user", "content": "<image>\n<video>\nWhat changed from <video> to the image?"}],
+                              add_generation_prompt=True)
+    inputs = processor(text=prompt, images=[Image.new("RGB", (64, 64), "red")], videos=[first, second],
+                       return_tensors="pt")
+    assert inputs["pixel_values_videos"].shape == (2, 15, 3, 2, 224, 224)
+    torch.testing.assert_close(inputs["pixel_values_videos"][1], video_features(second))
+    ids = inputs["input_ids"][0]
+    with torch.no_grad():
+        embeds = model.embed_inputs(ids[None], pixel_values=inputs["pixel_values"],
+                                    pixel_values_videos=inputs["pixel_values_videos"])
+        videos = model.get_video_features(inputs["pixel_values_videos"]).pooler_output
+        output = model(**inputs)
+        generated = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    places = (ids == processor.video_token_id).nonzero()[:, 0]
+    assert len(places) == 2
+    torch.testing.assert_close(embeds[0, places], videos[:, 0])  # the first video first
+    assert output.video_outputs.last_hidden_state.shape == (2, 1, model.config.vision_feature_dim)
+    assert generated.shape == (1, ids.shape[0] + 3)
+
+
+def test_patch_mode_gives_every_clip_its_image_tokens(video_model, tmp_path):
+    model, processor = video_model("patches")
+    assert processor.num_video_tokens == model.config.num_video_tokens == 15 * model.config.num_image_tokens
+    inputs = processor(text="<video>\nWhat happens?", videos=write_video(tmp_path / "six.mkv"), return_tensors="pt")
+    assert int((inputs["input_ids"] == processor.video_token_id).sum()) == 15 * 257
+    with torch.no_grad():
+        assert model(**inputs).logits.shape[1] == inputs["input_ids"].shape[1]
+
+
+def test_video_placeholders_and_videos_must_agree(video_model, tokenizer, tmp_path):
+    model, processor = video_model()
+    video = write_video(tmp_path / "six.mkv", frames=20)
+    with pytest.raises(ValueError, match=r"1 <video> placeholders \(per prompt: \[1\]\) but 0 videos"):
+        processor(text="<video>\nWhat happens?")
+    with pytest.raises(ValueError, match=r"0 <video> placeholders \(per prompt: \[0\]\) but 1 videos"):
+        processor(text="What happens?", videos=[video])
+    with pytest.raises(ValueError, match="The text has 1 video placeholder tokens but no videos were given"):
+        model(**processor(text="<video>\nWhat happens?", videos=[video], return_tensors="pt").data
+              | {"pixel_values_videos": None})
+    plain = tiny_model(tiny_config("embedding"))
+    with pytest.raises(ValueError, match="this model takes no video"):
+        plain(input_ids=torch.tensor([[1, 2]]), pixel_values_videos=torch.zeros(1, 15, 3, 2, 224, 224))
+    with pytest.raises(ValueError, match="video needs ImageBind's vision branch"):
+        tiny_config("embedding", vision_config=EfficientNetLiteConfig().to_dict(), video_token_id=7)
+
+
+def test_chat_template_video_parts_and_the_pipeline(video_model, tmp_path):
+    from transformers import pipeline
+
+    model, processor = video_model()
+    video = write_video(tmp_path / "six.mkv", frames=20)
+    conversation = [{"role": "user", "content": [{"type": "video", "video": video},
+                                                 {"type": "text", "text": "What happens?"}]}]
+    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           return_tensors="pt")
+    assert inputs["pixel_values_videos"].shape == (1, 15, 3, 2, 224, 224)
+    assert "<video>\nWhat happens?" in processor.apply_chat_template(conversation, add_generation_prompt=True)
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    vqa = pipeline("visual-question-answering", model=str(tmp_path / "model"), trust_remote_code=True)
+    assert vqa.preprocess({"question": "What happens?", "video": video})["pixel_values_videos"].shape[0] == 1
+    assert isinstance(vqa(video=video, question="What happens?", max_new_tokens=2)[0]["answer"], str)
+
+
+def test_inference_answers_about_videos_and_names_what_is_wrong(video_model, tmp_path, capsys):
+    from inference import main
+
+    model, processor = video_model()
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    video = write_video(tmp_path / "six.mkv", frames=20)
+    Image.new("RGB", (64, 64), "blue").save(tmp_path / "still.png")
+    common = ["--model", str(tmp_path / "model"), "--max-new-tokens", "3"]
+    assert main([*common, "--video", video, "What happens?"]) == 0
+    assert main([*common, "--image", str(tmp_path / "still.png"), "--video", video, "--video", video, "Same?"]) == 0
+    capsys.readouterr()
+    assert main([*common, "--video", str(tmp_path / "missing.mp4"), "What happens?"]) == 2
+    assert "missing.mp4 not found" in capsys.readouterr().err
+    plain, plain_processor = tmp_path / "plain", processor.__class__(processor.image_processor, processor.tokenizer)
+    tiny_model(tiny_config("embedding")).save_pretrained(plain)  # image_token_id 49152, as the tokenizer gives it
+    plain_processor.save_pretrained(plain)
+    assert main(["--model", str(plain), "--video", video, "What happens?"]) == 2
+    assert "this model takes no video" in capsys.readouterr().err
