@@ -2,10 +2,12 @@
 
 Records (JSON list, JSONL, or a `datasets` id):
 - LLaVA: `{"id", "image": "a.jpg" | ["a.jpg", "b.jpg"] | absent, "audio": "a.wav" | [...] | absent,
-  "conversations": [{"from": "human"|"gpt", "value"}]}` with one `<image>` placeholder per image and one `<audio>` per
-  audio file (a model with an audio branch);
-- captions (stage 1): `{"id", "image", "caption"}`, asked as `<image>\\n{caption_prompt}`, or `{"id", "audio",
-  "caption"}`, asked as `<audio>\\n{AUDIO_CAPTION_PROMPT}`.
+  "video": "a.mp4" | [...] | absent, "conversations": [{"from": "human"|"gpt", "value"}]}` with one `<image>`
+  placeholder per image, one `<audio>` per audio file (a model with an audio branch) and one `<video>` per video (a
+  model with an ImageBind tower);
+- captions (stage 1): `{"id", "image", "caption"}`, asked as `<image>\\n{caption_prompt}`; `{"id", "audio",
+  "caption"}`, asked as `<audio>\\n{AUDIO_CAPTION_PROMPT}`; `{"id", "video", "caption"}`, asked as
+  `<video>\\n{VIDEO_CAPTION_PROMPT}`.
 """
 
 import json
@@ -18,10 +20,18 @@ from tqdm.auto import tqdm
 
 from audio_features import load_audio
 from processing_nextgpt import IGNORE_INDEX, NextGPTProcessor
+from video_features import load_video_frames
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 DEFAULT_CAPTION_PROMPT = "Provide a caption for this image:"
 AUDIO_CAPTION_PROMPT = "Provide a caption for this audio:"
+VIDEO_CAPTION_PROMPT = "Provide a caption for this video:"
+# Records' audio and video fields: the processor's placeholder, the loader that checks a file (naming what is wrong),
+# and why a model without the placeholder cannot take them.
+MEDIA = {
+    "audio": ("audio_token", load_audio, "the model has no audio branch (assemble it with --audio_tower)"),
+    "video": ("video_token", load_video_frames, "the model takes no video (its tower is not ImageBind's)"),
+}
 
 
 @dataclass
@@ -101,8 +111,10 @@ def record_to_messages(record: dict, caption_prompt: str = DEFAULT_CAPTION_PROMP
             question = f"<image>\n{caption_prompt}"
         elif "audio" in record:
             question = f"<audio>\n{AUDIO_CAPTION_PROMPT}"
+        elif "video" in record:
+            question = f"<video>\n{VIDEO_CAPTION_PROMPT}"
         else:
-            raise ValueError("a caption record needs an 'image' (or an 'audio')")
+            raise ValueError("a caption record needs an 'image' (or an 'audio', a 'video')")
         return [{"role": "user", "content": question}, {"role": "assistant", "content": record["caption"]}]
     raise ValueError("a record needs 'conversations' (LLaVA format) or 'caption' (caption pairs)")
 
@@ -142,18 +154,19 @@ def record_images(record: dict, image_folder: str | None) -> list:
     return resolved
 
 
-def record_audio(record: dict, folder: str | None, processor: NextGPTProcessor) -> list[str]:
-    """Audio paths resolved against `folder`, each checked to decode (`load_audio` names what is wrong: missing,
-    not audio, truncated, empty, silent, too long)."""
-    audio = listed(record, "audio")
-    if audio and not processor.audio_token:
-        raise ValueError("the record has 'audio' but the model has no audio branch (assemble it with --audio_tower)")
+def record_media(record: dict, key: str, folder: str | None, processor: NextGPTProcessor) -> list[str]:
+    """The record's audio (`key` "audio") or video ("video") paths resolved against `folder`, each checked to decode
+    (the loaders name what is wrong: missing, not audio/video, truncated, empty, silent, too long)."""
+    token_attribute, load, missing = MEDIA[key]
+    items = listed(record, key)
+    if items and not getattr(processor, token_attribute):
+        raise ValueError(f"the record has '{key}' but {missing}")
     paths = []
-    for item in audio:
+    for item in items:
         if not isinstance(item, str):
-            raise ValueError(f"'audio' must be a path or a list of paths, got {type(item).__name__}")
+            raise ValueError(f"'{key}' must be a path or a list of paths, got {type(item).__name__}")
         paths.append(resolved_path(item, folder))
-        load_audio(paths[-1])
+        load(paths[-1])
     return paths
 
 
@@ -174,13 +187,15 @@ def prepare_examples(
         try:
             messages = record_to_messages(record, caption_prompt)
             images = record_images(record, image_folder)
-            audio = record_audio(record, image_folder, processor)
-            example = processor.tokenize_conversation(messages, len(images), max_length, num_audio=len(audio))
+            audio = record_media(record, "audio", image_folder, processor)
+            videos = record_media(record, "video", image_folder, processor)
+            example = processor.tokenize_conversation(messages, len(images), max_length, num_audio=len(audio),
+                                                      num_videos=len(videos))
         except ValueError as error:
             bad.append(BadRecord(source, index, record_id, str(error)))
             continue
-        examples.append({"id": record_id, "images": images, "audio": audio, "input_ids": example["input_ids"],
-                         "labels": example["labels"]})
+        examples.append({"id": record_id, "images": images, "audio": audio, "videos": videos,
+                         "input_ids": example["input_ids"], "labels": example["labels"]})
     if bad and not skip_bad_records:
         raise BadRecordsError(bad)
     return examples, bad
@@ -188,7 +203,8 @@ def prepare_examples(
 
 class NextGPTCollator:
     """Batches tokenized examples and adds their images in reading order (`image_embeds` from the cache when one is
-    given, else `pixel_values`) and their audio (`input_features`; audio is never cached).
+    given, else `pixel_values`), their audio (`input_features`) and their videos (`pixel_values_videos`); audio and
+    videos are never cached.
 
     `pack=True` (training's default) puts the micro-batch into one row without padding: `position_ids` restart at 0
     for each example and `cu_seq_lens_q`/`max_length_q` mark the examples for `packed_attention`, which keeps them
@@ -210,6 +226,9 @@ class NextGPTCollator:
         audio = [item for example in examples for item in example.get("audio", [])]
         if audio:
             batch["input_features"] = self.processor.preprocess_audio(audio)
+        videos = [item for example in examples for item in example.get("videos", [])]
+        if videos:
+            batch["pixel_values_videos"] = self.processor.preprocess_videos(videos)
         return batch
 
     def padded(self, examples: list[dict]) -> dict:

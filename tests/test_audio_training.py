@@ -228,5 +228,5 @@ def test_audio_caption_records_are_asked_for_a_caption_of_the_audio(records, aud
     assert "<audio>\nProvide a caption for this audio:" in text and examples[0]["audio"] == [str(tmp_path / "low.wav")]
     learnt = [token for token in examples[0]["labels"] if token != -100]
     assert audio_processor.tokenizer.decode(learnt).startswith("a low hum")
-    with pytest.raises(BadRecordsError, match="a caption record needs an 'image' \\(or an 'audio'\\)"):
+    with pytest.raises(BadRecordsError, match="a caption record needs an 'image' \\(or an 'audio', a 'video'\\)"):
         prepare_examples([{"id": "none", "caption": "nothing"}], "captions.jsonl", audio_processor)

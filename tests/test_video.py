@@ -216,3 +216,85 @@ def test_inference_answers_about_videos_and_names_what_is_wrong(video_model, tmp
     plain_processor.save_pretrained(plain)
     assert main(["--model", str(plain), "--video", video, "What happens?"]) == 2
     assert "this model takes no video" in capsys.readouterr().err
+
+
+def video_records(folder) -> list[dict]:
+    write_video(folder / "six.mkv")
+    write_video(folder / "two.mkv", frames=20, height=64, width=48)
+    Image.new("RGB", (64, 64), "red").save(folder / "still.png")
+    return [
+        {"id": "both", "image": "still.png", "video": ["six.mkv", "two.mkv"],
+         "conversations": [{"from": "human", "value": "<image>\nIs <video> longer than <video>?"},
+                           {"from": "gpt", "value": "yes"}]},
+        {"id": "alone", "video": "two.mkv",
+         "conversations": [{"from": "human", "value": "<video>\nHow long?"}, {"from": "gpt", "value": "two seconds"}]},
+    ]
+
+
+def test_video_records_become_pixel_values_videos_in_reading_order(video_model, tmp_path):
+    from training_data import NextGPTCollator, prepare_examples
+
+    _, processor = video_model()
+    examples, bad = prepare_examples(video_records(tmp_path), "data.json", processor, image_folder=str(tmp_path))
+    assert not bad and [len(example["videos"]) for example in examples] == [2, 1]
+    expected = processor.preprocess_videos([str(tmp_path / name) for name in ("six.mkv", "two.mkv", "two.mkv")])
+    for pack in (True, False):
+        batch = NextGPTCollator(processor, pack=pack)(examples)
+        torch.testing.assert_close(batch["pixel_values_videos"], expected)
+        assert int((batch["input_ids"] == processor.video_token_id).sum()) == 3
+        assert batch["pixel_values"].shape[0] == 1
+
+
+def test_every_bad_video_record_is_named_with_its_reason(video_model, tokenizer, tmp_path):
+    from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
+    from training_data import BadRecordsError, prepare_examples
+
+    _, processor = video_model()
+    alone = video_records(tmp_path)[1]
+    (tmp_path / "notes.mp4").write_text("not a video")
+    data = open(tmp_path / "six.mkv", "rb").read()
+    (tmp_path / "cut.mkv").write_bytes(data[:len(data) // 2])
+    bad_records = [{**alone, "id": "missing", "video": "missing.mp4"}, {**alone, "id": "text", "video": "notes.mp4"},
+                   {**alone, "id": "cut", "video": "cut.mkv"}, {**alone, "id": "count", "video": ["two.mkv"] * 2},
+                   {**alone, "id": "number", "video": 3}]
+    with pytest.raises(BadRecordsError) as raised:
+        prepare_examples(bad_records, "data.json", processor, image_folder=str(tmp_path))
+    reasons = {bad.record_id: bad.reason for bad in raised.value.bad_records}
+    assert "missing.mp4 not found" in reasons["missing"]
+    assert "notes.mp4 cannot be read as video" in reasons["text"]
+    assert "cut.mkv is truncated" in reasons["cut"]
+    assert "1 <video> placeholders but 2 videos" in reasons["count"]
+    assert "'video' must be a path" in reasons["number"]
+    with pytest.raises(BadRecordsError, match="the model takes no video"):
+        prepare_examples([alone], "data.json", NextGPTProcessor(imagebind_image_processor(), tokenizer),
+                         image_folder=str(tmp_path))
+
+
+def test_stage1_aligns_the_projector_on_video_captions(video_model, tmp_path):
+    """Video caption records (`{"id", "video", "caption"}`) train the projector the videos go through; the tower
+    stays frozen."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from train_hf import train
+    from training_data import prepare_examples
+
+    model, processor = video_model()
+    model.save_pretrained(tmp_path / "start")
+    processor.save_pretrained(tmp_path / "start")
+    video_records(tmp_path)
+    captions = [{"id": "a", "video": "six.mkv", "caption": "grey turning white"},
+                {"id": "b", "video": "two.mkv", "caption": "a short grey clip"}]
+    examples, _ = prepare_examples(captions, "captions.jsonl", processor, image_folder=str(tmp_path))
+    assert "<video>\nProvide a caption for this video:" in processor.tokenizer.decode(examples[0]["input_ids"])
+    with open(tmp_path / "captions.jsonl", "w") as handle:
+        handle.writelines(json.dumps(record) + "\n" for record in captions)
+    train(["--stage", "1", "--model_name_or_path", str(tmp_path / "start"), "--data_path",
+           str(tmp_path / "captions.jsonl"), "--image_folder", str(tmp_path), "--output_dir", str(tmp_path / "out"),
+           "--max_steps", "1", "--learning_rate", "1e-2", "--report_to", "none", "--per_device_train_batch_size", "2",
+           "--dataloader_num_workers", "0", "--disable_tqdm", "true"])
+    before, after = load_file(tmp_path / "start" / "model.safetensors"), load_file(
+        tmp_path / "out" / "final" / "model.safetensors")
+    assert not torch.equal(before["projector.linear_1.weight"], after["projector.linear_1.weight"])
+    assert all(torch.equal(before[key], after[key]) for key in before if not key.startswith("projector."))
