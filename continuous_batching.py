@@ -148,8 +148,9 @@ class ContinuousBatcher(JobQueue):
                 # eagerly: they are compute-bound, and a graph per (group size, length) would be captured mid-traffic.
                 logits, last_positions = self.fast.prefill(self.decoder, batch["input_ids"], batch["attention_mask"],
                                                            pixel_values=batch.get("pixel_values"),
-                                                           input_features=batch.get("input_features"), rows=targets,
-                                                           graphed=len(jobs) == 1)
+                                                           input_features=batch.get("input_features"),
+                                                           pixel_values_videos=batch.get("pixel_values_videos"),
+                                                           rows=targets, graphed=len(jobs) == 1)
             for index, job in zip(rows, jobs):
                 self._start_row(index, job, slots=padded_prompt_length(batch["input_ids"].shape[1]))
             self.positions[targets] = last_positions + 1

@@ -153,7 +153,8 @@ class JobQueue:
 
 
 def left_padded_batch(inputs: list[dict], pad_token_id: int) -> dict:
-    """One batch from single-prompt processor outputs: prompts padded on the left, images and audio in row order."""
+    """One batch from single-prompt processor outputs: prompts padded on the left, images, audio and videos in row
+    order."""
     length = max(item["input_ids"].shape[1] for item in inputs)
     input_ids = torch.full((len(inputs), length), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(inputs), length), dtype=torch.long)
@@ -162,7 +163,7 @@ def left_padded_batch(inputs: list[dict], pad_token_id: int) -> dict:
         input_ids[row, length - size:] = item["input_ids"][0]
         attention_mask[row, length - size:] = item["attention_mask"][0]
     batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-    for name in ("pixel_values", "input_features"):  # images, audio
+    for name in ("pixel_values", "input_features", "pixel_values_videos"):  # images, audio, videos
         values = [item[name] for item in inputs if item.get(name) is not None]
         if values:
             batch[name] = torch.cat(values)

@@ -8,7 +8,8 @@
                   {"type": "text", "text": "What shape is in the image?"}]}], "max_tokens": 32}'
 
 Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; for a model with an audio
-branch, audio as OpenAI's `input_audio` parts, base64 WAV/FLAC/OGG/MP3; "stream": true for server-sent events),
+branch, audio as OpenAI's `input_audio` parts, base64 WAV/FLAC/OGG/MP3; for a model with an ImageBind tower, videos
+as `video_url` parts, data: URLs or files under --image-root; "stream": true for server-sent events),
 GET /v1/models, GET /health, and a chat page at / (chat_page.html). On CUDA, answers come from the fast generation
 path with continuous batching (continuous_batching.py: a request joins the running batch at the next decode step and
 leaves when it ends); other models batch requests that arrive together (generation_queue.py).
@@ -44,6 +45,7 @@ from audio_features import load_audio
 from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
 from continuous_batching import CPU_CACHE_BYTES, ContinuousBatcher
 from generation_queue import GenerationCancelled, GenerationQueue, Job, QueueFull
+from video_features import video_features
 
 DEFAULT_MAX_TOKENS = 256
 CHAT_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_page.html")
@@ -58,6 +60,8 @@ class Limits:
     max_images: int = 8  # per request
     max_audio: int = 4  # audio parts per request
     max_audio_seconds: float = 60.0  # one audio part's length, read from its header before decoding
+    max_videos: int = 2  # video parts per request
+    max_video_seconds: float = 600.0  # one video's length, read from its headers before decoding
     max_image_pixels: int = 4096 * 4096  # read from the image's header, before decoding (PIL's own bomb limit: 89 M)
     max_text_chars: int = 100_000  # all text parts together, before tokenizing
     max_waiting: int = 64  # requests waiting for the generation thread; more are answered 503 with Retry-After
@@ -73,32 +77,36 @@ class RequestError(Exception):
         self.param, self.status, self.code = param, status, code
 
 
-def decode_image(url: str, where: str, image_root: str | None, max_pixels: int) -> Image.Image:
-    """A PIL image from a data: URL, or from a file path under `image_root`; its size is checked from the header,
-    before anything is decoded."""
+def url_source(url: str, where: str, image_root: str | None, kind: str) -> bytes | str:
+    """The bytes of a base64 data: URL, or the real path of a file named under `image_root` (never outside it)."""
     if url.startswith("data:"):
         header, _, payload = url.partition(",")
         if not header.endswith(";base64"):
-            raise RequestError("image data URLs must be base64 (data:image/...;base64,...)", where)
+            raise RequestError(f"{kind} data URLs must be base64 (data:{kind}/...;base64,...)", where)
         try:
-            data = base64.b64decode(payload, validate=True)
+            return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            raise RequestError("the image data URL is not valid base64", where) from None
-        source = io.BytesIO(data)
-    elif url.startswith(("http://", "https://")):
-        raise RequestError("remote image URLs are not fetched by this server; send the image as a data: URL", where)
-    elif image_root is None:
-        raise RequestError("image file paths are refused (start the server with --image-root to allow them)", where)
-    elif "\0" in url:
-        raise RequestError("image paths cannot contain NUL characters", where)
-    else:
-        root = os.path.realpath(image_root)
-        path = os.path.realpath(os.path.join(root, url.removeprefix("file://")))
-        if os.path.commonpath([root, path]) != root:
-            raise RequestError(f"image path {url!r} lies outside --image-root", where)
-        if not os.path.isfile(path):
-            raise RequestError(f"image file {url!r} not found under --image-root", where)
-        source = path
+            raise RequestError(f"the {kind} data URL is not valid base64", where) from None
+    if url.startswith(("http://", "https://")):
+        raise RequestError(f"remote {kind} URLs are not fetched by this server; send the {kind} as a data: URL", where)
+    if image_root is None:
+        raise RequestError(f"{kind} file paths are refused (start the server with --image-root to allow them)", where)
+    if "\0" in url:
+        raise RequestError(f"{kind} paths cannot contain NUL characters", where)
+    root = os.path.realpath(image_root)
+    path = os.path.realpath(os.path.join(root, url.removeprefix("file://")))
+    if os.path.commonpath([root, path]) != root:
+        raise RequestError(f"{kind} path {url!r} lies outside --image-root", where)
+    if not os.path.isfile(path):
+        raise RequestError(f"{kind} file {url!r} not found under --image-root", where)
+    return path
+
+
+def decode_image(url: str, where: str, image_root: str | None, max_pixels: int) -> Image.Image:
+    """A PIL image from a data: URL, or from a file path under `image_root`; its size is checked from the header,
+    before anything is decoded."""
+    source = url_source(url, where, image_root, "image")
+    source = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with Image.open(source) as image:
             if image.width * image.height > max_pixels:
@@ -110,6 +118,21 @@ def decode_image(url: str, where: str, image_root: str | None, max_pixels: int) 
         raise RequestError("not a readable image: no image format recognised", where) from None
     except (OSError, Image.DecompressionBombError) as error:  # truncated, damaged, or absurdly large
         raise RequestError(f"not a readable image ({error})", where) from None
+
+
+def decode_video(url: str, where: str, image_root: str | None, max_seconds: float) -> torch.Tensor:
+    """A video's clips for the tower (`video_features`) from a data: URL or a file path under `image_root`; its length
+    is checked from its headers before decoding, and what is wrong with it is named."""
+    source = url_source(url, where, image_root, "video")
+    with tempfile.NamedTemporaryFile(suffix=".video") as file:
+        if isinstance(source, bytes):
+            file.write(source)
+            file.flush()
+        path = file.name if isinstance(source, bytes) else source
+        try:
+            return video_features(path, max_seconds=max_seconds)
+        except ValueError as error:  # says "video PATH ...": the client knows it by its field
+            raise RequestError(f"not a usable video: {str(error).replace(path, 'video_url', 1)}", where) from None
 
 
 def decode_audio(input_audio, where: str, max_seconds: float) -> torch.Tensor:
@@ -147,6 +170,10 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
     if audio > limits.max_audio:
         raise RequestError(f"{audio} audio parts in one request, over this server's limit of {limits.max_audio}",
                            "messages")
+    videos = sum(isinstance(part, dict) and part.get("type") == "video_url" for part in parts)
+    if videos > limits.max_videos:
+        raise RequestError(f"{videos} videos in one request, over this server's limit of {limits.max_videos}",
+                           "messages")
     text = sum(len(content) for content in parts_of if isinstance(content, str)) + sum(
         len(part["text"]) for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str))
     if text > limits.max_text_chars:
@@ -179,15 +206,24 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
                 elif kind == "input_audio" and role == "user":
                     parts.append({"type": "audio", "audio": decode_audio(
                         part.get("input_audio"), f"{part_where}.input_audio", limits.max_audio_seconds)})
-                elif kind in ("image_url", "input_audio"):
-                    raise RequestError(f"images and audio belong in user messages, not in {role} ones", part_where)
+                elif kind == "video_url" and role == "user":
+                    video_url = part.get("video_url")
+                    url = video_url.get("url") if isinstance(video_url, dict) else video_url
+                    if not isinstance(url, str):
+                        raise RequestError("video_url needs a 'url' string", f"{part_where}.video_url")
+                    parts.append({"type": "video", "video": decode_video(
+                        url, f"{part_where}.video_url", image_root, limits.max_video_seconds)})
+                elif kind in ("image_url", "input_audio", "video_url"):
+                    raise RequestError(f"images, audio and videos belong in user messages, not in {role} ones",
+                                       part_where)
                 else:
                     raise RequestError("parts must be {'type': 'text', 'text': ...}, {'type': 'image_url', "
-                                       "'image_url': {'url': ...}} or {'type': 'input_audio', 'input_audio': "
-                                       "{'data': ..., 'format': ...}}", part_where)
-            # Images, then audio, go before the text, as training put them (`<image>\n<audio>\nquestion`), whatever
-            # the client's order (lmms-eval's openai_compatible sends the text part first).
-            parts.sort(key=lambda part: ("image", "audio", "text").index(part["type"]))
+                                       "'image_url': {'url': ...}}, {'type': 'input_audio', 'input_audio': "
+                                       "{'data': ..., 'format': ...}} or {'type': 'video_url', 'video_url': "
+                                       "{'url': ...}}", part_where)
+            # Images, videos, then audio go before the text, as training put them (`<image>\n<video>\n<audio>\n...`),
+            # whatever the client's order (lmms-eval's openai_compatible sends the text part first).
+            parts.sort(key=lambda part: ("image", "video", "audio", "text").index(part["type"]))
         else:
             raise RequestError("content must be a string or a list of parts", f"{where}.content")
         chat.append({"role": role, "content": parts})
@@ -546,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     add_quantize_option(parser)
     parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                         help="fast generation path; default: on with CUDA when the language model is Llama-family")
-    parser.add_argument("--image-root", help="allow image file paths (in image_url) under this folder")
+    parser.add_argument("--image-root", help="allow image and video file paths (image_url, video_url) under this "
+                                             "folder")
     parser.add_argument("--max-batch-size", type=int, default=32, help="requests generated together at most")
     parser.add_argument("--kv-cache-gib", type=float,
                         help="fast path: the KV cache's size, which sets the longest prompt + answer (default: half "
@@ -560,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-audio", type=int, default=defaults.max_audio, help="audio parts per request at most")
     parser.add_argument("--max-audio-seconds", type=float, default=defaults.max_audio_seconds,
                         help="length of one audio part at most, read from its header before decoding")
+    parser.add_argument("--max-videos", type=int, default=defaults.max_videos, help="videos per request at most")
+    parser.add_argument("--max-video-seconds", type=float, default=defaults.max_video_seconds,
+                        help="length of one video at most, read from its headers before decoding")
     parser.add_argument("--max-waiting", type=int, default=defaults.max_waiting,
                         help="requests waiting for generation at most; more are answered 503 with Retry-After")
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s,
@@ -577,7 +617,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = os.path.basename(os.path.normpath(source))
     limits = Limits(max_images=args.max_images, max_image_pixels=args.max_image_pixels, max_audio=args.max_audio,
-                    max_audio_seconds=args.max_audio_seconds, max_waiting=args.max_waiting, timeout_s=args.timeout)
+                    max_audio_seconds=args.max_audio_seconds, max_videos=args.max_videos,
+                    max_video_seconds=args.max_video_seconds, max_waiting=args.max_waiting, timeout_s=args.timeout)
     server = NextGPTServer((args.host, args.port), model, processor, name, fast, image_root=args.image_root,
                            max_batch_size=args.max_batch_size, batch_window_s=args.batch_window_ms / 1e3,
                            cache_bytes=None if args.kv_cache_gib is None else int(args.kv_cache_gib * 2**30),

@@ -114,7 +114,7 @@ def test_visible_text_holds_back_what_may_become_a_stop_string():
     ({"messages": [{"role": "robot", "content": "hi"}]}, 400, "messages[0].role", "role must be"),
     ({"messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content", "content must be"),
     ({"messages": [{"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]},
-                   {"role": "user", "content": "hi"}]}, 400, "messages[0].content[0]", "and audio belong in user"),
+                   {"role": "user", "content": "hi"}]}, 400, "messages[0].content[0]", "audio and videos belong in user"),
     ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, 400, "messages[0].content[0]", "parts must"),
     ({"messages": [user_message("data:image/png;base64,!!!")]}, 400, "messages[0].content[0].image_url",
      "not valid base64"),

@@ -15,12 +15,12 @@ from video_features import (CLIPS_PER_VIDEO, MEAN, STD, load_video_frames, spati
 
 
 def write_video(path, frames: int = 60, fps: int = 10, height: int = 48, width: int = 64) -> str:
-    """Frame i is a flat grey of level 4 i (lossless FFV1, so the levels come back up to colour conversion)."""
+    """Frame i is a flat grey of level 4 i mod 256 (lossless FFV1: the levels come back up to colour conversion)."""
     with av.open(str(path), "w") as output:
         stream = output.add_stream("ffv1", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
         for index in range(frames):
-            image = np.full((height, width, 3), 4 * index, np.uint8)
+            image = np.full((height, width, 3), 4 * index % 256, np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 output.mux(packet)
         for packet in stream.encode():
@@ -298,3 +298,70 @@ def test_stage1_aligns_the_projector_on_video_captions(video_model, tmp_path):
         tmp_path / "out" / "final" / "model.safetensors")
     assert not torch.equal(before["projector.linear_1.weight"], after["projector.linear_1.weight"])
     assert all(torch.equal(before[key], after[key]) for key in before if not key.startswith("projector."))
+
+
+def video_part(url: str) -> dict:
+    return {"type": "video_url", "video_url": {"url": url}}
+
+
+def data_url(path) -> str:
+    import base64
+
+    return "data:video/x-matroska;base64," + base64.b64encode(open(path, "rb").read()).decode()
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["window-batched", "continuous"])
+def test_the_server_answers_about_video_url_parts_as_generate_does(video_model, tmp_path, fast):
+    """`video_url` parts (data: URLs, or files under --image-root): decoded, placed after the images and before the
+    text as in training, merged; the answer equals `generate` on the same inputs. Bad videos are a 400 naming the
+    part."""
+    import json
+
+    from serve import Limits
+    from test_serve import request, start, stop
+
+    model, processor = video_model()
+    model.generation_config.eos_token_id = None
+    video = write_video(tmp_path / "six.mkv")
+    server = start(model, processor, image_root=str(tmp_path), fast=fast,
+                   limits=Limits(max_videos=2, max_video_seconds=7))
+    try:
+        inputs = processor(text=processor.render([{"role": "user", "content": "<video>\nWhat happens?"}],
+                                                 add_generation_prompt=True), videos=[video], return_tensors="pt")
+        with torch.no_grad():
+            expected = model.generate(**inputs, max_new_tokens=4, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+        expected = processor.tokenizer.decode(expected, skip_special_tokens=True).strip()
+        for url in (data_url(video), "six.mkv"):
+            content = [{"type": "text", "text": "What happens?"}, video_part(url)]
+            status, text = request(server, {"messages": [{"role": "user", "content": content}], "max_tokens": 4})
+            assert status == 200, text
+            assert json.loads(text)["choices"][0]["message"]["content"] == expected
+
+        write_video(tmp_path / "long.mkv", frames=90)
+        (tmp_path / "notes.txt").write_text("not a video")
+        bad = {"not base64": (video_part("data:video/mp4;base64,%%%"), "not valid base64"),
+               "not video": (video_part(data_url(tmp_path / "notes.txt")), "cannot be read as video"),
+               "too long": (video_part("long.mkv"), "more than the 7 s"),
+               "outside": (video_part("../elsewhere.mp4"), "lies outside --image-root"),
+               "no url": ({"type": "video_url", "video_url": {}}, "video_url needs a 'url'")}
+        for name, (part, message) in bad.items():
+            status, text = request(server, {"messages": [{"role": "user", "content": [part]}]})
+            error = json.loads(text)["error"]
+            assert status == 400 and error["param"] == "messages[0].content[0].video_url", (name, text)
+            assert message in error["message"], (name, error)
+        status, text = request(server, {"messages": [{"role": "user", "content": [video_part("six.mkv")] * 3}]})
+        assert status == 400 and "3 videos in one request" in text
+    finally:
+        stop(server)
+
+
+def test_a_server_without_video_refuses_video_url_parts_by_name(make_processor, tmp_path):
+    from test_serve import request, start_with, stop
+
+    server = start_with(make_processor)
+    try:
+        part = video_part(data_url(write_video(tmp_path / "six.mkv", frames=20)))
+        status, text = request(server, {"messages": [{"role": "user", "content": [part]}]})
+        assert status == 400 and "unsupported message part 'video': this model takes text and images" in text
+    finally:
+        stop(server)
