@@ -155,6 +155,15 @@ def decode_audio(input_audio, where: str, max_seconds: float) -> torch.Tensor:
             raise RequestError(f"not usable audio: {str(error).replace(file.name, 'input_audio', 1)}", where) from None
 
 
+def part_url(part: dict, kind: str, where: str) -> str:
+    """The url of an `image_url` or `video_url` part: {"type": kind, kind: {"url": ...}} (or the url string itself)."""
+    field = part.get(kind)
+    url = field.get("url") if isinstance(field, dict) else field
+    if not isinstance(url, str):
+        raise RequestError(f"{kind} needs a 'url' string", f"{where}.{kind}")
+    return url
+
+
 def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
     """OpenAI chat messages -> the processor's structured chat (text and PIL image parts), checked field by field;
     the image count and the text's length are checked before any image is decoded."""
@@ -197,22 +206,15 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
                 if kind == "text" and isinstance(part.get("text"), str):
                     parts.append({"type": "text", "text": part["text"]})
                 elif kind == "image_url" and role == "user":
-                    image_url = part.get("image_url")
-                    url = image_url.get("url") if isinstance(image_url, dict) else image_url
-                    if not isinstance(url, str):
-                        raise RequestError("image_url needs a 'url' string", f"{part_where}.image_url")
                     parts.append({"type": "image", "image": decode_image(
-                        url, f"{part_where}.image_url", image_root, limits.max_image_pixels)})
+                        part_url(part, kind, part_where), f"{part_where}.{kind}", image_root, limits.max_image_pixels)})
                 elif kind == "input_audio" and role == "user":
                     parts.append({"type": "audio", "audio": decode_audio(
                         part.get("input_audio"), f"{part_where}.input_audio", limits.max_audio_seconds)})
                 elif kind == "video_url" and role == "user":
-                    video_url = part.get("video_url")
-                    url = video_url.get("url") if isinstance(video_url, dict) else video_url
-                    if not isinstance(url, str):
-                        raise RequestError("video_url needs a 'url' string", f"{part_where}.video_url")
-                    parts.append({"type": "video", "video": decode_video(
-                        url, f"{part_where}.video_url", image_root, limits.max_video_seconds)})
+                    parts.append({"type": "video", "video": decode_video(part_url(part, kind, part_where),
+                                                                         f"{part_where}.{kind}", image_root,
+                                                                         limits.max_video_seconds)})
                 elif kind in ("image_url", "input_audio", "video_url"):
                     raise RequestError(f"images, audio and videos belong in user messages, not in {role} ones",
                                        part_where)
