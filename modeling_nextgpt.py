@@ -169,41 +169,48 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         )
 
     @can_return_tuple
-    def get_video_features(self, pixel_values_videos: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+    def get_video_features(self, pixel_values_videos: torch.Tensor | None = None,
+                           video_embeds: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPooling:
         """`pixel_values_videos` (num_videos, clips, 3, frames, H, W), `video_features.video_features` of each video,
         through the image tower (ImageBind's vision branch takes frame pairs) and the image projector ->
         `last_hidden_state`: in embedding mode the mean of the clips' joint embeddings (num_videos, 1, width), as
         ImageBind and NExT-GPT pool them; in patch mode every clip's tokens in clip order (num_videos, clips x
-        num_image_tokens, width); `pooler_output`: those tokens projected."""
+        num_image_tokens, width), or given as cached `video_embeds`; `pooler_output`: those tokens projected."""
         if self.config.vision_config.model_type != VIDEO_TOWER:
             raise ValueError(f"videos need ImageBind's vision branch (its stem takes frame pairs); this model's tower "
                              f"is {self.config.vision_config.model_type}")
-        num_videos, clips = pixel_values_videos.shape[:2]
-        features, outputs = self.vision_tower(pixel_values_videos.flatten(0, 1), **kwargs)
-        if self.config.image_mode == "embedding":
-            features = features.view(num_videos, clips, -1).mean(dim=1, keepdim=True)
-        else:
-            features = features.reshape(num_videos, clips * features.shape[1], features.shape[2])
+        features, outputs = video_embeds, None
+        if video_embeds is None:
+            num_videos, clips = pixel_values_videos.shape[:2]
+            features, outputs = self.vision_tower(pixel_values_videos.flatten(0, 1), **kwargs)
+            if self.config.image_mode == "embedding":
+                features = features.view(num_videos, clips, -1).mean(dim=1, keepdim=True)
+            else:
+                features = features.reshape(num_videos, clips * features.shape[1], features.shape[2])
         return BaseModelOutputWithPooling(
             last_hidden_state=features, pooler_output=self.projector(features.to(self.projector.linear_1.weight.dtype)),
             hidden_states=getattr(outputs, "hidden_states", None), attentions=getattr(outputs, "attentions", None),
         )
 
     @can_return_tuple
-    def get_audio_features(self, input_features: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+    def get_audio_features(self, input_features: torch.Tensor | None = None, audio_embeds: torch.Tensor | None = None,
+                           **kwargs) -> BaseModelOutputWithPooling:
         """`input_features` (num_audio, clips, 1, mel_bins, frames), `audio_features.audio_features` of each clip ->
         `last_hidden_state`: one joint embedding per audio, the mean over its clips (num_audio, 1, 1024), as
-        NExT-GPT pools them; `pooler_output`: that token projected (num_audio, 1, llm_width)."""
+        NExT-GPT pools them, or given as cached `audio_embeds`; `pooler_output`: that token projected (num_audio, 1,
+        llm_width)."""
         if not hasattr(self, "audio_tower"):
             raise ValueError("this model has no audio branch (its config has no audio_config)")
-        num_audio, clips = input_features.shape[:2]
-        with torch.no_grad():
-            outputs = self.audio_tower(input_features.flatten(0, 1), **kwargs)
-        embeddings = outputs.pooler_output.view(num_audio, clips, -1).mean(dim=1, keepdim=True)
+        embeddings, outputs = audio_embeds, None
+        if audio_embeds is None:
+            num_audio, clips = input_features.shape[:2]
+            with torch.no_grad():
+                outputs = self.audio_tower(input_features.flatten(0, 1), **kwargs)
+            embeddings = outputs.pooler_output.view(num_audio, clips, -1).mean(dim=1, keepdim=True)
         projector = getattr(self, "audio_projector", self.projector)
         return BaseModelOutputWithPooling(
             last_hidden_state=embeddings, pooler_output=projector(embeddings.to(projector.linear_1.weight.dtype)),
-            hidden_states=outputs.hidden_states, attentions=outputs.attentions,
+            hidden_states=getattr(outputs, "hidden_states", None), attentions=getattr(outputs, "attentions", None),
         )
 
     def embed_inputs(
@@ -215,18 +222,25 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         pixel_values_videos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Token embeddings with image (audio, video) tokens written over their placeholders."""
-        return self._embed_inputs(input_ids, pixel_values, image_embeds, input_features, pixel_values_videos)[0]
+        return self._embed_inputs(input_ids, pixel_values=pixel_values, image_embeds=image_embeds,
+                                  input_features=input_features, pixel_values_videos=pixel_values_videos)[0]
 
     def _embed_inputs(
-        self, input_ids: torch.LongTensor, pixel_values: torch.Tensor | None, image_embeds: torch.Tensor | None,
-        input_features: torch.Tensor | None, pixel_values_videos: torch.Tensor | None = None,
+        self, input_ids: torch.LongTensor, *, pixel_values: torch.Tensor | None = None,
+        image_embeds: torch.Tensor | None = None, input_features: torch.Tensor | None = None,
+        audio_embeds: torch.Tensor | None = None, pixel_values_videos: torch.Tensor | None = None,
+        video_embeds: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, BaseModelOutputWithPooling]]:
         """(embeddings with the image, audio and video tokens merged in, {"image": ..., "audio": ..., "video": ...}:
-        the encoders' outputs for what was given)."""
-        if input_features is not None and self.config.audio_token_id is None:
-            raise ValueError("input_features were given, but this model has no audio branch (no audio_config)")
-        if pixel_values_videos is not None and self.config.video_token_id is None:
-            raise ValueError("pixel_values_videos were given, but this model takes no video (no video_token_id)")
+        the encoders' outputs for what was given: inputs, or cached features)."""
+        for raw, cached, kind in ((pixel_values, image_embeds, "image"), (input_features, audio_embeds, "audio"),
+                                  (pixel_values_videos, video_embeds, "video")):
+            if raw is not None and cached is not None:
+                raise ValueError(f"Pass {kind} inputs or cached {kind} features, not both")
+        if (input_features is not None or audio_embeds is not None) and self.config.audio_token_id is None:
+            raise ValueError("audio was given, but this model has no audio branch (no audio_config)")
+        if (pixel_values_videos is not None or video_embeds is not None) and self.config.video_token_id is None:
+            raise ValueError("videos were given, but this model takes no video (no video_token_id)")
         token_ids = {"image": self.config.image_token_id, "audio": self.config.audio_token_id,
                      "video": self.config.video_token_id}
         placeholders = {kind: input_ids == token_id for kind, token_id in token_ids.items() if token_id is not None}
@@ -235,9 +249,10 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         encoders = {
             "image": (pixel_values is not None or image_embeds is not None,
                       lambda: self.get_image_features(pixel_values, image_embeds, return_dict=True)),
-            "audio": (input_features is not None, lambda: self.get_audio_features(input_features, return_dict=True)),
-            "video": (pixel_values_videos is not None,
-                      lambda: self.get_video_features(pixel_values_videos, return_dict=True)),
+            "audio": (input_features is not None or audio_embeds is not None,
+                      lambda: self.get_audio_features(input_features, audio_embeds, return_dict=True)),
+            "video": (pixel_values_videos is not None or video_embeds is not None,
+                      lambda: self.get_video_features(pixel_values_videos, video_embeds, return_dict=True)),
         }
         encoded = {}
         for kind, mask in placeholders.items():
@@ -260,6 +275,8 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         image_embeds: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         pixel_values_videos: torch.Tensor | None = None,
+        audio_embeds: torch.Tensor | None = None,
+        video_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
@@ -273,6 +290,8 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
             (`audio_features.audio_features`), for a model with an audio branch.
         pixel_values_videos: (num_videos, clips, 3, frames, H, W), every video of the batch in reading order
             (`video_features.video_features`), for a model with a video_token_id.
+        audio_embeds, video_embeds: cached `get_audio_features` / `get_video_features` `last_hidden_state`s
+            instead of `input_features` / `pixel_values_videos` (embedding_cache.py).
         labels: -100 where no loss is wanted (prompt, image tokens, padding); shifted inside the language model.
         cache: the language model's KV cache (e.g. a `StaticCache`); other keyword arguments (position_ids,
             use_cache, logits_to_keep, ...) go to the language model too.
@@ -285,8 +304,9 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
             raise ValueError("Pass pixel_values or image_embeds, not both")
         encoded = {}
         if inputs_embeds is None:
-            inputs_embeds, encoded = self._embed_inputs(input_ids, pixel_values, image_embeds, input_features,
-                                                        pixel_values_videos)
+            inputs_embeds, encoded = self._embed_inputs(
+                input_ids, pixel_values=pixel_values, image_embeds=image_embeds, input_features=input_features,
+                audio_embeds=audio_embeds, pixel_values_videos=pixel_values_videos, video_embeds=video_embeds)
         if cache is not None:  # not cache=None: the language model takes a caller's past_key_values= for its cache
             kwargs["cache"] = cache
         outputs = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,

@@ -89,7 +89,8 @@ class NextGPTArguments:
     max_train_samples: int | None = option(None, "Train on the first N records only (a quick trial: only their "
                                                  "images are checked and encoded).")
     max_eval_samples: int | None = option(None, "Evaluate on the first N held-out records only.")
-    cache_image_embeds: bool = option(False, "Encode each image once and train from the cached features.")
+    cache_image_embeds: bool = option(False, "Encode each image (and video, and audio file) once and train from the "
+                                             "cached features.")
     embedding_cache_dir: str = option(os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "image_embeds"),
                                       "Where the cached image features are kept.")
     embedding_cache_dtype: str = option("float16", "float16 (half the disk) or float32.")
@@ -232,11 +233,15 @@ def build_datasets(args, training_args, model, processor):
     if args.cache_image_embeds:
         from embedding_cache import EmbeddingCache  # datasets is needed only here
 
-        paths = [image for examples in datasets.values() for example in examples for image in example["images"]]
+        media = {kind: [item for examples in datasets.values() for example in examples
+                        for item in example.get(field, [])]
+                 for kind, field in (("image", "images"), ("video", "videos"), ("audio", "audio"))}
         model.vision_tower.to(training_args.device)
-        with training_args.main_process_first(desc="image embedding cache"):
+        if media["audio"]:
+            model.audio_tower.to(training_args.device)
+        with training_args.main_process_first(desc="embedding cache"):
             cache = EmbeddingCache.build(
-                model, processor, paths, args.embedding_cache_dir, args.embedding_batch_size, args.embedding_cache_dtype
+                model, processor, media, args.embedding_cache_dir, args.embedding_batch_size, args.embedding_cache_dtype
             )
     return datasets, cache
 

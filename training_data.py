@@ -201,10 +201,19 @@ def prepare_examples(
     return examples, bad
 
 
+# How each kind of file reaches the model: the examples' field, the model input from files (and the processor method
+# that makes it), the model input from the embedding cache.
+COLLATED_MEDIA = (
+    ("image", "images", "pixel_values", "preprocess_images", "image_embeds"),
+    ("video", "videos", "pixel_values_videos", "preprocess_videos", "video_embeds"),
+    ("audio", "audio", "input_features", "preprocess_audio", "audio_embeds"),
+)
+
+
 class NextGPTCollator:
-    """Batches tokenized examples and adds their images in reading order (`image_embeds` from the cache when one is
-    given, else `pixel_values`), their audio (`input_features`) and their videos (`pixel_values_videos`); audio and
-    videos are never cached.
+    """Batches tokenized examples and adds their images, videos and audio in reading order: their features from the
+    embedding cache where it holds their kind, else the processor's inputs (`pixel_values`, `pixel_values_videos`,
+    `input_features`).
 
     `pack=True` (training's default) puts the micro-batch into one row without padding: `position_ids` restart at 0
     for each example and `cu_seq_lens_q`/`max_length_q` mark the examples for `packed_attention`, which keeps them
@@ -218,17 +227,14 @@ class NextGPTCollator:
 
     def __call__(self, examples: list[dict]) -> dict:
         batch = self.packed(examples) if self.pack else self.padded(examples)
-        images = [image for example in examples for image in example["images"]]
-        if images and self.embedding_cache is not None:
-            batch["image_embeds"] = self.embedding_cache.lookup(images)
-        elif images:
-            batch["pixel_values"] = self.processor.preprocess_images(images)
-        audio = [item for example in examples for item in example.get("audio", [])]
-        if audio:
-            batch["input_features"] = self.processor.preprocess_audio(audio)
-        videos = [item for example in examples for item in example.get("videos", [])]
-        if videos:
-            batch["pixel_values_videos"] = self.processor.preprocess_videos(videos)
+        for kind, field, name, preprocess, cached_name in COLLATED_MEDIA:
+            files = [item for example in examples for item in example.get(field, [])]
+            if not files:
+                continue
+            if self.embedding_cache is not None and self.embedding_cache.holds(kind):
+                batch[cached_name] = self.embedding_cache.lookup(files, kind)
+            else:
+                batch[name] = getattr(self.processor, preprocess)(files)
         return batch
 
     def padded(self, examples: list[dict]) -> dict:

@@ -230,3 +230,30 @@ def test_audio_caption_records_are_asked_for_a_caption_of_the_audio(records, aud
     assert audio_processor.tokenizer.decode(learnt).startswith("a low hum")
     with pytest.raises(BadRecordsError, match="a caption record needs an 'image' \\(or an 'audio', a 'video'\\)"):
         prepare_examples([{"id": "none", "caption": "nothing"}], "captions.jsonl", audio_processor)
+
+
+def test_cached_audio_features_are_the_live_ones_and_train_the_same(records, audio_processor, tmp_path):
+    """`--cache_image_embeds` encodes each audio file once too: the cached joint embeddings are the live ones, and a
+    stage-1 run on audio captions gives the same losses from the cache as live."""
+    from embedding_cache import EmbeddingCache
+
+    save_tiny_audio_model(tmp_path / "start", audio_processor)
+    model = NextGPTForConditionalGeneration.from_pretrained(tmp_path / "start").eval()
+    files = [str(tmp_path / name) for name in ("low.wav", "high.wav")]
+    cache = EmbeddingCache.build(model, audio_processor, {"audio": files}, str(tmp_path / "cache"), dtype="float32")
+    with torch.no_grad():
+        live = model.get_audio_features(audio_processor.preprocess_audio(files)).last_hidden_state
+    torch.testing.assert_close(cache.lookup(files, "audio"), live)
+    with open(tmp_path / "captions.jsonl", "w") as handle:
+        for index, name in enumerate(["low.wav", "high.wav"] * 2):
+            handle.write(json.dumps({"id": str(index), "audio": name, "caption": f"tone {index}"}) + "\n")
+    losses = {}
+    for run, extra in (("live", []), ("cached", ["--cache_image_embeds", "--embedding_cache_dir",
+                                                 str(tmp_path / "cache"), "--embedding_cache_dtype", "float32"])):
+        trainer = train(["--stage", "1", "--model_name_or_path", str(tmp_path / "start"), "--data_path",
+                         str(tmp_path / "captions.jsonl"), "--image_folder", str(tmp_path), "--output_dir",
+                         str(tmp_path / run), "--max_steps", "2", "--learning_rate", "1e-2", "--report_to", "none",
+                         "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--disable_tqdm",
+                         "true", "--logging_steps", "1", "--save_strategy", "no", "--save_final", "false", *extra])
+        losses[run] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    torch.testing.assert_close(torch.tensor(losses["cached"]), torch.tensor(losses["live"]), rtol=1e-5, atol=1e-5)

@@ -212,19 +212,19 @@ def test_the_image_cache_is_shared_per_image_across_stages(tiny_folder, easy_vqa
     images[4:] = [str(tmp_path / os.path.basename(image)) for image in images[4:]]
 
     def build(paths: list[str]) -> EmbeddingCache:
-        return EmbeddingCache.build(model, processor, paths, str(tmp_path / "cache"), dtype="float32")
+        return EmbeddingCache.build(model, processor, {"image": paths}, str(tmp_path / "cache"), dtype="float32")
 
     stage1 = build(images[:4])
     stage2 = build(images[2:])  # two seen by stage 1, two new
     tables = sorted((tmp_path / "cache").glob("*/*.arrow"))
-    assert sorted(len(table) for table in stage2.tables) == [2, 4] and len(tables) == 2
+    assert sorted(len(table) for table in stage2.tables["image"]) == [2, 4] and len(tables) == 2
     with torch.no_grad():
         expected = model.encode_images(processor.preprocess_images(images))
     torch.testing.assert_close(stage2.lookup(images[2:]), expected[2:])
     torch.testing.assert_close(stage1.lookup(images[:4]), expected[:4])
     os.utime(images[5], ns=(1, 1))  # the file changed: its features are encoded again, the rest reused
     again = build(images[2:])
-    assert sorted(len(table) for table in again.tables) == [1, 2, 4]
+    assert sorted(len(table) for table in again.tables["image"]) == [1, 2, 4]
     torch.testing.assert_close(again.lookup(images[2:]), expected[2:])
     order = [5, 2, 5, 3, 4, 2]  # across the three tables, repeated, out of order: one read per table, rows in order
     torch.testing.assert_close(again.lookup([images[index] for index in order]), expected[order])

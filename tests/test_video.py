@@ -365,3 +365,50 @@ def test_a_server_without_video_refuses_video_url_parts_by_name(make_processor, 
         assert status == 400 and "unsupported message part 'video': this model takes text and images" in text
     finally:
         stop(server)
+
+
+@pytest.mark.parametrize("image_mode", ["embedding", "patches"])
+def test_cached_video_features_are_the_live_ones(video_model, tmp_path, image_mode):
+    from embedding_cache import EmbeddingCache
+
+    model, processor = video_model(image_mode)
+    videos = [write_video(tmp_path / "six.mkv"), write_video(tmp_path / "two.mkv", frames=20, height=64, width=48)]
+    cache = EmbeddingCache.build(model, processor, {"video": videos}, str(tmp_path / "cache"), dtype="float32")
+    assert cache.holds("video") and not cache.holds("image")
+    pixels = processor.preprocess_videos(videos)
+    with torch.no_grad():
+        live = model.get_video_features(pixels).last_hidden_state
+    cached = cache.lookup(videos[::-1], "video")
+    torch.testing.assert_close(cached, live.flip(0))
+    again = EmbeddingCache.build(model, processor, {"video": videos}, str(tmp_path / "cache"), dtype="float32")
+    assert len(again.tables["video"]) == 1  # reused, not encoded again
+    inputs = processor(text="<video>\nWhat happens?", videos=videos[:1], return_tensors="pt")
+    with torch.no_grad():
+        from_pixels = model(**inputs).logits
+        from_cache = model(input_ids=inputs["input_ids"], video_embeds=cache.lookup(videos[:1], "video")).logits
+    torch.testing.assert_close(from_cache, from_pixels)
+
+
+def test_stage1_on_video_captions_trains_the_same_from_the_cache(video_model, tmp_path):
+    import json
+
+    from train_hf import train
+
+    model, processor = video_model()
+    model.save_pretrained(tmp_path / "start")
+    processor.save_pretrained(tmp_path / "start")
+    video_records(tmp_path)
+    with open(tmp_path / "captions.jsonl", "w") as handle:
+        for index, name in enumerate(["six.mkv", "two.mkv"] * 2):
+            handle.write(json.dumps({"id": str(index), "video": name, "caption": f"clip {index}"}) + "\n")
+    losses = {}
+    for run, extra in (("live", []), ("cached", ["--cache_image_embeds", "--embedding_cache_dir",
+                                                 str(tmp_path / "cache"), "--embedding_cache_dtype", "float32"])):
+        trainer = train(["--stage", "1", "--model_name_or_path", str(tmp_path / "start"), "--data_path",
+                         str(tmp_path / "captions.jsonl"), "--image_folder", str(tmp_path), "--output_dir",
+                         str(tmp_path / run), "--max_steps", "2", "--learning_rate", "1e-2", "--report_to", "none",
+                         "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--disable_tqdm",
+                         "true", "--logging_steps", "1", "--save_strategy", "no", "--save_final", "false", *extra])
+        losses[run] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(list((tmp_path / "cache").glob("video_embeds-*/*.arrow"))) == 1
+    torch.testing.assert_close(torch.tensor(losses["cached"]), torch.tensor(losses["live"]), rtol=1e-5, atol=1e-5)
