@@ -1,5 +1,6 @@
 """The chat page at "/" in a real browser (Debian's headless Chromium through Selenium): upload the bundled image,
-ask the bundled question, and read the shipped model's streamed answer. CI installs chromium and chromium-driver."""
+ask the bundled question, and read the shipped model's streamed answer; audio and video files go as input_audio and
+video_url parts. CI installs chromium and chromium-driver."""
 
 import base64
 import shutil
@@ -63,6 +64,30 @@ def test_the_chat_page_answers_about_an_uploaded_image(default_folder, browser, 
             "document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: transfer}));", png)
         wait.until(lambda driver: driver.find_element(By.ID, "preview").is_displayed())
         assert browser.find_element(By.ID, "preview").get_attribute("src").startswith("data:image/png;base64,")
+        # Audio goes as OpenAI's input_audio part: this model has no audio branch, so the server's 400 shows, naming
+        # what the model takes.
+        import numpy as np
+        import soundfile
+
+        soundfile.write(tmp_path / "tone.wav", 0.3 * np.sin(np.arange(32000) / 8), 16000)
+        browser.find_element(By.ID, "reset").click()
+        browser.find_element(By.ID, "file").send_keys(str(tmp_path / "tone.wav"))
+        wait.until(lambda driver: driver.find_element(By.ID, "attached").text == "audio: tone.wav")
+        browser.find_element(By.ID, "question").send_keys("What sound is this?")
+        browser.find_element(By.ID, "send").click()
+        error = wait.until(lambda driver: next(iter(driver.find_elements(By.CSS_SELECTOR, ".turn.error")), None))
+        assert "unsupported message part 'audio': this model takes text and images" in error.text
+        assert "[audio: tone.wav]" in browser.find_element(By.CSS_SELECTOR, ".turn.user").text
+        # A video likewise, as a video_url part.
+        from test_video import write_video
+
+        browser.find_element(By.ID, "reset").click()
+        browser.find_element(By.ID, "file").send_keys(write_video(tmp_path / "clip.mkv", frames=20))
+        wait.until(lambda driver: driver.find_element(By.ID, "attached").text == "video: clip.mkv")
+        browser.find_element(By.ID, "question").send_keys("What happens?")
+        browser.find_element(By.ID, "send").click()
+        error = wait.until(lambda driver: next(iter(driver.find_elements(By.CSS_SELECTOR, ".turn.error")), None))
+        assert "unsupported message part 'video': this model takes text and images" in error.text
     finally:
         server.shutdown()
         server.server_close()
