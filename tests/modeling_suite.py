@@ -14,6 +14,19 @@ from test_transformers_suites import MODEL_INAPPLICABLE, MODEL_NOT_YET_PASSING
 from .test_modeling_common import ModelTesterMixin, floats_tensor, ids_tensor
 
 
+class VideoTester:
+    """What the mixin's `get_video_features` tests feed: videos of two clips of frame pairs (a clip is what
+    ImageBind's stem takes), one video per row of the batch; the tower has `num_hidden_layers` blocks."""
+
+    def __init__(self, parent: "NextGPTModelTester", clips: int = 2):
+        self.parent, self.clips, self.num_hidden_layers = parent, clips, parent.vision_config["num_hidden_layers"]
+
+    def prepare_config_and_inputs_for_common(self):
+        size = self.parent.image_size
+        return self.parent.get_config(), {
+            "pixel_values_videos": floats_tensor([self.parent.batch_size, self.clips, 3, 2, size, size])}
+
+
 class NextGPTModelTester:
     """Each row: the image's placeholder tokens, then text. Batch 7, as the mixin's eager-vs-SDPA test uses (it pads
     smaller batches with rows of random text, which would leave their images without placeholders). The placeholder
@@ -27,6 +40,7 @@ class NextGPTModelTester:
         self.vision_config = ImageBindVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                                    projection_dim=24, image_size=image_size).to_dict()
         self.seq_length = self.get_config().num_image_tokens + text_length
+        self.video_model_tester = VideoTester(self)
 
     def get_config(self) -> NextGPTConfig:
         text = LlamaConfig(vocab_size=self.vocab_size, hidden_size=self.hidden_size, intermediate_size=37,
