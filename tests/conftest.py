@@ -95,3 +95,20 @@ def make_processor(tokenizer):
 def random_image(seed: int = 0, size=(96, 128)) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+
+
+def stage1_losses_live_and_cached(start, data_path, media_folder, tmp_path) -> dict[str, list[float]]:
+    """Two-step stage-1 runs of `start` on `data_path`, encoding every file at each step ("live") and from a fresh
+    embedding cache ("cached"): their losses, which must agree."""
+    from train_hf import train
+
+    losses = {}
+    for run, extra in (("live", []), ("cached", ["--cache_image_embeds", "--embedding_cache_dir",
+                                                 str(tmp_path / "cache"), "--embedding_cache_dtype", "float32"])):
+        trainer = train(["--stage", "1", "--model_name_or_path", str(start), "--data_path", str(data_path),
+                         "--image_folder", str(media_folder), "--output_dir", str(tmp_path / run), "--max_steps", "2",
+                         "--learning_rate", "1e-2", "--report_to", "none", "--per_device_train_batch_size", "2",
+                         "--dataloader_num_workers", "0", "--disable_tqdm", "true", "--logging_steps", "1",
+                         "--save_strategy", "no", "--save_final", "false", *extra])
+        losses[run] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return losses

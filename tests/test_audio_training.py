@@ -10,7 +10,7 @@ import soundfile
 import torch
 from safetensors.torch import load_file
 
-from conftest import TINY_IMAGEBIND, random_image, tiny_text_config
+from conftest import TINY_IMAGEBIND, random_image, stage1_losses_live_and_cached, tiny_text_config
 from configuration_nextgpt import ImageBindAudioConfig, ImageBindVisionConfig, NextGPTConfig
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
@@ -247,13 +247,5 @@ def test_cached_audio_features_are_the_live_ones_and_train_the_same(records, aud
     with open(tmp_path / "captions.jsonl", "w") as handle:
         for index, name in enumerate(["low.wav", "high.wav"] * 2):
             handle.write(json.dumps({"id": str(index), "audio": name, "caption": f"tone {index}"}) + "\n")
-    losses = {}
-    for run, extra in (("live", []), ("cached", ["--cache_image_embeds", "--embedding_cache_dir",
-                                                 str(tmp_path / "cache"), "--embedding_cache_dtype", "float32"])):
-        trainer = train(["--stage", "1", "--model_name_or_path", str(tmp_path / "start"), "--data_path",
-                         str(tmp_path / "captions.jsonl"), "--image_folder", str(tmp_path), "--output_dir",
-                         str(tmp_path / run), "--max_steps", "2", "--learning_rate", "1e-2", "--report_to", "none",
-                         "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--disable_tqdm",
-                         "true", "--logging_steps", "1", "--save_strategy", "no", "--save_final", "false", *extra])
-        losses[run] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    losses = stage1_losses_live_and_cached(tmp_path / "start", tmp_path / "captions.jsonl", tmp_path, tmp_path)
     torch.testing.assert_close(torch.tensor(losses["cached"]), torch.tensor(losses["live"]), rtol=1e-5, atol=1e-5)

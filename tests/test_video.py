@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_config, tiny_model
+from conftest import stage1_losses_live_and_cached, tiny_config, tiny_model
 from configuration_nextgpt import EfficientNetLiteConfig
 
 av = pytest.importorskip("av")
@@ -392,8 +392,6 @@ def test_cached_video_features_are_the_live_ones(video_model, tmp_path, image_mo
 def test_stage1_on_video_captions_trains_the_same_from_the_cache(video_model, tmp_path):
     import json
 
-    from train_hf import train
-
     model, processor = video_model()
     model.save_pretrained(tmp_path / "start")
     processor.save_pretrained(tmp_path / "start")
@@ -401,14 +399,6 @@ def test_stage1_on_video_captions_trains_the_same_from_the_cache(video_model, tm
     with open(tmp_path / "captions.jsonl", "w") as handle:
         for index, name in enumerate(["six.mkv", "two.mkv"] * 2):
             handle.write(json.dumps({"id": str(index), "video": name, "caption": f"clip {index}"}) + "\n")
-    losses = {}
-    for run, extra in (("live", []), ("cached", ["--cache_image_embeds", "--embedding_cache_dir",
-                                                 str(tmp_path / "cache"), "--embedding_cache_dtype", "float32"])):
-        trainer = train(["--stage", "1", "--model_name_or_path", str(tmp_path / "start"), "--data_path",
-                         str(tmp_path / "captions.jsonl"), "--image_folder", str(tmp_path), "--output_dir",
-                         str(tmp_path / run), "--max_steps", "2", "--learning_rate", "1e-2", "--report_to", "none",
-                         "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--disable_tqdm",
-                         "true", "--logging_steps", "1", "--save_strategy", "no", "--save_final", "false", *extra])
-        losses[run] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    losses = stage1_losses_live_and_cached(tmp_path / "start", tmp_path / "captions.jsonl", tmp_path, tmp_path)
     assert len(list((tmp_path / "cache").glob("video_embeds-*/*.arrow"))) == 1
     torch.testing.assert_close(torch.tensor(losses["cached"]), torch.tensor(losses["live"]), rtol=1e-5, atol=1e-5)
