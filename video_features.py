@@ -30,15 +30,17 @@ MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's, as ImageBind normalises vi
 STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_SECONDS = 3600.0  # longer videos are refused before decoding
 TRUNCATION_SLACK_SECONDS = 1.0  # frames ending this much (or a tenth of the length) before the headers' end: truncated
+SEEK_FROM_SECONDS = 30.0  # longer videos are decoded only around their clips
 
 
 def load_video_frames(path: str, max_seconds: float = MAX_SECONDS) -> list[torch.Tensor]:
     """The frames ImageBind looks at, as (CLIPS_PER_VIDEO * FRAMES_PER_CLIP) uint8 (H, W, 3) tensors in clip order:
     each clip's first and last frame, those shown at times start <= t < start + 2 s (a clip holding a single frame
-    gives it twice; a clip holding none, in a video shorter than its clips, the frame nearest its start). Refuses,
-    naming the file: a missing file, what FFmpeg cannot open or decode, a file without a video stream or without
-    frames, a video longer than `max_seconds` (from its headers, before decoding), and one whose frames stop well
-    before the end its headers give (cut off)."""
+    gives it twice; a clip holding none, in a video shorter than its clips, the frame nearest its start). A video
+    longer than SEEK_FROM_SECONDS is decoded only around its clips (from the key frame before each), a shorter one
+    whole. Refuses, naming the file: a missing file, what FFmpeg cannot open or decode, a file without a video stream
+    or without frames, a video longer than `max_seconds` (from its headers, before decoding), and one whose frames
+    stop well before the end its headers give (cut off)."""
     import av
 
     if not os.path.isfile(path):
@@ -59,32 +61,59 @@ def load_video_frames(path: str, max_seconds: float = MAX_SECONDS) -> list[torch
                 times = [packet.pts * stream.time_base for packet in container.demux(stream) if packet.pts is not None]
                 duration = float(max(times, default=0))
                 container.seek(0)
-            starts = clip_starts(duration, CLIPS_PER_VIDEO)
-            first, last, nearest = [None] * len(starts), [None] * len(starts), [None] * len(starts)
-            seconds = None
-            for index, frame in enumerate(container.decode(stream)):
-                # Exact times (pts x time base, both rational), so that a frame on a clip's boundary falls in or out
-                # as it does for pytorchvideo.
-                seconds = (frame.pts * Fraction(stream.time_base) if frame.pts is not None
-                           else index / Fraction(stream.average_rate or 25))
-                for clip, start in enumerate(starts):
-                    if start <= seconds < start + CLIP_SECONDS:
-                        first[clip] = frame if first[clip] is None else first[clip]
-                        last[clip] = frame
-                    if nearest[clip] is None or abs(seconds - start) < nearest[clip][0]:
-                        nearest[clip] = (abs(seconds - start), frame)
+            clips = ClipFrames(clip_starts(duration, CLIPS_PER_VIDEO))
+            if duration > SEEK_FROM_SECONDS:
+                for clip, start in enumerate(clips.starts):
+                    clips.decode(container, stream, only=clip, seek_to=start)
+                last_seconds = clips.decode(container, stream, only=None, seek_to=Fraction(duration) - CLIP_SECONDS)
+            else:
+                last_seconds = clips.decode(container, stream)
         except av.FFmpegError as error:
             raise ValueError(f"video {path} cannot be decoded: {error}") from None
-    if nearest[0] is None:
+    if last_seconds is None:
         raise ValueError(f"video {path} holds no frames")
-    if seconds < duration - max(TRUNCATION_SLACK_SECONDS, duration / 10):
-        raise ValueError(f"video {path} is truncated: its frames end at {float(seconds):.1f} s of the {duration:.1f} s "
-                         "its headers give")
-    picked = []
-    for clip in range(len(starts)):
-        pair = (first[clip], last[clip]) if first[clip] is not None else (nearest[clip][1],) * 2
-        picked += [torch.from_numpy(frame.to_ndarray(format="rgb24")) for frame in pair]
-    return picked
+    if last_seconds < duration - max(TRUNCATION_SLACK_SECONDS, duration / 10):
+        raise ValueError(f"video {path} is truncated: its frames end at {float(last_seconds):.1f} s of the "
+                         f"{duration:.1f} s its headers give")
+    return clips.picked()
+
+
+class ClipFrames:
+    """Each clip's first, last and nearest-to-its-start frame among the frames decoded so far."""
+
+    def __init__(self, starts: list[Fraction]):
+        self.starts = starts
+        self.first, self.last, self.nearest = [None] * len(starts), [None] * len(starts), [None] * len(starts)
+
+    def decode(self, container, stream, only: int | None = None, seek_to: Fraction | None = None) -> Fraction | None:
+        """Decodes from the start (or from the key frame before `seek_to`) to the end (or to the end of clip `only`),
+        noting the frames of every clip (or of `only`); returns the last decoded frame's time."""
+        if seek_to is not None:
+            container.seek(max(int(seek_to / Fraction(stream.time_base)), 0), stream=stream, backward=True)
+        clips = range(len(self.starts)) if only is None else [only]
+        seconds = None
+        for index, frame in enumerate(container.decode(stream)):
+            # Exact times (pts x time base, both rational), so that a frame on a clip's boundary falls in or out
+            # as it does for pytorchvideo.
+            seconds = (frame.pts * Fraction(stream.time_base) if frame.pts is not None
+                       else index / Fraction(stream.average_rate or 25))
+            for clip in clips:
+                start = self.starts[clip]
+                if start <= seconds < start + CLIP_SECONDS:
+                    self.first[clip] = frame if self.first[clip] is None else self.first[clip]
+                    self.last[clip] = frame
+                if self.nearest[clip] is None or abs(seconds - start) < self.nearest[clip][0]:
+                    self.nearest[clip] = (abs(seconds - start), frame)
+            if only is not None and seconds >= self.starts[only] + CLIP_SECONDS:
+                break
+        return seconds
+
+    def picked(self) -> list[torch.Tensor]:
+        frames = []
+        for clip in range(len(self.starts)):
+            pair = (self.first[clip], self.last[clip]) if self.first[clip] is not None else (self.nearest[clip][1],) * 2
+            frames += [torch.from_numpy(frame.to_ndarray(format="rgb24")) for frame in pair]
+        return frames
 
 
 def stream_seconds(stream, container) -> float | None:

@@ -402,3 +402,34 @@ def test_stage1_on_video_captions_trains_the_same_from_the_cache(video_model, tm
     losses = stage1_losses_live_and_cached(tmp_path / "start", tmp_path / "captions.jsonl", tmp_path, tmp_path)
     assert len(list((tmp_path / "cache").glob("video_embeds-*/*.arrow"))) == 1
     torch.testing.assert_close(torch.tensor(losses["cached"]), torch.tensor(losses["live"]), rtol=1e-5, atol=1e-5)
+
+
+def test_a_long_video_is_decoded_only_around_its_clips_with_the_same_frames(tmp_path, monkeypatch):
+    """Past SEEK_FROM_SECONDS the decoder seeks to the key frame before each clip (MPEG-4 with a key frame every 12
+    frames here) instead of decoding everything: the same frames come out, and a cut-off file is still named."""
+    import video_features as module
+
+    path = tmp_path / "long.mp4"
+    with av.open(str(path), "w") as output:  # 40 s at 4 frames/s; frame i has red level i
+        stream = output.add_stream("mpeg4", rate=4)
+        stream.width, stream.height, stream.pix_fmt, stream.gop_size = 64, 48, "yuv420p", 12
+        for index in range(160):
+            image = np.zeros((48, 64, 3), np.uint8)
+            image[..., 0] = index
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    assert module.SEEK_FROM_SECONDS < 40
+    seeking = load_video_frames(str(path))
+    monkeypatch.setattr(module, "SEEK_FROM_SECONDS", float("inf"))
+    whole = load_video_frames(str(path))
+    assert all(torch.equal(a, b) for a, b in zip(seeking, whole)) and len(seeking) == len(whole) == 10
+    # Clips start at 0, 7.6, 15.2, 22.8 and 30.4 s: frames 0-7, 31-38, 61-68, 92-99, 122-129 (lossy: +-3 levels).
+    levels = torch.tensor([float(frame[..., 0].float().mean()) for frame in seeking])
+    assert bool(((levels - torch.tensor([0, 7, 31, 38, 61, 68, 92, 99, 122, 129.0])).abs() <= 3).all()), levels
+    monkeypatch.setattr(module, "SEEK_FROM_SECONDS", 30.0)
+    data = path.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[:len(data) * 2 // 3])
+    with pytest.raises(ValueError, match="cut.mp4"):
+        load_video_frames(str(tmp_path / "cut.mp4"))
