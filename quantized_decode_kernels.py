@@ -5,9 +5,11 @@ in the low nibble) with a scale and an offset each. A decode step reads every we
 or half a byte (int4) per weight instead of bf16's 2 is what makes it faster; the kernels never write a dequantized
 weight. One launch serves up to three weights of the same input width (q|k|v, gate|up), like decode_kernels.py.
 
-- One row (batch-1 decoding): each program streams a few weight rows; int4 weights are either dequantized one by one
-  or each group's `sum(code * x)` is scaled once, `scale * sum(code * x) + offset * sum(x)`, whichever (with the
-  block sizes) is faster on the GPU at hand, timed on first use (Triton's autotune).
+- One row (batch-1 decoding): each program streams a few weight rows, dequantizing each weight in registers; the
+  block sizes, and whether codes become floats by conversion instructions or by bit tricks (`_codes_to_float`), are
+  whichever is faster on the GPU at hand, timed on first use (Triton's autotune). On the H100 the int4 kernel ran at
+  0.9 TB/s with conversions (benchmarks/RESULTS.md): two conversions a byte, as many as int8's one a byte at 2.2 TB/s,
+  which points at the conversions.
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores, one int4 group at a time.
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
@@ -57,13 +59,27 @@ def group_size(weight: PackedWeight) -> int:
 if triton is not None:
 
     @triton.jit
+    def _codes_to_float(codes, SIGNED: tl.constexpr, BIT_CAST: tl.constexpr):
+        """int4 codes (0..15) or int8 codes (-127..127, SIGNED) as float32: by conversion instructions, or (BIT_CAST)
+        by writing them, made non-negative, into the mantissa of 2^23 and subtracting, integer and float operations
+        that run at the full rate where the GPU converts integers at a fraction of it."""
+        if BIT_CAST:
+            if SIGNED:  # 2^23 + 128 + code
+                floats = ((codes.to(tl.int32) + 128) | 0x4B000000).to(tl.float32, bitcast=True) - 8388736.0
+            else:
+                floats = (codes.to(tl.int32) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
+        else:
+            floats = codes.to(tl.float32)
+        return floats
+
+    @triton.jit
     def _quantized_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
                           K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
-                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, FACTORED: tl.constexpr):
+                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
         """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
         columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
-        inputs a step; several rows: one int4 group (or BLOCK_K int8 inputs) a step, on the tensor cores.
-        FACTORED (int4, one row): scale each group's sum(code * x) once instead of dequantizing every weight."""
+        inputs a step; several rows: one int4 group (or BLOCK_K int8 inputs) a step, on the tensor cores. BIT_CAST:
+        how codes become floats (`_codes_to_float`)."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
         if start < n0:
             q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
@@ -80,37 +96,27 @@ if triton is not None:
             pairs = tl.arange(0, HALF_GROUP)  # byte j of a group holds its inputs 2j (low nibble) and 2j + 1 (high)
         if INT4 and BLOCK_M == 1:
             STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
-            if FACTORED:
-                accumulator = tl.zeros((BLOCK_N, STEP_GROUPS), dtype=tl.float32)
-            else:
-                accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, HALF_GROUP), dtype=tl.float32)
+            accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, HALF_GROUP), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
                 groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
                 inside = groups < GROUPS
                 byte = groups[None, :, None] * HALF_GROUP + pairs[None, None, :]  # (1, groups, bytes)
                 packed = tl.load(q_ptr + rows[:, None, None] * (K // 2) + byte, mask=inside[None, :, None], other=0)
-                low, high = (packed & 0xF).to(tl.float32), (packed >> 4).to(tl.float32)
+                low = _codes_to_float(packed & 0xF, False, BIT_CAST)
+                high = _codes_to_float(packed >> 4, False, BIT_CAST)
                 x_even = tl.load(x_ptr + 2 * byte, mask=inside[None, :, None], other=0).to(tl.float32)
                 x_odd = tl.load(x_ptr + 2 * byte + 1, mask=inside[None, :, None], other=0).to(tl.float32)
                 where = groups[None, :] * rows_in_weight + rows[:, None]  # (rows, groups), group-major storage
-                scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
-                offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
-                if FACTORED:
-                    codes_x = tl.sum(low * x_even + high * x_odd, axis=2)
-                    accumulator += codes_x * scale + offset * tl.sum(x_even + x_odd, axis=2)
-                else:
-                    scale, offset = scale[:, :, None], offset[:, :, None]
-                    accumulator += (low * scale + offset) * x_even + (high * scale + offset) * x_odd
-            if FACTORED:
-                result = tl.sum(accumulator, axis=1)
-            else:
-                result = tl.sum(tl.sum(accumulator, axis=2), axis=1)
-            tl.store(out_ptr + columns, result.to(out_ptr.dtype.element_ty))
+                scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)[:, :, None]
+                offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)[:, :, None]
+                accumulator += (low * scale + offset) * x_even + (high * scale + offset) * x_odd
+            tl.store(out_ptr + columns, tl.sum(tl.sum(accumulator, axis=2), axis=1).to(out_ptr.dtype.element_ty))
         elif INT4:
             accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
             for group in range(0, GROUPS):
                 packed = tl.load(q_ptr + rows[:, None] * (K // 2) + group * HALF_GROUP + pairs[None, :])
-                low, high = (packed & 0xF).to(tl.float32), (packed >> 4).to(tl.float32)
+                low = _codes_to_float(packed & 0xF, False, BIT_CAST)
+                high = _codes_to_float(packed >> 4, False, BIT_CAST)
                 scale = tl.load(s_ptr + group * rows_in_weight + rows).to(tl.float32)[:, None]
                 offset = tl.load(f_ptr + group * rows_in_weight + rows).to(tl.float32)[:, None]
                 x_where = x_ptr + m[:, None] * K + group * GROUP + 2 * pairs[None, :]
@@ -131,11 +137,12 @@ if triton is not None:
                 codes = tl.load(q_ptr + rows[:, None] * K + inputs[None, :], mask=inside[None, :], other=0)
                 if BLOCK_M == 1:
                     x = tl.load(x_ptr + inputs, mask=inside, other=0).to(tl.float32)
-                    accumulator += codes.to(tl.float32) * x[None, :]
+                    accumulator += _codes_to_float(codes, True, BIT_CAST) * x[None, :]
                 else:
                     x = tl.load(x_ptr + m[:, None] * K + inputs[None, :], mask=(m[:, None] < M) & inside[None, :],
                                 other=0)
-                    accumulator += tl.dot(x, tl.trans(codes.to(x.dtype)))  # |codes| <= 127: exact in bf16
+                    # |codes| <= 127: exact in bf16
+                    accumulator += tl.dot(x, tl.trans(_codes_to_float(codes, True, BIT_CAST).to(x.dtype)))
             row_scale = tl.load(s_ptr + rows).to(tl.float32)
             if BLOCK_M == 1:
                 tl.store(out_ptr + columns, (tl.sum(accumulator, axis=1) * row_scale).to(out_ptr.dtype.element_ty))
@@ -143,24 +150,20 @@ if triton is not None:
                 tl.store(out_ptr + m[:, None] * N + columns[None, :],
                          (accumulator * row_scale[None, :]).to(out_ptr.dtype.element_ty), mask=m[:, None] < M)
 
-    # One row: the block sizes (and, for int4, the arithmetic) are chosen by timing on first use per weight shape.
-    _row_kernels = {
-        bits: triton.autotune(
-            [triton.Config({"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "FACTORED": factored}, num_warps=warps)
-             for n, k, warps in ((4, 512, 4), (4, 1024, 4), (8, 512, 4), (8, 1024, 8), (16, 512, 8))
-             for factored in ((False, True) if bits == 4 else (False,))],
-            key=["N", "K"],
-        )(_quantized_kernel)
-        for bits in (8, 4)
-    }
+    # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
+    _row_kernel = triton.autotune(
+        [triton.Config({"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast}, num_warps=warps)
+         for n, k, warps in ((4, 512, 4), (4, 1024, 4), (8, 512, 4), (8, 1024, 8)) for bit_cast in (False, True)],
+        key=["N", "K", "INT4"],
+    )(_quantized_kernel)
 
 
 def kernel_config(rows: int, bits: int) -> dict:
     """Tensor-core tiles for several rows; for one row, a configuration that works (CUDA times its own: autotune)."""
     if rows == 1:
-        return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "FACTORED": bits == 4, "num_warps": 4}
+        return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "BIT_CAST": False, "num_warps": 4}
     return {"BLOCK_M": 16 if rows <= 16 else 32, "BLOCK_N": 64 if bits == 4 else 32, "BLOCK_K": 128,
-            "FACTORED": False, "num_warps": 4}
+            "BIT_CAST": False, "num_warps": 4}
 
 
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None) -> torch.Tensor:
@@ -174,7 +177,7 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
                  *((weight.offset if bits == 4 else weight.scale) for weight in padded),
                  sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4)
     if config is None and x.shape[0] == 1:
-        _row_kernels[bits][lambda meta: (sum(sizes) // meta["BLOCK_N"], 1)](*arguments)
+        _row_kernel[lambda meta: (sum(sizes) // meta["BLOCK_N"], 1)](*arguments)
         return out
     config = config or kernel_config(x.shape[0], bits)
     grid = (sum(sizes) // config["BLOCK_N"], triton.cdiv(x.shape[0], config["BLOCK_M"]))

@@ -29,7 +29,7 @@ from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # no
 from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
-from quantized_decode_kernels import PackedWeight, launch_quantized_kernel  # noqa: E402
+from quantized_decode_kernels import PackedWeight, kernel_config, launch_quantized_kernel  # noqa: E402
 from weight_quantization import quantize_int4, quantize_int8  # noqa: E402
 
 
@@ -76,9 +76,10 @@ def gemv_bandwidths(record) -> None:
                relative_difference=difference)
 
 
-# Block sizes (and int4 arithmetic) tried at one row, beside the autotuned launch the fast path makes.
-ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "FACTORED": factored, "num_warps": warps}
-               for n, k, warps in ((4, 512, 4), (4, 1024, 4), (8, 1024, 8), (16, 512, 8)) for factored in (False, True)]
+# Block sizes and code-to-float conversions tried at one row, beside the autotuned launch the fast path makes; and the
+# tiles of several rows with the other conversion.
+ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, "num_warps": warps}
+               for n, k, warps in ((4, 512, 4), (4, 1024, 4), (8, 512, 4), (8, 1024, 8)) for bit_cast in (False, True)]
 
 
 def quantized_bandwidths(record) -> None:
@@ -95,7 +96,7 @@ def quantized_bandwidths(record) -> None:
             nbytes = copies * sum(t.numel() * t.element_size() for t in sets[0][0] if t is not None) * len(parts)
             for rows in (1, 8, 32):
                 x = torch.randn(rows, parts[0][1], device="cuda", dtype=torch.bfloat16)
-                configs = [None] + ([c for c in ROW_CONFIGS if bits == 4 or not c["FACTORED"]] if rows == 1 else [])
+                configs = [None] + (ROW_CONFIGS if rows == 1 else [{**kernel_config(rows, bits), "BIT_CAST": True}])
                 for config in configs:  # None: what the fast path launches (autotuned at one row)
                     seconds = replay_seconds(lambda: [launch_quantized_kernel(x, w, config) for w in sets])
                     record(kind="quantized", bits=bits, shape=name, rows=rows, config=config or "fast path",
