@@ -1,7 +1,9 @@
 """Evaluate a NextGPT on VQA records: greedy answers, VQA accuracy overall and per question type.
 
-Records are LLaVA-format with one question and its answer (`conversations` = [human, gpt]); an optional `answers` list
-holds several human answers, and an optional `question_type` groups the report.
+Records are LLaVA-format with one question and its answer (`conversations` = [human, gpt]), about images and, for a
+model that takes them, audio and videos (`"audio"`, `"video"`, as in training); an optional `answers` list holds
+several human answers, and an optional `question_type` groups the report. `--blank_media` gives the baseline of the
+question alone: every image white, every audio file silent, every video black.
 
     python eval_vqa.py --model outputs/stage2/final --data data/easy_vqa/test.json --image_folder data/easy_vqa
 """
@@ -16,13 +18,17 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from audio_features import SAMPLE_RATE
 from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
-from training_data import load_records, record_images, record_to_messages
+from training_data import load_records, record_images, record_media, record_to_messages
+from video_features import CLIPS_PER_VIDEO, FRAMES_PER_CLIP, SIZE, video_clips
 
 METRIC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics", "vqa_accuracy.py")
 
 
-def vqa_items(records: list[dict], image_folder: str | None) -> list[dict]:
+def vqa_items(records: list[dict], image_folder: str | None, processor) -> list[dict]:
+    """One item per record: the question, its images, audio and videos (checked as training checks them), the
+    reference answers, the question type."""
     items = []
     for index, record in enumerate(records):
         messages = record_to_messages(record)
@@ -32,6 +38,8 @@ def vqa_items(records: list[dict], image_folder: str | None) -> list[dict]:
             )
         items.append({
             "question": messages[0]["content"], "images": record_images(record, image_folder),
+            "audio": record_media(record, "audio", image_folder, processor),
+            "videos": record_media(record, "video", image_folder, processor),
             "references": record.get("answers") or [messages[1]["content"]],
             "question_type": record.get("question_type", "all"),
         })
@@ -42,8 +50,9 @@ def vqa_items(records: list[dict], image_folder: str | None) -> list[dict]:
 def answer_questions(
     model, processor, items: list[dict], batch_size: int = 16, fast: bool = False, **generate_kwargs
 ) -> list[str]:
-    """Answers to `{"question", "images"}` items, batched with left padding; greedy unless `generate_kwargs` sample.
-    `fast` uses the fast generation path (model.fast_generate) instead of `generate`."""
+    """Answers to `{"question", "images"}` items (with `"audio"` and `"videos"` where they have them), batched with
+    left padding; greedy unless `generate_kwargs` sample. `fast` uses the fast generation path (model.fast_generate)
+    instead of `generate`."""
     processor.tokenizer.padding_side = "left"
     generate = model.fast_generate if fast else model.generate
     answers = []
@@ -51,23 +60,33 @@ def answer_questions(
         batch = items[start : start + batch_size]
         prompts = [processor.render([{"role": "user", "content": item["question"]}], add_generation_prompt=True)
                    for item in batch]
-        inputs = processor(text=prompts, images=[item["images"] for item in batch], padding=True,
-                           return_tensors="pt").to(model.device)
+        media = {name: [file for item in batch for file in item.get(field, [])]
+                 for name, field in (("audio", "audio"), ("videos", "videos"))}
+        inputs = processor(text=prompts, images=[item["images"] for item in batch], padding=True, return_tensors="pt",
+                           **{name: files for name, files in media.items() if files}).to(model.device)
         generated = generate(**inputs, **{"max_new_tokens": 16, "do_sample": False, **generate_kwargs})
         new_tokens = generated[:, inputs["input_ids"].shape[1] :]
         answers += processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
     return [answer.strip() for answer in answers]
 
 
+def blank_media() -> dict:
+    """What stands in for each kind under `--blank_media`: a white image, 2 s of silence, a black video."""
+    black = torch.zeros(SIZE, SIZE, 3, dtype=torch.uint8)
+    return {"images": Image.new("RGB", (SIZE, SIZE), "white"), "audio": torch.zeros(1, 2 * SAMPLE_RATE),
+            "videos": video_clips([black] * (CLIPS_PER_VIDEO * FRAMES_PER_CLIP))}
+
+
 def evaluate_vqa(model, processor, records: list[dict], image_folder: str | None = None, batch_size: int = 16,
-                 max_new_tokens: int = 16, blank_images: bool = False, fast: bool = False) -> tuple[dict, list[str]]:
-    """{"accuracy": overall, "accuracy/<type>": ..., "count/<type>": ...} and the answers. `blank_images` swaps every
-    image for a plain white one: what the model gets from the question alone. `fast`: answer through the fast
-    generation path (the same greedy answers, sooner on a GPU)."""
-    items = vqa_items(records, image_folder)
-    if blank_images:
-        blank = Image.new("RGB", (224, 224), "white")
-        items = [{**item, "images": [blank] * len(item["images"])} for item in items]
+                 max_new_tokens: int = 16, blank: bool = False, fast: bool = False) -> tuple[dict, list[str]]:
+    """{"accuracy": overall, "accuracy/<type>": ..., "count/<type>": ...} and the answers. `blank` swaps every image,
+    audio file and video for a blank one (`blank_media`): what the model gets from the question alone. `fast`:
+    answer through the fast generation path (the same greedy answers, sooner on a GPU)."""
+    items = vqa_items(records, image_folder, processor)
+    if blank:
+        stand_ins = blank_media()
+        items = [{**item, **{field: [stand_in] * len(item[field]) for field, stand_in in stand_ins.items()}}
+                 for item in items]
     predictions = answer_questions(model, processor, items, batch_size, fast, max_new_tokens=max_new_tokens)
     metric = evaluate.load(METRIC_PATH)
     by_type = defaultdict(list)
@@ -91,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N records")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=list(LOAD_DTYPES))
-    parser.add_argument("--blank_images", action="store_true", help="baseline: replace every image with a blank one")
+    parser.add_argument("--blank_media", "--blank_images", dest="blank_media", action="store_true",
+                        help="baseline: every image white, every audio file silent, every video black")
     add_quantize_option(parser)
     parser.add_argument("--output", default=None, help="write answers as JSONL here, and the scores beside it")
     parser.add_argument("--fast", action="store_true",
@@ -108,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     records = load_records(args.data)[: args.limit]
     try:
         results, predictions = evaluate_vqa(
-            model, processor, records, args.image_folder, args.batch_size, args.max_new_tokens, args.blank_images,
+            model, processor, records, args.image_folder, args.batch_size, args.max_new_tokens, args.blank_media,
             args.fast,
         )
     except ValueError as error:

@@ -21,7 +21,7 @@ python -c 'import json, sys; json.dump({"easy_vqa_test": json.load(open(sys.argv
                                        open(sys.argv[3], "w"), indent=2)' \
     "$work/eval/${mode}_answers_scores.json" "$work/eval/${mode}_shapes_answers_scores.json" "$results/weights/results.json"
 if [ "$baselines" = --baselines ]; then
-    python eval_vqa.py "${eval[@]}" --data "$work/data/test.json" --blank_images --output "$work/eval/${mode}_blank_answers.jsonl"
+    python eval_vqa.py "${eval[@]}" --data "$work/data/test.json" --blank_media --output "$work/eval/${mode}_blank_answers.jsonl"
 fi
 cp "$work/stage2/loss_curve.png" "$results/${mode}_stage2_loss.png"
 cp "$work/stage1/log_history.json" "$work/eval/${mode}_stage1_log.json"

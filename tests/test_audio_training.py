@@ -249,3 +249,14 @@ def test_cached_audio_features_are_the_live_ones_and_train_the_same(records, aud
             handle.write(json.dumps({"id": str(index), "audio": name, "caption": f"tone {index}"}) + "\n")
     losses = stage1_losses_live_and_cached(tmp_path / "start", tmp_path / "captions.jsonl", tmp_path, tmp_path)
     torch.testing.assert_close(torch.tensor(losses["cached"]), torch.tensor(losses["live"]), rtol=1e-5, atol=1e-5)
+
+
+def test_audio_records_are_evaluated_and_silenced_for_the_baseline(records, audio_processor, tmp_path):
+    from eval_vqa import evaluate_vqa
+
+    save_tiny_audio_model(tmp_path / "model", audio_processor)
+    model = NextGPTForConditionalGeneration.from_pretrained(tmp_path / "model").eval()
+    for blank in (False, True):
+        results, answers = evaluate_vqa(model, audio_processor, records, str(tmp_path), batch_size=2,
+                                        max_new_tokens=2, blank=blank)
+        assert len(answers) == 2 and set(results) >= {"accuracy", "count/all"}

@@ -433,3 +433,30 @@ def test_a_long_video_is_decoded_only_around_its_clips_with_the_same_frames(tmp_
     (tmp_path / "cut.mp4").write_bytes(data[:len(data) * 2 // 3])
     with pytest.raises(ValueError, match="cut.mp4"):
         load_video_frames(str(tmp_path / "cut.mp4"))
+
+
+def test_videos_are_evaluated_and_blanked_for_the_baseline(video_model, tmp_path):
+    """eval_vqa takes video records as training does; `--blank_media` answers with a black video instead."""
+    import json
+
+    from eval_vqa import main as eval_main
+
+    model, processor = video_model()
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    video_records(tmp_path)
+    records = [{"id": "a", "video": "six.mkv", "question_type": "what", "conversations": [
+        {"from": "human", "value": "<video>\nWhat happens?"}, {"from": "gpt", "value": "it brightens"}]},
+        {"id": "b", "image": "still.png", "video": "two.mkv", "question_type": "same", "conversations": [
+            {"from": "human", "value": "<image>\n<video>\nSame colour?"}, {"from": "gpt", "value": "no"}]}]
+    json.dump(records, open(tmp_path / "test.json", "w"))
+    common = ["--model", str(tmp_path / "model"), "--data", str(tmp_path / "test.json"), "--image_folder",
+              str(tmp_path), "--max_new_tokens", "2", "--batch_size", "2"]
+    for extra in ([], ["--blank_media"], ["--blank_images"]):
+        output = tmp_path / f"answers{len(extra)}{extra[0][-5:] if extra else ''}.jsonl"
+        assert eval_main([*common, *extra, "--output", str(output)]) == 0
+        scores = json.load(open(str(output).replace(".jsonl", "_scores.json")))
+        assert scores["count/what"] == 1 and scores["count/same"] == 1
+    from eval_vqa import blank_media
+
+    assert blank_media()["videos"].shape == (15, 3, 2, 224, 224)
