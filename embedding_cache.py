@@ -31,7 +31,7 @@ BOOKKEEPING_KEYS = {"dtype", "_name_or_path", "transformers_version", "auto_map"
 MEDIA_KINDS = ("image", "video", "audio")
 
 
-def tower_fingerprint(model: NextGPTForConditionalGeneration, processor: NextGPTProcessor, dtype: str,
+def tower_fingerprint(model: NextGPTForConditionalGeneration, processor: NextGPTProcessor, dtype: str, *,
                       kind: str = "image") -> str:
     """What the features of `kind` depend on besides the file: the tower, its preprocessing, the stored dtype. The
     same for a model assembled from parts (stage 1) and for its saved folder loaded again (stage 2), so both share a
@@ -133,13 +133,14 @@ class EmbeddingCache:
                                  f"{kind}s)")
             keys = {path: media_key(path) for path in paths}
             key_of.update(keys)
-            tables[kind] = cls._build_kind(model, processor, kind, keys, cache_dir, batch_size, dtype)
+            tables[kind] = cls._build_kind(model, processor, kind=kind, keys=keys, cache_dir=cache_dir,
+                                            batch_size=batch_size, dtype=dtype)
         return cls(tables, key_of=key_of)
 
     @staticmethod
-    def _build_kind(model, processor, kind: str, keys: dict[str, str], cache_dir: str, batch_size: int,
+    def _build_kind(model, processor, *, kind: str, keys: dict[str, str], cache_dir: str, batch_size: int,
                     dtype: str) -> list[Dataset]:
-        folder = os.path.join(cache_dir, f"{kind}_embeds-{tower_fingerprint(model, processor, dtype, kind)}")
+        folder = os.path.join(cache_dir, f"{kind}_embeds-{tower_fingerprint(model, processor, dtype, kind=kind)}")
         tables = [Dataset.from_file(path) for path in sorted(glob.glob(os.path.join(folder, "*.arrow")))]
         known = {key for table in tables for key in table["key"]}
         missing = sorted({path for path, key in keys.items() if key not in known})

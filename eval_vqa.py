@@ -38,8 +38,8 @@ def vqa_items(records: list[dict], image_folder: str | None, processor) -> list[
             )
         items.append({
             "question": messages[0]["content"], "images": record_images(record, image_folder),
-            "audio": record_media(record, "audio", image_folder, processor),
-            "videos": record_media(record, "video", image_folder, processor),
+            "audio": record_media(record, "audio", folder=image_folder, processor=processor),
+            "videos": record_media(record, "video", folder=image_folder, processor=processor),
             "references": record.get("answers") or [messages[1]["content"]],
             "question_type": record.get("question_type", "all"),
         })

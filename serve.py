@@ -77,7 +77,7 @@ class RequestError(Exception):
         self.param, self.status, self.code = param, status, code
 
 
-def url_source(url: str, where: str, image_root: str | None, kind: str) -> bytes | str:
+def url_source(url: str, where: str, *, image_root: str | None, kind: str) -> bytes | str:
     """The bytes of a base64 data: URL, or the real path of a file named under `image_root` (never outside it)."""
     if url.startswith("data:"):
         header, _, payload = url.partition(",")
@@ -102,10 +102,10 @@ def url_source(url: str, where: str, image_root: str | None, kind: str) -> bytes
     return path
 
 
-def decode_image(url: str, where: str, image_root: str | None, max_pixels: int) -> Image.Image:
+def decode_image(url: str, where: str, *, image_root: str | None, max_pixels: int) -> Image.Image:
     """A PIL image from a data: URL, or from a file path under `image_root`; its size is checked from the header,
     before anything is decoded."""
-    source = url_source(url, where, image_root, "image")
+    source = url_source(url, where, image_root=image_root, kind="image")
     source = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with Image.open(source) as image:
@@ -120,10 +120,10 @@ def decode_image(url: str, where: str, image_root: str | None, max_pixels: int) 
         raise RequestError(f"not a readable image ({error})", where) from None
 
 
-def decode_video(url: str, where: str, image_root: str | None, max_seconds: float) -> torch.Tensor:
+def decode_video(url: str, where: str, *, image_root: str | None, max_seconds: float) -> torch.Tensor:
     """A video's clips for the tower (`video_features`) from a data: URL or a file path under `image_root`; its length
     is checked from its headers before decoding, and what is wrong with it is named."""
-    source = url_source(url, where, image_root, "video")
+    source = url_source(url, where, image_root=image_root, kind="video")
     with tempfile.NamedTemporaryFile(suffix=".video") as file:
         if isinstance(source, bytes):
             file.write(source)
@@ -207,14 +207,15 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
                     parts.append({"type": "text", "text": part["text"]})
                 elif kind == "image_url" and role == "user":
                     parts.append({"type": "image", "image": decode_image(
-                        part_url(part, kind, part_where), f"{part_where}.{kind}", image_root, limits.max_image_pixels)})
+                        part_url(part, kind, part_where), f"{part_where}.{kind}", image_root=image_root,
+                        max_pixels=limits.max_image_pixels)})
                 elif kind == "input_audio" and role == "user":
                     parts.append({"type": "audio", "audio": decode_audio(
                         part.get("input_audio"), f"{part_where}.input_audio", limits.max_audio_seconds)})
                 elif kind == "video_url" and role == "user":
-                    parts.append({"type": "video", "video": decode_video(part_url(part, kind, part_where),
-                                                                         f"{part_where}.{kind}", image_root,
-                                                                         limits.max_video_seconds)})
+                    parts.append({"type": "video", "video": decode_video(
+                        part_url(part, kind, part_where), f"{part_where}.{kind}", image_root=image_root,
+                        max_seconds=limits.max_video_seconds)})
                 elif kind in ("image_url", "input_audio", "video_url"):
                     raise RequestError(f"images, audio and videos belong in user messages, not in {role} ones",
                                        part_where)

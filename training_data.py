@@ -154,7 +154,7 @@ def record_images(record: dict, image_folder: str | None) -> list:
     return resolved
 
 
-def record_media(record: dict, key: str, folder: str | None, processor: NextGPTProcessor) -> list[str]:
+def record_media(record: dict, key: str, *, folder: str | None, processor: NextGPTProcessor) -> list[str]:
     """The record's audio (`key` "audio") or video ("video") paths resolved against `folder`, each checked to decode
     (the loaders name what is wrong: missing, not audio/video, truncated, empty, silent, too long)."""
     token_attribute, load, missing = MEDIA[key]
@@ -187,8 +187,8 @@ def prepare_examples(
         try:
             messages = record_to_messages(record, caption_prompt)
             images = record_images(record, image_folder)
-            audio = record_media(record, "audio", image_folder, processor)
-            videos = record_media(record, "video", image_folder, processor)
+            audio = record_media(record, "audio", folder=image_folder, processor=processor)
+            videos = record_media(record, "video", folder=image_folder, processor=processor)
             example = processor.tokenize_conversation(messages, len(images), max_length, num_audio=len(audio),
                                                       num_videos=len(videos))
         except ValueError as error:

@@ -85,7 +85,7 @@ class ClipFrames:
         self.starts = starts
         self.first, self.last, self.nearest = [None] * len(starts), [None] * len(starts), [None] * len(starts)
 
-    def decode(self, container, stream, only: int | None = None, seek_to: Fraction | None = None) -> Fraction | None:
+    def decode(self, container, stream, *, only: int | None = None, seek_to: Fraction | None = None) -> Fraction | None:
         """Decodes from the start (or from the key frame before `seek_to`) to the end (or to the end of clip `only`),
         noting the frames of every clip (or of `only`); returns the last decoded frame's time."""
         if seek_to is not None:

@@ -97,7 +97,7 @@ def random_image(seed: int = 0, size=(96, 128)) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
 
 
-def stage1_losses_live_and_cached(start, data_path, media_folder, tmp_path) -> dict[str, list[float]]:
+def stage1_losses_live_and_cached(*, start, data_path, media_folder, tmp_path) -> dict[str, list[float]]:
     """Two-step stage-1 runs of `start` on `data_path`, encoding every file at each step ("live") and from a fresh
     embedding cache ("cached"): their losses, which must agree."""
     from train_hf import train

@@ -247,7 +247,8 @@ def test_cached_audio_features_are_the_live_ones_and_train_the_same(records, aud
     with open(tmp_path / "captions.jsonl", "w") as handle:
         for index, name in enumerate(["low.wav", "high.wav"] * 2):
             handle.write(json.dumps({"id": str(index), "audio": name, "caption": f"tone {index}"}) + "\n")
-    losses = stage1_losses_live_and_cached(tmp_path / "start", tmp_path / "captions.jsonl", tmp_path, tmp_path)
+    losses = stage1_losses_live_and_cached(start=tmp_path / "start", data_path=tmp_path / "captions.jsonl",
+                                           media_folder=tmp_path, tmp_path=tmp_path)
     torch.testing.assert_close(torch.tensor(losses["cached"]), torch.tensor(losses["live"]), rtol=1e-5, atol=1e-5)
 
 

@@ -133,8 +133,8 @@ def test_images_and_videos_merge_in_reading_order(video_model, tmp_path):
     assert processor.video_token == "<video>" and model.config.video_token_id == processor.video_token_id
     first = write_video(tmp_path / "first.mkv")
     second = write_video(tmp_path / "second.mkv", frames=30, height=64, width=48)
-    prompt = processor.render([{"role": "user", "content": "<image>\n<video>\nWhat changed from <video> to the image?"}],
-                              add_generation_prompt=True)
+    question = "<image>\n<video>\nWhat changed from <video> to the image?"
+    prompt = processor.render([{"role": "user", "content": question}], add_generation_prompt=True)
     inputs = processor(text=prompt, images=[Image.new("RGB", (64, 64), "red")], videos=[first, second],
                        return_tensors="pt")
     assert inputs["pixel_values_videos"].shape == (2, 15, 3, 2, 224, 224)
@@ -399,7 +399,8 @@ def test_stage1_on_video_captions_trains_the_same_from_the_cache(video_model, tm
     with open(tmp_path / "captions.jsonl", "w") as handle:
         for index, name in enumerate(["six.mkv", "two.mkv"] * 2):
             handle.write(json.dumps({"id": str(index), "video": name, "caption": f"clip {index}"}) + "\n")
-    losses = stage1_losses_live_and_cached(tmp_path / "start", tmp_path / "captions.jsonl", tmp_path, tmp_path)
+    losses = stage1_losses_live_and_cached(start=tmp_path / "start", data_path=tmp_path / "captions.jsonl",
+                                           media_folder=tmp_path, tmp_path=tmp_path)
     assert len(list((tmp_path / "cache").glob("video_embeds-*/*.arrow"))) == 1
     torch.testing.assert_close(torch.tensor(losses["cached"]), torch.tensor(losses["live"]), rtol=1e-5, atol=1e-5)
 
