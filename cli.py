@@ -13,12 +13,12 @@ LOAD_DTYPES = {"auto": "auto", **DTYPES}  # for loading: "auto" is the checkpoin
 
 
 def add_quantize_option(parser: argparse.ArgumentParser) -> None:
-    from weight_quantization import QUANTIZE_BITS
+    from weight_quantization import INT4_GROUP_SIZE, QUANTIZE_BITS
 
     parser.add_argument("--quantize", choices=list(QUANTIZE_BITS),
                         help="store the LLM's projection weights in 8 or 4 bits after loading (weight_quantization.py; "
-                             "int4 in groups of 64 with a scale and offset each); runs through generate, not the "
-                             "fast path, until that has kernels for them")
+                             f"int4 in groups of {INT4_GROUP_SIZE} with a scale and offset each); the fast path "
+                             "decodes them with its own kernels (quantized_decode_kernels.py)")
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -28,15 +28,12 @@ from processing_nextgpt import NextGPTProcessor
 BOOKKEEPING_KEYS = {"dtype", "_name_or_path", "transformers_version", "auto_map", "processor_class", "architectures"}
 
 
-MEDIA_KINDS = ("image", "video", "audio")
-
-
 def tower_fingerprint(model: NextGPTForConditionalGeneration, processor: NextGPTProcessor, dtype: str, *,
                       kind: str = "image") -> str:
     """What the features of `kind` depend on besides the file: the tower, its preprocessing, the stored dtype. The
     same for a model assembled from parts (stage 1) and for its saved folder loaded again (stage 2), so both share a
     cache. (Images keep the fingerprint they had before videos and audio were cached.)"""
-    tower = model.audio_tower if kind == "audio" else model.vision_tower
+    tower = tower_of(model, kind)
     checksum = sum(float(parameter.detach().double().sum()) for parameter in tower.parameters())
     if kind == "audio":
         description = {"kind": kind, "audio_config": model.config.audio_config.to_dict(),
@@ -51,6 +48,11 @@ def tower_fingerprint(model: NextGPTForConditionalGeneration, processor: NextGPT
         if part in description:
             description[part] = {key: value for key, value in description[part].items() if key not in BOOKKEEPING_KEYS}
     return hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def tower_of(model: NextGPTForConditionalGeneration, kind: str) -> torch.nn.Module:
+    """The frozen tower that encodes files of `kind`: the audio branch, or the vision tower (images and videos)."""
+    return model.audio_tower if kind == "audio" else model.vision_tower
 
 
 def source_digest(module) -> str:
@@ -75,7 +77,7 @@ def feature_shape(model: NextGPTForConditionalGeneration, kind: str) -> tuple[in
 
 def encoder(model: NextGPTForConditionalGeneration, processor: NextGPTProcessor, kind: str):
     """paths -> their features (files, tokens, width), through the frozen tower of `kind`."""
-    device = next((model.audio_tower if kind == "audio" else model.vision_tower).parameters()).device
+    device = next(tower_of(model, kind).parameters()).device
     if kind == "image":
         return lambda paths: model.encode_images(processor.preprocess_images(paths).to(device))
     if kind == "video":

@@ -83,8 +83,9 @@ class FastGenerator:
                 pixel_values: torch.Tensor | None = None, image_embeds: torch.Tensor | None = None,
                 input_features: torch.Tensor | None = None, pixel_values_videos: torch.Tensor | None = None,
                 rows: torch.Tensor | None = None, graphed: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Writes left-padded prompts (with their images and audio) into the decoder's `rows` (default: the first),
-        padded further on the left to `padded_prompt_length`; returns their last logits and each row's last position.
+        """Writes left-padded prompts (with their images, audio and videos) into the decoder's `rows` (default: the
+        first), padded further on the left to `padded_prompt_length`; returns their last logits and each row's last
+        position.
         `graphed`: the prefill is replayed from a CUDA graph per shape (see LlamaFamilyDecoder.prefill); the audio
         branch and videos run eagerly."""
         positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)

@@ -233,10 +233,13 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
     ) -> tuple[torch.Tensor, dict[str, BaseModelOutputWithPooling]]:
         """(embeddings with the image, audio and video tokens merged in, {"image": ..., "audio": ..., "video": ...}:
         the encoders' outputs for what was given: inputs, or cached features)."""
-        for raw, cached, kind in ((pixel_values, image_embeds, "image"), (input_features, audio_embeds, "audio"),
-                                  (pixel_values_videos, video_embeds, "video")):
+        for (raw_name, raw), (cached_name, cached) in (
+            (("pixel_values", pixel_values), ("image_embeds", image_embeds)),
+            (("input_features", input_features), ("audio_embeds", audio_embeds)),
+            (("pixel_values_videos", pixel_values_videos), ("video_embeds", video_embeds)),
+        ):
             if raw is not None and cached is not None:
-                raise ValueError(f"Pass {kind} inputs or cached {kind} features, not both")
+                raise ValueError(f"Pass {raw_name} or {cached_name}, not both")
         if (input_features is not None or audio_embeds is not None) and self.config.audio_token_id is None:
             raise ValueError("audio was given, but this model has no audio branch (no audio_config)")
         if (pixel_values_videos is not None or video_embeds is not None) and self.config.video_token_id is None:
@@ -300,8 +303,6 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds")
-        if pixel_values is not None and image_embeds is not None:
-            raise ValueError("Pass pixel_values or image_embeds, not both")
         encoded = {}
         if inputs_embeds is None:
             inputs_embeds, encoded = self._embed_inputs(

@@ -33,6 +33,8 @@ LLAMA2_CHAT_TEMPLATE = (
     "{% endfor %}"
 )
 IGNORE_INDEX = -100
+# The order of the placeholders a question's images, videos and audio get before its text, as training lays them out.
+PLACEHOLDER_ORDER = ("image", "video", "audio")
 # A chat template that reads message parts itself: it looks at a part's type or text.
 TEMPLATE_READS_PARTS = re.compile(r"""\[\s*['"](type|text)['"]\s*\]|\.(type|text)\b""")
 
@@ -96,8 +98,9 @@ class NextGPTProcessor(ProcessorMixin):
             raise ValueError("this model takes no audio (its processor has no audio token: no audio branch)")
         if num_videos and not self.video_token:
             raise ValueError("this model takes no video (its processor has no video token)")
-        placeholders = ([self.image_token] * num_images + [self.video_token] * num_videos
-                        + [self.audio_token] * num_audio)
+        tokens = {"image": (self.image_token, num_images), "video": (self.video_token, num_videos),
+                  "audio": (self.audio_token, num_audio)}
+        placeholders = [tokens[kind][0] for kind in PLACEHOLDER_ORDER for _ in range(tokens[kind][1])]
         return "".join(f"{placeholder}\n" for placeholder in placeholders) + question
 
     def preprocess_audio(self, audio: list) -> torch.Tensor:
@@ -370,4 +373,4 @@ def imagebind_image_processor(image_size: int = 224) -> CLIPImageProcessorPil:
 NextGPTProcessor.register_for_auto_class("AutoProcessor")
 AutoProcessor.register(NextGPTConfig, NextGPTProcessor, exist_ok=True)
 
-__all__ = ["NextGPTProcessor", "imagebind_image_processor", "LLAMA2_CHAT_TEMPLATE"]
+__all__ = ["NextGPTProcessor", "imagebind_image_processor", "LLAMA2_CHAT_TEMPLATE", "PLACEHOLDER_ORDER"]

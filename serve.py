@@ -45,6 +45,7 @@ from audio_features import load_audio
 from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
 from continuous_batching import CPU_CACHE_BYTES, ContinuousBatcher
 from generation_queue import GenerationCancelled, GenerationQueue, Job, QueueFull
+from processing_nextgpt import PLACEHOLDER_ORDER
 from video_features import video_features
 
 DEFAULT_MAX_TOKENS = 256
@@ -171,18 +172,12 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
         raise RequestError("'messages' must be a non-empty list", "messages")
     parts_of = [message.get("content") if isinstance(message, dict) else None for message in messages]
     parts = [part for content in parts_of if isinstance(content, list) for part in content]
-    images = sum(isinstance(part, dict) and part.get("type") == "image_url" for part in parts)
-    if images > limits.max_images:
-        raise RequestError(f"{images} images in one request, over this server's limit of {limits.max_images}",
-                           "messages")
-    audio = sum(isinstance(part, dict) and part.get("type") == "input_audio" for part in parts)
-    if audio > limits.max_audio:
-        raise RequestError(f"{audio} audio parts in one request, over this server's limit of {limits.max_audio}",
-                           "messages")
-    videos = sum(isinstance(part, dict) and part.get("type") == "video_url" for part in parts)
-    if videos > limits.max_videos:
-        raise RequestError(f"{videos} videos in one request, over this server's limit of {limits.max_videos}",
-                           "messages")
+    for part_type, limit, noun in (("image_url", limits.max_images, "images"),
+                                   ("input_audio", limits.max_audio, "audio parts"),
+                                   ("video_url", limits.max_videos, "videos")):
+        count = sum(isinstance(part, dict) and part.get("type") == part_type for part in parts)
+        if count > limit:
+            raise RequestError(f"{count} {noun} in one request, over this server's limit of {limit}", "messages")
     text = sum(len(content) for content in parts_of if isinstance(content, str)) + sum(
         len(part["text"]) for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str))
     if text > limits.max_text_chars:
@@ -226,7 +221,7 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
                                        "{'url': ...}}", part_where)
             # Images, videos, then audio go before the text, as training put them (`<image>\n<video>\n<audio>\n...`),
             # whatever the client's order (lmms-eval's openai_compatible sends the text part first).
-            parts.sort(key=lambda part: ("image", "video", "audio", "text").index(part["type"]))
+            parts.sort(key=lambda part: (*PLACEHOLDER_ORDER, "text").index(part["type"]))
         else:
             raise RequestError("content must be a string or a list of parts", f"{where}.content")
         chat.append({"role": role, "content": parts})

@@ -45,7 +45,7 @@ from model_card import assembled_card_data, read_card_data, training_record, wri
 from packed_attention import enable_packed_attention
 from processing_nextgpt import NextGPTProcessor
 from token_balanced_sampler import TokenBalancedSampler
-from training_data import DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
+from training_data import COLLATED_MEDIA, DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
 
 
 def final_folder(output_dir: str) -> str:
@@ -231,14 +231,14 @@ def build_datasets(args, training_args, model, processor):
         datasets[split] = examples
     cache = None
     if args.cache_image_embeds:
-        from embedding_cache import EmbeddingCache  # datasets is needed only here
+        from embedding_cache import EmbeddingCache, tower_of  # datasets is needed only here
 
         media = {kind: [item for examples in datasets.values() for example in examples
                         for item in example.get(field, [])]
-                 for kind, field in (("image", "images"), ("video", "videos"), ("audio", "audio"))}
-        model.vision_tower.to(training_args.device)
-        if media["audio"]:
-            model.audio_tower.to(training_args.device)
+                 for kind, field, *_ in COLLATED_MEDIA}
+        for kind, files in media.items():
+            if files:
+                tower_of(model, kind).to(training_args.device)
         with training_args.main_process_first(desc="embedding cache"):
             cache = EmbeddingCache.build(
                 model, processor, media, args.embedding_cache_dir, args.embedding_batch_size, args.embedding_cache_dtype
