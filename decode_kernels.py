@@ -7,6 +7,8 @@ product, and reach 2.3-3.0 TB/s (benchmarks/RESULTS.md). Anything else (several 
 tile) goes to `F.linear`, so the ops are exact drop-ins wherever they run.
 """
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -60,6 +62,29 @@ if triton is not None:
         tl.store(out_ptr + start + tl.arange(0, BLOCK_N), silu * up)
 
 
+def define_op(name: str, fake: Callable[..., torch.Tensor]) -> Callable[[Callable], Callable]:
+    """`torch.library.custom_op` (no mutated arguments) with its fake (shape-only) implementation, defined once per
+    process. transformers imports a model's remote code again as `transformers_modules.<folder>.<module>`, so a kernel
+    module can run several times in one process; defining an op again would free the operator that the first copy's
+    functions still call (they crash at their next call), so a later copy takes the op already defined."""
+
+    def define(implementation: Callable) -> Callable:
+        namespace, op_name = name.split("::")
+        try:
+            existing = getattr(getattr(torch.ops, namespace), op_name).default
+        except AttributeError:
+            op = torch.library.custom_op(name, mutates_args=())(implementation)
+            op.register_fake(fake)
+            return op
+        wanted = name + str(torch.library.infer_schema(implementation, mutates_args=()))
+        if str(existing._schema) != wanted:
+            raise RuntimeError(f"{name} is already defined as {existing._schema} by another copy of this code, which "
+                               f"this copy ({wanted}) cannot share: load one version of the model code per process")
+        return existing
+
+    return define
+
+
 def _use_kernels(x: torch.Tensor, weights: list[torch.Tensor]) -> bool:
     """One row, on CUDA, contiguous weights whose sizes the kernels tile."""
     return (
@@ -68,7 +93,11 @@ def _use_kernels(x: torch.Tensor, weights: list[torch.Tensor]) -> bool:
     )
 
 
-@torch.library.custom_op("nextgpt::stacked_matvec", mutates_args=())
+def _stacked_matvec_shape(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
+    return x.new_empty(*x.shape[:-1], sum(w.shape[0] for w in weights))
+
+
+@define_op("nextgpt::stacked_matvec", fake=_stacked_matvec_shape)
 def stacked_matvec(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
     """`torch.cat([F.linear(x, w) for w in weights], -1)` for one to three weights of the same input width."""
     if not (1 <= len(weights) <= 3 and _use_kernels(x, weights)):
@@ -82,12 +111,11 @@ def stacked_matvec(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor
     return out
 
 
-@stacked_matvec.register_fake
-def _(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
-    return x.new_empty(*x.shape[:-1], sum(w.shape[0] for w in weights))
+def _gated_matvec_shape(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    return x.new_empty(*x.shape[:-1], gate.shape[0])
 
 
-@torch.library.custom_op("nextgpt::gated_matvec", mutates_args=())
+@define_op("nextgpt::gated_matvec", fake=_gated_matvec_shape)
 def gated_matvec(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """`F.silu(F.linear(x, gate)) * F.linear(x, up)`: the input of a Llama MLP's down projection."""
     if not (_use_kernels(x, [gate, up]) and gate.shape == up.shape):
@@ -99,9 +127,4 @@ def gated_matvec(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch
     return out
 
 
-@gated_matvec.register_fake
-def _(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    return x.new_empty(*x.shape[:-1], gate.shape[0])
-
-
-__all__ = ["gated_matvec", "stacked_matvec"]
+__all__ = ["define_op", "gated_matvec", "stacked_matvec"]

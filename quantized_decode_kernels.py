@@ -28,8 +28,10 @@ except ImportError:  # CPU-only installs: the op falls back to dequantize + F.li
     triton = None
 
 try:
+    from .decode_kernels import define_op
     from .weight_quantization import dequantize
 except ImportError:
+    from decode_kernels import define_op
     from weight_quantization import dequantize
 
 ROW_MULTIPLE = 64  # every stacked weight's output size must be a multiple of this (the largest BLOCK_N below)
@@ -208,7 +210,12 @@ def reference_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Ten
     return torch.cat(products, dim=-1)
 
 
-@torch.library.custom_op("nextgpt::quantized_stacked_product", mutates_args=())
+def _quantized_stacked_product_shape(x: torch.Tensor, qweights: list[torch.Tensor], scales: list[torch.Tensor],
+                                     offsets: list[torch.Tensor]) -> torch.Tensor:
+    return x.new_empty(*x.shape[:-1], sum(q.shape[0] for q in qweights))
+
+
+@define_op("nextgpt::quantized_stacked_product", fake=_quantized_stacked_product_shape)
 def quantized_stacked_product(x: torch.Tensor, qweights: list[torch.Tensor], scales: list[torch.Tensor],
                               offsets: list[torch.Tensor]) -> torch.Tensor:
     """`torch.cat([x @ dequantized(w).T for w in weights], -1)` for one to three quantized weights of the same input
@@ -219,11 +226,6 @@ def quantized_stacked_product(x: torch.Tensor, qweights: list[torch.Tensor], sca
         return reference_product(x, weights)
     flat = x.reshape(-1, x.shape[-1]).contiguous()
     return launch_quantized_kernel(flat, weights).view(*x.shape[:-1], -1)
-
-
-@quantized_stacked_product.register_fake
-def _(x, qweights, scales, offsets):
-    return x.new_empty(*x.shape[:-1], sum(q.shape[0] for q in qweights))
 
 
 def quantized_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:

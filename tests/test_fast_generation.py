@@ -164,3 +164,30 @@ def test_the_pipeline_s_choice_fast_path_on_cuda_with_options_it_takes(setup):
     with patch.object(type(model), "device", new_callable=PropertyMock, return_value=torch.device("cuda")):
         assert model.generate_function_for({"max_new_tokens": 4, "do_sample": True}) == model.fast_generate
         assert model.generate_function_for({"max_new_tokens": 4, "num_beams": 2}) == model.generate
+
+
+def test_a_second_copy_of_the_kernel_modules_shares_their_ops_instead_of_redefining_them():
+    """transformers imports remote code again under another module name. Redefining an op freed the operator the
+    first copy still called: CI crashed (segfault) in that copy's next call, depending on memory reuse."""
+    import importlib.util
+
+    import decode_kernels
+    import quantized_decode_kernels
+
+    for first in (decode_kernels, quantized_decode_kernels):
+        spec = importlib.util.spec_from_file_location(f"second_copy_of_{first.__name__}", first.__file__)
+        second = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(second)
+        for name in ("stacked_matvec", "gated_matvec", "quantized_stacked_product"):
+            if hasattr(first, name):
+                op = getattr(torch.ops.nextgpt, name).default
+                assert getattr(first, name)._opoverload is op and getattr(second, name) is op
+    x, gate, up = torch.randn(1, 8), torch.randn(4, 8), torch.randn(4, 8)
+    torch.testing.assert_close(decode_kernels.gated_matvec(x, gate, up),
+                               torch.nn.functional.silu(x @ gate.T) * (x @ up.T))
+
+    def different_signature(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    with pytest.raises(RuntimeError, match="nextgpt::gated_matvec is already defined as .* another copy"):
+        decode_kernels.define_op("nextgpt::gated_matvec", fake=different_signature)(different_signature)
