@@ -286,7 +286,8 @@ class LlamaFamilyDecoder:
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Writes one token for each of the first len(tokens) rows (at its rotary `positions`) into the row's next
         slot and returns the next logits (float32, rows x vocab); attention reads the first `length` slots (default:
-        all), which must include every row's next slot. Everything stays on the GPU: no host synchronisation."""
+        all), which must include every row's next slot. Everything stays on the GPU: no host synchronisation. On
+        CUDA the logits are the step's graph's own buffer, overwritten by the next step of as many rows."""
         rows, length = len(tokens), length or self.cache_length
         self.filled[:rows].scatter_(1, self.next_slot[:rows, None], True)
         logits = self.run(("step", rows, length), functools.partial(self._step, length=length), tokens, positions,

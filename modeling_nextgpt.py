@@ -14,7 +14,7 @@ from transformers import (
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MultimodalCausalLMOutputWithPast
-from transformers.utils import can_return_tuple
+from transformers.utils import can_return_tuple, torch_compilable_check
 
 try:
     from .configuration_nextgpt import VIDEO_TOWER, NextGPTConfig
@@ -58,12 +58,16 @@ def merge_features(
     `features` is (num_items, tokens_per_item, width) for all items of the batch, in reading order.
     """
     placeholders = input_ids == token_id
-    num_placeholders, tokens_per_item = int(placeholders.sum()), features.shape[1]
-    if num_placeholders != features.shape[0] * tokens_per_item:
-        raise ValueError(
-            f"The text has {num_placeholders} {kind} placeholder tokens ({num_placeholders / tokens_per_item:g} "
-            f"{kind}s of {tokens_per_item} tokens) but {features.shape[0]} {kind}s were given"
-        )
+    tokens_per_item = features.shape[1]
+
+    def mismatch() -> str:
+        found = int(placeholders.sum())
+        return (f"The text has {found} {kind} placeholder tokens ({found / tokens_per_item:g} {kind}s of "
+                f"{tokens_per_item} tokens) but {features.shape[0]} {kind}s were given")
+
+    # Reading the count stops the host until the GPU catches up; transformers' switch for such checks
+    # (TRANSFORMERS_DISABLE_TORCH_CHECK=1) skips it where the inputs were checked before, as train_hf.py's are.
+    torch_compilable_check(placeholders.sum() == features.shape[0] * tokens_per_item, mismatch)
     features = features.reshape(-1, features.shape[-1]).to(inputs_embeds.device, inputs_embeds.dtype)
     return inputs_embeds.masked_scatter(placeholders.unsqueeze(-1), features)
 
@@ -261,10 +265,10 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         for kind, mask in placeholders.items():
             given, encode = encoders[kind]
             if not given:
-                # The check reads a GPU value; compiled decode steps (text tokens only) skip it to stay one graph.
-                if not torch.compiler.is_compiling() and mask.any():
-                    raise ValueError(f"The text has {int(mask.sum())} {kind} placeholder tokens but no {kind}s were "
-                                     "given")
+                # Compiled decode steps (text tokens only) skip the check to stay one graph.
+                if not torch.compiler.is_compiling():
+                    torch_compilable_check(~mask.any(), lambda mask=mask, kind=kind: (
+                        f"The text has {int(mask.sum())} {kind} placeholder tokens but no {kind}s were given"))
                 continue
             encoded[kind] = encode()
             inputs_embeds = merge_features(input_ids, inputs_embeds, encoded[kind].pooler_output, token_ids[kind], kind)

@@ -22,6 +22,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from unittest.mock import patch
 
 import torch
 from peft.helpers import disable_input_dtype_casting
@@ -437,8 +438,12 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     gc.freeze()
     # LoRA keeps float32 weights and peft casts each input to their dtype; under bf16/fp16 autocast the products run
     # in half precision anyway, so the cast only adds a float32 copy of every adapted layer's input.
+    # The model checks that each batch's placeholders match its media by reading a count off the GPU, which stops the
+    # host at every micro-batch (under DDP, until every rank's last step ended). These batches were checked when the
+    # examples were tokenized, so transformers' switch for such checks is on while training.
     try:
-        with disable_input_dtype_casting(model, active=training_args.bf16 or training_args.fp16):
+        with disable_input_dtype_casting(model, active=training_args.bf16 or training_args.fp16), \
+                patch.dict(os.environ, {"TRANSFORMERS_DISABLE_TORCH_CHECK": "1"}):
             trainer.train(resume_from_checkpoint=resume)
     finally:
         gc.unfreeze()

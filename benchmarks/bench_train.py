@@ -138,17 +138,18 @@ def accumulation_steps(global_batch: int, per_device_batch: int, gpus: int) -> i
 
 
 def command(*, folder: str, method: str, gpus: int, steps: int, global_batch: int, per_device_batch: int,
-            output_dir: str, extra: list[str], script: str) -> list[str]:
-    """The torchrun command line for one run of `script` (train_hf.py); the global batch stays fixed across GPU
-    counts."""
+            output_dir: str, extra: list[str], script: str, log_every: int = 1,
+            launcher: list[str] | None = None) -> list[str]:
+    """The torchrun command line (with `launcher`'s flags) for one run of `script` (train_hf.py), logging every
+    `log_every` steps; the global batch stays fixed across GPU counts."""
     accumulation = accumulation_steps(global_batch, per_device_batch, gpus)
     arguments = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",  # torchrun
-        script,
+        *(launcher or []), script,
         "--stage", str(METHODS[method]["stage"]), "--model_name_or_path", os.path.join(folder, "model"),
         "--data_path", os.path.join(folder, METHODS[method]["data"]), "--image_folder", folder,
         "--output_dir", output_dir, "--max_steps", str(steps), "--per_device_train_batch_size", str(per_device_batch),
-        "--gradient_accumulation_steps", str(accumulation), "--learning_rate", "1e-4", "--logging_steps", "1",
+        "--gradient_accumulation_steps", str(accumulation), "--learning_rate", "1e-4", "--logging_steps", str(log_every),
         "--save_strategy", "no", "--save_final", "false", "--report_to", "none", "--seed", "0",
         "--model_max_length", "1024", "--dataloader_num_workers", "2", "--ddp_find_unused_parameters", "false",
     ]
@@ -248,16 +249,18 @@ def balance(lengths: list[int], sampling: str, gpus: int, global_batch: int, per
 
 
 def summarize(output_dir: str, warmup_steps: int, global_batch: int, mean_tokens: float) -> dict:
-    """Losses per step; throughput over the steps after the warm-up: sequences/s and real tokens/s (sequences/s x
-    the data's mean length); the median step time, which a few stalled steps do not move; rank 0's peak GPU memory
-    (allocated and reserved) and caching-allocator retries."""
+    """Logged losses and their steps; throughput over the steps after the warm-up: sequences/s and real tokens/s
+    (sequences/s x the data's mean length); the median step time (each logging interval's time over its steps), which
+    a few stalled steps do not move; rank 0's peak GPU memory (allocated and reserved) and caching-allocator
+    retries."""
     with open(os.path.join(output_dir, "log_history.json")) as handle:
         history = [entry for entry in json.load(handle) if "loss" in entry]
-    timed = history[warmup_steps - 1:]
+    timed = [entry for entry in history if entry["step"] >= warmup_steps]
     seconds = timed[-1]["elapsed_s"] - timed[0]["elapsed_s"]
-    step_seconds = [after["elapsed_s"] - before["elapsed_s"] for before, after in zip(timed, timed[1:])]
-    sequences_per_s = global_batch * len(step_seconds) / seconds
-    return {"losses": [entry["loss"] for entry in history],
+    step_seconds = [(after["elapsed_s"] - before["elapsed_s"]) / (after["step"] - before["step"])
+                    for before, after in zip(timed, timed[1:])]
+    sequences_per_s = global_batch * (timed[-1]["step"] - timed[0]["step"]) / seconds
+    return {"losses": [entry["loss"] for entry in history], "loss_steps": [entry["step"] for entry in history],
             "sequences_per_s": sequences_per_s, "real_tokens_per_s": sequences_per_s * mean_tokens,
             "median_step_s": statistics.median(step_seconds), "step_seconds": step_seconds,
             "peak_memory_gib": max((entry.get("peak_memory_gib", 0.0) for entry in history), default=0.0),
@@ -282,7 +285,10 @@ def efficiency(result: dict, baseline: dict, gpus: int) -> dict:
 
 
 def max_loss_difference(result: dict, first: dict) -> float:
-    return max(abs(a - b) for a, b in zip(result["losses"], first["losses"]))
+    """Over the steps both runs logged."""
+    first_losses = dict(zip(first["loss_steps"], first["losses"]))
+    return max(abs(loss - first_losses[step]) for step, loss in zip(result["loss_steps"], result["losses"])
+               if step in first_losses)
 
 
 def parse_variant(text: str) -> dict:
@@ -313,7 +319,7 @@ def plot_loss_curves(records: list[dict], path: str) -> None:
     from train_hf import save_line_plot
 
     lines = {f"{record['variant']}, {record['gpus']} GPU(s), {record['method']}":
-             list(enumerate(record["losses"], start=1)) for record in records}
+             list(zip(record["loss_steps"], record["losses"])) for record in records}
     save_line_plot(lines, path, "optimizer step (same global batch for every run)", "training loss",
                    marked=tuple(lines))
 
@@ -342,6 +348,10 @@ def main() -> None:
     parser.add_argument("--train_script", default=os.path.join(REPO_ROOT, "train_hf.py"),
                         help="the train_hf.py to run: another checkout's measures the code before a change")
     parser.add_argument("--train_args", default="", help='train_hf.py flags for every run, e.g. "--cache_image_embeds"')
+    parser.add_argument("--log_every", type=int, default=1,
+                        help="log the loss every this many steps (each log reads the loss off the GPU: a host stall "
+                             "that ties the ranks together; train_hf.py's own default logs every 1%% of the steps)")
+    parser.add_argument("--torchrun_args", default="", help='torchrun flags for every run, e.g. "--numa-binding node"')
     args = parser.parse_args()
     if args.action == "prepare":
         os.makedirs(args.folder, exist_ok=True)
@@ -370,11 +380,13 @@ def main() -> None:
             arguments = command(folder=args.folder, method=args.method, gpus=gpus, steps=args.steps,
                                 global_batch=args.global_batch, per_device_batch=variant["per_device_batch"],
                                 output_dir=output_dir, extra=args.train_args.split() + variant["flags"],
-                                script=args.train_script)
+                                script=args.train_script, log_every=args.log_every,
+                                launcher=args.torchrun_args.split())
             print(" ".join(arguments), flush=True)
             setting = {"method": args.method, "variant": variant["name"], "gpus": gpus,
                        "global_batch": args.global_batch, "per_device_batch": variant["per_device_batch"],
-                       "steps": args.steps, "warmup_steps": args.warmup_steps, "mean_tokens": mean_tokens,
+                       "steps": args.steps, "warmup_steps": args.warmup_steps, "log_every": args.log_every,
+                       "mean_tokens": mean_tokens,
                        "llm_parameters": parameters, "peak_tflops": args.peak_tflops,
                        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                        "allocator_config": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", ""),

@@ -36,19 +36,22 @@ def test_two_processes_follow_the_one_process_loss_curve(tmp_path, method, sampl
 
 def test_variants_run_side_by_side_with_the_same_loss_curve(tmp_path):
     """The padded path and the packed default, in one run: same losses (LoRA dropout off), throughput and MFU each,
-    and a table of both printed last."""
+    and a table of both printed last; the loss logged every second step, torchrun given flags of its own."""
     script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
     subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--tiny", "--num_examples", "32"],
                    check=True)
     output = tmp_path / "results.jsonl"
-    result = subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--gpus", "1", "--steps", "3",
-                             "--warmup_steps", "1", "--global_batch", "8", "--output", str(output),
+    result = subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--gpus", "1", "--steps", "4",
+                             "--warmup_steps", "1", "--global_batch", "8", "--output", str(output), "--log_every",
+                             "2", "--torchrun_args", "--max-restarts 0",
                              "--train_args", "--lora_dropout 0", "--variant", "padded:2:--packing false",
                              "--variant", "packed:8"], check=True, capture_output=True, text=True)
     padded, packed = [json.loads(line) for line in output.read_text().splitlines()]
     assert (padded["variant"], padded["per_device_batch"], packed["variant"]) == ("padded", 2, "packed")
     assert "--packing false" in padded["command"] and "--packing" not in packed["command"]
     assert packed["max_loss_difference_vs_first"] < 1e-4 and packed["mfu"] > 0
+    assert packed["loss_steps"] == [2, 4] and len(packed["step_seconds"]) == 1 and packed["sequences_per_s"] > 0
+    assert "--max-restarts 0" in packed["command"] and "--logging_steps 2" in packed["command"]
     llm = NextGPTForConditionalGeneration.from_pretrained(tmp_path / "model").language_model
     assert packed["llm_parameters"] == sum(p.numel() for p in llm.parameters())
     table = result.stdout.strip().splitlines()[-4:]

@@ -129,7 +129,8 @@ with torch.no_grad():
     logits = [decoder.prefill(model.model.embed_tokens(sequence[:, :8]), torch.ones_like(sequence[:, :8]),
                               torch.arange(8, device="cuda").expand(2, 8))]
     for position in range(8, 11):
-        logits.append(decoder.step(sequence[:, position], torch.full((2,), position, device="cuda")))
+        # A step's logits are its CUDA graph's own buffer, overwritten by the next step.
+        logits.append(decoder.step(sequence[:, position], torch.full((2,), position, device="cuda")).clone())
 errors = [float((step - expected[:, 7 + offset]).norm() / expected[:, 7 + offset].norm())
           for offset, step in enumerate(logits)]
 print("relative errors", errors)

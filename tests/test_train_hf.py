@@ -136,6 +136,24 @@ def test_a_short_run_logs_and_plots_its_loss_without_being_told(tiny_folder, eas
     assert (tmp_path / "loss_curve.png").stat().st_size > 1000
 
 
+def test_training_skips_the_model_s_placeholder_check_that_waits_for_the_gpu(tiny_folder, easy_vqa_data, tmp_path,
+                                                                               monkeypatch):
+    """The examples' placeholders were checked when they were tokenized; the model's own check reads a count off the
+    GPU at every micro-batch (a host stall), so transformers' switch for such checks is on while training, and only
+    then."""
+    monkeypatch.delenv("TRANSFORMERS_DISABLE_TORCH_CHECK", raising=False)
+    seen = []
+
+    class RecordSwitch(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            seen.append(os.environ.get("TRANSFORMERS_DISABLE_TORCH_CHECK"))
+
+    train(["--stage", "1", "--model_name_or_path", str(tiny_folder), "--data_path",
+           str(easy_vqa_data / "captions.jsonl"), "--output_dir", str(tmp_path), "--max_steps", "2",
+           "--save_strategy", "no", "--save_final", "false", *COMMON], callbacks=[RecordSwitch()])
+    assert seen == ["1", "1"] and "TRANSFORMERS_DISABLE_TORCH_CHECK" not in os.environ
+
+
 def test_data_loader_workers_live_across_epochs_and_change_nothing(tiny_folder, easy_vqa_data, tmp_path):
     """Workers persist across epochs by default (starting them again stalled each epoch's first step on the GPU);
     three epochs with one such worker give the losses of loading in the main process, which cannot persist."""
