@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from audio_features import SAMPLE_RATE
 from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
-from training_data import load_records, record_images, record_media, record_to_messages
+from training_data import FileChecks, load_records, record_images, record_media, record_to_messages
 from video_features import CLIPS_PER_VIDEO, FRAMES_PER_CLIP, SIZE, video_clips
 
 METRIC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics", "vqa_accuracy.py")
@@ -29,7 +29,7 @@ METRIC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics"
 def vqa_items(records: list[dict], image_folder: str | None, processor) -> list[dict]:
     """One item per record: the question, its images, audio and videos (checked as training checks them), the
     reference answers, the question type."""
-    items = []
+    items, checks = [], FileChecks()
     for index, record in enumerate(records):
         messages = record_to_messages(record)
         if [message["role"] for message in messages] != ["user", "assistant"]:
@@ -37,9 +37,9 @@ def vqa_items(records: list[dict], image_folder: str | None, processor) -> list[
                 f"record {index} (id {record.get('id', index)}): an eval record is one question and its answer"
             )
         items.append({
-            "question": messages[0]["content"], "images": record_images(record, image_folder),
-            "audio": record_media(record, "audio", folder=image_folder, processor=processor),
-            "videos": record_media(record, "video", folder=image_folder, processor=processor),
+            "question": messages[0]["content"], "images": record_images(record, image_folder, checks=checks),
+            "audio": record_media(record, "audio", folder=image_folder, processor=processor, checks=checks),
+            "videos": record_media(record, "video", folder=image_folder, processor=processor, checks=checks),
             "references": record.get("answers") or [messages[1]["content"]],
             "question_type": record.get("question_type", "all"),
         })

@@ -12,6 +12,7 @@ Records (JSON list, JSONL, or a `datasets` id):
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -131,6 +132,26 @@ def check_image_file(path: str) -> str:
     return path
 
 
+class FileChecks:
+    """Checks each file once however many records name it (LLaVA-style data asks several questions about one image,
+    and decoding a video or an hour of audio takes seconds): the outcome, or its error, is remembered by path."""
+
+    def __init__(self):
+        self.errors: dict[str, str | None] = {}
+
+    def __call__(self, path: str, check: Callable[[str], object]) -> str:
+        """The path, once `check(path)` has passed (now or before); its ValueError otherwise, again each time."""
+        if path not in self.errors:
+            try:
+                check(path)
+                self.errors[path] = None
+            except ValueError as error:
+                self.errors[path] = str(error)
+        if self.errors[path] is not None:
+            raise ValueError(self.errors[path])
+        return path
+
+
 def listed(record: dict, key: str) -> list:
     """A record's one-or-many field as a list (absent: empty)."""
     values = record.get(key)
@@ -141,12 +162,14 @@ def resolved_path(path: str, folder: str | None) -> str:
     return os.path.join(folder, path) if folder and not os.path.isabs(path) else path
 
 
-def record_images(record: dict, image_folder: str | None) -> list:
-    """Image paths resolved against `image_folder` (PIL images from `datasets` pass through); checked to decode."""
+def record_images(record: dict, image_folder: str | None, *, checks: FileChecks | None = None) -> list:
+    """Image paths resolved against `image_folder` (PIL images from `datasets` pass through); checked to decode
+    (once per path across the calls that share `checks`)."""
+    checks = checks or FileChecks()
     resolved = []
     for image in listed(record, "image"):
         if isinstance(image, str):
-            resolved.append(check_image_file(resolved_path(image, image_folder)))
+            resolved.append(checks(resolved_path(image, image_folder), check_image_file))
         elif isinstance(image, Image.Image):
             resolved.append(image)
         else:
@@ -154,9 +177,12 @@ def record_images(record: dict, image_folder: str | None) -> list:
     return resolved
 
 
-def record_media(record: dict, key: str, *, folder: str | None, processor: NextGPTProcessor) -> list[str]:
+def record_media(record: dict, key: str, *, folder: str | None, processor: NextGPTProcessor,
+                 checks: FileChecks | None = None) -> list[str]:
     """The record's audio (`key` "audio") or video ("video") paths resolved against `folder`, each checked to decode
-    (the loaders name what is wrong: missing, not audio/video, truncated, empty, silent, too long)."""
+    (the loaders name what is wrong: missing, not audio/video, truncated, empty, silent, too long), once per path
+    across the calls that share `checks`."""
+    checks = checks or FileChecks()
     token_attribute, load, missing = MEDIA[key]
     items = listed(record, key)
     if items and not getattr(processor, token_attribute):
@@ -165,8 +191,7 @@ def record_media(record: dict, key: str, *, folder: str | None, processor: NextG
     for item in items:
         if not isinstance(item, str):
             raise ValueError(f"'{key}' must be a path or a list of paths, got {type(item).__name__}")
-        paths.append(resolved_path(item, folder))
-        load(paths[-1])
+        paths.append(checks(resolved_path(item, folder), load))
     return paths
 
 
@@ -181,14 +206,14 @@ def prepare_examples(
 ) -> tuple[list[dict], list[BadRecord]]:
     """Validate and tokenize every record. Any bad record stops the run (BadRecordsError lists them all) unless
     `skip_bad_records`, in which case they are returned for reporting. Nothing is dropped silently."""
-    examples, bad = [], []
+    examples, bad, checks = [], [], FileChecks()
     for index, record in enumerate(tqdm(records, desc=f"Checking {os.path.basename(source)}", unit="record")):
         record_id = str(record.get("id", index)) if isinstance(record, dict) else str(index)
         try:
             messages = record_to_messages(record, caption_prompt)
-            images = record_images(record, image_folder)
-            audio = record_media(record, "audio", folder=image_folder, processor=processor)
-            videos = record_media(record, "video", folder=image_folder, processor=processor)
+            images = record_images(record, image_folder, checks=checks)
+            audio = record_media(record, "audio", folder=image_folder, processor=processor, checks=checks)
+            videos = record_media(record, "video", folder=image_folder, processor=processor, checks=checks)
             example = processor.tokenize_conversation(messages, len(images), max_length, num_audio=len(audio),
                                                       num_videos=len(videos))
         except ValueError as error:

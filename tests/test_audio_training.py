@@ -77,6 +77,31 @@ def test_every_bad_audio_record_is_named_with_its_reason(records, audio_processo
         prepare_examples([alone], "data.json", without_audio, image_folder=str(tmp_path))
 
 
+def test_each_file_is_checked_once_however_many_records_name_it(records, audio_processor, tmp_path, monkeypatch):
+    """Several questions about one image or one clip are the rule (LLaVA's data); decoding a long video or audio file
+    takes seconds, so each path is decoded once per run, and every record naming a bad file still gets its error."""
+    import training_data
+
+    decoded = []
+    load_audio = training_data.MEDIA["audio"][1]
+    check_image_file = training_data.check_image_file
+
+    def counting(check):
+        return lambda path: (decoded.append(path), check(path))[1]
+
+    monkeypatch.setitem(training_data.MEDIA, "audio", (training_data.MEDIA["audio"][0], counting(load_audio),
+                                                       training_data.MEDIA["audio"][2]))
+    monkeypatch.setattr(training_data, "check_image_file", counting(check_image_file))
+    examples, _ = prepare_examples(records * 3, "data.json", audio_processor, image_folder=str(tmp_path))
+    assert len(examples) == 6
+    assert sorted(decoded) == sorted(str(tmp_path / name) for name in ("picture.png", "low.wav", "high.wav"))
+    twice = [{**records[1], "id": f"gone {index}", "audio": "gone.wav"} for index in range(2)]
+    with pytest.raises(BadRecordsError) as raised:
+        prepare_examples(twice, "data.json", audio_processor, image_folder=str(tmp_path))
+    assert [(bad.record_id, "gone.wav not found" in bad.reason) for bad in raised.value.bad_records] == [
+        ("gone 0", True), ("gone 1", True)]
+
+
 def save_tiny_audio_model(folder, processor: NextGPTProcessor) -> None:
     """A tiny random NextGPT with an audio branch (projector shared), saved with `processor`."""
     config = NextGPTConfig(vision_config=ImageBindVisionConfig(**TINY_IMAGEBIND).to_dict(),
