@@ -3,6 +3,7 @@ reading order, trained through `train_hf.py`; a model assembled with ImageBind's
 
 import base64
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -286,3 +287,27 @@ def test_audio_records_are_evaluated_and_silenced_for_the_baseline(records, audi
         results, answers = evaluate_vqa(model, audio_processor, records, str(tmp_path), batch_size=2,
                                         max_new_tokens=2, blank=blank)
         assert len(answers) == 2 and set(results) >= {"accuracy", "count/all"}
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian's espeak-ng (.ci/run installs it)")
+def test_spoken_shapes_records_train_as_they_are_and_test_voices_are_never_trained_on(audio_processor, tmp_path):
+    """speak_shapes.py, the audio demo's data: every record passes training's checks (its WAV decodes, placeholders
+    match), the three kinds of question take turns, yes and no are as common, the test split's voices are not the
+    training split's, and the same seed writes the same records and sounds."""
+    from speak_shapes import QUESTIONS, TEST_VOICES, TRAIN_VOICES, make_split
+
+    train = make_split(output_dir=str(tmp_path / "a"), split="train", num_questions=12, voices=TRAIN_VOICES, seed=0)
+    test = make_split(output_dir=str(tmp_path / "a"), split="test", num_questions=6, voices=TEST_VOICES, seed=1)
+    examples, _ = prepare_examples(train + test, "spoken.json", audio_processor, image_folder=str(tmp_path / "a"))
+    assert len(examples) == 18
+    assert [record["question_type"] for record in train[:3]] == list(QUESTIONS)
+    answers = [record["conversations"][1]["value"] for record in train
+               if record["question_type"] == "spoken vs picture"]
+    assert sorted(answers) == ["no", "no", "yes", "yes"]
+    for record in train + test:
+        if record["question_type"] != "spoken vs picture":
+            assert record["conversations"][1]["value"] == record["speech"]["word"]
+    assert {r["speech"]["voice"] for r in test}.isdisjoint({r["speech"]["voice"] for r in train})
+    again = make_split(output_dir=str(tmp_path / "b"), split="train", num_questions=12, voices=TRAIN_VOICES, seed=0)
+    assert again == train
+    assert (tmp_path / "a" / train[0]["audio"]).read_bytes() == (tmp_path / "b" / train[0]["audio"]).read_bytes()
