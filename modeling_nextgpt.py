@@ -20,6 +20,7 @@ try:
     from .configuration_nextgpt import VIDEO_TOWER, NextGPTConfig
     from .fast_generation import FastGenerator
     from .imagebind_audio import ImageBindAudioModel
+    from .speech_embedding import SpeechEmbeddingModel
     # Imported so that save_pretrained ships the pipeline file with the model (config.custom_pipelines points to it).
     from .pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
     from .vision_tower import NextGPTVisionTower
@@ -27,8 +28,13 @@ except ImportError:
     from configuration_nextgpt import VIDEO_TOWER, NextGPTConfig
     from fast_generation import FastGenerator
     from imagebind_audio import ImageBindAudioModel
+    from speech_embedding import SpeechEmbeddingModel
     from pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
     from vision_tower import NextGPTVisionTower
+
+
+# The audio towers, by their config's model_type.
+AUDIO_TOWERS = {"imagebind_audio": ImageBindAudioModel, "speech_embedding": SpeechEmbeddingModel}
 
 
 class NextGPTProjector(nn.Module):
@@ -92,7 +98,7 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         self.vision_tower = NextGPTVisionTower(config)
         self.projector = NextGPTProjector(config)
         if config.audio_config is not None:
-            self.audio_tower = ImageBindAudioModel(config.audio_config).requires_grad_(False)
+            self.audio_tower = AUDIO_TOWERS[config.audio_config.model_type](config.audio_config).requires_grad_(False)
             if not config.share_projector:
                 self.audio_projector = NextGPTProjector(config, input_width=config.audio_config.projection_dim)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
@@ -199,10 +205,12 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
     @can_return_tuple
     def get_audio_features(self, input_features: torch.Tensor | None = None, audio_embeds: torch.Tensor | None = None,
                            **kwargs) -> BaseModelOutputWithPooling:
-        """`input_features` (num_audio, clips, 1, mel_bins, frames), `audio_features.audio_features` of each clip ->
-        `last_hidden_state`: one joint embedding per audio, the mean over its clips (num_audio, 1, 1024), as
-        NExT-GPT pools them, or given as cached `audio_embeds`; `pooler_output`: that token projected (num_audio, 1,
-        llm_width)."""
+        """`input_features` (num_audio, clips, ...): ImageBind's (clips, 1, mel_bins, frames) spectrograms
+        (`audio_features.audio_features`), or the speech encoder's one clip of samples (1, samples,
+        `speech_embedding.speech_features`) -> `last_hidden_state`: one embedding per audio (num_audio, 1, width),
+        the mean over its clips' pooled outputs (ImageBind's joint embeddings, as NExT-GPT pools them; the speech
+        encoder's mean over windows), or given as cached `audio_embeds`; `pooler_output`: that token projected
+        (num_audio, 1, llm_width)."""
         if not hasattr(self, "audio_tower"):
             raise ValueError("this model has no audio branch (its config has no audio_config)")
         embeddings, outputs = audio_embeds, None

@@ -12,10 +12,12 @@ from transformers.tokenization_utils_base import AddedToken
 
 try:
     from .audio_features import audio_features, load_audio
+    from .speech_embedding import speech_features
     from .configuration_nextgpt import NextGPTConfig
     from .video_features import video_features
 except ImportError:
     from audio_features import audio_features, load_audio
+    from speech_embedding import speech_features
     from configuration_nextgpt import NextGPTConfig
     from video_features import video_features
 
@@ -59,6 +61,8 @@ class NextGPTProcessor(ProcessorMixin):
             position each, `NextGPTConfig.audio_token_id`); None (the default) takes no audio.
         video_token: for a model that takes video (`NextGPTConfig.video_token_id`), the placeholder of one video
             (e.g. `<video>`), written `num_video_tokens` times (`NextGPTConfig.num_video_tokens`); None takes none.
+        speech_clip_seconds: for a model whose audio tower is the speech encoder (`speech_embedding`), the clip
+            length it takes (its config's `clip_seconds`); None (the default) prepares audio as ImageBind does.
     """
 
     valid_processor_kwargs = NextGPTProcessorKwargs
@@ -66,6 +70,7 @@ class NextGPTProcessor(ProcessorMixin):
     def __init__(
         self, image_processor=None, tokenizer=None, chat_template=None, image_token="<image>", num_image_tokens=1,
         audio_token: str | None = None, video_token: str | None = None, num_video_tokens: int = 1,
+        speech_clip_seconds: float | None = None,
     ):
         for token in filter(None, (image_token, audio_token, video_token)):
             if token not in tokenizer.get_vocab():
@@ -75,6 +80,7 @@ class NextGPTProcessor(ProcessorMixin):
         self.audio_token = audio_token
         self.video_token = video_token
         self.num_video_tokens = num_video_tokens
+        self.speech_clip_seconds = speech_clip_seconds
         chat_template = chat_template or getattr(tokenizer, "chat_template", None) or LLAMA2_CHAT_TEMPLATE
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
 
@@ -105,9 +111,13 @@ class NextGPTProcessor(ProcessorMixin):
 
     def preprocess_audio(self, audio: list) -> torch.Tensor:
         """Audio file paths, or (channels, samples) waveforms at 16 kHz -> (num_audio, clips, 1, mel_bins, frames):
-        ImageBind's preprocessing (`audio_features.py`; files need the `audio` extra). Errors name the file."""
-        return torch.stack([audio_features(load_audio(item) if isinstance(item, (str, os.PathLike)) else item)
-                            for item in audio])
+        ImageBind's preprocessing (`audio_features.py`; files need the `audio` extra), or (num_audio, 1, samples):
+        one clip of `speech_clip_seconds` for the speech encoder (`speech_embedding.speech_features`). Errors name
+        the file."""
+        waveforms = [load_audio(item) if isinstance(item, (str, os.PathLike)) else item for item in audio]
+        if self.speech_clip_seconds:
+            return torch.stack([speech_features(waveform, self.speech_clip_seconds) for waveform in waveforms])
+        return torch.stack([audio_features(waveform) for waveform in waveforms])
 
     def preprocess_videos(self, videos: list) -> torch.Tensor:
         """Video file paths, or `video_features.video_features` outputs -> (num_videos, clips, 3, 2, 224, 224):

@@ -14,7 +14,15 @@ import os
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+try:
+    from .configuration_nextgpt import SpeechEmbeddingConfig
+except ImportError:
+    from configuration_nextgpt import SpeechEmbeddingConfig
+
+SPEECH_TOWER = SpeechEmbeddingConfig.model_type  # what --audio_tower takes
 SAMPLE_RATE = 16000
 MEL_BINS = 32
 WINDOW_FRAMES, WINDOW_STRIDE = 76, 8  # the network's input, and openwakeword's step between windows
@@ -61,9 +69,10 @@ class LogMelFrontEnd(nn.Module):
     def __init__(self):
         super().__init__()
         bins = FFT_SIZE // 2 + 1
-        self.register_buffer("dft_real", torch.zeros(bins, 1, FFT_SIZE))
-        self.register_buffer("dft_imag", torch.zeros(bins, 1, FFT_SIZE))
-        self.register_buffer("mel", torch.zeros(bins, MEL_BINS))
+        # Random until openwakeword's are loaded, as every weight is (and the mel weights are never negative).
+        self.register_buffer("dft_real", 0.05 * torch.randn(bins, 1, FFT_SIZE))
+        self.register_buffer("dft_imag", 0.05 * torch.randn(bins, 1, FFT_SIZE))
+        self.register_buffer("mel", 0.01 * torch.rand(bins, MEL_BINS))
 
     def forward(self, samples: torch.Tensor) -> torch.Tensor:
         signal = samples[:, None].to(self.mel.dtype)
@@ -149,4 +158,51 @@ class SpeechEmbedding(nn.Module):
         return model.eval()
 
 
-__all__ = ["SpeechEmbedding", "SpeechEmbeddingNetwork", "LogMelFrontEnd", "openwakeword_model_files"]
+class SpeechEmbeddingModel(PreTrainedModel):
+    """The encoder as NextGPT's audio tower: `input_features` (batch, samples), clips of `config.clip_seconds` at 16
+    kHz and 16-bit scale (`speech_features`) -> `last_hidden_state` (batch, windows, 96), `pooler_output` their mean
+    (batch, 96)."""
+
+    config: SpeechEmbeddingConfig
+    config_class = SpeechEmbeddingConfig
+    main_input_name = "input_features"
+
+    def __init__(self, config: SpeechEmbeddingConfig):
+        super().__init__(config)
+        self.encoder = SpeechEmbedding()
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        pass  # the modules' own initialisation; the real weights come from openwakeword (from_openwakeword)
+
+    def train(self, mode: bool = True) -> "SpeechEmbeddingModel":
+        return super().train(False)  # always frozen: its batch norm keeps the statistics it was trained with
+
+    def forward(self, input_features: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        embeddings = self.encoder(input_features)
+        return BaseModelOutputWithPooling(last_hidden_state=embeddings, pooler_output=embeddings.mean(dim=1))
+
+    @classmethod
+    def from_openwakeword(cls, config: SpeechEmbeddingConfig | None = None) -> "SpeechEmbeddingModel":
+        model = cls(config or SpeechEmbeddingConfig())
+        model.encoder = SpeechEmbedding.from_openwakeword()
+        return model.eval()
+
+
+def speech_features(waveform: torch.Tensor, clip_seconds: float) -> torch.Tensor:
+    """(channels, samples) float audio in [-1, 1] at 16 kHz (`audio_features.load_audio`) -> (1, clip samples): the
+    channels' mean at 16-bit scale, centred in a clip of `clip_seconds` (cut to its middle where longer, padded with
+    silence where shorter), one clip per audio as the tower takes it."""
+    length = round(clip_seconds * SAMPLE_RATE)
+    if length < MIN_SAMPLES:
+        raise ValueError(f"clip_seconds {clip_seconds} is shorter than the speech encoder's window "
+                         f"({MIN_SAMPLES / SAMPLE_RATE:.3f} s)")
+    mono = waveform.float().mean(dim=0) * 32767
+    start = max((len(mono) - length) // 2, 0)
+    mono = mono[start:start + length]
+    before = (length - len(mono)) // 2
+    return F.pad(mono, (before, length - len(mono) - before))[None]
+
+
+__all__ = ["SPEECH_TOWER", "SpeechEmbedding", "SpeechEmbeddingModel", "SpeechEmbeddingNetwork", "LogMelFrontEnd",
+           "openwakeword_model_files", "speech_features"]

@@ -70,8 +70,9 @@ class NextGPTArguments:
     vision_tower: str | None = option(None, "Stage 1 from parts: efficientnet-lite0 (packaged; "
                                             "efficientnet-lite0-stem adds the stem's colour channels), Meta's "
                                             "imagebind_huge.pth, or a transformers vision model id/folder.")
-    audio_tower: str | None = option(None, "Stage 1 from parts: Meta's imagebind_huge.pth, whose audio branch takes "
-                                           "the records' 'audio' (<audio> placeholders).")
+    audio_tower: str | None = option(None, "Stage 1 from parts: Meta's imagebind_huge.pth (its audio branch) or "
+                                           "speech_embedding (Google's speech encoder, offline), which takes the "
+                                           "records' 'audio' (<audio> placeholders).")
     image_mode: str = option("embedding", "embedding (1 token/image) or patches (all tokens).")
     projector_type: str = option("linear", "linear or mlp2x_gelu.")
     model_dtype: str = option("auto", "dtype of the frozen weights: auto (bfloat16 with --bf16, float16 with --fp16, "
