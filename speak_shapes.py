@@ -8,7 +8,8 @@ with `question_type` (what `eval_vqa.py` breaks accuracy down by):
 - "spoken vs picture": a picture drawn by `draw_shapes.py` and a colour word; is the spoken colour the shape's colour?
   (yes and no equally often).
 The test split is spoken by voices that the training split never uses, so its accuracy says whether the model hears
-the word rather than the voice; `eval_vqa.py --blank_media` gives the baseline that hears silence:
+the word rather than the voice; `eval_vqa.py --blank_media` gives the baseline that hears silence. `captions.json`
+pairs each training clip with the word said and each picture with its colour and shape, for stage 1:
 
     apt-get install espeak-ng
     python speak_shapes.py --output_dir data/spoken_shapes --num_train 3000 --num_test 600
@@ -81,6 +82,7 @@ def make_split(*, output_dir: str, split: str, num_questions: int, voices: tuple
             spoken_word = colour if same else rng.choice([other for other in COLOURS if other != colour])
             picture, _ = draw_picture(rng, shape, colour)
             record["image"] = os.path.join("images", split, f"{index}.png")
+            record["picture"] = {"shape": shape, "colour": colour}
             picture.save(os.path.join(output_dir, record["image"]))
             prompt, answer = "<image>\n<audio>\n", "yes" if same else "no"
         else:
@@ -100,6 +102,18 @@ def make_split(*, output_dir: str, split: str, num_questions: int, voices: tuple
     return records
 
 
+def stage1_captions(records: list[dict]) -> list[dict]:
+    """Caption records for stage 1: each clip with what is said in it, each picture with its shape and colour."""
+    captions = []
+    for record in records:
+        captions.append({"id": f"{record['id']}-audio", "audio": record["audio"],
+                         "caption": f"a voice saying \"{record['speech']['word']}\""})
+        if "picture" in record:
+            captions.append({"id": f"{record['id']}-image", "image": record["image"],
+                             "caption": f"a {record['picture']['colour']} {record['picture']['shape']}"})
+    return captions
+
+
 def main() -> None:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--output_dir", default="data/spoken_shapes")
@@ -109,10 +123,14 @@ def main() -> None:
     args = parser.parse_args()
     if not espeak_available():
         parser.error("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
-    for split, count, voices, seed in (("train", args.num_train, TRAIN_VOICES, args.seed),
-                                       ("test", args.num_test, TEST_VOICES, args.seed + 1)):
-        make_split(output_dir=args.output_dir, split=split, num_questions=count, voices=voices, seed=seed)
-        print(f"{count} {split} questions in {os.path.join(args.output_dir, split + '.json')}")
+    train = make_split(output_dir=args.output_dir, split="train", num_questions=args.num_train, voices=TRAIN_VOICES,
+                       seed=args.seed)
+    make_split(output_dir=args.output_dir, split="test", num_questions=args.num_test, voices=TEST_VOICES,
+               seed=args.seed + 1)
+    with open(os.path.join(args.output_dir, "captions.json"), "w") as handle:
+        json.dump(stage1_captions(train), handle, indent=0)
+    print(f"{args.num_train} training questions (train.json, captions.json), {args.num_test} test questions "
+          f"(test.json) in {args.output_dir}")
 
 
 if __name__ == "__main__":

@@ -294,7 +294,7 @@ def test_spoken_shapes_records_train_as_they_are_and_test_voices_are_never_train
     """speak_shapes.py, the audio demo's data: every record passes training's checks (its WAV decodes, placeholders
     match), the three kinds of question take turns, yes and no are as common, the test split's voices are not the
     training split's, and the same seed writes the same records and sounds."""
-    from speak_shapes import QUESTIONS, TEST_VOICES, TRAIN_VOICES, make_split
+    from speak_shapes import QUESTIONS, TEST_VOICES, TRAIN_VOICES, make_split, stage1_captions
 
     train = make_split(output_dir=str(tmp_path / "a"), split="train", num_questions=12, voices=TRAIN_VOICES, seed=0)
     test = make_split(output_dir=str(tmp_path / "a"), split="test", num_questions=6, voices=TEST_VOICES, seed=1)
@@ -308,6 +308,11 @@ def test_spoken_shapes_records_train_as_they_are_and_test_voices_are_never_train
         if record["question_type"] != "spoken vs picture":
             assert record["conversations"][1]["value"] == record["speech"]["word"]
     assert {r["speech"]["voice"] for r in test}.isdisjoint({r["speech"]["voice"] for r in train})
+    captions = stage1_captions(train)  # every clip with its word, every picture with its colour and shape
+    assert len(captions) == 16 and captions[0]["caption"] == f'a voice saying "{train[0]["speech"]["word"]}"'
+    assert captions[3]["caption"] == f'a {train[2]["picture"]["colour"]} {train[2]["picture"]["shape"]}'
+    captioned, _ = prepare_examples(captions, "captions.json", audio_processor, image_folder=str(tmp_path / "a"))
+    assert len(captioned) == 16
     again = make_split(output_dir=str(tmp_path / "b"), split="train", num_questions=12, voices=TRAIN_VOICES, seed=0)
     assert again == train
     assert (tmp_path / "a" / train[0]["audio"]).read_bytes() == (tmp_path / "b" / train[0]["audio"]).read_bytes()
