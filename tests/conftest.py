@@ -91,6 +91,23 @@ def random_image(seed: int = 0, size=(96, 128)) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
 
 
+def stage2_weights_before_and_after(*, start, records: list[dict], media_folder, tmp_path, steps: int = 1):
+    """`start`'s saved weights, and those of its final folder after `steps` stage-2 steps (LoRA merged) on `records`
+    (batches of 2)."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from train_hf import train
+
+    json.dump(records, open(tmp_path / "data.json", "w"))
+    train(["--stage", "2", "--model_name_or_path", str(start), "--data_path", str(tmp_path / "data.json"),
+           "--image_folder", str(media_folder), "--output_dir", str(tmp_path / "out"), "--max_steps", str(steps),
+           "--lora_r", "4", "--merge_lora", "--learning_rate", "1e-2", "--report_to", "none",
+           "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--disable_tqdm", "true"])
+    return load_file(start / "model.safetensors"), load_file(tmp_path / "out" / "final" / "model.safetensors")
+
+
 def stage1_losses_live_and_cached(*, start, data_path, media_folder, tmp_path) -> dict[str, list[float]]:
     """Two-step stage-1 runs of `start` on `data_path`, encoding every file at each step ("live") and from a fresh
     embedding cache ("cached"): their losses, which must agree."""

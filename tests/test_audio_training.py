@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from safetensors.torch import load_file
 
-from conftest import TINY_IMAGEBIND, random_image, stage1_losses_live_and_cached, tiny_text_config
+from conftest import (TINY_IMAGEBIND, random_image, stage1_losses_live_and_cached, stage2_weights_before_and_after,
+                      tiny_text_config)
 from configuration_nextgpt import ImageBindAudioConfig, ImageBindVisionConfig, NextGPTConfig
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
 from serve import Limits
-from train_hf import train
 from training_data import BadRecordsError, NextGPTCollator, prepare_examples
 
 TINY_AUDIO = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24)
@@ -117,12 +116,8 @@ def test_stage2_learns_from_audio_alone_through_the_shared_projector(records, au
     """A record with audio and no image still trains the projector: the audio's gradient reaches it."""
     start = tmp_path / "start"
     save_tiny_audio_model(start, audio_processor)
-    json.dump([records[1]] * 2, open(tmp_path / "data.json", "w"))
-    train(["--stage", "2", "--model_name_or_path", str(start), "--data_path", str(tmp_path / "data.json"),
-           "--image_folder", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--max_steps", "1",
-           "--lora_r", "4", "--merge_lora", "--learning_rate", "1e-2", "--report_to", "none",
-           "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--disable_tqdm", "true"])
-    before, after = load_file(start / "model.safetensors"), load_file(tmp_path / "out" / "final" / "model.safetensors")
+    before, after = stage2_weights_before_and_after(start=start, records=[records[1]] * 2, media_folder=tmp_path,
+                                                    tmp_path=tmp_path)
     assert not torch.equal(before["projector.linear_1.weight"], after["projector.linear_1.weight"])
     assert all(torch.equal(before[key], after[key]) for key in before if key.startswith("audio_tower."))
 

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from safetensors.torch import load_file
 
-from conftest import TINY_IMAGEBIND, random_image, stage1_losses_live_and_cached, tiny_text_config
+from conftest import (TINY_IMAGEBIND, random_image, stage1_losses_live_and_cached, stage2_weights_before_and_after,
+                      tiny_text_config)
 from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig, SpeechEmbeddingConfig
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
 from speech_embedding import SpeechEmbeddingModel, speech_features
-from train_hf import train
 
 
 @pytest.fixture
@@ -82,12 +81,8 @@ def test_training_leaves_the_speech_tower_and_its_batch_norm_as_they_were(speech
     records = [{"id": "both", "image": "picture.png", "audio": "high.wav",
                 "conversations": [{"from": "human", "value": "<image>\n<audio>\nHigh or low?"},
                                   {"from": "gpt", "value": "high"}]}] * 2
-    json.dump(records, open(tmp_path / "data.json", "w"))
-    train(["--stage", "2", "--model_name_or_path", str(start), "--data_path", str(tmp_path / "data.json"),
-           "--image_folder", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--max_steps", "2",
-           "--lora_r", "4", "--merge_lora", "--learning_rate", "1e-2", "--report_to", "none",
-           "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--disable_tqdm", "true"])
-    before, after = load_file(start / "model.safetensors"), load_file(tmp_path / "out" / "final" / "model.safetensors")
+    before, after = stage2_weights_before_and_after(start=start, records=records, media_folder=tmp_path,
+                                                    tmp_path=tmp_path, steps=2)
     assert not torch.equal(before["audio_projector.linear_1.weight"], after["audio_projector.linear_1.weight"])
     tower = [key for key in before if key.startswith("audio_tower.")]
     assert any("running_mean" in key for key in tower)
