@@ -1,8 +1,8 @@
 """Google's speech_embedding network and its log-mel front end, in torch, with the weights openwakeword ships.
 
 `openwakeword==0.4.0` carries both as ONNX files in its wheel (later versions download them on first use): a front
-end (16 kHz samples at 16-bit scale -> a Hann-windowed 512-point STFT every 10 ms -> 32 mel bins -> decibels, floored
-80 dB under the loudest bin, then x / 10 + 2 as openwakeword applies it) and a keyword-spotting CNN trained by Google
+end (16 kHz samples at 16-bit scale -> a windowed 512-point STFT every 10 ms, as a convolution -> 32 mel bins ->
+decibels, floored 80 dB under the loudest bin, then x / 10 + 2 as openwakeword applies it) and a keyword-spotting CNN trained by Google
 (76 frames, about 0.8 s, -> one 96-d vector; openwakeword slides it every 8 frames). It tells spoken words apart
 across voices it never heard (benchmarks/probe_speech_embedding.py): the offline speech encoder of issue 17's demo.
 The weights are read from the ONNX files themselves (`onnx`); tests/test_speech_embedding.py checks every output
@@ -18,12 +18,13 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 try:
+    from .audio_features import SAMPLE_RATE
     from .configuration_nextgpt import SpeechEmbeddingConfig
 except ImportError:
+    from audio_features import SAMPLE_RATE
     from configuration_nextgpt import SpeechEmbeddingConfig
 
 SPEECH_TOWER = SpeechEmbeddingConfig.model_type  # what --audio_tower takes
-SAMPLE_RATE = 16000
 MEL_BINS = 32
 WINDOW_FRAMES, WINDOW_STRIDE = 76, 8  # the network's input, and openwakeword's step between windows
 EMBEDDING_WIDTH = 96
@@ -31,9 +32,9 @@ FFT_SIZE, HOP = 512, 160
 MIN_SAMPLES = FFT_SIZE + HOP * (WINDOW_FRAMES - 1)  # one window: 0.782 s
 TOP_DB = 80.0
 CLAMP = -0.4  # every activation of the network is floored here (a tf.math.maximum after each leaky ReLU)
-# The network after its first convolution: (output channels, kernel along time) of each convolution, the kernels
-# along time being (3, 1) and the others (1, 3) with one mel bin of zero padding each side; "pool" is a max-pool
-# over (time, mel) = 2 x 2, "pool mel" one over mel bins only.
+# The network after its first convolution: each number is a convolution's output channels, its kernel alternating
+# between (1, 3) across mel bins (one bin of zero padding each side) and (3, 1) along time (no padding); "pool" is a
+# 2 x 2 max-pool over (time, mel), "pool mel" one over mel bins only.
 LAYERS = [24, 24, "pool", 48, 48, 48, 48, "pool mel", 72, 72, 72, 72, "pool", 96, 96, 96, 96, "pool mel", 96, 96, 96,
           96, "pool"]
 

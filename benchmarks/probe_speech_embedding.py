@@ -26,7 +26,8 @@ import torch
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from speech_embedding import SAMPLE_RATE, SpeechEmbedding  # noqa: E402
+from audio_features import SAMPLE_RATE  # noqa: E402
+from speech_embedding import SpeechEmbedding  # noqa: E402
 
 WORDS = ["red", "green", "blue", "black", "gray", "teal", "brown", "yellow", "circle", "rectangle", "triangle"]
 VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us+f3", "en-gb+f4", "en-us+m3",
