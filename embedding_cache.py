@@ -19,6 +19,7 @@ import torch
 from datasets import Array2D, Dataset, Features, Value
 
 import audio_features
+import speech_embedding
 import video_features
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor
@@ -36,8 +37,13 @@ def tower_fingerprint(model: NextGPTForConditionalGeneration, processor: NextGPT
     tower = tower_of(model, kind)
     checksum = sum(float(parameter.detach().double().sum()) for parameter in tower.parameters())
     if kind == "audio":
-        description = {"kind": kind, "audio_config": model.config.audio_config.to_dict(),
-                       "preprocessing_code": source_digest(audio_features)}
+        # The speech encoder's clips are cut by speech_embedding.py to the processor's length, after audio_features.py
+        # decodes the file.
+        speech = processor.speech_clip_seconds is not None
+        description = {"kind": kind, "audio_config": model.config.audio_config.to_dict(), "preprocessing_code": "".join(
+            source_digest(module) for module in (audio_features, *([speech_embedding] if speech else [])))}
+        if speech:
+            description["speech_clip_seconds"] = processor.speech_clip_seconds
     else:
         description = {"vision_config": model.config.vision_config.to_dict(), "image_mode": model.config.image_mode,
                        "preprocessing": processor.image_processor.to_dict()}

@@ -101,6 +101,19 @@ def test_cached_speech_features_train_as_live_ones(speech_processor, tmp_path):
     torch.testing.assert_close(torch.tensor(losses["cached"]), torch.tensor(losses["live"]), atol=1e-4, rtol=1e-4)
 
 
+def test_the_audio_cache_follows_the_speech_clip_length(speech_processor, tokenizer):
+    """Another clip length is other features: a cache of one is not read for the other (nor for ImageBind's audio
+    preprocessing)."""
+    from embedding_cache import tower_fingerprint
+
+    model = tiny_speech_model(speech_processor)
+    longer = NextGPTProcessor(imagebind_image_processor(), tokenizer, audio_token="<audio>", speech_clip_seconds=1.5)
+    imagebind_audio = NextGPTProcessor(imagebind_image_processor(), tokenizer, audio_token="<audio>")
+    fingerprints = {tower_fingerprint(model, processor, "float32", kind="audio")
+                    for processor in (speech_processor, longer, imagebind_audio)}
+    assert len(fingerprints) == 3
+
+
 def test_assembly_takes_openwakeword_s_weights(tokenizer, tmp_path):
     pytest.importorskip("openwakeword")
     from transformers import AutoModelForCausalLM, LlamaConfig
