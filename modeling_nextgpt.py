@@ -34,7 +34,7 @@ except ImportError:
 
 
 # The audio towers, by their config's model_type.
-AUDIO_TOWERS = {"imagebind_audio": ImageBindAudioModel, "speech_embedding": SpeechEmbeddingModel}
+AUDIO_TOWERS = {tower.config_class.model_type: tower for tower in (ImageBindAudioModel, SpeechEmbeddingModel)}
 
 
 class NextGPTProjector(nn.Module):

@@ -7,9 +7,9 @@ weight. One launch serves up to three weights of the same input width (q|k|v, ga
 
 - One row (batch-1 decoding): each program streams a few weight rows, dequantizing each weight in registers; the
   block sizes, and whether codes become floats by conversion instructions or by bit tricks (`_codes_to_float`), are
-  whichever is faster on the GPU at hand, timed on first use (Triton's autotune). On the H100 the int4 kernel ran at
-  0.9 TB/s with conversions (benchmarks/RESULTS.md): two conversions a byte, as many as int8's one a byte at 2.2 TB/s,
-  which points at the conversions.
+  whichever is faster on the GPU at hand, timed on first use (Triton's autotune). On the H100 the int4 kernel runs
+  at about 0.9 TB/s and the bit tricks did not make it faster (autotune keeps the conversions there; int8 takes
+  either, by shape): its limit lies elsewhere (benchmarks/RESULTS.md, "Quantized fast decoding").
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores, one int4 group at a time.
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
