@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from unittest.mock import patch
 
 import torch
+from accelerate.utils import DDPCommunicationHookType, DistributedDataParallelKwargs
 from peft.helpers import disable_input_dtype_casting
 from transformers import (
     BitsAndBytesConfig,
@@ -52,6 +53,11 @@ from training_data import COLLATED_MEDIA, DEFAULT_CAPTION_PROMPT, NextGPTCollato
 def final_folder(output_dir: str) -> str:
     """Where a run's complete model (with its processor and card) is written: stage 2 starts from it; it is pushed."""
     return os.path.join(output_dir, "final")
+
+
+# --ddp_gradient_dtype -> DDP's communication hook (accelerate's names for torch's compression hooks).
+DDP_GRADIENT_HOOKS = {"float32": DDPCommunicationHookType.NO, "bfloat16": DDPCommunicationHookType.BF16,
+                      "float16": DDPCommunicationHookType.FP16}
 
 
 def option(default, help: str):
@@ -107,6 +113,8 @@ class NextGPTArguments:
     load_in_8bit: bool = option(False, "Load the LLM in 8-bit (CUDA, bitsandbytes).")
     vqa_eval_batch_size: int = 16
     save_final: bool = option(True, "Write output_dir/final (false: benchmarks, sweeps).")
+    ddp_gradient_dtype: str = option("float32", "Several GPUs under DDP: the dtype gradients are all-reduced in; "
+                                                "bfloat16 or float16 send half the bytes (DDP's compression hooks).")
 
 
 def check_arguments(args: NextGPTArguments) -> None:
@@ -129,6 +137,8 @@ def check_arguments(args: NextGPTArguments) -> None:
         raise ValueError("A quantized LLM cannot be fully fine-tuned: use LoRA (drop --full_finetune)")
     if args.fused_kernels not in ("auto", "true", "false"):
         raise ValueError(f"--fused_kernels must be auto, true or false, got {args.fused_kernels}")
+    if args.ddp_gradient_dtype not in DDP_GRADIENT_HOOKS:
+        raise ValueError(f"--ddp_gradient_dtype must be one of {list(DDP_GRADIENT_HOOKS)}, got {args.ddp_gradient_dtype}")
     if args.model_dtype not in ("auto", *DTYPES):
         raise ValueError(f"--model_dtype must be one of {['auto', *DTYPES]}, got {args.model_dtype}")
 
@@ -307,6 +317,17 @@ class NextGPTTrainer(Trainer):
 
     checkpointing = False
 
+    def __init__(self, *args, ddp_gradient_dtype: str = "float32", **kwargs):
+        self.ddp_gradient_hook = DDP_GRADIENT_HOOKS[ddp_gradient_dtype]
+        super().__init__(*args, **kwargs)
+
+    def _build_accelerator_args(self, **kwargs) -> dict:
+        accelerator_args = super()._build_accelerator_args(**kwargs)
+        for handler in accelerator_args.get("kwargs_handlers", []):
+            if isinstance(handler, DistributedDataParallelKwargs):
+                handler.comm_hook = self.ddp_gradient_hook
+        return accelerator_args
+
     def _save_checkpoint(self, model, trial):
         self.checkpointing = True
         try:
@@ -432,6 +453,7 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
         model=model, args=training_args, train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
         data_collator=NextGPTCollator(processor, cache, pack=args.packing), processing_class=processor,
         callbacks=[StepLogCallback(), MarkCompleteCheckpoints(), *(callbacks or [])],
+        ddp_gradient_dtype=args.ddp_gradient_dtype,
     )
     # The tokenized examples live until the end: a full collection walks them all (1.1 s for LLaVA's 558k captions,
     # measured), in the trainer and in each forked data loader worker, where it also copies their memory pages.

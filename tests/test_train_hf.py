@@ -489,8 +489,11 @@ def test_do_eval_reports_vqa_accuracy_and_eval_command_works(stage1_folder, easy
     assert sum(v for k, v in scores.items() if k.startswith("count/")) == 6
 
 
-def test_two_process_stage1_keeps_ranks_identical(tiny_folder, easy_vqa_data, tmp_path):
-    """Two CPU processes (gloo) through torchrun: both ranks end with the same projector."""
+@pytest.mark.parametrize("gradient_dtype,hooks", [("float32", []), ("float16", ["fp16_compress_hook"])])
+def test_two_process_stage1_keeps_ranks_identical(tiny_folder, easy_vqa_data, tmp_path, gradient_dtype, hooks):
+    """Two CPU processes (gloo) through torchrun: both ranks end with the same projector, whose gradients were
+    all-reduced in the dtype asked for (DDP's compression hook registered for float16, none for float32; the bfloat16
+    hook needs NCCL)."""
     launcher = tmp_path / "run_rank.py"
     launcher.write_text(
         "import os, sys, torch\n"
@@ -498,21 +501,24 @@ def test_two_process_stage1_keeps_ranks_identical(tiny_folder, easy_vqa_data, tm
         "from train_hf import train\n"
         "trainer = train(sys.argv[2:])\n"
         "state = {k: v.detach().cpu() for k, v in trainer.model.projector.state_dict().items()}\n"
-        "torch.save(state, os.path.join(sys.argv[1], f\"projector-rank{os.environ['RANK']}.pt\"))\n"
+        "hooks = [hook.__name__ for hook, _ in trainer.model_wrapped._comm_hooks]\n"
+        "torch.save({'state': state, 'hooks': hooks}, os.path.join(sys.argv[1], f\"rank{os.environ['RANK']}.pt\"))\n"
         "torch.distributed.barrier()\n"
         "torch.distributed.destroy_process_group()\n"
     )
     argv = ["--stage", "1", "--model_name_or_path", str(tiny_folder),
             "--data_path", str(easy_vqa_data / "captions.jsonl"),
             "--output_dir", str(tmp_path / "out"), "--max_steps", "3", "--learning_rate", "1e-2", "--use_cpu",
-            "--ddp_backend", "gloo", "--save_strategy", "no", *COMMON]
+            "--ddp_backend", "gloo", "--save_strategy", "no", "--ddp_gradient_dtype", gradient_dtype, *COMMON]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
          str(launcher), str(tmp_path), *argv], env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    rank0, rank1 = (torch.load(tmp_path / f"projector-rank{rank}.pt") for rank in (0, 1))
+    rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1))
+    assert rank0["hooks"] == rank1["hooks"] == hooks
+    rank0, rank1 = rank0["state"], rank1["state"]
     initial = {k.removeprefix("projector."): v for k, v in weights(tiny_folder).items() if k.startswith("projector.")}
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key])
