@@ -11,6 +11,7 @@ replayed from a CUDA graph of its own. A row whose client left is freed at the n
 
 import collections
 import queue
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -42,13 +43,15 @@ class Row:
 
 class ContinuousBatcher(JobQueue):
     def __init__(self, model, tokenizer, pad_token_id: int, end_ids: set[int], *, max_batch_size: int = 32,
-                 max_waiting: int = 64, max_prefill_rows: int = 16, cache_bytes: int | None = None):
+                 max_waiting: int = 64, max_prefill_rows: int = 16, prefill_window_s: float = 0.0,
+                 cache_bytes: int | None = None):
         """`max_batch_size` rows decode together at most; up to `max_prefill_rows` waiting prompts join in one
-        prefill. The KV cache takes `cache_bytes` (default: half the GPU memory free now, or CPU_CACHE_BYTES),
-        which sets the longest prompt + answer a request may have (`max_length`)."""
+        prefill, which, while other rows decode, waits until it is full or its first request has waited
+        `prefill_window_s` (`_prefill_due`). The KV cache takes `cache_bytes` (default: half the GPU memory free
+        now, or CPU_CACHE_BYTES), which sets the longest prompt + answer a request may have (`max_length`)."""
         self.fast = FastGenerator(model)
         self.model, self.tokenizer, self.pad_token_id, self.end_ids = model, tokenizer, pad_token_id, end_ids
-        self.max_prefill_rows = max_prefill_rows
+        self.max_prefill_rows, self.prefill_window_s = max_prefill_rows, prefill_window_s
         cache_length = self._cache_length(max_batch_size, cache_bytes)
         self.decoder = LlamaFamilyDecoder(model.language_model, max_batch_size, cache_length, self.fast.layer)
         # The longest prompt + answer whose left-padded prompt still leaves room for every new token.
@@ -103,9 +106,25 @@ class ContinuousBatcher(JobQueue):
 
     def _run(self) -> None:
         while True:
-            self._admit(wait=not any(self.rows))
+            decoding = any(self.rows)
+            if not decoding or self._prefill_due():
+                self._admit(wait=not decoding)
             if any(self.rows):
                 self._step()
+
+    def _prefill_due(self) -> bool:
+        """Whether waiting requests should be prefilled now, while other rows decode: when they fill a prefill, or
+        the first of them has waited `prefill_window_s`. Every prefill stops the decoding rows for its own launches
+        (the tower's and the LLM's, not a CUDA graph for groups), so requests arriving one by one under load are
+        cheaper gathered into fewer, fuller prefills; a request arriving at an idle batcher never waits."""
+        if self.deferred:
+            return True
+        with self.jobs.mutex:
+            if not self.jobs.queue:
+                return False
+            count, first_queued = len(self.jobs.queue), self.jobs.queue[0].queued_at
+        free = self.rows.count(None)
+        return count >= min(free, self.max_prefill_rows) or time.monotonic() - first_queued >= self.prefill_window_s
 
     @property
     def waiting(self) -> int:

@@ -42,6 +42,7 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)  # its client left: drop or stop it
     pieces: queue.Queue = field(default_factory=queue.Queue)  # streamed token ids; None ends the stream
     stream_ended: bool = False
+    queued_at: float = field(default_factory=time.monotonic)
 
     def batch_key(self) -> tuple | None:
         """Jobs with equal keys may share a batch of `generate` (their max_new_tokens may differ); None: this job

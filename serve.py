@@ -299,10 +299,11 @@ class NextGPTServer(ThreadingHTTPServer):
     request_queue_size = 256  # the listen backlog: a burst of connections waits instead of being reset
 
     def __init__(self, address, model, processor, model_name: str, fast: bool, *, image_root: str | None = None,
-                 max_batch_size: int = 32, batch_window_s: float = 0.005, cache_bytes: int | None = None,
-                 limits: Limits = Limits(), api_key: str | None = None):
+                 max_batch_size: int = 32, batch_window_s: float = 0.005, prefill_window_s: float = 0.0,
+                 cache_bytes: int | None = None, limits: Limits = Limits(), api_key: str | None = None):
         """`fast`: continuous batching on the fast decoder, whose KV cache takes `cache_bytes` (default: half the
-        free GPU memory); else batches of `generate` from requests arriving within `batch_window_s`."""
+        free GPU memory) and whose prefills, while other requests decode, wait up to `prefill_window_s` for more
+        requests; else batches of `generate` from requests arriving within `batch_window_s`."""
         super().__init__(address, RequestHandler)
         self.model, self.processor, self.model_name = model, processor, model_name
         self.image_root, self.limits, self.api_key = image_root, limits, api_key
@@ -311,7 +312,7 @@ class NextGPTServer(ThreadingHTTPServer):
         if fast:
             self.queue = ContinuousBatcher(model, processor.tokenizer, pad, self.eos_ids,
                                            max_batch_size=max_batch_size, max_waiting=limits.max_waiting,
-                                           cache_bytes=cache_bytes)
+                                           prefill_window_s=prefill_window_s, cache_bytes=cache_bytes)
             if model.device.type == "cuda":
                 self.queue.warm_up()
         else:
@@ -588,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"the GPU memory free after loading, {CPU_CACHE_BYTES / 2**30:g} GiB on CPU)")
     parser.add_argument("--batch-window-ms", type=float, default=5.0,
                         help="without the fast path: how long the first request waits for others to share its batch")
+    parser.add_argument("--prefill-window-ms", type=float, default=0.0,
+                        help="fast path, while other requests decode: how long a new request waits for others to "
+                             "share its prefill (fewer, fuller prefills stall the decoding rows less often)")
     defaults = Limits()
     parser.add_argument("--max-images", type=int, default=defaults.max_images, help="images per request at most")
     parser.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels,
@@ -619,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_video_seconds=args.max_video_seconds, max_waiting=args.max_waiting, timeout_s=args.timeout)
     server = NextGPTServer((args.host, args.port), model, processor, name, fast, image_root=args.image_root,
                            max_batch_size=args.max_batch_size, batch_window_s=args.batch_window_ms / 1e3,
+                           prefill_window_s=args.prefill_window_ms / 1e3,
                            cache_bytes=None if args.kv_cache_gib is None else int(args.kv_cache_gib * 2**30),
                            limits=limits, api_key=args.api_key)
     if not args.api_key and not is_loopback(args.host):

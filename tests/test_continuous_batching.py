@@ -75,6 +75,31 @@ def test_requests_joining_and_leaving_a_running_batch_get_their_own_tokens(setup
     assert max(batcher.steps_by_rows) == 4 and all(row is None for row in batcher.rows)
 
 
+def test_under_load_a_prefill_waits_to_be_full_or_for_its_window(setup):
+    """While rows decode, one new request waits (each prefill stalls the decoding rows) until enough arrive to fill a
+    prefill (`max_prefill_rows`, or the free rows) or the first has waited the window; their tokens are unchanged."""
+    model, processor = setup
+    batcher = batcher_for(model, processor, max_batch_size=4, max_prefill_rows=2, prefill_window_s=60.0)
+    running = job_for(processor, "What shape is this?", 1, max_new_tokens=12)
+    batcher.submit(running)
+    batcher._admit(wait=True)  # an idle batcher takes a request at once
+    batcher._step()
+    second = batcher.submit(job_for(processor, "Colour?", 2, max_new_tokens=5))
+    assert not batcher._prefill_due()  # one of the two a prefill takes, and its window is young
+    second.queued_at -= 61.0
+    assert batcher._prefill_due()  # its window has passed
+    second.queued_at += 61.0
+    third = batcher.submit(job_for(processor, "Which shape?", 3, max_new_tokens=4))
+    assert batcher._prefill_due()  # two waiting fill a prefill
+    batcher._admit(wait=False)
+    assert [row is not None for row in batcher.rows] == [True, True, True, False] and batcher.waiting == 0
+    fourth = batcher.submit(job_for(processor, "Is it blue?", 4, max_new_tokens=3))
+    assert batcher._prefill_due()  # it fills the one free row
+    run_until_done(batcher, [running, second, third, fourth])
+    for job in (running, second, third, fourth):
+        assert job.result() == alone(model, job)
+
+
 def test_each_row_keeps_its_own_sampling_seed_stop_string_and_end_token(setup):
     model, processor = setup
     greedy = job_for(processor, "What shape is this?", 1, max_new_tokens=10)
