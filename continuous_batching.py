@@ -114,9 +114,10 @@ class ContinuousBatcher(JobQueue):
 
     def _prefill_due(self) -> bool:
         """Whether waiting requests should be prefilled now, while other rows decode: when they fill a prefill, or
-        the first of them has waited `prefill_window_s`. Every prefill stops the decoding rows for its own launches
-        (the tower's and the LLM's, not a CUDA graph for groups), so requests arriving one by one under load are
-        cheaper gathered into fewer, fuller prefills; a request arriving at an idle batcher never waits."""
+        the first of them has waited its window: `prefill_window_s` times the share of rows decoding. Every prefill
+        stops the decoding rows for its own launches (the tower's and the LLM's; groups run without a CUDA graph),
+        so under load requests arriving one by one are cheaper gathered into fewer, fuller prefills, and the more
+        rows a prefill stalls, the longer a new request may wait to share one; at an idle batcher it never waits."""
         if self.deferred:
             return True
         with self.jobs.mutex:
@@ -124,7 +125,8 @@ class ContinuousBatcher(JobQueue):
                 return False
             count, first_queued = len(self.jobs.queue), self.jobs.queue[0].queued_at
         free = self.rows.count(None)
-        return count >= min(free, self.max_prefill_rows) or time.monotonic() - first_queued >= self.prefill_window_s
+        window = self.prefill_window_s * (len(self.rows) - free) / len(self.rows)
+        return count >= min(free, self.max_prefill_rows) or time.monotonic() - first_queued >= window
 
     @property
     def waiting(self) -> int:

@@ -591,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="without the fast path: how long the first request waits for others to share its batch")
     parser.add_argument("--prefill-window-ms", type=float, default=0.0,
                         help="fast path, while other requests decode: how long a new request waits for others to "
-                             "share its prefill (fewer, fuller prefills stall the decoding rows less often)")
+                             "share its prefill when every row decodes (scaled by the share of rows decoding): "
+                             "fewer, fuller prefills stall the decoding rows less often")
     defaults = Limits()
     parser.add_argument("--max-images", type=int, default=defaults.max_images, help="images per request at most")
     parser.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels,

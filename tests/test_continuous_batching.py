@@ -77,7 +77,8 @@ def test_requests_joining_and_leaving_a_running_batch_get_their_own_tokens(setup
 
 def test_under_load_a_prefill_waits_to_be_full_or_for_its_window(setup):
     """While rows decode, one new request waits (each prefill stalls the decoding rows) until enough arrive to fill a
-    prefill (`max_prefill_rows`, or the free rows) or the first has waited the window; their tokens are unchanged."""
+    prefill (`max_prefill_rows`, or the free rows) or the first has waited the window, scaled by the share of rows
+    decoding; their tokens are unchanged."""
     model, processor = setup
     batcher = batcher_for(model, processor, max_batch_size=4, max_prefill_rows=2, prefill_window_s=60.0)
     running = job_for(processor, "What shape is this?", 1, max_new_tokens=12)
@@ -86,9 +87,9 @@ def test_under_load_a_prefill_waits_to_be_full_or_for_its_window(setup):
     batcher._step()
     second = batcher.submit(job_for(processor, "Colour?", 2, max_new_tokens=5))
     assert not batcher._prefill_due()  # one of the two a prefill takes, and its window is young
-    second.queued_at -= 61.0
-    assert batcher._prefill_due()  # its window has passed
-    second.queued_at += 61.0
+    second.queued_at -= 16.0  # one row of four decodes: the window is a quarter of 60 s
+    assert batcher._prefill_due()
+    second.queued_at += 16.0
     third = batcher.submit(job_for(processor, "Which shape?", 3, max_new_tokens=4))
     assert batcher._prefill_due()  # two waiting fill a prefill
     batcher._admit(wait=False)
