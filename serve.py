@@ -43,7 +43,7 @@ from PIL import Image, UnidentifiedImageError
 
 from audio_features import load_audio
 from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
-from continuous_batching import CPU_CACHE_BYTES, ContinuousBatcher
+from continuous_batching import CPU_CACHE_BYTES, PREFILL_WINDOW_S, ContinuousBatcher
 from generation_queue import GenerationCancelled, GenerationQueue, Job, QueueFull
 from processing_nextgpt import PLACEHOLDER_ORDER
 from video_features import video_features
@@ -299,7 +299,7 @@ class NextGPTServer(ThreadingHTTPServer):
     request_queue_size = 256  # the listen backlog: a burst of connections waits instead of being reset
 
     def __init__(self, address, model, processor, model_name: str, fast: bool, *, image_root: str | None = None,
-                 max_batch_size: int = 32, batch_window_s: float = 0.005, prefill_window_s: float = 0.0,
+                 max_batch_size: int = 32, batch_window_s: float = 0.005, prefill_window_s: float = PREFILL_WINDOW_S,
                  cache_bytes: int | None = None, limits: Limits = Limits(), api_key: str | None = None):
         """`fast`: continuous batching on the fast decoder, whose KV cache takes `cache_bytes` (default: half the
         free GPU memory) and whose prefills, while other requests decode, wait up to `prefill_window_s` for more
@@ -589,10 +589,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"the GPU memory free after loading, {CPU_CACHE_BYTES / 2**30:g} GiB on CPU)")
     parser.add_argument("--batch-window-ms", type=float, default=5.0,
                         help="without the fast path: how long the first request waits for others to share its batch")
-    parser.add_argument("--prefill-window-ms", type=float, default=0.0,
+    parser.add_argument("--prefill-window-ms", type=float, default=PREFILL_WINDOW_S * 1e3,
                         help="fast path, while other requests decode: how long a new request waits for others to "
-                             "share its prefill when every row decodes (scaled by the share of rows decoding): "
-                             "fewer, fuller prefills stall the decoding rows less often")
+                             "share its prefill when every row decodes (scaled by the share of rows decoding; "
+                             "default %(default)g): fewer, fuller prefills stall the decoding rows less often")
     defaults = Limits()
     parser.add_argument("--max-images", type=int, default=defaults.max_images, help="images per request at most")
     parser.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels,
