@@ -23,4 +23,8 @@ if [ "${1:-}" = test ]; then
     # Installed last and without dependencies, so that pip's resolver never reports the ones left out.
     pip install -q einops ftfy regex iopath
     pip install -q --no-deps imagebind-unofficial==0.1.1
+    # lmms-eval's OpenAI-compatible model for the server's harness test: what it imports, not its declared
+    # dependencies (torchvision, wandb, sentence-transformers, ...), which would replace the CPU torch.
+    pip install -q loguru python-dotenv tenacity pytz
+    pip install -q --no-deps "lmms-eval>=0.7.3"
 fi

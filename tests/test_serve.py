@@ -446,6 +446,31 @@ def test_lmms_eval_style_requests_are_answered_as_training_laid_them_out(tiny):
     assert json.loads(text)["choices"] == json.loads(request(tiny, same_turn)[1])["choices"]
 
 
+def test_lmms_eval_s_openai_model_evaluates_through_the_server(tiny, monkeypatch):
+    """lmms-eval's own OpenAI-compatible model (`--model openai_compatible`, what a user points at this server) asks
+    a task's questions with their images through the server; each answer is the server's own for that request."""
+    models = pytest.importorskip("lmms_eval.models")
+    from lmms_eval.api.instance import Instance
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    lmm = models.get_model("openai_compatible", force_simple=True)(
+        model="tiny", base_url=f"http://127.0.0.1:{tiny.server_port}/v1", max_retries=1, num_concurrent=2)
+    docs = {index: {"image": random_image(20 + index), "question": question}
+            for index, question in enumerate(("What shape is this?", "What colour is it?", "Is it round?"))}
+    lmm.task_dict = {"shapes": {"test": docs}}
+    requests = [Instance("generate_until", (doc["question"], {"max_new_tokens": 5, "temperature": 0},
+                                            lambda doc: [doc["image"]], index, "shapes", "test"),
+                         idx=0, metadata={"task": "shapes", "doc_id": index, "repeats": 1})
+                for index, doc in docs.items()]
+    answers = [getattr(result, "text", result) for result in lmm.generate_until(requests)]
+    for answer, doc in zip(answers, docs.values()):
+        png = io.BytesIO()
+        doc["image"].save(png, format="PNG")
+        url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+        expected = json.loads(request(tiny, {"messages": [user_message(url, doc["question"])], "max_tokens": 5})[1])
+        assert answer == expected["choices"][0]["message"]["content"] and answer
+
+
 def test_the_load_test_drives_the_server_with_concurrent_clients(make_processor, tmp_path):
     import subprocess
     import sys
