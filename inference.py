@@ -7,6 +7,7 @@ offline model (assembled once, then cached).
     python inference.py --image photo.jpg --chat                      # multi-turn, answers streamed
     python inference.py --batch questions.jsonl --output answers.jsonl  # {"image", "question"} per line
     python inference.py --model outputs/stage2/final --image photo.jpg "Describe the image."
+    python inference.py --model spoken-shapes --audio examples/spoken_blue.wav "What colour do you hear?"
 """
 
 import argparse
@@ -22,6 +23,9 @@ from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option, missing_local_
 from training_data import check_image_file
 from video_features import load_video_frames
 
+MODEL_HELP = ("a NextGPT folder or hub id, or a shipped model's name: easy-vqa (the default: offline SmolLM2 + "
+              "EfficientNet-Lite0, easy-VQA), spoken-shapes (the same, hearing too)")
+
 
 class InputError(Exception):
     """Bad input from the user: reported as one line, never as a traceback."""
@@ -35,8 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="audio file to ask about (repeat for several; a model with an audio branch)")
     parser.add_argument("--video", action="append", default=[],
                         help="video file to ask about (repeat for several; a model with an ImageBind tower)")
-    parser.add_argument("--model",
-                        help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--chat", action="store_true", help="multi-turn conversation in the terminal")
     parser.add_argument("--batch", metavar="JSONL", help='answer every {"image", "question"} line of this file')
     parser.add_argument("--output", help="with --batch: where to write the answers (default: stdout)")
@@ -73,11 +76,11 @@ def load(args: argparse.Namespace) -> Loaded:
     it runs, on CUDA) applies."""
     from transformers import AutoModel, AutoProcessor
 
-    source = args.model
-    if source is None:
-        from default_model import default_model_folder
+    from default_model import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_folder
 
-        source = default_model_folder()
+    source = args.model
+    if source is None or source in SHIPPED_MODELS:
+        source = shipped_model_folder(source or DEFAULT_MODEL)
     elif not os.path.isdir(source) and os.path.exists(source):
         raise InputError(f"--model {source} is not a folder")
     elif missing_local_folder(source):

@@ -569,11 +569,10 @@ def is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from inference import InputError, load
+    from inference import MODEL_HELP, InputError, load
 
     parser = ArgumentParser(__doc__)
-    parser.add_argument("--model",
-                        help="a NextGPT folder or hub id (default: the offline SmolLM2 + EfficientNet model)")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -1,4 +1,5 @@
-"""The shipped offline model (SmolLM2-135M + EfficientNet-Lite0 + weights/easy_vqa): assembly, answers, CLI."""
+"""The shipped offline models (SmolLM2-135M + EfficientNet-Lite0 + weights/easy_vqa, and with Google's speech encoder
++ weights/spoken_shapes): assembly, answers, CLI."""
 
 import json
 import os
@@ -144,6 +145,37 @@ def test_export_guards_the_shipped_weights_and_clears_the_superseded_cache(tmp_p
     os.makedirs(superseded)
     export_weights(str(final), str(weights), cache_dir=str(cache))
     assert json.load(open(weights / "adapter_config.json"))["note"] == "retrained"
-    assert json.load(open(weights / "recipe.json"))["vision_tower"] == "efficientnet-lite0"
+    recipe = json.load(open(weights / "recipe.json"))
+    assert (recipe["model"], recipe["vision_tower"]) == ("easy-vqa", "efficientnet-lite0")
+    assert "audio_tower" not in recipe
     assert not os.path.exists(weights / "results.json")  # measured on the replaced weights
     assert not os.path.exists(superseded) and cached_folder(str(cache), str(weights)) != superseded
+
+    config = json.loads((final / "config.json").read_text())
+    (final / "config.json").write_text(json.dumps({**config, "audio_config": {"model_type": "speech_embedding"}}))
+    export_weights(str(final), str(weights), cache_dir=str(cache))  # a model that hears: the spoken-shapes recipe
+    recipe = json.load(open(weights / "recipe.json"))
+    assert (recipe["model"], recipe["audio_tower"]) == ("spoken-shapes", "speech_embedding")
+    (final / "config.json").write_text(json.dumps({**config, "audio_config": {"model_type": "imagebind_audio"}}))
+    with pytest.raises(ValueError, match="imagebind_audio tower, which does not install offline"):
+        export_weights(str(final), str(weights), cache_dir=str(cache))
+    (final / "config.json").write_text(json.dumps({**config, "audio_config": {"model_type": "speech_embedding"}}))
+    with pytest.raises(ValueError, match="replaces the shipped weights"):  # any folder of weights/
+        export_weights(str(final), os.path.join(REPO_ROOT, "weights", "spoken_shapes"))
+
+
+def test_the_shipped_spoken_model_hears_and_sees(model_cache, tmp_path):
+    """The second shipped model by name (--model spoken-shapes): a colour said in a voice it never trained on, the
+    picture's colour, and both together; its card names its data."""
+    from huggingface_hub import ModelCard
+
+    from default_model import shipped_model_folder
+
+    folder = shipped_model_folder("spoken-shapes", cache_dir=str(model_cache))
+    assert "spoken easy-VQA" in ModelCard.load(os.path.join(folder, "README.md")).text
+    for args, answer in ((["--audio", "examples/spoken_blue.wav", "What colour do you hear?"], "blue"),
+                         (["--image", "examples/red_circle.png", "What colour is the shape?"], "red"),
+                         (["--image", "examples/red_circle.png", "--audio", "examples/spoken_blue.wav",
+                           "Is the spoken colour the colour of the shape?"], "no")):
+        result = run_inference(model_cache, "--model", "spoken-shapes", *args)
+        assert result.returncode == 0 and result.stdout.strip() == answer, (args, result.stdout, result.stderr[-2000:])
