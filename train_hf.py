@@ -192,9 +192,11 @@ def configure_stage(model: NextGPTForConditionalGeneration, args: NextGPTArgumen
         if gradient_checkpointing:
             model.enable_input_require_grads()  # text-only batches have no trainable input otherwise
         targets = "|".join(name.strip() for name in args.lora_target_modules.split(","))
+        # Every projector trains fully beside the LoRA (named, not left to peft's suffix match of "projector").
+        projectors = [name for name in ("projector", "audio_projector") if hasattr(model, name)]
         model = get_peft_model(model, LoraConfig(
             r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-            target_modules=rf"language_model\..*\.({targets})", modules_to_save=["projector"],
+            target_modules=rf"language_model\..*\.({targets})", modules_to_save=projectors,
         ))
     for parameter in model.parameters():
         if parameter.requires_grad:
