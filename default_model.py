@@ -79,7 +79,7 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
     from model_card import assembled_card_data, write_model_card
 
     recipe = json.load(open(os.path.join(weights_dir, "recipe.json")))
-    shipped = SHIPPED_MODELS[recipe["model"]]
+    shipped = SHIPPED_MODELS[recipe.get("model", DEFAULT_MODEL)]  # weights exported before there were two
     results_path = os.path.join(weights_dir, RESULTS_FILE)
     results = json.load(open(results_path)) if os.path.isfile(results_path) else {}
     model, processor = assemble_nextgpt(
@@ -114,7 +114,7 @@ def cached_folder(cache_dir: str, weights_dir: str) -> str:
     for path in files:
         with open(path, "rb") as handle:
             digest.update(handle.read())
-    name = json.load(open(os.path.join(weights_dir, "recipe.json")))["model"]
+    name = json.load(open(os.path.join(weights_dir, "recipe.json"))).get("model", DEFAULT_MODEL)
     return os.path.join(cache_dir, f"nextgpt-smollm2-{name}-{digest.hexdigest()[:12]}")
 
 
