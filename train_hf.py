@@ -138,7 +138,8 @@ def check_arguments(args: NextGPTArguments) -> None:
     if args.fused_kernels not in ("auto", "true", "false"):
         raise ValueError(f"--fused_kernels must be auto, true or false, got {args.fused_kernels}")
     if args.ddp_gradient_dtype not in DDP_GRADIENT_HOOKS:
-        raise ValueError(f"--ddp_gradient_dtype must be one of {list(DDP_GRADIENT_HOOKS)}, got {args.ddp_gradient_dtype}")
+        raise ValueError(f"--ddp_gradient_dtype must be one of {list(DDP_GRADIENT_HOOKS)}, "
+                         f"got {args.ddp_gradient_dtype}")
     if args.model_dtype not in ("auto", *DTYPES):
         raise ValueError(f"--model_dtype must be one of {['auto', *DTYPES]}, got {args.model_dtype}")
 

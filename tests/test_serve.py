@@ -464,10 +464,8 @@ def test_lmms_eval_s_openai_model_evaluates_through_the_server(tiny, monkeypatch
                 for index, doc in docs.items()]
     answers = [getattr(result, "text", result) for result in lmm.generate_until(requests)]
     for answer, doc in zip(answers, docs.values()):
-        png = io.BytesIO()
-        doc["image"].save(png, format="PNG")
-        url = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
-        expected = json.loads(request(tiny, {"messages": [user_message(url, doc["question"])], "max_tokens": 5})[1])
+        message = user_message(data_url(doc["image"]), doc["question"])
+        expected = json.loads(request(tiny, {"messages": [message], "max_tokens": 5})[1])
         assert answer == expected["choices"][0]["message"]["content"] and answer
 
 
