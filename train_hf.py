@@ -74,7 +74,8 @@ class NextGPTArguments:
     llm: str | None = option(None, "Stage 1 from parts: the LLM's folder or hub id.")
     llm_gguf_file: str | None = option(None, "A GGUF file inside --llm to load from.")
     vision_tower: str | None = option(None, "Stage 1 from parts: efficientnet-lite0 (packaged; "
-                                            "efficientnet-lite0-stem adds the stem's colour channels), Meta's "
+                                            "efficientnet-lite0-stem adds the stem's colour channels, "
+                                            "-stem-max their maximum over each cell too), Meta's "
                                             "imagebind_huge.pth, or a transformers vision model id/folder.")
     audio_tower: str | None = option(None, "Stage 1 from parts: Meta's imagebind_huge.pth (its audio branch) or "
                                            "speech_embedding (Google's speech encoder, offline), which takes the "

@@ -133,7 +133,8 @@ def test_export_guards_the_shipped_weights_and_clears_the_superseded_cache(tmp_p
     json.dump({**adapter, "note": "retrained"}, open(final / "adapter_config.json", "w"))
     shutil.copy(os.path.join(DEFAULT_WEIGHTS, "adapter_model.safetensors"), final / "adapter_model.safetensors")
     (final / "config.json").write_text(json.dumps({"image_mode": "patches", "projector_type": "mlp2x_gelu",
-                                                   "vision_config": {"stem_features": False}}))
+                                                   "vision_config": {"stem_features": True,
+                                                                     "stem_max_features": True}}))
     with pytest.raises(ValueError, match="replaces the shipped weights: pass --replace_shipped"):
         export_weights(str(final))
     with pytest.raises(ValueError, match="not an unmerged stage-2 folder"):
@@ -146,7 +147,7 @@ def test_export_guards_the_shipped_weights_and_clears_the_superseded_cache(tmp_p
     export_weights(str(final), str(weights), cache_dir=str(cache))
     assert json.load(open(weights / "adapter_config.json"))["note"] == "retrained"
     recipe = json.load(open(weights / "recipe.json"))
-    assert (recipe["model"], recipe["vision_tower"]) == ("easy-vqa", "efficientnet-lite0")
+    assert (recipe["model"], recipe["vision_tower"]) == ("easy-vqa", "efficientnet-lite0-stem-max")
     assert "audio_tower" not in recipe
     assert not os.path.exists(weights / "results.json")  # measured on the replaced weights
     assert not os.path.exists(superseded) and cached_folder(str(cache), str(weights)) != superseded

@@ -40,23 +40,29 @@ def test_features_are_49_patch_tokens_and_their_mean(packaged):
         assert config.num_image_tokens == tokens and config.vision_feature_dim == 1280
 
 
-def test_stem_features_append_the_stems_channels_per_cell(packaged):
+@pytest.mark.parametrize("tower", ["efficientnet-lite0-stem", "efficientnet-lite0-stem-max"])
+def test_stem_features_append_the_stems_channels_per_cell(packaged, tower):
     """`efficientnet-lite0-stem`: the head's 1280 channels unchanged, then the first convolution's 32 averaged over
-    each token's cell; ImageNet logits untouched."""
-    with_stem = EfficientNetLiteModel.from_packaged_weights(stem_features=True)
+    each token's cell (`-stem-max`: then their maximum over it); ImageNet logits untouched."""
+    from assemble_nextgpt import EFFICIENTNET_LITE0_TOWERS
+
+    with_stem = EfficientNetLiteModel.from_packaged_weights(**EFFICIENTNET_LITE0_TOWERS[tower])
     pixel_values = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         plain, output = packaged(pixel_values), with_stem(pixel_values)
         stem = torch.nn.functional.relu6(packaged._bn0(packaged._conv_stem(pixel_values)))
         torch.testing.assert_close(with_stem.classify(pixel_values), packaged.classify(pixel_values))
-    assert output.last_hidden_state.shape == (2, 49, 1312)
+    width = 1312 if tower == "efficientnet-lite0-stem" else 1344
+    assert output.last_hidden_state.shape == (2, 49, width)
     torch.testing.assert_close(output.last_hidden_state[..., :1280], plain.last_hidden_state)
-    cell = stem[0, :, 16:32, 32:48].mean((1, 2))  # token 9: row 1, column 2 of the 7 x 7 grid (16 x 16 stem cells)
-    torch.testing.assert_close(output.last_hidden_state[0, 9, 1280:], cell)
+    cell = stem[0, :, 16:32, 32:48]  # token 9: row 1, column 2 of the 7 x 7 grid (16 x 16 stem cells)
+    torch.testing.assert_close(output.last_hidden_state[0, 9, 1280:1312], cell.mean((1, 2)))
+    if width == 1344:
+        torch.testing.assert_close(output.last_hidden_state[0, 9, 1312:], cell.amax((1, 2)))
     config = NextGPTConfig(vision_config=with_stem.config.to_dict(), text_config=tiny_text_config(),
                            image_mode="patches")
     config = NextGPTConfig.from_dict(config.to_dict())
-    assert config.vision_config.stem_features and config.vision_feature_dim == 1312
+    assert config.vision_config.stem_features and config.vision_feature_dim == width
 
 
 def test_packaged_weights_load_strictly(tmp_path, packaged):
