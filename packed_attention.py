@@ -22,6 +22,7 @@ try:
     from torch.nn.attention.varlen import varlen_attn
 except ImportError:  # torch < 2.10: the per-example SDPA path serves everywhere
     varlen_attn = None
+VARLEN_DEVICE = "cuda"  # where torch's FlashAttention variable-length kernel runs
 # torch 2.10 spells causal masking `is_causal=True`, later versions `window_size=(-1, 0)`.
 VARLEN_CAUSAL = {} if varlen_attn is None else (
     {"window_size": (-1, 0)} if "window_size" in inspect.signature(varlen_attn).parameters else {"is_causal": True}
@@ -53,9 +54,10 @@ def packed_attention(
     query, key, value = (tensor[0].transpose(0, 1) for tensor in (query, key, value))  # (tokens, heads, dim)
     if groups > 1:
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    if varlen_attn is not None and query.is_cuda and query.dtype in (torch.float16, torch.bfloat16):
-        output = varlen_attn(query, key, value, cu_seq_lens_q, cu_seq_lens_q, max_length_q, max_length_q,
-                             scale=scaling, **VARLEN_CAUSAL)
+    dtype = varlen_dtype(query)
+    if dtype is not None:
+        output = varlen_attn(*(tensor.to(dtype) for tensor in (query, key, value)), cu_seq_lens_q, cu_seq_lens_q,
+                             max_length_q, max_length_q, scale=scaling, **VARLEN_CAUSAL)
     else:
         bounds = cu_seq_lens_q.tolist()
         output = torch.cat([
@@ -65,6 +67,18 @@ def packed_attention(
             for start, end in zip(bounds, bounds[1:])
         ])
     return output.unsqueeze(0), None
+
+
+def varlen_dtype(query: torch.Tensor) -> torch.dtype | None:
+    """The half precision the variable-length kernel runs this query in, or None where it cannot run (CPU, float32
+    without autocast, torch < 2.10). Under autocast a float32 model's query arrives in float32 (the rotary embedding
+    multiplies it by float32 cos/sin) although SDPA would run it in autocast's dtype: so does the kernel, rather than
+    falling back to one SDPA call per example and layer."""
+    device = query.device.type
+    if varlen_attn is None or device != VARLEN_DEVICE:
+        return None
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else query.dtype
+    return dtype if dtype in (torch.float16, torch.bfloat16) else None
 
 
 AttentionInterface.register(PACKED_ATTENTION, packed_attention)

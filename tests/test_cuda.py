@@ -248,34 +248,39 @@ def test_server_answers_through_the_fast_path_on_cuda(tiny_folder):
         server.server_close()
 
 
+@pytest.mark.parametrize("weights", ["bfloat16", "float32_autocast"])
 @pytest.mark.parametrize("kv_heads", [4, 2], ids=["mha", "gqa"])
-def test_packed_attention_on_cuda_takes_the_varlen_kernel_and_keeps_examples_apart(monkeypatch, kv_heads):
-    """bf16 on the GPU: torch's variable-length FlashAttention, each example's logits and the gradients as if the
-    examples were run one by one."""
+def test_packed_attention_on_cuda_takes_the_varlen_kernel_and_keeps_examples_apart(monkeypatch, kv_heads, weights):
+    """bf16 on the GPU, as bf16 weights or as float32 weights under bf16 autocast (the default model's recipe,
+    `--model_dtype float32 --bf16`): torch's variable-length FlashAttention in bf16, each example's logits and the
+    gradients as if the examples were run one by one."""
     import packed_attention
     from transformers import LlamaConfig, LlamaForCausalLM
 
     assert packed_attention.varlen_attn is not None, "this torch has no torch.nn.attention.varlen"
     calls = []
-    monkeypatch.setattr(packed_attention, "varlen_attn", lambda *a, **k: calls.append(1) or varlen(*a, **k))
+    monkeypatch.setattr(packed_attention, "varlen_attn", lambda *a, **k: calls.append(a[0].dtype) or varlen(*a, **k))
     varlen = torch.nn.attention.varlen.varlen_attn
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=64, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=kv_heads)
-    model = LlamaForCausalLM(config).cuda().to(torch.bfloat16)
+    model = LlamaForCausalLM(config).cuda().to(torch.bfloat16 if weights == "bfloat16" else torch.float32)
     packed_attention.enable_packed_attention(model)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=weights == "float32_autocast")
     lengths = [37, 5, 130]
     examples = [torch.randint(0, 64, (length,), device="cuda") for length in lengths]
     bounds = torch.tensor([0, *lengths], device="cuda").cumsum(0).to(torch.int32)
     positions = torch.cat([torch.arange(length, device="cuda") for length in lengths])[None]
-    packed = model(torch.cat(examples)[None], position_ids=positions, cu_seq_lens_q=bounds,
-                   max_length_q=max(lengths)).logits[0].float()
-    assert calls, "the packed batch did not reach the varlen kernel"
+    with autocast:
+        packed = model(torch.cat(examples)[None], position_ids=positions, cu_seq_lens_q=bounds,
+                       max_length_q=max(lengths)).logits[0].float()
+    assert calls and set(calls) == {torch.bfloat16}, f"the packed batch did not reach the bf16 varlen kernel: {calls}"
     packed.sum().backward()
     packed_grad = model.model.layers[0].self_attn.q_proj.weight.grad.float().clone()
     model.zero_grad()
     for example, start, end in zip(examples, bounds[:-1].tolist(), bounds[1:].tolist()):
-        alone = model(example[None]).logits[0].float()
+        with autocast:
+            alone = model(example[None]).logits[0].float()
         assert (alone - packed[start:end]).abs().max() < 2e-2
         alone.sum().backward()
     alone_grad = model.model.layers[0].self_attn.q_proj.weight.grad.float()

@@ -148,3 +148,37 @@ def test_batch_rebalance_with_packing_deals_every_gpu_equal_tokens(tmp_path):
     for pack, expected in ((True, TokenBalancedSampler), (False, BatchRebalanceSampler)):
         trainer.data_collator = NextGPTCollator(processor=None, pack=pack)
         assert type(trainer._get_train_sampler()) is expected
+
+
+@pytest.mark.parametrize("autocast", [True, False])
+def test_a_float32_model_under_autocast_takes_the_varlen_kernel_in_half_precision(monkeypatch, autocast):
+    """The default model trains float32 weights under bf16 autocast. Its queries reach the attention in float32 (the
+    rotary embedding upcasts them); the varlen kernel must still take them, in autocast's dtype, instead of one SDPA call
+    per example and layer. Here on the CPU, with the kernel's device and the kernel itself stood in for."""
+    import torch.nn.functional as F
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    import packed_attention
+
+    calls = []
+
+    def varlen(query, key, value, cu_seq_lens, _cu_k, _max_q, _max_k, scale=None, **causal):
+        calls.append({query.dtype, key.dtype, value.dtype})
+        bounds = cu_seq_lens.tolist()
+        return torch.cat([F.scaled_dot_product_attention(
+            *(tensor[start:end].transpose(0, 1) for tensor in (query, key, value)), is_causal=True, scale=scale
+        ).transpose(0, 1) for start, end in zip(bounds, bounds[1:])])
+
+    monkeypatch.setattr(packed_attention, "VARLEN_DEVICE", "cpu")
+    monkeypatch.setattr(packed_attention, "varlen_attn", varlen)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    enable_packed_attention(model)
+    lengths = [7, 3, 12]
+    bounds = torch.tensor([0, *lengths]).cumsum(0).to(torch.int32)
+    positions = torch.cat([torch.arange(length) for length in lengths])[None]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        model(torch.randint(0, 64, (1, sum(lengths))), position_ids=positions, cu_seq_lens_q=bounds,
+              max_length_q=max(lengths))
+    assert calls == ([{torch.bfloat16}] * 2 if autocast else [])
