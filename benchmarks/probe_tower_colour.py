@@ -6,7 +6,9 @@ max-pooled) of easy-VQA training pictures, alone or with their re-renderings (`c
 `--augment` trains on), and tests it on easy-VQA's test pictures and on `draw_shapes.py`'s. If the probe trained on
 easy-VQA alone fails on the drawn pictures while the one trained with re-renderings does not, the tower's features hold
 the colour and the narrow training pictures are what the model lacks; `--layer` reads earlier features instead, to
-see how much colour the tower's depth loses. CPU, a few minutes:
+see how much colour the tower's depth loses, and `stem_cells`/`stem_cells_max` the stem's channels per token as the
+`efficientnet-lite0-stem`/`-stem-max` towers give them (averaged over each cell, or averaged and max-pooled). CPU, a
+few minutes:
 
     python benchmarks/probe_tower_colour.py --num_train 1000 --layer head
 """
@@ -24,6 +26,7 @@ from tqdm.auto import tqdm
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from assemble_nextgpt import EFFICIENTNET_LITE0_TOWERS  # noqa: E402
 from convert_easy_vqa import image_facts, rerender, shape_mask  # noqa: E402
 from draw_shapes import COLOURS, SHAPES  # noqa: E402
 from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_processor  # noqa: E402
@@ -32,6 +35,9 @@ from efficientnet_lite import EfficientNetLiteModel, efficientnet_lite_image_pro
 # Where the features are read: the tokens the model gets (the head's 1280 channels at 7x7), the last block's 320
 # channels (7x7, before the head), or the stem's 32 (112x112, after the first convolution).
 LAYERS = {"head": None, "last_block": lambda tower: tower._blocks[-1], "stem": lambda tower: tower._bn0}
+# Or the stem's channels as a tower appends them to each 7x7 token: averaged over its cell (efficientnet-lite0-stem),
+# or averaged and max-pooled (efficientnet-lite0-stem-max).
+CELL_LAYERS = {"stem_cells": "efficientnet-lite0-stem", "stem_cells_max": "efficientnet-lite0-stem-max"}
 
 
 @torch.no_grad()
@@ -39,7 +45,7 @@ def pooled_features(tower, processor, pictures: list[Image.Image], layer: str = 
                     batch_size: int = 64) -> torch.Tensor:
     """(N, 2 x channels): the mean and the maximum over positions of the layer's output for each picture."""
     captured = {}
-    hook = LAYERS[layer] and LAYERS[layer](tower).register_forward_hook(
+    hook = LAYERS.get(layer) and LAYERS[layer](tower).register_forward_hook(
         lambda module, inputs, output: captured.update(output=output))
     rows = []
     for start in tqdm(range(0, len(pictures), batch_size), desc="Tower", unit="batch"):
@@ -48,6 +54,8 @@ def pooled_features(tower, processor, pictures: list[Image.Image], layer: str = 
         tokens = tower(pixel_values=pixels).last_hidden_state
         if hook:
             tokens = captured["output"].flatten(2).transpose(1, 2)
+        if layer in CELL_LAYERS:
+            tokens = tokens[..., tower.config.hidden_size:]
         rows.append(torch.cat([tokens.mean(1), tokens.amax(1)], dim=-1))
     if hook:
         hook.remove()
@@ -108,11 +116,13 @@ def main() -> None:
     parser.add_argument("--num_train", type=int, default=1000, help="easy-VQA training pictures")
     parser.add_argument("--num_test", type=int, default=500, help="easy-VQA test pictures")
     parser.add_argument("--drawn", default=os.path.join(REPO_ROOT, "benchmarks", "shapes_test"))
-    parser.add_argument("--layer", default="head", choices=list(LAYERS), help="where the tower's features are read")
+    parser.add_argument("--layer", default="head", choices=[*LAYERS, *CELL_LAYERS],
+                        help="where the tower's features are read")
     parser.add_argument("--output", default=None, help="write the accuracies here as JSON")
     args = parser.parse_args()
 
-    tower, processor = EfficientNetLiteModel.from_packaged_weights(), efficientnet_lite_image_processor()
+    tower_options = EFFICIENTNET_LITE0_TOWERS[CELL_LAYERS.get(args.layer, "efficientnet-lite0")]
+    tower, processor = EfficientNetLiteModel.from_packaged_weights(**tower_options), efficientnet_lite_image_processor()
     rng = random.Random(0)
     train = easy_vqa_pictures("train", args.num_train)
     sets = {"easy-VQA train": train,

@@ -153,8 +153,8 @@ def test_batch_rebalance_with_packing_deals_every_gpu_equal_tokens(tmp_path):
 @pytest.mark.parametrize("autocast", [True, False])
 def test_a_float32_model_under_autocast_takes_the_varlen_kernel_in_half_precision(monkeypatch, autocast):
     """The default model trains float32 weights under bf16 autocast. Its queries reach the attention in float32 (the
-    rotary embedding upcasts them); the varlen kernel must still take them, in autocast's dtype, instead of one SDPA call
-    per example and layer. Here on the CPU, with the kernel's device and the kernel itself stood in for."""
+    rotary embedding upcasts them); the varlen kernel must still take them, in autocast's dtype, instead of one SDPA
+    call per example and layer. Here on the CPU, with the kernel's device and the kernel itself stood in for."""
     import torch.nn.functional as F
     from transformers import LlamaConfig, LlamaForCausalLM
 
