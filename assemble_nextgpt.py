@@ -28,6 +28,13 @@ EFFICIENTNET_LITE0_TOWERS = {"efficientnet-lite0": {}, "efficientnet-lite0-stem"
                              "efficientnet-lite0-stem-max": {"stem_features": True, "stem_max_features": True}}
 
 
+def efficientnet_lite0_tower_name(vision_config: dict) -> str:
+    """The EFFICIENTNET_LITE0_TOWERS name of a saved EfficientNet-Lite0 config (the options it turns on)."""
+    names = {option for options in EFFICIENTNET_LITE0_TOWERS.values() for option in options}
+    turned_on = {option: True for option in names if vision_config.get(option)}
+    return next(name for name, options in EFFICIENTNET_LITE0_TOWERS.items() if options == turned_on)
+
+
 def load_language_model(
     llm: str, gguf_file: str | None = None, dtype: torch.dtype | None = None, quantization_config=None
 ):

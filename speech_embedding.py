@@ -3,10 +3,10 @@
 `openwakeword==0.4.0` carries both as ONNX files in its wheel (later versions download them on first use): a front
 end (16 kHz samples at 16-bit scale -> a windowed 512-point STFT every 10 ms, as a convolution -> 32 mel bins ->
 decibels, floored 80 dB under the loudest bin, then x / 10 + 2 as openwakeword applies it) and a keyword-spotting CNN
-trained by Google (76 frames, about 0.8 s, -> one 96-d vector; openwakeword slides it every 8 frames). It tells spoken words apart
-across voices it never heard (benchmarks/probe_speech_embedding.py): the offline speech encoder of issue 17's demo.
-The weights are read from the ONNX files themselves (`onnx`); tests/test_speech_embedding.py checks every output
-against onnxruntime running those files.
+trained by Google (76 frames, about 0.8 s, -> one 96-d vector; openwakeword slides it every 8 frames). It tells spoken
+words apart across voices it never heard (benchmarks/probe_speech_embedding.py): the offline speech encoder of issue
+17's demo. The weights are read from the ONNX files themselves (`onnx`); tests/test_speech_embedding.py checks every
+output against onnxruntime running those files.
 """
 
 import os
