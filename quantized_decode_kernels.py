@@ -1,19 +1,21 @@
 """Decoding products over weight-only quantized projections (Triton), read straight from the packed bytes.
 
-The layouts are weight_quantization.py's: int8 rows with one scale each, and int4 groups (two codes a byte, even input
-in the low nibble) with a scale and an offset each. A decode step reads every weight once, so reading 1 byte (int8)
-or half a byte (int4) per weight instead of bf16's 2 is what makes it faster; the kernels never write a dequantized
-weight. One launch serves up to three weights of the same input width (q|k|v, gate|up), like decode_kernels.py.
+The layouts are weight_quantization.py's: int8 rows with one scale each, and int4 groups (eight codes per int32 word, in
+planes: one shift of a group's words gives the codes of a contiguous run of inputs) with a scale and an offset each. A
+decode step reads every weight once, so reading 1 byte (int8) or half a byte (int4) per weight instead of bf16's 2 is
+what makes it faster; the kernels never write a dequantized weight. One launch serves up to three weights of the same
+input width (q|k|v, gate|up), like decode_kernels.py.
 
-- One row (batch-1 decoding): each program streams a few weight rows, dequantizing each weight in registers; the
-  block sizes, and whether codes become floats by conversion instructions or by bit tricks (`_codes_to_float`), are
-  whichever is faster on the GPU at hand, timed on first use (Triton's autotune). On the H100 the int4 kernel runs
-  at about 0.9 TB/s and the bit tricks did not make it faster (autotune keeps the conversions there; int8 takes
-  either, by shape): its limit lies elsewhere (benchmarks/RESULTS.md, "Quantized fast decoding").
+- One row (batch-1 decoding): each program streams a few weight rows, dequantizing each weight in registers; int4
+  takes one plane of its words at a time against a contiguous run of the input and sums code x input per group before
+  the group's scale and offset apply. The block sizes, and whether codes become floats by conversion instructions or
+  by bit tricks (`_int8_to_float`, `_int4_codes`), are whichever is faster on the GPU at hand among ROW_CONFIGS, timed
+  on first use (Triton's autotune). On an H100 the int4 kernels stream 1.2-1.5 TB/s, bound by their instructions
+  rather than by memory, int8 2.2-2.6 TB/s (benchmarks/RESULTS.md, "Quantized fast decoding").
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
-  multiplied on the tensor cores, one int4 group at a time.
+  multiplied on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a time.
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
-kernels are tested against (tests/test_weight_quantization.py, under Triton's interpreter on the CPU).
+kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
 
 from typing import NamedTuple
@@ -36,12 +38,18 @@ except ImportError:
 
 ROW_MULTIPLE = 64  # every stacked weight's output size must be a multiple of this (the largest BLOCK_N below)
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
-MIN_BLOCK_K = 512  # the smallest BLOCK_K below: int4 groups must tile it
+MIN_BLOCK_K = 256  # the smallest int4 BLOCK_K below (several rows): int4 groups must tile it
+# One row: the block sizes (rows x inputs a step, warps) and conversions autotune chooses among: the two fastest for
+# each kind and shape of the 7B model in profile_decode.py's wider sweep (benchmarks/RESULTS.md).
+ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, "num_warps": warps}
+               for n, k, warps, bit_cast in ((8, 1024, 8, True), (8, 1024, 8, False), (8, 512, 4, False),
+                                             (8, 1024, 4, True), (4, 1024, 4, True), (4, 512, 2, True),
+                                             (4, 1024, 4, False))]
 
 
 class PackedWeight(NamedTuple):
-    """A quantized projection as the fast decoder holds it: int8 `qweight` (N, K) with `scale` (1, N), or uint8
-    `qweight` (N, K / 2) with `scale` and `offset` (K / group, N)."""
+    """A quantized projection as the fast decoder holds it: int8 `qweight` (N, K) with `scale` (1, N), or int32
+    `qweight` (N, K / 8) with `scale` and `offset` (K / group, N)."""
 
     qweight: torch.Tensor
     scale: torch.Tensor
@@ -54,25 +62,41 @@ def weight_bits(qweight: torch.Tensor) -> int:
 
 def group_size(weight: PackedWeight) -> int:
     """Inputs per scale: the row for int8, the group for int4."""
-    columns = weight.qweight.shape[1] * (1 if weight_bits(weight.qweight) == 8 else 2)
+    columns = weight.qweight.shape[1] * (1 if weight_bits(weight.qweight) == 8 else 8)
     return columns // weight.scale.shape[0]
 
 
 if triton is not None:
 
     @triton.jit
-    def _codes_to_float(codes, SIGNED: tl.constexpr, BIT_CAST: tl.constexpr):
-        """int4 codes (0..15) or int8 codes (-127..127, SIGNED) as float32: by conversion instructions, or (BIT_CAST)
-        by writing them, made non-negative, into the mantissa of 2^23 and subtracting, integer and float operations
-        that run at the full rate where the GPU converts integers at a fraction of it."""
+    def _int8_to_float(codes, BIT_CAST: tl.constexpr):
+        """int8 codes (-127..127) as float32: by conversion instructions, or (BIT_CAST) by writing code + 128 into the
+        mantissa of 2^23 and subtracting 2^23 + 128, integer and float operations that run at the full rate where the
+        GPU converts integers at a fraction of it."""
         if BIT_CAST:
-            if SIGNED:  # 2^23 + 128 + code
-                floats = ((codes.to(tl.int32) + 128) | 0x4B000000).to(tl.float32, bitcast=True) - 8388736.0
+            return ((codes.to(tl.int32) + 128) | 0x4B000000).to(tl.float32, bitcast=True) - 8388736.0
+        return codes.to(tl.float32)
+
+    @triton.jit
+    def _int4_codes(words, PLANE: tl.constexpr, BIT_CAST: tl.constexpr):
+        """The codes held in bits 4 PLANE..4 PLANE + 3 of int32 `words` as float32: converted, or (BIT_CAST) shifted to
+        the top of a float's mantissa, making 1 + code / 16 with one shift and one and-or, for which the caller takes
+        16 * scale and offset - 16 * scale (`_int4_bit_cast_scales`)."""
+        if BIT_CAST:
+            SHIFT: tl.constexpr = 19 - 4 * PLANE
+            if SHIFT >= 0:
+                moved = words << SHIFT
             else:
-                floats = (codes.to(tl.int32) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
-        else:
-            floats = codes.to(tl.float32)
-        return floats
+                moved = words >> -SHIFT  # arithmetic shift: the sign bits fall outside the mask
+            return ((moved & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)
+        return ((words >> 4 * PLANE) & 0xF).to(tl.float32)
+
+    @triton.jit
+    def _int4_bit_cast_scales(scale, offset, BIT_CAST: tl.constexpr):
+        """The scale and offset that turn `_int4_codes` into weights: as stored, or for codes read as 1 + code / 16."""
+        if BIT_CAST:
+            return 16.0 * scale, offset - 16.0 * scale
+        return scale, offset
 
     @triton.jit
     def _quantized_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
@@ -80,8 +104,8 @@ if triton is not None:
                           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
         """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
         columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
-        inputs a step; several rows: one int4 group (or BLOCK_K int8 inputs) a step, on the tensor cores. BIT_CAST:
-        how codes become floats (`_codes_to_float`)."""
+        inputs a step on the CUDA cores; several rows: on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a
+        time. BIT_CAST: how codes become floats (`_int8_to_float`, `_int4_codes`)."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
         if start < n0:
             q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
@@ -93,39 +117,48 @@ if triton is not None:
         columns = start + tl.arange(0, BLOCK_N)  # output columns
         m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
         GROUPS: tl.constexpr = K // GROUP
-        HALF_GROUP: tl.constexpr = GROUP // 2  # bytes of one int4 group
-        if INT4:
-            pairs = tl.arange(0, HALF_GROUP)  # byte j of a group holds its inputs 2j (low nibble) and 2j + 1 (high)
+        WORDS: tl.constexpr = GROUP // 8  # int32 words of one int4 group; plane i of word j: input i * WORDS + j
+        STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
         if INT4 and BLOCK_M == 1:
-            STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
-            accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, HALF_GROUP), dtype=tl.float32)
+            words = tl.arange(0, WORDS)
+            accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, WORDS), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
                 groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
-                inside = groups < GROUPS
-                byte = groups[None, :, None] * HALF_GROUP + pairs[None, None, :]  # (1, groups, bytes)
-                packed = tl.load(q_ptr + rows[:, None, None] * (K // 2) + byte, mask=inside[None, :, None], other=0)
-                low = _codes_to_float(packed & 0xF, False, BIT_CAST)
-                high = _codes_to_float(packed >> 4, False, BIT_CAST)
-                x_even = tl.load(x_ptr + 2 * byte, mask=inside[None, :, None], other=0).to(tl.float32)
-                x_odd = tl.load(x_ptr + 2 * byte + 1, mask=inside[None, :, None], other=0).to(tl.float32)
+                inside = groups[None, :] < GROUPS
+                word = groups[None, :, None] * WORDS + words[None, None, :]  # (1, groups, words)
+                packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[:, :, None], other=0)
                 where = groups[None, :] * rows_in_weight + rows[:, None]  # (rows, groups), group-major storage
-                scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)[:, :, None]
-                offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)[:, :, None]
-                accumulator += (low * scale + offset) * x_even + (high * scale + offset) * x_odd
+                scale = tl.load(s_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None]
+                offset = tl.load(f_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None]
+                scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
+                first_input = groups[None, :, None] * GROUP + words[None, None, :]
+                # sum(x * (code * scale + offset)) over a group = scale * sum(x * code) + offset * sum(x): one
+                # multiply-add per weight, the inputs' sums shared by all rows
+                products = tl.zeros((BLOCK_N, STEP_GROUPS, WORDS), dtype=tl.float32)
+                inputs = tl.zeros((1, STEP_GROUPS, WORDS), dtype=tl.float32)
+                for plane in tl.static_range(8):
+                    x = tl.load(x_ptr + first_input + plane * WORDS, mask=inside[:, :, None], other=0).to(tl.float32)
+                    products += _int4_codes(packed, plane, BIT_CAST) * x
+                    inputs += x
+                accumulator += products * scale + inputs * offset
             tl.store(out_ptr + columns, tl.sum(tl.sum(accumulator, axis=2), axis=1).to(out_ptr.dtype.element_ty))
         elif INT4:
             accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            for group in range(0, GROUPS):
-                packed = tl.load(q_ptr + rows[:, None] * (K // 2) + group * HALF_GROUP + pairs[None, :])
-                low = _codes_to_float(packed & 0xF, False, BIT_CAST)
-                high = _codes_to_float(packed >> 4, False, BIT_CAST)
-                scale = tl.load(s_ptr + group * rows_in_weight + rows).to(tl.float32)[:, None]
-                offset = tl.load(f_ptr + group * rows_in_weight + rows).to(tl.float32)[:, None]
-                x_where = x_ptr + m[:, None] * K + group * GROUP + 2 * pairs[None, :]
-                x_even = tl.load(x_where, mask=m[:, None] < M, other=0)
-                x_odd = tl.load(x_where + 1, mask=m[:, None] < M, other=0)
-                accumulator += tl.dot(x_even, tl.trans((low * scale + offset).to(x_even.dtype)))
-                accumulator += tl.dot(x_odd, tl.trans((high * scale + offset).to(x_even.dtype)))
+            step_words = tl.arange(0, BLOCK_K // 8)  # the step's words, group after group
+            for k0 in range(0, K, BLOCK_K):
+                groups = k0 // GROUP + step_words // WORDS
+                inside = groups < GROUPS
+                packed = tl.load(q_ptr + rows[:, None] * (K // 8) + k0 // 8 + step_words[None, :],
+                                 mask=inside[None, :], other=0)
+                where = groups[None, :] * rows_in_weight + rows[:, None]  # one scale per word: its group's
+                scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
+                offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
+                scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
+                first_input = m[:, None] * K + groups[None, :] * GROUP + (step_words % WORDS)[None, :]
+                for plane in tl.static_range(8):
+                    x = tl.load(x_ptr + first_input + plane * WORDS, mask=(m[:, None] < M) & inside[None, :], other=0)
+                    weights = (_int4_codes(packed, plane, BIT_CAST) * scale + offset).to(x.dtype)
+                    accumulator += tl.dot(x, tl.trans(weights))
             tl.store(out_ptr + m[:, None] * N + columns[None, :], accumulator.to(out_ptr.dtype.element_ty),
                      mask=m[:, None] < M)
         else:
@@ -139,12 +172,12 @@ if triton is not None:
                 codes = tl.load(q_ptr + rows[:, None] * K + inputs[None, :], mask=inside[None, :], other=0)
                 if BLOCK_M == 1:
                     x = tl.load(x_ptr + inputs, mask=inside, other=0).to(tl.float32)
-                    accumulator += _codes_to_float(codes, True, BIT_CAST) * x[None, :]
+                    accumulator += _int8_to_float(codes, BIT_CAST) * x[None, :]
                 else:
                     x = tl.load(x_ptr + m[:, None] * K + inputs[None, :], mask=(m[:, None] < M) & inside[None, :],
                                 other=0)
                     # |codes| <= 127: exact in bf16
-                    accumulator += tl.dot(x, tl.trans(_codes_to_float(codes, True, BIT_CAST).to(x.dtype)))
+                    accumulator += tl.dot(x, tl.trans(_int8_to_float(codes, BIT_CAST).to(x.dtype)))
             row_scale = tl.load(s_ptr + rows).to(tl.float32)
             if BLOCK_M == 1:
                 tl.store(out_ptr + columns, (tl.sum(accumulator, axis=1) * row_scale).to(out_ptr.dtype.element_ty))
@@ -154,8 +187,8 @@ if triton is not None:
 
     # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
     _row_kernel = triton.autotune(
-        [triton.Config({"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast}, num_warps=warps)
-         for n, k, warps in ((4, 512, 4), (4, 1024, 4), (8, 512, 4), (8, 1024, 8)) for bit_cast in (False, True)],
+        [triton.Config({key: value for key, value in config.items() if key != "num_warps"},
+                       num_warps=config["num_warps"]) for config in ROW_CONFIGS],
         key=["N", "K", "INT4"],
     )(_quantized_kernel)
 
@@ -163,9 +196,9 @@ if triton is not None:
 def kernel_config(rows: int, bits: int) -> dict:
     """Tensor-core tiles for several rows; for one row, a configuration that works (CUDA times its own: autotune)."""
     if rows == 1:
-        return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "BIT_CAST": False, "num_warps": 4}
-    return {"BLOCK_M": 16 if rows <= 16 else 32, "BLOCK_N": 64 if bits == 4 else 32, "BLOCK_K": 128,
-            "BIT_CAST": False, "num_warps": 4}
+        return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "BIT_CAST": bits == 4, "num_warps": 4}
+    return {"BLOCK_M": 16 if rows <= 16 else 32 if rows <= 32 else 64, "BLOCK_N": 64,
+            "BLOCK_K": MIN_BLOCK_K if bits == 4 else 128, "BIT_CAST": bits == 4, "num_warps": 4}
 
 
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 - int8: one scale per output row, symmetric: `weight ~ q * scale`, q in [-127, 127].
 - int4: groups of `group_size` consecutive inputs per output row, each with its own scale and offset (asymmetric, so a
-  group's range is used fully): `weight ~ q * scale + offset`, q in [0, 15], two values per byte (even input in the low
-  nibble, odd input in the high one).
+  group's range is used fully): `weight ~ q * scale + offset`, q in [0, 15], eight codes per int32 word. A group's
+  `group_size / 8` words hold it in eight planes: bits 4i..4i+3 of its word j hold input `i * group_size / 8 + j`, so
+  a kernel takes one plane of many words with one shift and multiplies it by a contiguous run of the input.
 Scales and offsets are stored group-major, (groups, rows): the decode kernels read one group's values for many rows
 at once, contiguously.
 
@@ -19,7 +20,8 @@ from torch import nn
 
 QUANTIZE_BITS = {"int8": 8, "int4": 4}  # the names the tools' --quantize takes
 QUANTIZED_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-INT4_GROUP_SIZE = 64  # tiles every width of Llama-2-7B (4096, 11008) and SmolLM2-135M (576, 1536)
+# A multiple of 8 (a word's codes) that tiles every width of Llama-2-7B (4096, 11008) and SmolLM2-135M (576, 1536).
+INT4_GROUP_SIZE = 64
 
 
 class QuantizedLinear(nn.Module):
@@ -53,9 +55,11 @@ def quantize_int8(weight: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def quantize_int4(weight: torch.Tensor, group_size: int = INT4_GROUP_SIZE) -> dict[str, torch.Tensor]:
-    """{"qweight": uint8 (N, K / 2), "scale" and "offset": (K / group_size, N) in the weight's dtype}."""
+    """{"qweight": int32 (N, K / 8), "scale" and "offset": (K / group_size, N) in the weight's dtype}."""
     rows, columns = weight.shape
-    if columns % group_size or group_size % 2:
+    if group_size % 8:
+        raise ValueError(f"int4 groups are whole words of 8 codes, got groups of {group_size}")
+    if columns % group_size:
         raise ValueError(f"int4 groups of {group_size} do not tile rows of {columns} inputs")
     groups = weight.float().view(rows, columns // group_size, group_size)
     low, high = groups.amin(dim=-1, keepdim=True), groups.amax(dim=-1, keepdim=True)
@@ -65,8 +69,11 @@ def quantize_int4(weight: torch.Tensor, group_size: int = INT4_GROUP_SIZE) -> di
     scale = stored_rounded(((high - offset.float()) / 15).clamp(min=1e-8), weight.dtype, towards=torch.inf)
     scale = torch.where(offset.float() + 15 * scale.float() < high, torch.nextafter(scale, scale.new_tensor(torch.inf)),
                         scale)
-    codes = torch.round((groups - offset.float()) / scale.float()).clamp(0, 15).to(torch.uint8).view(rows, columns)
-    packed = codes[:, 0::2] | (codes[:, 1::2] << 4)
+    codes = torch.round((groups - offset.float()) / scale.float()).clamp(0, 15).to(torch.int64)
+    planes = codes.view(rows, columns // group_size, 8, group_size // 8)  # (rows, groups, plane, word)
+    shifts = 4 * torch.arange(8, device=weight.device).view(1, 1, 8, 1)
+    words = (planes << shifts).sum(dim=2).view(rows, columns // 8)
+    packed = torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)  # the same 32 bits, signed
     return {"qweight": packed, "scale": scale.squeeze(-1).T.contiguous(), "offset": offset.squeeze(-1).T.contiguous()}
 
 
@@ -82,9 +89,10 @@ def dequantize(*, qweight: torch.Tensor, scale: torch.Tensor, bits: int, group_s
     """The (N, K) weight the stored form stands for, in the scale's dtype (float32 arithmetic)."""
     if bits == 8:
         return (qweight.float() * scale.float().T).to(scale.dtype)
-    codes = torch.stack([qweight & 0xF, qweight >> 4], dim=-1).flatten(1).float()  # even, odd inputs interleaved
-    rows, columns = codes.shape
-    groups = codes.view(rows, columns // group_size, group_size)
+    rows, columns = qweight.shape[0], qweight.shape[1] * 8
+    words = qweight.view(rows, columns // group_size, 1, group_size // 8)
+    groups = ((words >> (4 * torch.arange(8, device=qweight.device).view(1, 1, 8, 1))) & 0xF).float()
+    groups = groups.view(rows, columns // group_size, group_size)
     weight = groups * scale.float().T.unsqueeze(-1) + offset.float().T.unsqueeze(-1)
     return weight.view(rows, columns).to(scale.dtype)
 

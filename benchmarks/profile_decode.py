@@ -8,7 +8,7 @@
 - `rows`: decode step time at 1 to 64 rows, continuous batching's shared cache against one sized to the batch, and
   the 64-row step's kernels;
 - `quantized`: the int8 and int4 kernels (quantized_decode_kernels.py) on the same shapes, bytes read per second
-  (codes, scales and offsets) for each block-size configuration tried, at 1, 8 and 32 rows.
+  (codes, scales and offsets) for each block-size configuration tried, at 1, 8, 32 and 96 rows (a prompt).
 
     python benchmarks/profile_decode.py gemv ttft step --output profile.jsonl   # one H100: about 2 minutes
 """
@@ -21,6 +21,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
+import triton
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -76,10 +77,24 @@ def gemv_bandwidths(record) -> None:
                relative_difference=difference)
 
 
-# Block sizes and code-to-float conversions tried at one row, beside the autotuned launch the fast path makes; and the
-# tiles of several rows with the other conversion.
-ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, "num_warps": warps}
-               for n, k, warps in ((4, 512, 4), (4, 1024, 4), (8, 512, 4), (8, 1024, 8)) for bit_cast in (False, True)]
+# One row: block sizes (rows, inputs a step, warps) and conversions tried beside the autotuned launch, a wider sweep
+# than autotune's own list (ROW_CONFIGS), from which that list is chosen.
+SWEEP_ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, "num_warps": warps}
+                     for n, k, warps in ((4, 512, 1), (4, 512, 2), (4, 1024, 2), (8, 512, 2), (8, 256, 1),
+                                         (16, 256, 2), (4, 512, 4), (4, 1024, 4), (8, 512, 4), (8, 1024, 4),
+                                         (16, 512, 4), (8, 1024, 8), (16, 1024, 8), (32, 512, 8))
+                     for bit_cast in (False, True)]
+
+
+def several_rows_configs(rows: int, bits: int) -> list[dict]:
+    """The tiles the fast path takes for several rows, then variants of them: the other conversion, other tile
+    widths and depths, more warps."""
+    chosen = kernel_config(rows, bits)
+    variants = [{"BIT_CAST": not chosen["BIT_CAST"]}, {"BLOCK_N": 32}, {"BLOCK_N": 128}, {"num_warps": 8},
+                {"BLOCK_K": 512 if bits == 4 else 256}]
+    if bits == 8:
+        variants.append({"BLOCK_K": 64})
+    return [{**chosen, **variant} for variant in variants]
 
 
 def quantized_bandwidths(record) -> None:
@@ -94,11 +109,15 @@ def quantized_bandwidths(record) -> None:
                     torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5) for n, k in parts]
                 sets.append([PackedWeight(part["qweight"], part["scale"], part.get("offset")) for part in stored])
             nbytes = copies * sum(t.numel() * t.element_size() for t in sets[0][0] if t is not None) * len(parts)
-            for rows in (1, 8, 32):
+            for rows in (1, 8, 32, 96):
                 x = torch.randn(rows, parts[0][1], device="cuda", dtype=torch.bfloat16)
-                configs = [None] + (ROW_CONFIGS if rows == 1 else [{**kernel_config(rows, bits), "BIT_CAST": True}])
+                configs = [None] + (SWEEP_ROW_CONFIGS if rows == 1 else several_rows_configs(rows, bits))
                 for config in configs:  # None: what the fast path launches (autotuned at one row)
-                    seconds = replay_seconds(lambda: [launch_quantized_kernel(x, w, config) for w in sets])
+                    try:
+                        seconds = replay_seconds(lambda: [launch_quantized_kernel(x, w, config) for w in sets])
+                    except triton.runtime.errors.OutOfResources as error:  # tiles too large for this GPU
+                        record(kind="quantized", bits=bits, shape=name, rows=rows, config=config, error=str(error))
+                        continue
                     record(kind="quantized", bits=bits, shape=name, rows=rows, config=config or "fast path",
                            TBps=nbytes / seconds / 1e12, us=seconds / copies * 1e6)
 

@@ -131,13 +131,13 @@ from triton.compiler import ASTSource
 from quantized_decode_kernels import _quantized_kernel as kernel
 
 for int4 in (True, False):
-    for block_m, block_n in ((1, 4), (16, 64 if int4 else 32)):
+    for block_m, block_n in ((1, 4), (16, 64)):
         for bit_cast in (False, True):
             types = {"x_ptr": "*bf16", "out_ptr": "*bf16", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
-            types.update({name: ("*u8" if int4 else "*i8") for name in ("q0", "q1", "q2")})
+            types.update({name: ("*i32" if int4 else "*i8") for name in ("q0", "q1", "q2")})
             types.update({name: "*bf16" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
             constants = {"K": 4096, "GROUP": 64 if int4 else 4096, "INT4": int4, "BLOCK_M": block_m,
-                         "BLOCK_N": block_n, "BLOCK_K": 512 if block_m == 1 else 128, "BIT_CAST": bit_cast}
+                         "BLOCK_N": block_n, "BLOCK_K": 512 if block_m == 1 else 256, "BIT_CAST": bit_cast}
             source = ASTSource(fn=kernel, signature={name: types.get(name, "constexpr") for name in kernel.arg_names},
                                constexprs={(kernel.arg_names.index(name),): value for name, value in constants.items()})
             ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4}).asm["ptx"]

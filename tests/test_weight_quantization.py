@@ -21,18 +21,26 @@ def test_int8_rows_round_to_within_half_a_step():
     assert bool((error <= stored["scale"].T / 2 + 1e-6).all())
 
 
-def test_int4_codes_pack_two_per_byte_even_inputs_low():
+def test_int4_codes_pack_eight_per_word_in_planes():
+    """Bits 4i..4i+3 of word j of a group of 64 hold its input 8i + j: plane i of a group's 8 words is a contiguous run
+    of 8 inputs."""
     codes = torch.randint(0, 16, (4, 128))
     codes[:, 0], codes[:, 1] = 0, 15  # every group of 64 spans 0..15, so the codes come back exactly
     codes[:, 64], codes[:, 65] = 0, 15
+    codes[:, 7 * 8 + 3] = 15  # the top plane's 15 sets the word's sign bit
     weight = codes.float() * 0.5 - 3.0
     stored = quantize_int4(weight, group_size=64)
-    assert stored["qweight"].shape == (4, 64) and stored["qweight"].dtype == torch.uint8
-    assert torch.equal(stored["qweight"][:, 0] & 0xF, codes[:, 0].to(torch.uint8))
-    assert torch.equal(stored["qweight"][:, 0] >> 4, codes[:, 1].to(torch.uint8))
+    assert stored["qweight"].shape == (4, 16) and stored["qweight"].dtype == torch.int32
+    words = stored["qweight"].long() & 0xFFFFFFFF
+    for group, plane, word in ((0, 0, 0), (0, 1, 0), (0, 7, 3), (1, 0, 1), (1, 5, 7)):
+        unpacked = (words[:, group * 8 + word] >> (4 * plane)) & 0xF
+        assert torch.equal(unpacked, codes[:, group * 64 + plane * 8 + word]), (group, plane, word)
+    assert bool((stored["qweight"][:, 3] < 0).all())
     torch.testing.assert_close(stored["scale"], torch.full((2, 4), 0.5))
     torch.testing.assert_close(stored["offset"], torch.full((2, 4), -3.0))
     torch.testing.assert_close(dequantize(bits=4, group_size=64, **stored), weight)
+    with pytest.raises(ValueError, match="whole words of 8 codes, got groups of 12"):
+        quantize_int4(weight, group_size=12)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

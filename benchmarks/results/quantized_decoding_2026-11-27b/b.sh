@@ -1,0 +1,12 @@
+source .call20/common.sh
+stamp sweep
+timeout 300 python3 benchmarks/profile_decode.py quantized --output $OUT/kernels.jsonl > $OUT/kernels.log 2>&1; echo "rc $?"
+python3 .call20/summarize_kernels.py $OUT/kernels.jsonl | grep -E "rows   1|fast path" | sort -t' ' -k1,1 -s > $OUT/kernels_summary.txt
+python3 .call20/pick.py $OUT/kernels.jsonl | tail -20
+cp quantized_decode_kernels.py $OUT/
+stamp generate
+timeout 150 python3 benchmarks/bench_generate.py --modes embedding --methods fast --quantize int4,int8,none --batch_sizes 8,32 --speed_only --output $OUT/generate.jsonl > $OUT/generate.log 2>&1; echo "rc $?"
+grep -E '"batch1"|"batched"' $OUT/generate.jsonl | cut -c1-230
+stamp cuda tests
+timeout 150 python3 -m pytest -q -x tests/test_cuda.py -k "quantized or packed_attention" 2>&1 | tail -5
+stamp end

@@ -1,0 +1,11 @@
+source .call20/common.sh
+stamp generate quantized
+timeout 220 python3 benchmarks/bench_generate.py --modes embedding --methods fast,generate --quantize int4,int8 --batch_sizes 8,32 --speed_only --output $OUT/generate.jsonl > $OUT/generate.log 2>&1; echo "rc $?"
+stamp generate bf16
+timeout 90 python3 benchmarks/bench_generate.py --modes embedding --methods fast --quantize none --batch_sizes 8,32 --speed_only --output $OUT/generate.jsonl >> $OUT/generate.log 2>&1; echo "rc $?"
+grep -v '"kind": "device"' $OUT/generate.jsonl | cut -c1-250
+stamp cuda tests
+timeout 120 python3 -m pytest -q -x tests/test_cuda.py -k "quantized" 2>&1 | tail -3 | tee $OUT/test_cuda.log
+stamp kernels
+timeout 170 python3 benchmarks/profile_decode.py quantized --output $OUT/kernels.jsonl > $OUT/kernels.log 2>&1; echo "rc $?"
+stamp end
