@@ -10,8 +10,8 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   takes one plane of its words at a time against a contiguous run of the input and sums code x input per group before
   the group's scale and offset apply. The block sizes, and whether codes become floats by conversion instructions or
   by bit tricks (`_int8_to_float`, `_int4_codes`), are whichever is faster on the GPU at hand among ROW_CONFIGS, timed
-  on first use (Triton's autotune). On an H100 the int4 kernels stream 1.2-1.5 TB/s, bound by their instructions
-  rather than by memory, int8 2.2-2.6 TB/s (benchmarks/RESULTS.md, "Quantized fast decoding").
+  on first use (Triton's autotune). On an H100 the int4 kernels stream 1.2-1.5 TB/s, bound by the L1 cache
+  (Nsight Compute), int8 2.2-2.6 TB/s (benchmarks/RESULTS.md, "Quantized fast decoding").
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a time.
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
