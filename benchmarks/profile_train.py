@@ -1,9 +1,12 @@
-"""Where a training step's GPU time goes: train_hf.py itself under torch.profiler for a few steps after the warm-up.
+"""Where a training step's time goes: train_hf.py itself under torch.profiler for a few steps after the warm-up.
 
 Give train_hf.py's flags after `--`; prints the kernels by total GPU time, grouped by kind, and the step's wall time.
-Under torchrun every rank prints one line of what limits scaling: how long its GPU sat idle, how long it computed
-(uneven work across ranks shows here), how much of the communication (NCCL kernels, which also wait for the slowest
-rank) no computation hid, and how long the host waited for the data loader; rank 0 prints the kernel table too.
+Under torchrun every rank prints what limits scaling: how long its GPU sat idle, how long it computed (uneven work
+across ranks shows here), how much of the communication (NCCL kernels, which also wait for the slowest rank) no
+computation hid, and how long the host waited for the data loader; then its host's timeline of an optimizer step
+(the micro-batches' forward and backward with gradient clipping, the optimizer, the scheduler and zero_grad, and the
+Trainer's work between steps), how many values it read off the device (each a wait for the GPU) and how long it was
+blocked in synchronisation. Rank 0 prints the kernel table too. On a CPU (`--use_cpu`) only the host's part is printed.
 
     python benchmarks/profile_train.py --steps 2 -- --stage 2 --model_name_or_path /tmp/bench7b/model \\
         --data_path /tmp/bench7b/data.json --image_folder /tmp/bench7b --output_dir /tmp/prof --bf16 \\
@@ -64,27 +67,73 @@ def kind_of(kernel_name: str) -> str:
     return next(kind for kind, test in KINDS if test(kernel_name.lower()))
 
 
+# The host's phases of an optimizer step, between the Trainer's callbacks (HOST_PHASES[i] ends at the i-th stamp).
+HOST_PHASES = ("micro-batches and clipping", "optimizer", "scheduler and zero_grad", "between steps")
+SYNCHRONISATIONS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 class ProfileSteps(TrainerCallback):
     """Profiles optimizer steps [start, start + count) and prints the summary when they are done."""
 
     def __init__(self, start: int, count: int):
         self.start, self.count, self.profiler, self.began = start, count, None, 0.0
+        # Seconds spent in each host phase while profiling, how often it was timed, and the previous callback's time.
+        self.host, self.timed, self.last_stamp = defaultdict(float), defaultdict(int), None
+
+    def stamp(self, phase: str) -> None:
+        """Adds the time since the previous callback to `phase`, while profiling."""
+        now = time.perf_counter()
+        if self.profiler is not None and self.last_stamp is not None:
+            self.host[phase] += now - self.last_stamp
+            self.timed[phase] += 1
+        self.last_stamp = now
 
     def on_step_begin(self, args, state, control, **kwargs):
+        self.stamp(HOST_PHASES[3])
         if state.global_step == self.start:
-            torch.cuda.synchronize()
-            self.profiler = torch.profiler.profile(
-                activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA])
+            synchronize()
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profiler = torch.profiler.profile(activities=activities)
             self.profiler.__enter__()
-            self.began = time.perf_counter()
+            self.began = self.last_stamp = time.perf_counter()
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.stamp(HOST_PHASES[0])
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.stamp(HOST_PHASES[1])
 
     def on_step_end(self, args, state, control, **kwargs):
+        self.stamp(HOST_PHASES[2])
         if self.profiler is None or state.global_step != self.start + self.count:
             return
-        torch.cuda.synchronize()
+        synchronize()
         wall = 1e3 * (time.perf_counter() - self.began) / self.count
         self.profiler.__exit__(None, None, None)
         events = self.profiler.events()
+        self.print_host(args.process_index, events)
+        if torch.cuda.is_available():
+            self.print_gpu(args.process_index, events, wall)
+        self.profiler = None
+
+    def print_host(self, rank: int, events) -> None:
+        """The host's timeline of an optimizer step: its phases, the values read off the device, the waits."""
+        reads = sum(event.name == "aten::_local_scalar_dense" for event in events)
+        blocked = sum(event.time_range.elapsed_us() for event in events if event.name in SYNCHRONISATIONS)
+        phases = ", ".join(f"{phase} {1e3 * self.host[phase] / self.timed[phase]:.1f} ms" for phase in HOST_PHASES
+                           if self.timed[phase])  # nothing between steps when one step is profiled
+        print(f"rank {rank}: host per optimizer step: {phases}; {reads / self.count:.0f} values read off the device, "
+              f"blocked in synchronisation {blocked / 1e3 / self.count:.1f} ms", flush=True)
+
+    def print_gpu(self, rank: int, events, wall: float) -> None:
+        """Each rank's GPU idle time, computation and exposed communication; rank 0's kernels by kind and name."""
         kernels = [event for event in events if event.device_type == DeviceType.CUDA]
         spans = {kind: [(k.time_range.start, k.time_range.end) for k in kernels if kind_of(k.name) == kind]
                  for kind, _ in KINDS}
@@ -94,12 +143,12 @@ class ProfileSteps(TrainerCallback):
         busy = covered(computation + communication) * per_step
         loader_wait = sum(event.time_range.elapsed_us() for event in events
                           if event.device_type == DeviceType.CPU and event.name.startswith("enumerate(DataLoader)"))
-        print(f"rank {args.process_index}: wall {wall:.1f} ms per optimizer step, "
+        print(f"rank {rank}: wall {wall:.1f} ms per optimizer step, "
               f"GPU idle {100 * (1 - busy / wall):.0f}%, computation {covered(computation) * per_step:.1f} ms, "
               f"communication {covered(communication) * per_step:.1f} ms of which not hidden by computation "
               f"{uncovered(communication, computation) * per_step:.1f} ms, waiting for the data loader "
               f"{loader_wait * per_step:.1f} ms", flush=True)
-        if args.process_index == 0:
+        if rank == 0:
             by_kind, by_name = defaultdict(float), defaultdict(lambda: [0.0, 0])
             for kernel in kernels:
                 milliseconds = (kernel.time_range.end - kernel.time_range.start) * per_step
@@ -113,7 +162,6 @@ class ProfileSteps(TrainerCallback):
             print("top kernels (ms per step):")
             for name, (milliseconds, count) in sorted(by_name.items(), key=lambda item: -item[1][0])[:25]:
                 print(f"  {milliseconds:8.2f}  x{count // self.count:<5d} {name[:110]}")
-        self.profiler = None
 
 
 def main() -> None:

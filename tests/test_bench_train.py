@@ -3,6 +3,7 @@ processes with the same global batch, gives the same loss curve (issue 6's corre
 recorded for each."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -104,3 +105,32 @@ def test_the_recorded_error_is_the_exception_not_a_library_notice():
     ignored = ["Backend impl 'rope' could not be imported: ImportError: cutedsl backend requires the CUTLASS DSL",
                "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ", "  error_file: <N/A>"]
     assert all(RAISED.match(line) for line in taken) and not any(RAISED.match(line) for line in ignored)
+
+
+def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
+    """benchmarks/profile_train.py under torchrun with two CPU processes: each rank prints its host's timeline of an
+    optimizer step (the phases between the Trainer's callbacks, the values read off the device), what issue 18 asks to
+    compare between a slow and a fast 4-GPU launch. The values read count the Trainer's NaN/Inf check of each
+    micro-batch's loss (two reads), which `--logging_nan_inf_filter false` turns off."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from bench_train import command
+
+    subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "bench_train.py"), "prepare", "--folder",
+                    str(tmp_path), "--tiny", "--num_examples", "32"], check=True)
+    profiler = str(REPO_ROOT / "benchmarks" / "profile_train.py")
+    reads = {}
+    for nan_filter in ("true", "false"):
+        arguments = command(folder=str(tmp_path), method="lora", gpus=2, steps=5, global_batch=8, per_device_batch=2,
+                            output_dir=str(tmp_path / nan_filter), script=profiler,
+                            extra=["--logging_nan_inf_filter", nan_filter])
+        at = arguments.index(profiler) + 1
+        arguments[at:at] = ["--warmup_steps", "2", "--steps", "2", "--"]
+        result = subprocess.run(arguments, check=True, capture_output=True, text=True, timeout=600)
+        lines = [line for line in result.stdout.splitlines() if "host per optimizer step" in line]
+        assert sorted(line.split(":")[0] for line in lines) == ["rank 0", "rank 1"], result.stdout[-2000:]
+        for line in lines:
+            for phase in ("micro-batches and clipping", "optimizer", "scheduler and zero_grad", "between steps"):
+                assert re.search(re.escape(phase) + r" \d+\.\d ms", line), line
+        reads[nan_filter] = [int(re.search(r"(\d+) values read off the device", line).group(1)) for line in lines]
+    # two micro-batches a step (global batch 8 = 2 ranks x 2 x 2), each loss checked twice (NaN, then Inf)
+    assert [on - off for on, off in zip(reads["true"], reads["false"])] == [4, 4], reads
