@@ -3,12 +3,15 @@ interpreter on the CPU (the same kernel source the GPU compiles; test_cuda.py ch
 compiles them for the H100 without one), and the fast path decoding quantized weights."""
 
 import os
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from conftest import tiny_text_config
+from conftest import REPO_ROOT, tiny_text_config
 from fast_decoder import LlamaFamilyDecoder, unsupported_reason
 from quantized_decode_kernels import PackedWeight, kernel_tiles, quantized_product, reference_product
 from weight_quantization import QuantizedLinear, quantize_int4, quantize_int8, quantize_language_model
@@ -59,10 +62,6 @@ print("failures", failures)
 
 def run_child(code: str, tmp_path, interpret: bool) -> str:
     """`code` in a child process (the repository importable, Triton's interpreter on or off); its output."""
-    import subprocess
-    import sys
-
-    from conftest import REPO_ROOT
 
     environment = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
     environment.update(PYTHONPATH=str(REPO_ROOT), TRITON_CACHE_DIR=str(tmp_path / "triton"),
@@ -153,3 +152,17 @@ def test_the_kernels_compile_for_the_h100_and_bit_casting_leaves_no_conversions(
     turning codes into floats) compiles, and the bit-cast ones hold no integer-to-float conversion instructions."""
     pytest.importorskip("triton")
     assert "compiled" in run_child(COMPILE_FOR_H100, tmp_path, interpret=False)
+
+
+def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
+    """benchmarks/inspect_kernel.py: the one-row int4 kernel compiled for the H100 offline, its registers, and a loop
+    whose weights arrive in 16-byte loads (the aligned pointers a launch specialises; unaligned, every load would
+    fetch one element)."""
+    pytest.importorskip("triton")
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--bits", "4",
+                             "--block_n", "8", "--block_k", "1024", "--warps", "8", "--bit_cast"],
+                            capture_output=True, text=True, timeout=300, check=True)
+    assert re.search(r"registers per thread: \d+", result.stdout), result.stdout
+    loop = re.search(r"main loop: \d+ instructions for 32 weights a thread \((\d+\.\d+) per weight\)", result.stdout)
+    assert loop and 1 < float(loop.group(1)) < 20, result.stdout
+    assert "LDG.E.128" in result.stdout.split("loads:")[-1], result.stdout

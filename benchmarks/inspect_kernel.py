@@ -1,0 +1,113 @@
+"""What the GPU would run for one configuration of the quantized decode kernel, without a GPU: Triton compiles
+`quantized_decode_kernels._quantized_kernel` for an H100 (sm_90) with its bundled ptxas, and nvdisasm lists the
+machine code. Prints the registers per thread (which bound the warps an SM holds), the layouts Triton chose for the
+loads, and the kernel's main loop: its instructions by kind, its loads by width, and the instructions it issues per
+weight (RESULTS.md, "Quantized fast decoding", used this to read the int4 loop).
+
+The pointer arguments are declared 16-byte aligned, as a launch on real tensors specialises them; without that the
+loads compile to one element each, which is not what the GPU runs.
+
+    python benchmarks/inspect_kernel.py --bits 4 --block_n 8 --block_k 1024 --warps 8 --bit_cast
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from quantized_decode_kernels import _quantized_kernel  # noqa: E402
+from weight_quantization import INT4_GROUP_SIZE  # noqa: E402
+
+TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
+
+
+def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int) -> dict:
+    """The compiled one-row kernel's cubin and Triton GPU IR, for a bf16 input."""
+    int4 = bits == 4
+    types = {"x_ptr": "*bf16", "out_ptr": "*bf16", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
+    types.update({name: "*i32" if int4 else "*i8" for name in ("q0", "q1", "q2")})
+    types.update({name: "*bf16" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
+    constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": 1,
+                 "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast}
+    names = _quantized_kernel.arg_names
+    aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
+    source = ASTSource(fn=_quantized_kernel, signature={name: types.get(name, "constexpr") for name in names},
+                       constexprs={(names.index(name),): value for name, value in constants.items()},
+                       attrs={(names.index(name),): [["tt.divisibility", 16]] for name in aligned})
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+    return {"cubin": compiled.asm["cubin"], "ttgir": compiled.asm["ttgir"]}
+
+
+def tool_output(tool: str, cubin: bytes, *flags: str) -> str:
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as handle:
+        handle.write(cubin)
+        handle.flush()
+        return subprocess.run([os.path.join(TOOLS, tool), *flags, handle.name], capture_output=True, text=True,
+                              check=True).stdout
+
+
+def main_loop(sass: str) -> list[str]:
+    """The instructions of the longest loop, from a label to a branch back to it (not the one-instruction loop that
+    ends every kernel); none when the compiler unrolled the loop."""
+    lines = sass.splitlines()
+    labels, loops = {}, []
+    for index, line in enumerate(lines):
+        if label := re.match(r"^(\.L_x_\d+):", line):
+            labels[label.group(1)] = index
+        elif (branch := re.search(r"BRA\s+`?\(?(\.L_x_\d+)", line)) and branch.group(1) in labels:
+            loops.append((labels[branch.group(1)], index))  # a branch back to a label above it
+    loops = [(start, end) for start, end in loops if end - start > 2]
+    if not loops:
+        return []
+    start, end = max(loops, key=lambda loop: loop[1] - loop[0])
+    return [match.group(1) for line in lines[start:end + 1] if (match := INSTRUCTION.match(line))]
+
+
+def report(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int) -> str:
+    compiled = compile_kernel(bits=bits, block_n=block_n, block_k=block_k, warps=warps, bit_cast=bit_cast,
+                              columns=columns)
+    registers = re.search(r"REG:(\d+)", tool_output("cuobjdump", compiled["cubin"], "--dump-resource-usage"))
+    sass = tool_output("nvdisasm", compiled["cubin"], "-c")
+    loop, span = main_loop(sass), "main loop"
+    weights_per_thread = block_n * block_k / (warps * 32)  # each loop iteration, one row
+    if not loop:  # unrolled: the whole kernel streams every input once
+        loop = [match.group(1) for line in sass.splitlines() if (match := INSTRUCTION.match(line))]
+        span, weights_per_thread = "whole kernel (its loop unrolled)", block_n * columns / (warps * 32)
+    kinds = Counter(name.split(".")[0] for name in loop)
+    loads = Counter(name for name in loop if name.startswith("LDG"))
+    layouts = sorted(set(re.findall(r"#ttg\.blocked<\{[^}]*\}>", compiled["ttgir"])))
+    lines = [f"int{bits}, {block_n} rows x {block_k} inputs a step, {warps} warps, "
+             f"{'bit tricks' if bit_cast else 'conversions'}, rows of {columns} inputs, sm_90",
+             f"registers per thread: {registers.group(1) if registers else 'unknown'}",
+             "load layouts:", *(f"  {layout}" for layout in layouts),
+             f"{span}: {len(loop)} instructions for {weights_per_thread:.0f} weights a thread "
+             f"({len(loop) / weights_per_thread:.2f} per weight)",
+             "  by kind: " + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()),
+             "  loads: " + ", ".join(f"{kind} {count}" for kind, count in loads.most_common())]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bits", type=int, choices=[4, 8], default=4)
+    parser.add_argument("--block_n", type=int, default=8, help="weight rows a program")
+    parser.add_argument("--block_k", type=int, default=1024, help="inputs a loop step")
+    parser.add_argument("--warps", type=int, default=8)
+    parser.add_argument("--bit_cast", action="store_true", help="codes become floats by bit tricks, not conversions")
+    parser.add_argument("--columns", type=int, default=4096, help="the weight's input width (Llama-2-7B: 4096, 11008)")
+    args = parser.parse_args()
+    print(report(bits=args.bits, block_n=args.block_n, block_k=args.block_k, warps=args.warps,
+                 bit_cast=args.bit_cast, columns=args.columns))
+
+
+if __name__ == "__main__":
+    main()
