@@ -77,6 +77,12 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
+def print_line(text: str) -> None:
+    """`text` as one line in one write, so that the ranks' lines on a shared output do not run into each other."""
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), (text + "\n").encode())
+
+
 class ProfileSteps(TrainerCallback):
     """Profiles optimizer steps [start, start + count) and prints the summary when they are done."""
 
@@ -129,8 +135,8 @@ class ProfileSteps(TrainerCallback):
         blocked = sum(event.time_range.elapsed_us() for event in events if event.name in SYNCHRONISATIONS)
         phases = ", ".join(f"{phase} {1e3 * self.host[phase] / self.timed[phase]:.1f} ms" for phase in HOST_PHASES
                            if self.timed[phase])  # nothing between steps when one step is profiled
-        print(f"rank {rank}: host per optimizer step: {phases}; {reads / self.count:.0f} values read off the device, "
-              f"blocked in synchronisation {blocked / 1e3 / self.count:.1f} ms", flush=True)
+        print_line(f"rank {rank}: host per optimizer step: {phases}; {reads / self.count:.0f} values read off the "
+                   f"device, blocked in synchronisation {blocked / 1e3 / self.count:.1f} ms")
 
     def print_gpu(self, rank: int, events, wall: float) -> None:
         """Each rank's GPU idle time, computation and exposed communication; rank 0's kernels by kind and name."""
@@ -143,11 +149,11 @@ class ProfileSteps(TrainerCallback):
         busy = covered(computation + communication) * per_step
         loader_wait = sum(event.time_range.elapsed_us() for event in events
                           if event.device_type == DeviceType.CPU and event.name.startswith("enumerate(DataLoader)"))
-        print(f"rank {rank}: wall {wall:.1f} ms per optimizer step, "
-              f"GPU idle {100 * (1 - busy / wall):.0f}%, computation {covered(computation) * per_step:.1f} ms, "
-              f"communication {covered(communication) * per_step:.1f} ms of which not hidden by computation "
-              f"{uncovered(communication, computation) * per_step:.1f} ms, waiting for the data loader "
-              f"{loader_wait * per_step:.1f} ms", flush=True)
+        print_line(f"rank {rank}: wall {wall:.1f} ms per optimizer step, "
+                   f"GPU idle {100 * (1 - busy / wall):.0f}%, computation {covered(computation) * per_step:.1f} ms, "
+                   f"communication {covered(communication) * per_step:.1f} ms of which not hidden by computation "
+                   f"{uncovered(communication, computation) * per_step:.1f} ms, waiting for the data loader "
+                   f"{loader_wait * per_step:.1f} ms")
         if rank == 0:
             by_kind, by_name = defaultdict(float), defaultdict(lambda: [0.0, 0])
             for kernel in kernels:

@@ -126,11 +126,14 @@ def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
         at = arguments.index(profiler) + 1
         arguments[at:at] = ["--warmup_steps", "2", "--steps", "2", "--"]
         result = subprocess.run(arguments, check=True, capture_output=True, text=True, timeout=600)
-        lines = [line for line in result.stdout.splitlines() if "host per optimizer step" in line]
+        # each rank's line: the phases, the values read off the device
+        lines = re.findall(r"rank \d: host per optimizer step: [^\n]*?blocked in synchronisation \d+\.\d ms",
+                           result.stdout)
         assert sorted(line.split(":")[0] for line in lines) == ["rank 0", "rank 1"], result.stdout[-2000:]
         for line in lines:
             for phase in ("micro-batches and clipping", "optimizer", "scheduler and zero_grad", "between steps"):
                 assert re.search(re.escape(phase) + r" \d+\.\d ms", line), line
-        reads[nan_filter] = [int(re.search(r"(\d+) values read off the device", line).group(1)) for line in lines]
+        reads[nan_filter] = [int(re.search(r"(\d+) values read off the device", line).group(1))
+                             for line in sorted(lines)]
     # two micro-batches a step (global batch 8 = 2 ranks x 2 x 2), each loss checked twice (NaN, then Inf)
     assert [on - off for on, off in zip(reads["true"], reads["false"])] == [4, 4], reads
