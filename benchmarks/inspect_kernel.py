@@ -30,21 +30,22 @@ TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bi
 INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
 
 
-def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int) -> dict:
-    """The compiled one-row kernel's cubin and Triton GPU IR, for a bf16 input."""
+def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int,
+                   block_m: int = 1) -> dict:
+    """The kernel compiled for a bf16 input (one row, or tiles of `block_m` rows): its code by stage (`ptx`, `cubin`,
+    `ttgir`, ...)."""
     int4 = bits == 4
     types = {"x_ptr": "*bf16", "out_ptr": "*bf16", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
     types.update({name: "*i32" if int4 else "*i8" for name in ("q0", "q1", "q2")})
     types.update({name: "*bf16" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
-    constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": 1,
+    constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": block_m,
                  "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast}
     names = _quantized_kernel.arg_names
     aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
     source = ASTSource(fn=_quantized_kernel, signature={name: types.get(name, "constexpr") for name in names},
                        constexprs={(names.index(name),): value for name, value in constants.items()},
                        attrs={(names.index(name),): [["tt.divisibility", 16]] for name in aligned})
-    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
-    return {"cubin": compiled.asm["cubin"], "ttgir": compiled.asm["ttgir"]}
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps}).asm
 
 
 def tool_output(tool: str, cubin: bytes, *flags: str) -> str:

@@ -124,24 +124,19 @@ def test_the_fast_decoder_runs_quantized_weights_as_generate_does(bits):
 
 
 COMPILE_FOR_H100 = """
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from quantized_decode_kernels import _quantized_kernel as kernel
+import os
+import sys
+import quantized_decode_kernels
+sys.path.insert(0, os.path.join(os.path.dirname(quantized_decode_kernels.__file__), "benchmarks"))
+from inspect_kernel import compile_kernel
 
-for int4 in (True, False):
-    for block_m, block_n in ((1, 4), (16, 64)):
+for bits in (4, 8):
+    for block_m, block_n, block_k in ((1, 4, 512), (16, 64, 256)):
         for bit_cast in (False, True):
-            types = {"x_ptr": "*bf16", "out_ptr": "*bf16", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
-            types.update({name: ("*i32" if int4 else "*i8") for name in ("q0", "q1", "q2")})
-            types.update({name: "*bf16" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
-            constants = {"K": 4096, "GROUP": 64 if int4 else 4096, "INT4": int4, "BLOCK_M": block_m,
-                         "BLOCK_N": block_n, "BLOCK_K": 512 if block_m == 1 else 256, "BIT_CAST": bit_cast}
-            source = ASTSource(fn=kernel, signature={name: types.get(name, "constexpr") for name in kernel.arg_names},
-                               constexprs={(kernel.arg_names.index(name),): value for name, value in constants.items()})
-            ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4}).asm["ptx"]
+            ptx = compile_kernel(bits=bits, block_m=block_m, block_n=block_n, block_k=block_k, warps=4,
+                                 bit_cast=bit_cast, columns=4096)["ptx"]
             conversions = sum(ptx.count(f"cvt.rn.f32.{kind}") for kind in ("u8", "u16", "u32", "s8", "s16", "s32"))
-            print(int4, block_m, bit_cast, conversions)
+            print(bits, block_m, bit_cast, conversions)
             assert not (bit_cast and conversions), "the bit-cast kernels convert no integers to floats"
 print("compiled")
 """
