@@ -10,8 +10,9 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   takes one plane of its words at a time against a contiguous run of the input and sums code x input per group before
   the group's scale and offset apply. The block sizes, and whether codes become floats by conversion instructions or
   by bit tricks (`_int8_to_float`, `_int4_codes`), are whichever is faster on the GPU at hand among ROW_CONFIGS, timed
-  on first use (Triton's autotune). On an H100 the int4 kernels stream 1.2-1.5 TB/s, bound by the L1 cache
-  (Nsight Compute), int8 2.2-2.6 TB/s (benchmarks/RESULTS.md, "Quantized fast decoding").
+  on first use (Triton's autotune). Weights are loaded with `evict_first` (read once, they would push the input, scales
+  and offsets out of L1). On an H100 the int4 kernels stream 1.2-1.7 TB/s, bound by the L1 cache (Nsight Compute),
+  int8 2.3-2.9 TB/s (benchmarks/RESULTS.md, "Quantized fast decoding").
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a time.
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
@@ -126,7 +127,9 @@ if triton is not None:
                 groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
                 inside = groups[None, :] < GROUPS
                 word = groups[None, :, None] * WORDS + words[None, None, :]  # (1, groups, words)
-                packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[:, :, None], other=0)
+                # each weight is read once: evict_first keeps L1 for the input, scales and offsets (+8-20% on H100)
+                packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[:, :, None], other=0,
+                                 eviction_policy="evict_first")
                 where = groups[None, :] * rows_in_weight + rows[:, None]  # (rows, groups), group-major storage
                 scale = tl.load(s_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None]
                 offset = tl.load(f_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None]
@@ -169,7 +172,8 @@ if triton is not None:
             for k0 in range(0, K, BLOCK_K):
                 inputs = k0 + tl.arange(0, BLOCK_K)
                 inside = inputs < K
-                codes = tl.load(q_ptr + rows[:, None] * K + inputs[None, :], mask=inside[None, :], other=0)
+                codes = tl.load(q_ptr + rows[:, None] * K + inputs[None, :], mask=inside[None, :], other=0,
+                                eviction_policy="evict_first")
                 if BLOCK_M == 1:
                     x = tl.load(x_ptr + inputs, mask=inside, other=0).to(tl.float32)
                     accumulator += _int8_to_float(codes, BIT_CAST) * x[None, :]

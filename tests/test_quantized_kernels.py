@@ -152,7 +152,7 @@ def test_the_kernels_compile_for_the_h100_and_bit_casting_leaves_no_conversions(
 def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
     """benchmarks/inspect_kernel.py: the one-row int4 kernel compiled for the H100 offline, its registers, and a loop
     whose weights arrive in 16-byte loads (the aligned pointers a launch specialises; unaligned, every load would
-    fetch one element)."""
+    fetch one element) marked evict-first (EF), so that they do not push the input out of L1."""
     pytest.importorskip("triton")
     result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--bits", "4",
                              "--block_n", "8", "--block_k", "1024", "--warps", "8", "--bit_cast"],
@@ -160,4 +160,4 @@ def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
     assert re.search(r"registers per thread: \d+", result.stdout), result.stdout
     loop = re.search(r"main loop: \d+ instructions for 32 weights a thread \((\d+\.\d+) per weight\)", result.stdout)
     assert loop and 1 < float(loop.group(1)) < 20, result.stdout
-    assert "LDG.E.128" in result.stdout.split("loads:")[-1], result.stdout
+    assert "LDG.E.EF.128" in result.stdout.split("loads:")[-1], result.stdout
