@@ -1,6 +1,11 @@
-"""Where a training step's time goes: train_hf.py itself under torch.profiler for a few steps after the warm-up.
+"""Where a training step's time goes: train_hf.py itself, a few steps timed plainly, then a few under torch.profiler.
 
-Give train_hf.py's flags after `--`; prints the kernels by total GPU time, grouped by kind, and the step's wall time.
+Give train_hf.py's flags after `--`. First, after the warm-up, `--timed_steps` steps without the profiler (which slows
+the host): each rank's wall time per step, the part its host spent waiting for its GPU (reading values off it, or
+synchronising) or collecting garbage, and the rest, the host's own work ("busy"); rank 0 prints every rank's and, since
+a synchronised step ends when the last rank's work does, how much longer the busiest rank of each step was busy than
+the ranks' mean. Then `--steps` steps under the profiler: the kernels by total GPU time, grouped by kind, and the
+step's wall time.
 Under torchrun every rank prints what limits scaling: how long its GPU sat idle, how long it computed (uneven work
 across ranks shows here), how much of the communication (NCCL kernels, which also wait for the slowest rank) no
 computation hid, and how long the host waited for the data loader; then its host's timeline of an optimizer step
@@ -15,7 +20,10 @@ blocked in synchronisation. Rank 0 prints the kernel table too. On a CPU (`--use
 """
 
 import argparse
+import functools
+import gc
 import os
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -81,6 +89,104 @@ def print_line(text: str) -> None:
     """`text` as one line in one write, so that the ranks' lines on a shared output do not run into each other."""
     sys.stdout.flush()
     os.write(sys.stdout.fileno(), (text + "\n").encode())
+
+
+class HostWaits:
+    """Seconds this process's host spends waiting for its GPU (in `Tensor.item`, `bool(tensor)`, `Tensor.tolist` and
+    `torch.cuda.synchronize`, wrapped inside `with`: how the Trainer and Liger's loss read values off the device; reads
+    inside C++ operators are not seen) and in garbage collection (gc's callbacks), and how many collections ran."""
+
+    WRAPPED = ((torch.Tensor, "item"), (torch.Tensor, "__bool__"), (torch.Tensor, "tolist"),
+               (torch.cuda, "synchronize"))
+
+    def __init__(self):
+        self.waiting = self.collecting = 0.0
+        self.collections, self.collection_began, self.originals = 0, None, {}
+
+    def __enter__(self) -> "HostWaits":
+        for owner, name in self.WRAPPED:
+            self.originals[owner, name] = owner.__dict__.get(name)  # None: inherited (torch.Tensor's from C)
+            setattr(owner, name, self.timed(getattr(owner, name)))
+        gc.callbacks.append(self.on_collection)
+        return self
+
+    def __exit__(self, *exception) -> None:
+        gc.callbacks.remove(self.on_collection)
+        for (owner, name), original in self.originals.items():
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+    def timed(self, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.waiting += time.perf_counter() - began
+        return wrapper
+
+    def on_collection(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.collection_began = time.perf_counter()
+        elif self.collection_began is not None:
+            self.collecting += time.perf_counter() - self.collection_began
+            self.collections += 1
+
+    def totals(self) -> tuple[float, float, int]:
+        return self.waiting, self.collecting, self.collections
+
+
+class TimeSteps(TrainerCallback):
+    """Times optimizer steps [start, start + count) without the profiler on every rank; rank 0 then prints each rank's
+    wall, waiting, garbage collection and busy time per step, and what the busiest rank of each step cost the rest."""
+
+    def __init__(self, start: int, count: int):
+        self.start, self.count, self.waits, self.steps = start, count, None, []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.start <= state.global_step < self.start + self.count:
+            if self.waits is None:
+                self.waits = HostWaits().__enter__()
+            self.began, self.before = time.perf_counter(), self.waits.totals()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.waits is None:
+            return
+        wall = time.perf_counter() - self.began
+        waiting, collecting, collections = (after - before for after, before in zip(self.waits.totals(), self.before))
+        self.steps.append({"wall": wall, "waiting": waiting, "gc": collecting, "collections": collections,
+                           "busy": wall - waiting - collecting})
+        if state.global_step == self.start + self.count:
+            self.waits.__exit__(None, None, None)
+            self.waits = None
+            ranks = [self.steps]
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                ranks = [None] * torch.distributed.get_world_size()
+                torch.distributed.all_gather_object(ranks, self.steps)
+            if args.process_index == 0:
+                print_line(self.summary(ranks))
+
+    def summary(self, ranks: list[list[dict]]) -> str:
+        """Per rank, means over the steps in milliseconds; then the busiest rank's excess over the ranks' mean."""
+        lines = [f"timed steps {self.start + 1}-{self.start + self.count} without the profiler (ms per optimizer "
+                 "step; busy = wall - waiting for the GPU - garbage collection):"]
+        for rank, steps in enumerate(ranks):
+            mean = {key: statistics.mean(step[key] for step in steps) for key in steps[0]}
+            busy = [1e3 * step["busy"] for step in steps]
+            lines.append(f"  rank {rank}: wall {1e3 * mean['wall']:.1f}, busy {1e3 * mean['busy']:.1f} (steps "
+                         f"{min(busy):.1f}-{max(busy):.1f}), waiting for the GPU {1e3 * mean['waiting']:.1f}, garbage "
+                         f"collection {1e3 * mean['gc']:.1f} in {mean['collections']:.1f} collections")
+        by_step = list(zip(*ranks))
+        busiest = [max(range(len(step)), key=lambda rank: step[rank]["busy"]) for step in by_step]
+        excess = statistics.mean(1e3 * (max(r["busy"] for r in step) - statistics.mean(r["busy"] for r in step))
+                                 for step in by_step)
+        wall = statistics.mean(1e3 * statistics.mean(r["wall"] for r in step) for step in by_step)
+        lines.append(f"  the busiest rank of each step was busy {excess:.1f} ms longer than the ranks' mean "
+                     f"({100 * excess / wall:.0f}% of the wall); busiest rank by step: {busiest}")
+        return "\n".join(lines)
 
 
 class ProfileSteps(TrainerCallback):
@@ -173,12 +279,16 @@ class ProfileSteps(TrainerCallback):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # Not --start: torchrun would take it for an abbreviation of its --start-method.
-    parser.add_argument("--warmup_steps", type=int, default=3, help="optimizer steps before profiling")
-    parser.add_argument("--steps", type=int, default=2, help="optimizer steps profiled")
+    parser.add_argument("--warmup_steps", type=int, default=3, help="optimizer steps before timing")
+    parser.add_argument("--timed_steps", type=int, default=8, help="optimizer steps timed without the profiler")
+    parser.add_argument("--steps", type=int, default=2, help="optimizer steps profiled after the timed ones")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then train_hf.py's flags")
     args = parser.parse_args()
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-    train(train_args, callbacks=[ProfileSteps(args.warmup_steps, args.steps)])
+    callbacks = [ProfileSteps(args.warmup_steps + args.timed_steps, args.steps)]
+    if args.timed_steps:
+        callbacks.insert(0, TimeSteps(args.warmup_steps, args.timed_steps))
+    train(train_args, callbacks=callbacks)
 
 
 if __name__ == "__main__":

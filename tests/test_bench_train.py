@@ -111,7 +111,9 @@ def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
     """benchmarks/profile_train.py under torchrun with two CPU processes: each rank prints its host's timeline of an
     optimizer step (the phases between the Trainer's callbacks, the values read off the device), what issue 18 asks to
     compare between a slow and a fast 4-GPU launch. The values read count the Trainer's NaN/Inf check of each
-    micro-batch's loss (two reads), which `--logging_nan_inf_filter false` turns off."""
+    micro-batch's loss (two reads), which `--logging_nan_inf_filter false` turns off. Before that, rank 0 prints every
+    rank's unprofiled steps (wall = busy + waiting for the device + garbage collection) and the busiest rank's
+    excess."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     from bench_train import command
 
@@ -120,12 +122,21 @@ def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
     profiler = str(REPO_ROOT / "benchmarks" / "profile_train.py")
     reads = {}
     for nan_filter in ("true", "false"):
-        arguments = command(folder=str(tmp_path), method="lora", gpus=2, steps=5, global_batch=8, per_device_batch=2,
+        arguments = command(folder=str(tmp_path), method="lora", gpus=2, steps=7, global_batch=8, per_device_batch=2,
                             output_dir=str(tmp_path / nan_filter), script=profiler,
                             extra=["--logging_nan_inf_filter", nan_filter])
         at = arguments.index(profiler) + 1
-        arguments[at:at] = ["--warmup_steps", "2", "--steps", "2", "--"]
+        arguments[at:at] = ["--warmup_steps", "2", "--timed_steps", "2", "--steps", "2", "--"]
         result = subprocess.run(arguments, check=True, capture_output=True, text=True, timeout=600)
+        timed = re.search(r"timed steps 3-4 without the profiler.*\n((?:  rank \d: .*\n){2})  the busiest rank of each "
+                          r"step was busy \d+\.\d ms longer than the ranks' mean \(\d+% of the wall\); busiest rank by "
+                          r"step: \[[01], [01]\]", result.stdout)
+        assert timed, result.stdout[-3000:]
+        for rank, line in enumerate(timed.group(1).splitlines()):
+            parts = re.match(rf"  rank {rank}: wall (\S+), busy (\S+) \(steps \S+-\S+\), waiting for the GPU (\S+), "
+                             r"garbage collection (\S+) in \S+ collections", line)
+            wall, busy, waiting, collecting = map(float, parts.groups())
+            assert wall > 0 and busy > 0 and abs(wall - busy - waiting - collecting) < 0.2, line
         # each rank's line: the phases, the values read off the device
         lines = re.findall(r"rank \d: host per optimizer step: [^\n]*?blocked in synchronisation \d+\.\d ms",
                            result.stdout)
@@ -137,3 +148,23 @@ def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
                              for line in sorted(lines)]
     # two micro-batches a step (global batch 8 = 2 ranks x 2 x 2), each loss checked twice (NaN, then Inf)
     assert [on - off for on, off in zip(reads["true"], reads["false"])] == [4, 4], reads
+
+
+def test_host_waits_times_reads_off_the_device_and_collections_then_unwraps():
+    """profile_train.HostWaits: reading a value (item, bool, tolist) and synchronising count as waiting, a collection
+    is timed and counted, and on leaving torch's functions are its own again."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import gc
+
+    import torch
+    from profile_train import HostWaits
+
+    item, synchronize = torch.Tensor.item, torch.cuda.synchronize
+    with HostWaits() as waits:
+        assert torch.tensor(2.0).item() == 2.0 and bool(torch.tensor(True)) and torch.tensor([1]).tolist() == [1]
+        assert waits.waiting > 0 and waits.collections == 0
+        gc.collect()
+        waiting, collecting, collections = waits.totals()
+    assert collections == 1 and collecting > 0 and waiting == waits.waiting
+    assert torch.Tensor.item is item and torch.cuda.synchronize is synchronize
+    assert "item" not in torch.Tensor.__dict__ and "__bool__" not in torch.Tensor.__dict__
