@@ -75,8 +75,9 @@ def kind_of(kernel_name: str) -> str:
     return next(kind for kind, test in KINDS if test(kernel_name.lower()))
 
 
-# The host's phases of an optimizer step, between the Trainer's callbacks (HOST_PHASES[i] ends at the i-th stamp).
-HOST_PHASES = ("micro-batches and clipping", "optimizer", "scheduler and zero_grad", "between steps")
+# The host's phases of an optimizer step, each ending at one of the Trainer's callbacks (PhaseClock).
+HOST_PHASES = ("micro-batches before the last", "last micro-batch and clipping", "optimizer",
+               "scheduler and zero_grad", "between steps")
 SYNCHRONISATIONS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
 
 
@@ -139,20 +140,64 @@ class HostWaits:
         return self.waiting, self.collecting, self.collections
 
 
-class TimeSteps(TrainerCallback):
+class PhaseClock(TrainerCallback):
+    """The host's seconds in each phase of an optimizer step (HOST_PHASES) while `recording`: the time between the
+    Trainer's callbacks (a micro-batch that does not end the step ends at on_substep_end; the last, with gradient
+    clipping, at on_pre_optimizer_step; the optimizer at on_optimizer_step; the scheduler and zero_grad at
+    on_step_end; between steps, where the Trainer logs and fetches the next step's micro-batches, at on_step_begin)."""
+
+    def __init__(self):
+        self.recording, self.last_stamp, self.steps_recorded = False, None, 0
+        self.host, self.stamps = defaultdict(float), defaultdict(int)
+
+    def stamp(self, phase: str) -> None:
+        now = time.perf_counter()
+        if self.recording and self.last_stamp is not None:
+            self.host[phase] += now - self.last_stamp
+            self.stamps[phase] += 1
+        self.last_stamp = now
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.stamp(HOST_PHASES[4])
+
+    def on_substep_end(self, args, state, control, **kwargs):
+        self.stamp(HOST_PHASES[0])
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.stamp(HOST_PHASES[1])
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.stamp(HOST_PHASES[2])
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.stamp(HOST_PHASES[3])
+        self.steps_recorded += self.recording
+
+    def phases(self) -> str:
+        """Milliseconds per optimizer step in each phase (all the micro-batches before the last together); between
+        steps only where two recorded steps followed each other."""
+        per_step = {phase: self.host[phase] / (self.steps_recorded if phase == HOST_PHASES[0] else self.stamps[phase])
+                    for phase in HOST_PHASES if self.stamps[phase]}
+        return ", ".join(f"{phase} {1e3 * seconds:.1f} ms" for phase, seconds in per_step.items())
+
+
+class TimeSteps(PhaseClock):
     """Times optimizer steps [start, start + count) without the profiler on every rank; rank 0 then prints each rank's
     wall, waiting, garbage collection and busy time per step, and what the busiest rank of each step cost the rest."""
 
     def __init__(self, start: int, count: int):
+        super().__init__()
         self.start, self.count, self.waits, self.steps = start, count, None, []
 
     def on_step_begin(self, args, state, control, **kwargs):
+        super().on_step_begin(args, state, control, **kwargs)
         if self.start <= state.global_step < self.start + self.count:
             if self.waits is None:
-                self.waits = HostWaits().__enter__()
+                self.waits, self.recording = HostWaits().__enter__(), True
             self.began, self.before = time.perf_counter(), self.waits.totals()
 
     def on_step_end(self, args, state, control, **kwargs):
+        super().on_step_end(args, state, control, **kwargs)
         if self.waits is None:
             return
         wall = time.perf_counter() - self.began
@@ -161,25 +206,27 @@ class TimeSteps(TrainerCallback):
                            "busy": wall - waiting - collecting})
         if state.global_step == self.start + self.count:
             self.waits.__exit__(None, None, None)
-            self.waits = None
-            ranks = [self.steps]
+            self.waits, self.recording = None, False
+            ranks = [(self.steps, self.phases())]
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 ranks = [None] * torch.distributed.get_world_size()
-                torch.distributed.all_gather_object(ranks, self.steps)
+                torch.distributed.all_gather_object(ranks, (self.steps, self.phases()))
             if args.process_index == 0:
                 print_line(self.summary(ranks))
 
-    def summary(self, ranks: list[list[dict]]) -> str:
-        """Per rank, means over the steps in milliseconds; then the busiest rank's excess over the ranks' mean."""
+    def summary(self, ranks: list[tuple[list[dict], str]]) -> str:
+        """Per rank, means over the steps in milliseconds and the host's phases; then the busiest rank's excess over
+        the ranks' mean."""
         lines = [f"timed steps {self.start + 1}-{self.start + self.count} without the profiler (ms per optimizer "
                  "step; busy = wall - waiting for the GPU - garbage collection):"]
-        for rank, steps in enumerate(ranks):
+        for rank, (steps, phases) in enumerate(ranks):
             mean = {key: statistics.mean(step[key] for step in steps) for key in steps[0]}
             busy = [1e3 * step["busy"] for step in steps]
             lines.append(f"  rank {rank}: wall {1e3 * mean['wall']:.1f}, busy {1e3 * mean['busy']:.1f} (steps "
                          f"{min(busy):.1f}-{max(busy):.1f}), waiting for the GPU {1e3 * mean['waiting']:.1f}, garbage "
                          f"collection {1e3 * mean['gc']:.1f} in {mean['collections']:.1f} collections")
-        by_step = list(zip(*ranks))
+            lines.append(f"    host phases: {phases}")
+        by_step = list(zip(*(steps for steps, _ in ranks)))
         busiest = [max(range(len(step)), key=lambda rank: step[rank]["busy"]) for step in by_step]
         excess = statistics.mean(1e3 * (max(r["busy"] for r in step) - statistics.mean(r["busy"] for r in step))
                                  for step in by_step)
@@ -189,24 +236,15 @@ class TimeSteps(TrainerCallback):
         return "\n".join(lines)
 
 
-class ProfileSteps(TrainerCallback):
+class ProfileSteps(PhaseClock):
     """Profiles optimizer steps [start, start + count) and prints the summary when they are done."""
 
     def __init__(self, start: int, count: int):
+        super().__init__()
         self.start, self.count, self.profiler, self.began = start, count, None, 0.0
-        # Seconds spent in each host phase while profiling, how often it was timed, and the previous callback's time.
-        self.host, self.timed, self.last_stamp = defaultdict(float), defaultdict(int), None
-
-    def stamp(self, phase: str) -> None:
-        """Adds the time since the previous callback to `phase`, while profiling."""
-        now = time.perf_counter()
-        if self.profiler is not None and self.last_stamp is not None:
-            self.host[phase] += now - self.last_stamp
-            self.timed[phase] += 1
-        self.last_stamp = now
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self.stamp(HOST_PHASES[3])
+        super().on_step_begin(args, state, control, **kwargs)
         if state.global_step == self.start:
             synchronize()
             activities = [torch.profiler.ProfilerActivity.CPU]
@@ -214,18 +252,14 @@ class ProfileSteps(TrainerCallback):
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
             self.profiler = torch.profiler.profile(activities=activities)
             self.profiler.__enter__()
-            self.began = self.last_stamp = time.perf_counter()
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        self.stamp(HOST_PHASES[0])
-
-    def on_optimizer_step(self, args, state, control, **kwargs):
-        self.stamp(HOST_PHASES[1])
+            self.recording, self.began = True, time.perf_counter()
+            self.last_stamp = self.began
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.stamp(HOST_PHASES[2])
+        super().on_step_end(args, state, control, **kwargs)
         if self.profiler is None or state.global_step != self.start + self.count:
             return
+        self.recording = False
         synchronize()
         wall = 1e3 * (time.perf_counter() - self.began) / self.count
         self.profiler.__exit__(None, None, None)
@@ -239,10 +273,8 @@ class ProfileSteps(TrainerCallback):
         """The host's timeline of an optimizer step: its phases, the values read off the device, the waits."""
         reads = sum(event.name == "aten::_local_scalar_dense" for event in events)
         blocked = sum(event.time_range.elapsed_us() for event in events if event.name in SYNCHRONISATIONS)
-        phases = ", ".join(f"{phase} {1e3 * self.host[phase] / self.timed[phase]:.1f} ms" for phase in HOST_PHASES
-                           if self.timed[phase])  # nothing between steps when one step is profiled
-        print_line(f"rank {rank}: host per optimizer step: {phases}; {reads / self.count:.0f} values read off the "
-                   f"device, blocked in synchronisation {blocked / 1e3 / self.count:.1f} ms")
+        print_line(f"rank {rank}: host per optimizer step: {self.phases()}; {reads / self.count:.0f} values read off "
+                   f"the device, blocked in synchronisation {blocked / 1e3 / self.count:.1f} ms")
 
     def print_gpu(self, rank: int, events, wall: float) -> None:
         """Each rank's GPU idle time, computation and exposed communication; rank 0's kernels by kind and name."""
@@ -285,9 +317,11 @@ def main() -> None:
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then train_hf.py's flags")
     args = parser.parse_args()
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
-    callbacks = [ProfileSteps(args.warmup_steps + args.timed_steps, args.steps)]
+    callbacks = []
     if args.timed_steps:
-        callbacks.insert(0, TimeSteps(args.warmup_steps, args.timed_steps))
+        callbacks.append(TimeSteps(args.warmup_steps, args.timed_steps))
+    if args.steps:
+        callbacks.append(ProfileSteps(args.warmup_steps + args.timed_steps, args.steps))
     train(train_args, callbacks=callbacks)
 
 

@@ -107,6 +107,13 @@ def test_the_recorded_error_is_the_exception_not_a_library_notice():
     assert all(RAISED.match(line) for line in taken) and not any(RAISED.match(line) for line in ignored)
 
 
+def assert_phases(line: str) -> None:
+    """Every phase of an optimizer step of two micro-batches, timed."""
+    for phase in ("micro-batches before the last", "last micro-batch and clipping", "optimizer",
+                  "scheduler and zero_grad", "between steps"):
+        assert re.search(re.escape(phase) + r" \d+\.\d ms", line), line
+
+
 def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
     """benchmarks/profile_train.py under torchrun with two CPU processes: each rank prints its host's timeline of an
     optimizer step (the phases between the Trainer's callbacks, the values read off the device), what issue 18 asks to
@@ -128,11 +135,13 @@ def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
         at = arguments.index(profiler) + 1
         arguments[at:at] = ["--warmup_steps", "2", "--timed_steps", "2", "--steps", "2", "--"]
         result = subprocess.run(arguments, check=True, capture_output=True, text=True, timeout=600)
-        timed = re.search(r"timed steps 3-4 without the profiler.*\n((?:  rank \d: .*\n){2})  the busiest rank of each "
+        timed = re.search(r"timed steps 3-4 without the profiler.*\n((?:  rank \d: .*\n    host phases: .*\n){2})"
+                          r"  the busiest rank of each "
                           r"step was busy \d+\.\d ms longer than the ranks' mean \(\d+% of the wall\); busiest rank by "
                           r"step: \[[01], [01]\]", result.stdout)
         assert timed, result.stdout[-3000:]
-        for rank, line in enumerate(timed.group(1).splitlines()):
+        for rank, (line, phases) in enumerate(zip(*[iter(timed.group(1).splitlines())] * 2)):
+            assert_phases(phases)
             parts = re.match(rf"  rank {rank}: wall (\S+), busy (\S+) \(steps \S+-\S+\), waiting for the GPU (\S+), "
                              r"garbage collection (\S+) in \S+ collections", line)
             wall, busy, waiting, collecting = map(float, parts.groups())
@@ -142,8 +151,7 @@ def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
                            result.stdout)
         assert sorted(line.split(":")[0] for line in lines) == ["rank 0", "rank 1"], result.stdout[-2000:]
         for line in lines:
-            for phase in ("micro-batches and clipping", "optimizer", "scheduler and zero_grad", "between steps"):
-                assert re.search(re.escape(phase) + r" \d+\.\d ms", line), line
+            assert_phases(line)
         reads[nan_filter] = [int(re.search(r"(\d+) values read off the device", line).group(1))
                              for line in sorted(lines)]
     # two micro-batches a step (global batch 8 = 2 ranks x 2 x 2), each loss checked twice (NaN, then Inf)
