@@ -7,7 +7,8 @@ by them (codes converted, BIT_CAST ignored). Compiled for sm_90 offline (benchma
 compile_kernel), the loop reads the input as 8 LDS.128 from shared memory and 1-2 coalesced LDG.128, 72-77
 registers, about 7.1 instructions per weight (the kept loop: 8 LDG.E.64, 7.7). Correct under Triton's interpreter
 (max error 0.015 on outputs up to 3.2, bf16). A variant that summed over the planes before scaling spread the planes
-across lanes (108 SHFL a loop, 16 instructions a weight) and was not pursued. Run from the repository root on a GPU: python3 <this file>; prints TB/s, kept against variant.
+across lanes (108 SHFL a loop, 16 instructions a weight) and was not pursued. Run from the repository root on a
+GPU: python3 <this file>; prints TB/s, kept against variant.
 """
 import importlib.util, sys, torch
 sys.path.insert(0, "."); sys.path.insert(0, "benchmarks")
