@@ -9,12 +9,16 @@ per GPU (MFU: real tokens/s x FLOPs per token / (GPUs x one GPU's dense bf16 pea
 LLM's parameters when its weights are frozen (LoRA, QLoRA, stage 1: forward + input gradients) and 6 x when they
 train), the median step time, peak GPU memory (allocated and reserved), the scaling efficiency against the variant's
 first GPU count, and how far each loss curve lies from the first run's. A run that fails (out of GPU memory, say) is
-recorded with its error. The last lines printed are a table of every run.
+recorded with its error. The last lines printed are a table of every run. A host-bound step's speed changes from one
+launch to the next (benchmarks/RESULTS.md: up to 27% between identical 1-GPU launches), so `--repeats` runs every
+variant and GPU count that many times, interleaved (1, 4, 1, 4, ...), and ends with each count's median and range and
+the efficiency of the medians.
 
     python benchmarks/bench_train.py prepare --folder /tmp/bench7b
     python benchmarks/bench_train.py run --folder /tmp/bench7b --method lora --gpus 1 \
         --variant "padded:8:--packing false --fused_kernels false" --variant "default:32"
     python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 1,2 --method lora --output results.jsonl
+    python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 1,4 --global_batch 32 --repeats 3
     python benchmarks/bench_train.py run --folder /tmp/bench7b --gpus 2,4,8 --method full   # FSDP, 7B + Adam
     python benchmarks/bench_train.py prepare --folder /tmp/tiny --tiny   # a tiny model: checks the plumbing on CPU
     python benchmarks/bench_train.py prepare --folder /tmp/data --data_only   # then, on the CPU, how evenly each
@@ -149,7 +153,8 @@ def command(*, folder: str, method: str, gpus: int, steps: int, global_batch: in
         "--stage", str(METHODS[method]["stage"]), "--model_name_or_path", os.path.join(folder, "model"),
         "--data_path", os.path.join(folder, METHODS[method]["data"]), "--image_folder", folder,
         "--output_dir", output_dir, "--max_steps", str(steps), "--per_device_train_batch_size", str(per_device_batch),
-        "--gradient_accumulation_steps", str(accumulation), "--learning_rate", "1e-4", "--logging_steps", str(log_every),
+        "--gradient_accumulation_steps", str(accumulation), "--learning_rate", "1e-4",
+        "--logging_steps", str(log_every),
         "--save_strategy", "no", "--save_final", "false", "--report_to", "none", "--seed", "0",
         "--model_max_length", "1024", "--dataloader_num_workers", "2", "--ddp_find_unused_parameters", "false",
     ]
@@ -314,11 +319,29 @@ def print_table(records: list[dict]) -> None:
               f"{r['max_loss_difference_vs_first']:.4f} | |")
 
 
+def print_repeats(records: list[dict]) -> None:
+    """Per variant and GPU count over the repeats: sequences/s median and range, and the efficiency of the medians
+    against the variant's first GPU count (and its range over the rounds, each against its own round's baseline)."""
+    print("| variant | GPUs | runs | seq/s median (range) | efficiency of medians | efficiency by round |")
+    print("|---|---|---|---|---|---|")
+    for variant in dict.fromkeys(record["variant"] for record in records):
+        runs = [record for record in records if record["variant"] == variant and "error" not in record]
+        counts = list(dict.fromkeys(record["gpus"] for record in runs))
+        medians = {gpus: statistics.median(r["sequences_per_s"] for r in runs if r["gpus"] == gpus) for gpus in counts}
+        for gpus in counts:
+            speeds = [r["sequences_per_s"] for r in runs if r["gpus"] == gpus]
+            of_medians = medians[gpus] / (medians[counts[0]] * gpus / counts[0])
+            by_round = [r["efficiency"] for r in runs if r["gpus"] == gpus]
+            print(f"| {variant} | {gpus} | {len(speeds)} | {medians[gpus]:.2f} ({min(speeds):.2f}-{max(speeds):.2f}) | "
+                  f"{100 * of_medians:.1f}% | {', '.join(f'{100 * e:.1f}%' for e in by_round)} |")
+
+
 def plot_loss_curves(records: list[dict], path: str) -> None:
-    """One loss curve per GPU count, on one plot: they should lie on top of each other."""
+    """One loss curve per run, on one plot: they should lie on top of each other."""
     from train_hf import save_line_plot
 
-    lines = {f"{record['variant']}, {record['gpus']} GPU(s), {record['method']}":
+    lines = {f"{record['variant']}, {record['gpus']} GPU(s), {record['method']}"
+             + (f", run {record['round']}" if record["round"] > 1 else ""):
              list(zip(record["loss_steps"], record["losses"])) for record in records}
     save_line_plot(lines, path, "optimizer step (same global batch for every run)", "training loss",
                    marked=tuple(lines))
@@ -352,6 +375,8 @@ def main() -> None:
                         help="log the loss every this many steps (each log reads the loss off the GPU: a host stall "
                              "that ties the ranks together; train_hf.py's own default logs every 1%% of the steps)")
     parser.add_argument("--torchrun_args", default="", help='torchrun flags for every run, e.g. "--numa-binding node"')
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the GPU counts this many times, interleaved, and summarise each count's median")
     args = parser.parse_args()
     if args.action == "prepare":
         os.makedirs(args.folder, exist_ok=True)
@@ -364,6 +389,8 @@ def main() -> None:
         for variant in variants:
             for gpus in gpu_counts:
                 accumulation_steps(args.global_batch, variant["per_device_batch"], gpus)
+        if args.repeats < 1:
+            raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     except ValueError as error:
         parser.error(str(error))
     lengths = sequence_lengths(args.folder, METHODS[args.method]["data"])
@@ -373,7 +400,7 @@ def main() -> None:
                 print(json.dumps(balance(lengths, sampling, gpus, args.global_batch, args.per_device_batch)))
         return
     mean_tokens, parameters, first, records = statistics.mean(lengths), language_model_parameters(args.folder), None, []
-    for variant in variants:
+    for run, variant in ((run, variant) for run in range(1, args.repeats + 1) for variant in variants):
         baseline = None
         for gpus in gpu_counts:
             output_dir = os.path.join(args.folder, f"run_{args.method}_{variant['name']}_{gpus}")
@@ -383,7 +410,7 @@ def main() -> None:
                                 script=args.train_script, log_every=args.log_every,
                                 launcher=args.torchrun_args.split())
             print(" ".join(arguments), flush=True)
-            setting = {"method": args.method, "variant": variant["name"], "gpus": gpus,
+            setting = {"method": args.method, "variant": variant["name"], "gpus": gpus, "round": run,
                        "global_batch": args.global_batch, "per_device_batch": variant["per_device_batch"],
                        "steps": args.steps, "warmup_steps": args.warmup_steps, "log_every": args.log_every,
                        "mean_tokens": mean_tokens,
@@ -410,6 +437,8 @@ def main() -> None:
     if finished:
         plot_loss_curves(finished, os.path.splitext(args.output)[0] + ".png")
     print_table(records)
+    if args.repeats > 1:
+        print_repeats(records)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,32 @@ def test_variants_run_side_by_side_with_the_same_loss_curve(tmp_path):
     assert table[0].startswith("| variant |") and table[2].startswith("| padded | 1 | 2 |")
 
 
+def test_repeats_interleave_the_gpu_counts_and_summarise_their_medians(tmp_path):
+    """--repeats 2 runs 1, 2, 1, 2 processes (each round's efficiency against its own 1-process run) and ends with
+    each count's median, range and the efficiency of the medians, computed from the records."""
+    script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
+    subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--tiny", "--num_examples", "32"],
+                   check=True)
+    output = tmp_path / "results.jsonl"
+    result = subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--gpus", "1,2", "--steps", "3",
+                             "--warmup_steps", "1", "--global_batch", "4", "--per_device_batch", "2", "--repeats", "2",
+                             "--output", str(output)], check=True, capture_output=True, text=True)
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [(r["round"], r["gpus"]) for r in records] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert records[2]["efficiency"] == 1.0 and records[3]["efficiency"] == pytest.approx(
+        records[3]["sequences_per_s"] / (2 * records[2]["sequences_per_s"]))
+    speeds = {gpus: sorted(r["sequences_per_s"] for r in records if r["gpus"] == gpus) for gpus in (1, 2)}
+    median = {gpus: sum(values) / 2 for gpus, values in speeds.items()}
+    summary = result.stdout.strip().splitlines()[-2:]
+    assert summary[0].startswith(f"| default | 1 | 2 | {median[1]:.2f} ({speeds[1][0]:.2f}-{speeds[1][1]:.2f}) | "
+                                 "100.0% |"), summary
+    assert summary[1].startswith(f"| default | 2 | 2 | {median[2]:.2f} ({speeds[2][0]:.2f}-{speeds[2][1]:.2f}) | "
+                                 f"{100 * median[2] / (2 * median[1]):.1f}% | "), summary
+    with pytest.raises(subprocess.CalledProcessError):
+        subprocess.run([sys.executable, script, "run", "--folder", str(tmp_path), "--repeats", "0"], check=True,
+                       capture_output=True)
+
+
 def test_a_failed_run_is_recorded_with_its_error(tmp_path):
     """A run that fails (on a GPU: one that does not fit in memory) is a result: recorded with the error it printed."""
     script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
