@@ -10,7 +10,8 @@
 Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; for a model with an audio
 branch, audio as OpenAI's `input_audio` parts, base64 WAV/FLAC/OGG/MP3; for a model with an ImageBind tower, videos
 as `video_url` parts, data: URLs or files under --image-root; "stream": true for server-sent events),
-GET /v1/models, GET /health, and a chat page at / (chat_page.html). On CUDA, answers come from the fast generation
+GET /v1/models, GET /openapi.json (the API's OpenAPI 3.1 description), GET /health, and a chat page at /
+(chat_page.html). On CUDA, answers come from the fast generation
 path with continuous batching (continuous_batching.py: a request joins the running batch at the next decode step and
 leaves when it ends); other models batch requests that arrive together (generation_queue.py).
 Text is streamed as it is generated, detokenized on the request's own thread. Every bad request gets an OpenAI-style
@@ -230,10 +231,25 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
     return chat
 
 
-def checked_number(body: dict, name: str, default, low, high, integer: bool = False):
+# The request's numeric fields: JSON type, lowest and highest value, default. The checks and the OpenAPI description
+# both read them from here.
+NUMBER_FIELDS = {
+    "n": ("integer", 1, 1, 1),
+    "max_tokens": ("integer", 1, 1 << 20, DEFAULT_MAX_TOKENS),
+    "max_completion_tokens": ("integer", 1, 1 << 20, DEFAULT_MAX_TOKENS),  # OpenAI's newer name; wins when given
+    "seed": ("integer", -(2**63), 2**63 - 1, None),
+    "temperature": ("number", 0.0, 2.0, 0.0),  # 0: greedy
+    "top_p": ("number", 0.0, 1.0, 1.0),
+}
+MAX_STOP_STRINGS = 4
+
+
+def checked_number(body: dict, name: str):
+    kind, low, high, default = NUMBER_FIELDS[name]
     value = body.get(name)
     if value is None:
         return default
+    integer = kind == "integer"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or (
             integer and not float(value).is_integer()):
         raise RequestError(f"'{name}' must be {'an integer' if integer else 'a number'} from {low} to {high}", name)
@@ -242,23 +258,99 @@ def checked_number(body: dict, name: str, default, low, high, integer: bool = Fa
 
 def sampling_options(body: dict) -> dict:
     """generate() keyword arguments from the OpenAI request fields, checked ("seed" is popped before generating)."""
-    checked_number(body, "n", 1, 1, 1, integer=True)
     for name, kind, description in (("stream", bool, "true or false"), ("model", str, "a string")):
         if body.get(name) is not None and not isinstance(body[name], kind):
             raise RequestError(f"'{name}' must be {description}, got {json.dumps(body[name])[:40]}", name)
-    stop = body.get("stop") or []
-    stop = [stop] if isinstance(stop, str) else stop
-    if not isinstance(stop, list) or not all(isinstance(item, str) and item for item in stop) or len(stop) > 4:
-        raise RequestError("'stop' must be a string or a list of up to 4 non-empty strings", "stop")
+    stream_options = body.get("stream_options")
+    if stream_options is not None and not (isinstance(stream_options, dict) and isinstance(
+            stream_options.get("include_usage", False), bool)):
+        raise RequestError("'stream_options' must be an object like {\"include_usage\": true}", "stream_options")
+    stop = body.get("stop")
+    stop = [] if stop is None or stop == "" else [stop] if isinstance(stop, str) else stop
+    if not isinstance(stop, list) or not all(isinstance(item, str) and item for item in stop) or (
+            len(stop) > MAX_STOP_STRINGS):
+        raise RequestError(f"'stop' must be a string or a list of up to {MAX_STOP_STRINGS} non-empty strings", "stop")
+    # every field is checked, also one this request makes no use of (a top_p without sampling, say)
+    numbers = {name: checked_number(body, name) for name in NUMBER_FIELDS}
     tokens_field = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
-    options = {"max_new_tokens": checked_number(body, tokens_field, DEFAULT_MAX_TOKENS, 1, 1 << 20, integer=True),
-               "seed": checked_number(body, "seed", None, -(2**63), 2**63 - 1, integer=True)}
-    temperature = checked_number(body, "temperature", 0.0, 0.0, 2.0)
-    if temperature > 0:
-        options.update(do_sample=True, temperature=temperature, top_p=checked_number(body, "top_p", 1.0, 0.0, 1.0))
+    options = {"max_new_tokens": numbers[tokens_field], "seed": numbers["seed"]}
+    if numbers["temperature"] > 0:
+        options.update(do_sample=True, temperature=numbers["temperature"], top_p=numbers["top_p"])
     if stop:
         options["stop_strings"] = stop
     return options
+
+
+def openapi_document(model_name: str, limits: Limits, secured: bool) -> dict:
+    """This API as an OpenAPI 3.1 document (GET /openapi.json), from the tables the checks above read (NUMBER_FIELDS,
+    MAX_STOP_STRINGS, `limits`); what a schema cannot say (the last message comes from the user, paths stay under
+    --image-root, pixels and durations read from the media's headers) is in the descriptions."""
+    def nullable(schema: dict) -> dict:  # an absent or null field takes its default
+        return {"oneOf": [{"type": "null"}, schema]}
+
+    def part(kind: str, value: dict, description: str | None = None) -> dict:
+        return {"type": "object", "required": ["type", kind], "properties": {"type": {"const": kind}, kind: value},
+                **({"description": description} if description else {})}
+
+    source = "a base64 data: URL, or a file path under the server's --image-root (refused without one)"
+    url = {"oneOf": [{"type": "string"},
+                     {"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}]}
+    content = {"type": "array", "items": {"oneOf": [
+        part("text", {"type": "string"}),
+        part("image_url", url, f"an image: {source}; at most {limits.max_image_pixels} pixels and "
+                               f"{limits.max_images} images a request"),
+        part("input_audio", {"type": "object", "required": ["data"], "properties": {
+            "data": {"type": "string", "contentEncoding": "base64"},
+            "format": {"type": "string", "pattern": "^[A-Za-z0-9]+$", "default": "wav"}}},
+             f"audio (models with an audio branch): at most {limits.max_audio_seconds:g} s and {limits.max_audio} "
+             "parts a request"),
+        part("video_url", url, f"a video (models with an ImageBind tower): {source}; at most "
+                               f"{limits.max_video_seconds:g} s and {limits.max_videos} videos a request")]}}
+    message = {"type": "object", "required": ["role", "content"], "properties": {
+        "role": {"enum": ["system", "user", "assistant"]},
+        "content": {"oneOf": [{"type": "string"}, content]}},
+        "description": "images, audio and videos in user messages only, put before the text as training did"}
+    numbers = {name: nullable({"type": kind, "minimum": low, "maximum": high,
+                               **({} if default is None else {"default": default})})
+               for name, (kind, low, high, default) in NUMBER_FIELDS.items()}
+    request = {"type": "object", "required": ["messages"], "properties": {
+        "messages": {"type": "array", "minItems": 1, "items": message,
+                     "description": f"the last one from the user; at most {limits.max_text_chars} characters of text"},
+        "model": nullable({"type": "string"}), "stream": nullable({"type": "boolean", "default": False}),
+        "stream_options": nullable({"type": "object", "properties": {"include_usage": {"type": "boolean"}},
+                                    "description": "with \"stream\": true, include_usage adds a last chunk of usage"}),
+        "stop": nullable({"oneOf": [{"type": "string"}, {"type": "array", "maxItems": MAX_STOP_STRINGS,
+                                                           "items": {"type": "string", "minLength": 1}}]}),
+        **numbers}}
+    error = {"description": "an OpenAI-style error naming the field (`param`)", "content": {"application/json": {
+        "schema": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+            "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]},
+            "code": {"type": ["string", "null"]}}}}}}}}
+    errors = {"400": error, "401": error, "404": error, "411": error, "413": error, "503": error}
+    answer = {"type": "object", "properties": {"id": {"type": "string"}, "object": {"const": "chat.completion"},
+                                               "model": {"type": "string"}, "choices": {"type": "array"},
+                                               "usage": {"type": "object"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"nano-NextGPT: {model_name}", "version": "1",
+                 "description": f"An OpenAI-compatible chat API; request bodies up to {limits.max_body_bytes} bytes, "
+                                f"{limits.max_waiting} requests waiting (then 503 with Retry-After)."},
+        "paths": {
+            "/v1/chat/completions": {"post": {
+                "summary": "answer a chat about images, audio or videos",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+                "responses": {"200": {"description": "the answer, or with \"stream\": true server-sent events",
+                                      "content": {"application/json": {"schema": answer},
+                                                  "text/event-stream": {"schema": {"type": "string"}}}}, **errors}}},
+            "/v1/models": {"get": {"summary": "the model served", "responses": {
+                "200": {"description": "a list of one model"}, **errors}}},
+            "/openapi.json": {"get": {"summary": "this document", "responses": {
+                "200": {"description": "OpenAPI 3.1"}, **errors}}},
+            "/health": {"get": {"summary": "whether the server is up", "security": [],
+                                "responses": {"200": {"description": "{\"status\": \"ok\"}"}}}}},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}] if secured else [],
+    }
 
 
 def visible_text(text: str, stops: list[str], final: bool) -> str:
@@ -409,6 +501,9 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self.send_page()
                 return
             self.check_api_key()
+            if self.path == "/openapi.json":
+                self.send_json(openapi_document(self.server.model_name, self.server.limits, bool(self.server.api_key)))
+                return
             if self.path != "/v1/models":
                 raise RequestError(f"no such endpoint: GET {self.path}", status=HTTPStatus.NOT_FOUND)
             self.send_json({"object": "list", "data": [
@@ -481,10 +576,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         response = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()),
                     "model": body.get("model") or self.server.model_name}
         if body.get("stream"):
-            stream_options = body.get("stream_options") or {}
-            if not isinstance(stream_options, dict):
-                raise RequestError("'stream_options' must be an object", "stream_options")
-            usage_for = prompt_length if stream_options.get("include_usage") is True else None
+            usage_for = prompt_length if (body.get("stream_options") or {}).get("include_usage") else None
             self.stream(inputs, options, response, usage_for)
             return
         job = self.server.generate(inputs, options)

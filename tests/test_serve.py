@@ -14,7 +14,8 @@ import torch
 
 from conftest import REPO_ROOT, random_image, tiny_config, tiny_model
 from generation_queue import GenerationCancelled
-from serve import Limits, NextGPTServer, visible_text
+from serve import (NUMBER_FIELDS, Limits, NextGPTServer, RequestError, sampling_options, to_chat,
+                   visible_text)
 
 
 def data_url(image) -> str:
@@ -146,6 +147,54 @@ def test_bad_requests_get_an_error_that_names_the_field(tiny, body, status, para
     error = json.loads(text)["error"]
     assert (got_status, error["param"], error["type"]) == (status, param, "invalid_request_error")
     assert message in error["message"]
+
+
+def bounds_and_beyond(kind: str, low, high) -> list:
+    """A numeric field's values at its bounds, just past them, of the wrong type, and null."""
+    step = 1 if kind == "integer" else 0.1
+    return [low, high, low - step, high + step, None, "1", True] + ([low + 0.5] if kind == "integer" else [])
+
+
+def test_the_openapi_document_is_valid_and_agrees_with_the_checks(tiny):
+    """GET /openapi.json: a valid OpenAPI 3.1 document, whose request schema accepts exactly what the server's checks
+    accept, field by field: every numeric field at, past and beside its bounds, stop strings, types, messages and
+    their parts. (What no schema says, such as the last message coming from the user, is in its descriptions.)"""
+    from jsonschema import Draft202012Validator
+    from openapi_spec_validator import validate
+
+    status, text = request(tiny, path="/openapi.json")
+    document = json.loads(text)
+    assert status == 200 and document["info"]["title"] == "nano-NextGPT: tiny" and document["security"] == []
+    validate(document)
+    post = document["paths"]["/v1/chat/completions"]["post"]
+    validator = Draft202012Validator(post["requestBody"]["content"]["application/json"]["schema"])
+    hello = [{"role": "user", "content": "hi"}]
+    image = {"type": "image_url", "image_url": {"url": data_url(random_image(size=(8, 8)))}}
+    cases = [{name: value} for name, (kind, low, high, _) in NUMBER_FIELDS.items()
+             for value in bounds_and_beyond(kind, low, high)]
+    cases += [{"stop": stop} for stop in ("", "x", [], ["a", "b", "c", "d"], ["a"] * 5, [""], [1], 0, False, {})]
+    cases += [{"stream": True}, {"stream": "yes"}, {"model": "tiny"}, {"model": 3}, {"stream_options": {}},
+              {"stream_options": {"include_usage": True}}, {"stream_options": {"include_usage": "yes"}},
+              {"stream_options": []}]
+    cases += [{"messages": messages} for messages in (
+        [], "hi", [{"role": "tool", "content": "hi"}], [{"role": "user", "content": 5}], [{"role": "user"}],
+        [{"role": "user", "content": [{"type": "text", "text": "hi"}, image]}],
+        [{"role": "user", "content": [{"type": "audio", "audio": "x"}]}],
+        [{"role": "user", "content": [{"type": "text", "text": 5}]}],
+        [{"role": "user", "content": [{"type": "image_url"}]}],
+        [{"role": "user", "content": [{"type": "image_url", "image_url": {"link": "x"}}]}])]
+    verdicts = []
+    for case in cases:
+        body = {"messages": hello, **case}
+        try:
+            to_chat(body["messages"], None, Limits())
+            sampling_options(body)
+            accepted = True
+        except RequestError:
+            accepted = False
+        assert validator.is_valid(body) == accepted, (case, accepted)
+        verdicts.append(accepted)
+    assert 20 < verdicts.count(False) < len(cases) - 15  # both kinds tried
 
 
 def test_routes_sizes_and_the_server_keeps_serving(tiny):
@@ -322,6 +371,7 @@ def test_an_api_key_guards_every_endpoint_but_health(make_processor):
         assert status("/v1/models") == status("/v1/models", "wrong") == 401
         assert status("/v1/chat/completions", data=body) == 401
         assert status("/v1/models", "sekret") == status("/v1/chat/completions", "sekret", body) == 200
+        assert status("/openapi.json") == 401 and status("/openapi.json", "sekret") == 200
     finally:
         stop(server)
 
