@@ -218,7 +218,8 @@ class TimeSteps(PhaseClock):
         """Per rank, means over the steps in milliseconds and the host's phases; then the busiest rank's excess over
         the ranks' mean."""
         lines = [f"timed steps {self.start + 1}-{self.start + self.count} without the profiler (ms per optimizer "
-                 "step; busy = wall - waiting for the GPU - garbage collection):"]
+                 "step, from on_step_begin to on_step_end: the time between steps is in the phases; busy = wall - "
+                 "waiting for the GPU - garbage collection):"]
         for rank, (steps, phases) in enumerate(ranks):
             mean = {key: statistics.mean(step[key] for step in steps) for key in steps[0]}
             busy = [1e3 * step["busy"] for step in steps]
