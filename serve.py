@@ -11,9 +11,9 @@ Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --
 branch, audio as OpenAI's `input_audio` parts, base64 WAV/FLAC/OGG/MP3; for a model with an ImageBind tower, videos
 as `video_url` parts, data: URLs or files under --image-root; "stream": true for server-sent events),
 GET /v1/models, GET /openapi.json (the API's OpenAPI 3.1 description), GET /health, and a chat page at /
-(chat_page.html). On CUDA, answers come from the fast generation
-path with continuous batching (continuous_batching.py: a request joins the running batch at the next decode step and
-leaves when it ends); other models batch requests that arrive together (generation_queue.py).
+(chat_page.html). On CUDA, answers come from the fast generation path with continuous batching
+(continuous_batching.py: a request joins the running batch at the next decode step and leaves when it ends); other
+models batch requests that arrive together (generation_queue.py).
 Text is streamed as it is generated, detokenized on the request's own thread. Every bad request gets an OpenAI-style
 error naming the field. What a request may cost is checked before the work (`Limits`: body size, images and their
 pixels read from the header, text length, requests waiting: 503 with Retry-After); idle and slow connections time
@@ -52,6 +52,7 @@ from video_features import video_features
 DEFAULT_MAX_TOKENS = 256
 CHAT_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_page.html")
 API_KEY_VARIABLE = "NEXTGPT_API_KEY"
+ROLES = ("system", "user", "assistant")  # a message's roles: checked in to_chat, listed in /openapi.json
 
 
 @dataclass(frozen=True)
@@ -190,8 +191,8 @@ def to_chat(messages, image_root: str | None, limits: Limits) -> list[dict]:
         if not isinstance(message, dict):
             raise RequestError("each message must be an object with 'role' and 'content'", where)
         role, content = message.get("role"), message.get("content")
-        if role not in ("system", "user", "assistant"):
-            raise RequestError(f"role must be system, user or assistant, got {role!r}", f"{where}.role")
+        if role not in ROLES:
+            raise RequestError(f"role must be {', '.join(ROLES[:-1])} or {ROLES[-1]}, got {role!r}", f"{where}.role")
         if isinstance(content, str):
             parts = [{"type": "text", "text": content}]
         elif isinstance(content, list):
@@ -307,7 +308,7 @@ def openapi_document(model_name: str, limits: Limits, secured: bool) -> dict:
         part("video_url", url, f"a video (models with an ImageBind tower): {source}; at most "
                                f"{limits.max_video_seconds:g} s and {limits.max_videos} videos a request")]}}
     message = {"type": "object", "required": ["role", "content"], "properties": {
-        "role": {"enum": ["system", "user", "assistant"]},
+        "role": {"enum": list(ROLES)},
         "content": {"oneOf": [{"type": "string"}, content]}},
         "description": "images, audio and videos in user messages only, put before the text as training did"}
     numbers = {name: nullable({"type": kind, "minimum": low, "maximum": high,

@@ -141,14 +141,19 @@ class HostWaits:
 
 
 class PhaseClock(TrainerCallback):
-    """The host's seconds in each phase of an optimizer step (HOST_PHASES) while `recording`: the time between the
-    Trainer's callbacks (a micro-batch that does not end the step ends at on_substep_end; the last, with gradient
-    clipping, at on_pre_optimizer_step; the optimizer at on_optimizer_step; the scheduler and zero_grad at
-    on_step_end; between steps, where the Trainer logs and fetches the next step's micro-batches, at on_step_begin)."""
+    """The host's seconds in each phase of an optimizer step (HOST_PHASES) while `recording` (the subclass's window of
+    steps): the time between the Trainer's callbacks (a micro-batch that does not end the step ends at
+    on_substep_end; the last, with gradient clipping, at on_pre_optimizer_step; the optimizer at on_optimizer_step;
+    the scheduler and zero_grad at on_step_end; between steps, where the Trainer logs and fetches the next step's
+    micro-batches, at on_step_begin)."""
 
     def __init__(self):
-        self.recording, self.last_stamp, self.steps_recorded = False, None, 0
+        self.last_stamp, self.steps_recorded = None, 0
         self.host, self.stamps = defaultdict(float), defaultdict(int)
+
+    @property
+    def recording(self) -> bool:
+        raise NotImplementedError
 
     def stamp(self, phase: str) -> None:
         now = time.perf_counter()
@@ -189,11 +194,15 @@ class TimeSteps(PhaseClock):
         super().__init__()
         self.start, self.count, self.waits, self.steps = start, count, None, []
 
+    @property
+    def recording(self) -> bool:
+        return self.waits is not None
+
     def on_step_begin(self, args, state, control, **kwargs):
         super().on_step_begin(args, state, control, **kwargs)
         if self.start <= state.global_step < self.start + self.count:
             if self.waits is None:
-                self.waits, self.recording = HostWaits().__enter__(), True
+                self.waits = HostWaits().__enter__()
             self.began, self.before = time.perf_counter(), self.waits.totals()
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -206,7 +215,7 @@ class TimeSteps(PhaseClock):
                            "busy": wall - waiting - collecting})
         if state.global_step == self.start + self.count:
             self.waits.__exit__(None, None, None)
-            self.waits, self.recording = None, False
+            self.waits = None
             ranks = [(self.steps, self.phases())]
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 ranks = [None] * torch.distributed.get_world_size()
@@ -244,6 +253,10 @@ class ProfileSteps(PhaseClock):
         super().__init__()
         self.start, self.count, self.profiler, self.began = start, count, None, 0.0
 
+    @property
+    def recording(self) -> bool:
+        return self.profiler is not None
+
     def on_step_begin(self, args, state, control, **kwargs):
         super().on_step_begin(args, state, control, **kwargs)
         if state.global_step == self.start:
@@ -253,14 +266,12 @@ class ProfileSteps(PhaseClock):
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
             self.profiler = torch.profiler.profile(activities=activities)
             self.profiler.__enter__()
-            self.recording, self.began = True, time.perf_counter()
-            self.last_stamp = self.began
+            self.began = self.last_stamp = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
         super().on_step_end(args, state, control, **kwargs)
         if self.profiler is None or state.global_step != self.start + self.count:
             return
-        self.recording = False
         synchronize()
         wall = 1e3 * (time.perf_counter() - self.began) / self.count
         self.profiler.__exit__(None, None, None)
