@@ -6,7 +6,8 @@ new request never waits for a batch to drain. Each row keeps its own max_tokens,
 temperature, top_p and seed (a random generator of its own, so a seeded answer does not depend on its neighbours).
 A step runs the first rows up to the highest one in use (rounded up to a power of two: new requests take the lowest
 free rows) and reads the cache slots in use (rounded up to CACHE_LENGTH_STEP); on CUDA each (rows, slots) pair is
-replayed from a CUDA graph of its own. A row whose client left is freed at the next step.
+replayed from a CUDA graph of its own, and so is each prefill of a group of requests, padded to a power of two of
+prompts. A row whose client left is freed at the next step.
 """
 
 import collections
@@ -33,6 +34,10 @@ CPU_CACHE_BYTES = 2**30  # the KV cache's default size without a GPU; on one, ha
 # 7B model to 64 clients, 100 ms gave 11% more tokens/s than 0 with the same median time to first token
 # (benchmarks/RESULTS.md, "Serving under load").
 PREFILL_WINDOW_S = 0.1
+# Prefill graphs of every group size are captured at start for prompts up to this many cache slots, later ones on
+# first use: eager, a 7B prefill of 1 to 16 prompts of 128 slots is host-bound at 42-54 ms, graphed 8-47 ms
+# (benchmarks/RESULTS.md, "Serving under load").
+WARM_PROMPT_SLOTS = 256
 
 
 @dataclass
@@ -48,16 +53,20 @@ class Row:
 class ContinuousBatcher(JobQueue):
     def __init__(self, model, tokenizer, pad_token_id: int, end_ids: set[int], *, max_batch_size: int = 32,
                  max_waiting: int = 64, max_prefill_rows: int = 16, prefill_window_s: float = PREFILL_WINDOW_S,
-                 cache_bytes: int | None = None):
+                 cache_bytes: int | None = None, padded_prefills: bool | None = None):
         """`max_batch_size` rows decode together at most; up to `max_prefill_rows` waiting prompts join in one
         prefill, which, while other rows decode, waits until it is full or its first request has waited
         `prefill_window_s` (`_prefill_due`). The KV cache takes `cache_bytes` (default: half the GPU memory free
-        now, or CPU_CACHE_BYTES), which sets the longest prompt + answer a request may have (`max_length`)."""
+        now, or CPU_CACHE_BYTES), which sets the longest prompt + answer a request may have (`max_length`).
+        `padded_prefills` (default: on CUDA) pads each prefill to a power of two of prompts, the added ones empty and
+        written into a spare cache row, so that a few CUDA graphs serve every group size."""
         self.fast = FastGenerator(model)
         self.model, self.tokenizer, self.pad_token_id, self.end_ids = model, tokenizer, pad_token_id, end_ids
         self.max_prefill_rows, self.prefill_window_s = max_prefill_rows, prefill_window_s
-        cache_length = self._cache_length(max_batch_size, cache_bytes)
-        self.decoder = LlamaFamilyDecoder(model.language_model, max_batch_size, cache_length, self.fast.layer)
+        self.padded_prefills = model.device.type == "cuda" if padded_prefills is None else padded_prefills
+        self.spare_row = max_batch_size  # the decoder's last row: no request's, steps never reach it
+        cache_length = self._cache_length(max_batch_size, cache_bytes)  # the spare row comes on top
+        self.decoder = LlamaFamilyDecoder(model.language_model, max_batch_size + 1, cache_length, self.fast.layer)
         # The longest prompt + answer whose left-padded prompt still leaves room for every new token.
         super().__init__(max_waiting, cache_length - (PROMPT_LENGTH_STEP - 1))
         device = model.device
@@ -88,19 +97,23 @@ class ContinuousBatcher(JobQueue):
         return min(affordable, padded_prompt_length(context))
 
     def warm_up(self) -> None:
-        """Captures the decode step of every (rows, slots) pair a step may take, and compiles the prefill for shapes
-        that change, before the first request rather than during one (each costs up to seconds on a 7B model)."""
+        """Captures the decode step of every (rows, slots) pair a step may take and, with padded prefills, the
+        prefill of every group size for prompts up to WARM_PROMPT_SLOTS (into the spare row), before the first
+        request rather than during one (each costs up to seconds on a 7B model)."""
         rows = sorted({min(padded_count(count), len(self.rows)) for count in range(1, len(self.rows) + 1)})
-        hidden = self.model.language_model.config.hidden_size
+        groups = sorted({padded_count(count) for count in range(1, self.max_prefill_rows + 1)})
+        hidden, device = self.model.language_model.config.hidden_size, self.model.device
         with torch.no_grad():
             for count in rows:
                 for length in range(CACHE_LENGTH_STEP, self.cache_length + 1, CACHE_LENGTH_STEP):
                     self.decoder.step(self.tokens[:count], self.positions[:count], length)
-            for count, length in ((1, 32), (2, 64), (4, 96)):  # after a few shapes, one dynamic-shape compilation
-                embeds = torch.zeros(count, length, hidden, dtype=self.model.language_model.dtype,
-                                     device=self.model.device)
-                positions = torch.arange(length, device=self.model.device).expand(count, length)
-                self.decoder.prefill(embeds, torch.ones_like(positions), positions, graphed=False)
+            for count in groups if self.padded_prefills else []:
+                for length in range(PROMPT_LENGTH_STEP, min(WARM_PROMPT_SLOTS, self.cache_length) + 1,
+                                    PROMPT_LENGTH_STEP):
+                    embeds = torch.zeros(count, length, hidden, dtype=self.model.language_model.dtype, device=device)
+                    positions = torch.arange(length, device=device).expand(count, length)
+                    spare = torch.full((count,), self.spare_row, device=device)
+                    self.decoder.prefill(embeds, torch.ones_like(positions), positions, spare)
         for index in range(len(self.rows)):
             self.decoder.release(index)
 
@@ -119,9 +132,9 @@ class ContinuousBatcher(JobQueue):
     def _prefill_due(self) -> bool:
         """Whether waiting requests should be prefilled now, while other rows decode: when they fill a prefill, or
         the first of them has waited its window: `prefill_window_s` times the share of rows decoding. Every prefill
-        stops the decoding rows for its own launches (the tower's and the LLM's; groups run without a CUDA graph),
-        so under load requests arriving one by one are cheaper gathered into fewer, fuller prefills, and the more
-        rows a prefill stalls, the longer a new request may wait to share one; at an idle batcher it never waits."""
+        stops the decoding rows for the tower's and the LLM's work and launches, so under load requests arriving one by
+        one are cheaper gathered into fewer, fuller prefills, and the more rows a prefill stalls, the longer a new
+        request may wait to share one; at an idle batcher it never waits."""
         if self.deferred:
             return True
         with self.jobs.mutex:
@@ -168,14 +181,19 @@ class ContinuousBatcher(JobQueue):
             batch = left_padded_batch([job.inputs for job in jobs], self.pad_token_id)
             batch = {name: value.to(self.model.device) for name, value in batch.items()}
             targets = torch.tensor(rows, device=self.model.device)
+            input_ids, prompt_mask, written = batch["input_ids"], batch["attention_mask"], targets
+            if self.padded_prefills:  # empty prompts (no media, all masked) into the spare row
+                extra = padded_count(len(jobs)) - len(jobs)
+                input_ids = torch.nn.functional.pad(input_ids, (0, 0, 0, extra), value=self.pad_token_id)
+                prompt_mask = torch.nn.functional.pad(prompt_mask, (0, 0, 0, extra))
+                written = torch.nn.functional.pad(targets, (0, extra), value=self.spare_row)
             with torch.no_grad():
-                # One request's prefill (what a lone client waits for) is a CUDA graph per prompt length; groups run
-                # eagerly: they are compute-bound, and a graph per (group size, length) would be captured mid-traffic.
-                logits, last_positions = self.fast.prefill(self.decoder, batch["input_ids"], batch["attention_mask"],
+                logits, last_positions = self.fast.prefill(self.decoder, input_ids, prompt_mask,
                                                            pixel_values=batch.get("pixel_values"),
                                                            input_features=batch.get("input_features"),
                                                            pixel_values_videos=batch.get("pixel_values_videos"),
-                                                           rows=targets, graphed=len(jobs) == 1)
+                                                           rows=written)
+            logits, last_positions = logits[: len(jobs)], last_positions[: len(jobs)]
             for index, job in zip(rows, jobs):
                 self._start_row(index, job, slots=padded_prompt_length(batch["input_ids"].shape[1]))
             self.positions[targets] = last_positions + 1

@@ -100,8 +100,11 @@ class GraphedCall:
     """`function(*inputs)` replayed from a CUDA graph captured on the first call. Later inputs are copied into the
     captured ones; the returned tensor is the graph's own output buffer, overwritten by the next replay."""
 
-    def __init__(self, function):
-        self.function, self.graph = function, None
+    def __init__(self, function, pool: tuple | None = None):
+        """`pool`: a memory pool (torch.cuda.graph_pool_handle()) shared with other graphs replayed one at a time, so
+        that their intermediate tensors take the memory of the largest alone; each one's output may then be
+        overwritten by the next replay of any of them."""
+        self.function, self.graph, self.pool = function, None, pool
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         if self.graph is None:
@@ -113,7 +116,7 @@ class GraphedCall:
                     self.function(*self.inputs)
             torch.cuda.current_stream().wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            with torch.cuda.graph(self.graph, pool=self.pool):
                 self.output = self.function(*self.inputs)
         else:
             for captured, tensor in zip(self.inputs, inputs):
@@ -226,13 +229,15 @@ class LlamaFamilyDecoder:
         self.holds = torch.zeros(batch_size, dtype=torch.long, device=weight.device)  # 1: the row holds a sequence
         self.layer = layer
         self.graphs: dict[tuple, GraphedCall] = {}
+        # Prefills of many (rows, length) shapes run one at a time: their graphs share one memory pool.
+        self.prefill_pool = torch.cuda.graph_pool_handle() if weight.is_cuda else None
 
     def run(self, key: tuple | None, function, *inputs: torch.Tensor) -> torch.Tensor:
         """`function(*inputs)`; on CUDA replayed from the graph captured for `key` on its first call (None: eager)."""
         if key is None or not self.filled.is_cuda:
             return function(*inputs)
         if key not in self.graphs:
-            self.graphs[key] = GraphedCall(function)
+            self.graphs[key] = GraphedCall(function, pool=self.prefill_pool if key[0] == "prefill" else None)
         return self.graphs[key](*inputs)
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -244,7 +249,8 @@ class LlamaFamilyDecoder:
         """Writes the prompts into slots 0..length-1 of `rows` (default: the first rows), forgetting what those rows
         held, and returns each prompt's last logits (float32). On CUDA, when `graphed`, each (rows, length) gets a
         CUDA graph (warm-ups rewrite the same slots), so pad prompts to a few lengths; the cache slots need not equal
-        the positions."""
+        the positions. Graphed logits are overwritten by the next graphed prefill of any shape (the prefill graphs share
+        their memory)."""
         batch, length = inputs_embeds.shape[:2]
         rows = torch.arange(batch, device=inputs_embeds.device) if rows is None else rows
         self.filled[rows] = torch.nn.functional.pad(attention_mask.bool(), (0, self.cache_length - length))

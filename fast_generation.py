@@ -82,12 +82,12 @@ class FastGenerator:
     def prefill(self, decoder: LlamaFamilyDecoder, input_ids: torch.LongTensor, prompt_mask: torch.Tensor, *,
                 pixel_values: torch.Tensor | None = None, image_embeds: torch.Tensor | None = None,
                 input_features: torch.Tensor | None = None, pixel_values_videos: torch.Tensor | None = None,
-                rows: torch.Tensor | None = None, graphed: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Writes left-padded prompts (with their images, audio and videos) into the decoder's `rows` (default: the
         first), padded further on the left to `padded_prompt_length`; returns their last logits and each row's last
         position.
-        `graphed`: the prefill is replayed from a CUDA graph per shape (see LlamaFamilyDecoder.prefill); the audio
-        branch and videos run eagerly."""
+        On CUDA the prefill is replayed from a CUDA graph per shape (see LlamaFamilyDecoder.prefill), the tower from
+        one per padded image count; the audio branch and videos run eagerly."""
         positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
         if pixel_values is not None:
             image_embeds = self._encode_images(pixel_values)
@@ -97,7 +97,7 @@ class FastGenerator:
         padding = padded_prompt_length(input_ids.shape[1]) - input_ids.shape[1]
         inputs_embeds = torch.nn.functional.pad(inputs_embeds, (0, 0, padding, 0))
         prompt_mask, positions = (torch.nn.functional.pad(t, (padding, 0)) for t in (prompt_mask, positions))
-        return decoder.prefill(inputs_embeds, prompt_mask, positions, rows, graphed), positions[:, -1].clone()
+        return decoder.prefill(inputs_embeds, prompt_mask, positions, rows), positions[:, -1].clone()
 
     @torch.no_grad()
     def generate(

@@ -7,6 +7,9 @@
   so that the profiler names each);
 - `rows`: decode step time at 1 to 64 rows, continuous batching's shared cache against one sized to the batch, and
   the 64-row step's kernels;
+- `prefills`: what a server's prefill of a group of requests costs (continuous_batching.py): the tower and the
+  language model's prefill into continuous batching's 64-row cache, eager (as groups run) against CUDA-graphed, by
+  group size, with the compute rate reached;
 - `quantized`: the int8 and int4 kernels (quantized_decode_kernels.py) on the same shapes, bytes read per second
   (codes, scales and offsets) for each block-size configuration tried, at 1, 8, 32 and 96 rows (a prompt).
 
@@ -166,6 +169,31 @@ def rows_profile(fast: FastGenerator, record) -> None:
     kernel_table(lambda: shared._step(tokens, positions, shared.next_slot[:rows], length=256), record, rows=64)
 
 
+def prefill_groups(model, fast: FastGenerator, record) -> None:
+    """A group prefill of `size` prompts of the serving benchmark's length (one image + 19 words: 100 tokens, padded
+    to 128), split into the tower and the language model, each eager and CUDA-graphed; TFLOP/s counts 2 x parameters
+    x tokens (prompt tokens, padding included, for the language model; 257 patches an image for the tower)."""
+    decoder = LlamaFamilyDecoder(model.language_model, 64, 1024, fast.layer)
+    llm_parameters = sum(p.numel() for p in model.language_model.model.layers.parameters())
+    tower_parameters = sum(p.numel() for p in model.vision_tower.parameters())
+    length = padded_prompt_length(100)
+    for size in (1, 2, 4, 8, 16, 32):
+        pixels = torch.randn(size, 3, 224, 224, device="cuda", dtype=model.dtype)
+        embeds = torch.randn(size, length, model.config.text_config.hidden_size, device="cuda", dtype=model.dtype)
+        mask = torch.ones(size, length, dtype=torch.long, device="cuda")
+        positions = torch.arange(length, device="cuda").expand(size, length)
+        rows = torch.arange(size, device="cuda")
+        seconds = {
+            "tower_eager": timed(lambda: model.encode_images(pixels), 10),
+            "tower_graph": timed(lambda: fast._encode_images(pixels), 10),
+            "prefill_eager": timed(lambda: decoder.prefill(embeds, mask, positions, rows, graphed=False), 10),
+            "prefill_graph": timed(lambda: decoder.prefill(embeds, mask, positions, rows, graphed=True), 10)}
+        record(kind="prefill_group", size=size, prompt_slots=length, **{f"{name}_ms": value * 1e3 for name, value
+                                                                          in seconds.items()},
+               tower_graph_TFLOPs=2 * tower_parameters * 257 * size / seconds["tower_graph"] / 1e12,
+               prefill_graph_TFLOPs=2 * llm_parameters * length * size / seconds["prefill_graph"] / 1e12)
+
+
 def kernel_table(step, record, rows: int) -> None:
     """The kernels of one decode step by GPU time (launched one by one, so that the profiler names each)."""
     from torch.profiler import ProfilerActivity, profile
@@ -185,7 +213,7 @@ def kernel_table(step, record, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", default=["gemv", "ttft", "step"],
-                        choices=["gemv", "ttft", "step", "rows", "quantized"])
+                        choices=["gemv", "ttft", "step", "rows", "quantized", "prefills"])
     parser.add_argument("--output", default="profile_decode.jsonl")
     args = parser.parse_args()
 
@@ -200,7 +228,7 @@ def main() -> None:
         gemv_bandwidths(record)
     if "quantized" in args.parts:
         quantized_bandwidths(record)
-    if not {"ttft", "step", "rows"} & set(args.parts):
+    if not {"ttft", "step", "rows", "prefills"} & set(args.parts):
         return
     model = build_model("embedding")
     fast = FastGenerator(model)
@@ -210,6 +238,8 @@ def main() -> None:
         step_profile(fast, record)
     if "rows" in args.parts:
         rows_profile(fast, record)
+    if "prefills" in args.parts:
+        prefill_groups(model, fast, record)
 
 
 if __name__ == "__main__":

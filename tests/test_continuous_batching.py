@@ -51,9 +51,11 @@ def run_until_done(batcher: ContinuousBatcher, jobs: list[Job], steps: int = 200
                          f"rows {[row and len(row.tokens) for row in batcher.rows]}, {batcher.waiting} waiting")
 
 
-def test_requests_joining_and_leaving_a_running_batch_get_their_own_tokens(setup):
+@pytest.mark.parametrize("padded_prefills", [False, True])
+def test_requests_joining_and_leaving_a_running_batch_get_their_own_tokens(setup, padded_prefills):
+    """Padded prefills (CUDA's default) add empty prompts up to a power of two, written into the spare row."""
     model, processor = setup
-    batcher = batcher_for(model, processor, max_batch_size=4)
+    batcher = batcher_for(model, processor, max_batch_size=4, padded_prefills=padded_prefills)
     batcher.warm_up()  # every step shape once, then the batcher is as new
     first = [job_for(processor, "What shape is this?", 1, max_new_tokens=12),
              job_for(processor, "Colour?", 2, max_new_tokens=3),

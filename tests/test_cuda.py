@@ -206,6 +206,8 @@ def test_continuous_batching_on_cuda_gives_each_request_its_own_tokens(tiny_fold
         assert item.result() == reference[0, inputs["input_ids"].shape[1]:].tolist()
     steps = {key[1:] for key in batcher.decoder.graphs if key[0] == "step"}
     assert steps == {(rows, slots) for rows in (1, 2, 4) for slots in (256, 512, 768, 1024)}  # all from warm_up
+    prefills = {key[1:] for key in batcher.decoder.graphs if key[0] == "prefill"}  # groups padded to powers of two
+    assert prefills == {(rows, slots) for rows in (1, 2, 4, 8, 16) for slots in range(32, 257, 32)}  # warm_up's too
 
 
 def test_pipeline_and_inference_use_the_fast_path_on_cuda(tiny_folder):

@@ -15,7 +15,7 @@ from transformers import HfArgumentParser, TrainerCallback, TrainingArguments
 from conftest import REPO_ROOT, tiny_config, tiny_model
 from convert_easy_vqa import convert
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
-from train_hf import NextGPTArguments, apply_fused_kernels, frozen_weights_dtype, train
+from train_hf import NextGPTArguments, apply_fused_kernels, cpu_threads, frozen_weights_dtype, train
 from training_data import BadRecordsError
 
 COMMON = ["--report_to", "none", "--logging_steps", "1", "--per_device_train_batch_size", "2", "--seed", "7",
@@ -459,6 +459,20 @@ def test_frozen_weights_follow_the_training_precision_unless_given():
 
     assert dtype() == torch.float32 and dtype("--bf16") == torch.bfloat16
     assert dtype("--bf16", "--model_dtype", "float32") == torch.float32
+
+
+def test_cpu_threads_share_the_cores_among_the_machine_s_training_processes(monkeypatch, stage1_folder, tmp_path):
+    """torchrun sets OMP_NUM_THREADS=1 for several processes a machine; each takes its share of the cores instead."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert cpu_threads(0) == 16 and cpu_threads(3) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "128")
+    assert cpu_threads(0) == 1
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert cpu_threads(0) == 64
+    with pytest.raises(ValueError, match="--cpu_threads must be 0"):
+        train(["--stage", "1", "--cpu_threads", "-1", "--model_name_or_path", str(stage1_folder), "--data_path", "x",
+               "--output_dir", str(tmp_path)])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU error")

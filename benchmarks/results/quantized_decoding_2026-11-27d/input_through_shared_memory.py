@@ -1,4 +1,5 @@
-"""NOT YET RUN (prepared for the next device call): the one-row int4 kernel with the input staged through shared memory.
+"""The one-row int4 kernel with the input staged through shared memory: RUN on one H100 (eighth session), slower than
+the kept kernel on every product (kernels_input_through_shared_memory_h100.txt, RESULTS.md); dropped.
 
 The kept kernel loads each plane's 8 inputs per thread from global memory (8 LDG.E.64 per 16 bytes of weights, 16
 cache lines per warp and plane: the L1 traffic Nsight Compute found). This variant loads the step's BLOCK_K inputs
