@@ -11,6 +11,7 @@ prompts. A row whose client left is freed at the next step.
 """
 
 import collections
+import contextlib
 import queue
 import time
 import traceback
@@ -22,12 +23,12 @@ try:
     from .fast_decoder import LlamaFamilyDecoder
     from .fast_generation import (CACHE_LENGTH_STEP, PROMPT_LENGTH_STEP, FastGenerator, choose_tokens,
                                   ends_with_stop_string, padded_cache_length, padded_count, padded_prompt_length)
-    from .generation_queue import GenerationCancelled, Job, JobQueue, left_padded_batch
+    from .generation_queue import GenerationCancelled, Job, JobQueue, Metric, left_padded_batch
 except ImportError:
     from fast_decoder import LlamaFamilyDecoder
     from fast_generation import (CACHE_LENGTH_STEP, PROMPT_LENGTH_STEP, FastGenerator, choose_tokens,
                                  ends_with_stop_string, padded_cache_length, padded_count, padded_prompt_length)
-    from generation_queue import GenerationCancelled, Job, JobQueue, left_padded_batch
+    from generation_queue import GenerationCancelled, Job, JobQueue, Metric, left_padded_batch
 
 CPU_CACHE_BYTES = 2**30  # the KV cache's default size without a GPU; on one, half the memory free at start
 # How long a new request may wait to share a prefill while every row decodes (`_prefill_due`): on an H100 serving a
@@ -38,6 +39,9 @@ PREFILL_WINDOW_S = 0.1
 # first use: eager, a 7B prefill of 1 to 16 prompts of 128 slots is host-bound at 42-54 ms, graphed 8-47 ms
 # (benchmarks/RESULTS.md, "Serving under load").
 WARM_PROMPT_SLOTS = 256
+# Where the generation thread's time goes (GET /metrics): waiting for requests, prefilling (until the first tokens
+# are read), queuing decode steps, waiting for a step's tokens, handing tokens to their requests.
+PHASES = ("idle", "prefill", "launch", "gpu_wait", "tokens")
 
 
 @dataclass
@@ -77,6 +81,9 @@ class ContinuousBatcher(JobQueue):
         self.rows: list[Row | None] = [None] * max_batch_size
         self.deferred: collections.deque[Job] = collections.deque()  # taken out, to join a later prefill
         self.steps_by_rows: dict[int, int] = {}  # decode steps by rows in use: how well requests shared steps
+        self.phase_seconds = dict.fromkeys(PHASES, 0.0)
+        self.prefilled = {"request": 0, "padding": 0}  # prompts prefilled
+        self.prefills = self.generated = 0
         self.in_flight: tuple | None = None  # the last step's rows and tokens (on their way to the host)
         self.host_tokens = [torch.zeros(max_batch_size, dtype=torch.long, pin_memory=device.type == "cuda")
                             for _ in range(2)]
@@ -149,6 +156,32 @@ class ContinuousBatcher(JobQueue):
     def waiting(self) -> int:
         return self.jobs.qsize() + len(self.deferred)
 
+    @contextlib.contextmanager
+    def _timed(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_seconds[phase] += time.perf_counter() - start
+
+    def metrics(self) -> list[Metric]:
+        steps_by_rows, phase_seconds = dict(self.steps_by_rows), dict(self.phase_seconds)  # copies: the thread goes on
+        return super().metrics() + [
+            Metric("nextgpt_generation_seconds_total", "counter", "the generation thread's time by phase: waiting for "
+                   "requests (idle), prefilling until the first tokens are read (prefill), queuing decode steps "
+                   "(launch), waiting for a step's tokens (gpu_wait), handing tokens to requests (tokens)",
+                   {f'phase="{phase}"': seconds for phase, seconds in phase_seconds.items()}),
+            Metric("nextgpt_prefills_total", "counter", "prefills, each of a group of requests", {"": self.prefills}),
+            Metric("nextgpt_prefill_prompts_total", "counter", "prompts prefilled: requests' and the empty ones "
+                   "padding a group to a power of two", {f'kind="{kind}"': count for kind, count in
+                                                         self.prefilled.items()}),
+            Metric("nextgpt_decode_steps_total", "counter", "decode steps", {"": sum(steps_by_rows.values())}),
+            Metric("nextgpt_decode_rows_total", "counter", "rows in use summed over decode steps (over the steps: "
+                   "the mean batch)", {"": sum(rows * steps for rows, steps in steps_by_rows.items())}),
+            Metric("nextgpt_generated_tokens_total", "counter", "tokens generated", {"": self.generated}),
+            Metric("nextgpt_rows_in_use", "gauge", "requests being generated", {"": len(self.rows) -
+                                                                                 self.rows.count(None)})]
+
     def _admit(self, wait: bool) -> None:
         """Prefills waiting requests into free rows (waiting for one when nothing is being generated). The prompts
         of one prefill are padded to the longest; a request that would then not fit the cache waits for the next."""
@@ -156,7 +189,8 @@ class ContinuousBatcher(JobQueue):
         jobs, later = [], []
         while free and len(jobs) < min(len(free), self.max_prefill_rows):
             try:
-                job = self.deferred.popleft() if self.deferred else self.jobs.get(block=wait and not jobs)
+                with self._timed("idle"):
+                    job = self.deferred.popleft() if self.deferred else self.jobs.get(block=wait and not jobs)
             except queue.Empty:
                 break
             if self._dropped(job):
@@ -174,7 +208,8 @@ class ContinuousBatcher(JobQueue):
                 later.append(job)
         self.deferred.extendleft(reversed(later))
         if jobs:
-            self._prefill(jobs, free[: len(jobs)])
+            with self._timed("prefill"):
+                self._prefill(jobs, free[: len(jobs)])
 
     def _prefill(self, jobs: list[Job], rows: list[int]) -> None:
         try:
@@ -182,8 +217,8 @@ class ContinuousBatcher(JobQueue):
             batch = {name: value.to(self.model.device) for name, value in batch.items()}
             targets = torch.tensor(rows, device=self.model.device)
             input_ids, prompt_mask, written = batch["input_ids"], batch["attention_mask"], targets
-            if self.padded_prefills:  # empty prompts (no media, all masked) into the spare row
-                extra = padded_count(len(jobs)) - len(jobs)
+            extra = padded_count(len(jobs)) - len(jobs) if self.padded_prefills else 0
+            if extra:  # empty prompts (no media, all masked) into the spare row
                 input_ids = torch.nn.functional.pad(input_ids, (0, 0, 0, extra), value=self.pad_token_id)
                 prompt_mask = torch.nn.functional.pad(prompt_mask, (0, 0, 0, extra))
                 written = torch.nn.functional.pad(targets, (0, extra), value=self.spare_row)
@@ -194,6 +229,9 @@ class ContinuousBatcher(JobQueue):
                                                            pixel_values_videos=batch.get("pixel_values_videos"),
                                                            rows=written)
             logits, last_positions = logits[: len(jobs)], last_positions[: len(jobs)]
+            self.prefills += 1
+            self.prefilled["request"] += len(jobs)
+            self.prefilled["padding"] += extra
             for index, job in zip(rows, jobs):
                 self._start_row(index, job, slots=padded_prompt_length(batch["input_ids"].shape[1]))
             self.positions[targets] = last_positions + 1
@@ -243,17 +281,17 @@ class ContinuousBatcher(JobQueue):
         slots = max(row.slots for _, row in live) + 1
         length = min(padded_cache_length(slots), self.cache_length)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._timed("launch"):
                 logits = self.decoder.step(self.tokens[:count], self.positions[:count], length)
                 chosen = self._choose(logits, list(range(count)))
-            self.tokens[:count] = chosen
-            self.positions[:count] += 1
-            ready = None
-            if chosen.is_cuda:  # copied into pinned memory without waiting; the other buffer holds the last step's
-                self.host_tokens.reverse()
-                chosen = self.host_tokens[0][:count].copy_(chosen, non_blocking=True)
-                ready = torch.cuda.Event()
-                ready.record()
+                self.tokens[:count] = chosen
+                self.positions[:count] += 1
+                ready = None
+                if chosen.is_cuda:  # copied to pinned memory without waiting; the other buffer holds the last step's
+                    self.host_tokens.reverse()
+                    chosen = self.host_tokens[0][:count].copy_(chosen, non_blocking=True)
+                    ready = torch.cuda.Event()
+                    ready.record()
         except Exception as error:  # e.g. out of memory: every request being generated gets it
             traceback.print_exc()
             for index, row in live:
@@ -273,12 +311,14 @@ class ContinuousBatcher(JobQueue):
             return
         live, chosen, ready = self.in_flight
         self.in_flight = None
-        if ready is not None:
-            ready.synchronize()
-        tokens = chosen.tolist()
-        for index, row in live:
-            if self.rows[index] is row:
-                self._accept(index, tokens[index])
+        with self._timed("gpu_wait"):
+            if ready is not None:
+                ready.synchronize()
+            tokens = chosen.tolist()
+        with self._timed("tokens"):
+            for index, row in live:
+                if self.rows[index] is row:
+                    self._accept(index, tokens[index])
 
     def _accept(self, index: int, token: int) -> None:
         """A row's new token: streamed, then the row ends at an end token, its max_tokens, a stop string, or when
@@ -290,6 +330,7 @@ class ContinuousBatcher(JobQueue):
             job.finish(error=GenerationCancelled("the client closed the connection"))
             return
         row.tokens.append(token)
+        self.generated += 1
         job.emit([token])
         stops = options.get("stop_strings")
         if (token in self.end_ids or len(row.tokens) >= options["max_new_tokens"]

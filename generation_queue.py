@@ -2,7 +2,8 @@
 
 A `Job` is what serve.py hands over: a prompt, its options, and whether its tokens are streamed; the thread that
 runs the generations finishes it with its tokens or an error. At most `max_waiting` jobs wait (`submit` raises
-`QueueFull` beyond); a job whose client left is dropped if it is still waiting.
+`QueueFull` beyond); a job whose client left is dropped if it is still waiting. `metrics()` counts what the queue
+did (serve.py's GET /metrics).
 
 `GenerationQueue` serves models the fast decoder does not run (continuous_batching.py serves the rest): requests
 with the same sampling options that arrive within `window_s` of each other are generated as one left-padded batch of
@@ -18,6 +19,16 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+
+
+@dataclass
+class Metric:
+    """One Prometheus metric: its values by label set ("" for none, else e.g. 'phase="idle"')."""
+
+    name: str
+    kind: str  # counter or gauge
+    help: str
+    values: dict[str, float]
 
 
 class QueueFull(Exception):
@@ -127,6 +138,7 @@ class JobQueue:
         self.max_waiting, self.max_length = max_waiting, max_length  # max_length: prompt + new tokens at most
         self.jobs: queue.Queue[Job] = queue.Queue()
         self.submit_lock = threading.Lock()
+        self.submitted = self.refused = 0
 
     @property
     def waiting(self) -> int:
@@ -135,9 +147,17 @@ class JobQueue:
     def submit(self, job: Job) -> Job:
         with self.submit_lock:
             if self.waiting >= self.max_waiting:
+                self.refused += 1
                 raise QueueFull(f"{self.waiting} requests are already waiting")
             self.jobs.put(job)
+            self.submitted += 1
         return job
+
+    def metrics(self) -> list[Metric]:
+        return [Metric("nextgpt_requests_total", "counter", "requests queued for generation", {"": self.submitted}),
+                Metric("nextgpt_requests_refused_total", "counter", "requests refused with 503: the queue was full",
+                       {"": self.refused}),
+                Metric("nextgpt_requests_waiting", "gauge", "requests queued, not yet generating", {"": self.waiting})]
 
     def start(self) -> None:
         threading.Thread(target=self._run, daemon=True, name="generation").start()
@@ -184,6 +204,10 @@ class GenerationQueue(JobQueue):
         self.max_batch_size, self.window_s = max_batch_size, window_s
         self.deferred: collections.deque[Job] = collections.deque()  # seen while batching, not batchable with it
         self.batch_sizes: collections.Counter = collections.Counter()
+
+    def metrics(self) -> list[Metric]:
+        return super().metrics() + [Metric("nextgpt_batches_total", "counter", "batches of generate, by size",
+                                           {f'size="{size}"': count for size, count in self.batch_sizes.items()})]
 
     @property
     def waiting(self) -> int:
@@ -243,5 +267,5 @@ class GenerationQueue(JobQueue):
         return tokens
 
 
-__all__ = ["GenerationCancelled", "GenerationQueue", "Job", "JobQueue", "QueueFull", "RowStreamers",
+__all__ = ["GenerationCancelled", "GenerationQueue", "Job", "JobQueue", "Metric", "QueueFull", "RowStreamers",
            "left_padded_batch"]

@@ -10,7 +10,8 @@
 Endpoints: POST /v1/chat/completions (images as data: URLs, or as files under --image-root; for a model with an audio
 branch, audio as OpenAI's `input_audio` parts, base64 WAV/FLAC/OGG/MP3; for a model with an ImageBind tower, videos
 as `video_url` parts, data: URLs or files under --image-root; "stream": true for server-sent events),
-GET /v1/models, GET /openapi.json (the API's OpenAPI 3.1 description), GET /health, and a chat page at /
+GET /v1/models, GET /openapi.json (the API's OpenAPI 3.1 description), GET /metrics (Prometheus: requests, tokens,
+prefills, decode steps and where the generation thread's time goes), GET /health, and a chat page at /
 (chat_page.html). On CUDA, answers come from the fast generation path with continuous batching
 (continuous_batching.py: a request joins the running batch at the next decode step and leaves when it ends); other
 models batch requests that arrive together (generation_queue.py).
@@ -45,7 +46,7 @@ from PIL import Image, UnidentifiedImageError
 from audio_features import load_audio
 from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
 from continuous_batching import CPU_CACHE_BYTES, PREFILL_WINDOW_S, ContinuousBatcher
-from generation_queue import GenerationCancelled, GenerationQueue, Job, QueueFull
+from generation_queue import GenerationCancelled, GenerationQueue, Job, Metric, QueueFull
 from processing_nextgpt import PLACEHOLDER_ORDER
 from video_features import video_features
 
@@ -347,11 +348,24 @@ def openapi_document(model_name: str, limits: Limits, secured: bool) -> dict:
                 "200": {"description": "a list of one model"}, **errors}}},
             "/openapi.json": {"get": {"summary": "this document", "responses": {
                 "200": {"description": "OpenAPI 3.1"}, **errors}}},
+            "/metrics": {"get": {"summary": "the server's counters, for Prometheus", "responses": {
+                "200": {"description": "Prometheus text format 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}}, **errors}}},
             "/health": {"get": {"summary": "whether the server is up", "security": [],
                                 "responses": {"200": {"description": "{\"status\": \"ok\"}"}}}}},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}] if secured else [],
     }
+
+
+def prometheus_text(metrics: list[Metric]) -> str:
+    """The metrics in Prometheus' text format (version 0.0.4)."""
+    lines = []
+    for metric in metrics:
+        lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} {metric.kind}"]
+        lines += [f"{metric.name}{{{labels}}} {value:g}" if labels else f"{metric.name} {value:g}"
+                  for labels, value in metric.values.items()]
+    return "\n".join(lines) + "\n"
 
 
 def visible_text(text: str, stops: list[str], final: bool) -> str:
@@ -468,14 +482,17 @@ class RequestHandler(BaseHTTPRequestHandler):
         super().setup()
 
     def send_json(self, payload: dict, status: HTTPStatus = HTTPStatus.OK, headers: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self.send_body(json.dumps(payload).encode(), "application/json", status=status, headers=headers)
+
+    def send_body(self, body: bytes, content_type: str, *, status: HTTPStatus = HTTPStatus.OK,
+                  headers: dict | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        self.wfile.write(body)
 
     def send_error_json(self, error: RequestError) -> None:
         self.close_connection = True  # the body may be unread: never parse it as the next request
@@ -505,6 +522,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             if self.path == "/openapi.json":
                 self.send_json(openapi_document(self.server.model_name, self.server.limits, bool(self.server.api_key)))
                 return
+            if self.path == "/metrics":
+                self.send_body(prometheus_text(self.server.queue.metrics()).encode(), "text/plain; version=0.0.4")
+                return
             if self.path != "/v1/models":
                 raise RequestError(f"no such endpoint: GET {self.path}", status=HTTPStatus.NOT_FOUND)
             self.send_json({"object": "list", "data": [
@@ -514,12 +534,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def send_page(self) -> None:
         with open(CHAT_PAGE, "rb") as handle:
-            page = handle.read()
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
+            self.send_body(handle.read(), "text/html; charset=utf-8")
 
     def do_POST(self) -> None:
         try:

@@ -2,8 +2,10 @@
 
 Each client sends its requests one after another (one image + a question, temperature 0; streamed, or with
 `--no-stream` whole), all clients at once. Per client count: aggregate generated tokens/s, time to first token and
-whole-request latency (p50, p90), and every failure by kind (HTTP status, connection reset, timeout). The last lines
-printed are a table.
+whole-request latency (p50, p90), and every failure by kind (HTTP status, connection reset, timeout); from the
+server's GET /metrics, read before and after each run, what its generation thread did meanwhile (the share of the
+run's time in each phase: waiting for the GPU's tokens, queuing decode steps, prefilling, handing tokens over,
+waiting for requests) and how full its decode steps and prefills were. The last lines printed are two tables.
 
     python benchmarks/bench_train.py prepare --folder /tmp/b7       # a 7B-shaped model folder (random weights)
     python benchmarks/bench_serve.py --model /tmp/b7/model --clients 1,8,32,64 --max_tokens 128 \\
@@ -82,6 +84,32 @@ def one_request(port: int, body: bytes) -> dict:
         return {"failure": "timeout"}
 
 
+def server_metrics(port: int) -> dict[str, float]:
+    """GET /metrics as {name with labels: value} (empty from a server without it)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    text = response.read().decode()
+    if response.status != 200:
+        return {}
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+def generation_profile(before: dict[str, float], after: dict[str, float], seconds: float) -> dict:
+    """What the continuous batcher's thread did between two readings of /metrics `seconds` apart: each phase's share
+    of the time, rows per decode step, requests per prefill (empty for servers without those counters)."""
+    if "nextgpt_decode_steps_total" not in after:
+        return {}
+    delta = {name: value - before.get(name, 0.0) for name, value in after.items()}
+    steps, prefills = delta["nextgpt_decode_steps_total"], delta["nextgpt_prefills_total"]
+    return {"phase_share": {name.split('"')[1]: value / seconds for name, value in delta.items()
+                            if name.startswith("nextgpt_generation_seconds_total")},
+            "rows_per_step": delta["nextgpt_decode_rows_total"] / steps if steps else None,
+            "requests_per_prefill": delta['nextgpt_prefill_prompts_total{kind="request"}'] / prefills if prefills
+            else None}
+
+
 def load(port: int, clients: int, requests_per_client: int, body: bytes) -> dict:
     results, lock = [], threading.Lock()
     start = threading.Barrier(clients)
@@ -147,9 +175,11 @@ def main() -> None:
     try:
         for clients in [int(count) for count in args.clients.split(",")]:
             load(port, clients, 1, body)  # warm-up: the compilations and graph captures of this load's batch sizes
-            record = {**load(port, clients, args.requests_per_client, body), "max_tokens": args.max_tokens,
-                      "stream": args.stream, "server_args": args.server_args, "label": args.label,
-                      "serve_script": os.path.relpath(args.serve_script, REPO_ROOT)}
+            before = server_metrics(port)
+            record = load(port, clients, args.requests_per_client, body)
+            record.update(generation=generation_profile(before, server_metrics(port), record["seconds"]),
+                          max_tokens=args.max_tokens, stream=args.stream, server_args=args.server_args,
+                          label=args.label, serve_script=os.path.relpath(args.serve_script, REPO_ROOT))
             records.append(record)
             print(json.dumps(record), flush=True)
             with open(args.output, "a") as handle:
@@ -164,6 +194,16 @@ def main() -> None:
         latency = f"{r['latency_p50_s']:.2f} / {r['latency_p90_s']:.2f}" if r["latency_p50_s"] is not None else "-"
         print(f"| {r['label']} | {r['clients']} | {r['requests']} | {r['failures'] or 0} | {r['tokens_per_s']:.1f} | "
               f"{ttft} | {latency} |")
+    profiled = [r for r in records if r["generation"]]
+    if profiled:
+        phases = list(profiled[0]["generation"]["phase_share"])
+        print("\n| run | clients | rows per step | requests per prefill | " + " | ".join(phases) + " (share of time) |")
+        print("|---|---|---|---|" + "---|" * len(phases))
+        for r in profiled:
+            generation = r["generation"]
+            shares = " | ".join(f"{generation['phase_share'][phase]:.0%}" for phase in phases)
+            print(f"| {r['label']} | {r['clients']} | {generation['rows_per_step'] or 0:.1f} | "
+                  f"{generation['requests_per_prefill'] or 0:.1f} | {shares} |")
 
 
 if __name__ == "__main__":

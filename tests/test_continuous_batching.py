@@ -75,6 +75,7 @@ def test_requests_joining_and_leaving_a_running_batch_get_their_own_tokens(setup
     for job in first + later:
         assert job.result() == alone(model, job)
     assert max(batcher.steps_by_rows) == 4 and all(row is None for row in batcher.rows)
+    assert batcher.prefilled == {"request": 5, "padding": 1 if padded_prefills else 0}  # 3 prompts padded to 4
 
 
 def test_under_load_a_prefill_waits_to_be_full_or_for_its_window(setup):
@@ -188,6 +189,16 @@ def test_the_server_batches_continuously_and_refuses_what_its_cache_cannot_hold(
         assert whole == one_by_one
         assert streamed == [(choice["message"]["content"], choice["finish_reason"]) for choice in one_by_one]
         assert max(server.queue.steps_by_rows) > 1
+        status, text = request(server, path="/metrics")
+        names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+        values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if not line.startswith("#")}
+        assert status == 200 and names == {name.split("{")[0] for name in values}  # every value described
+        assert values["nextgpt_requests_total"] == values['nextgpt_prefill_prompts_total{kind="request"}'] == 18
+        assert values["nextgpt_generated_tokens_total"] == 3 * 34 and values["nextgpt_rows_in_use"] == 0
+        assert values["nextgpt_decode_rows_total"] > values["nextgpt_decode_steps_total"] > 0  # rows shared steps
+        assert all(values[f'nextgpt_generation_seconds_total{{phase="{phase}"}}'] > 0 for phase in
+                   ("idle", "prefill", "launch", "gpu_wait", "tokens"))
         status, text = request(server, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 500})
         assert status == 400 and "past the 481 positions available" in json.loads(text)["error"]["message"]
     finally:

@@ -200,6 +200,7 @@ def test_the_openapi_document_is_valid_and_agrees_with_the_checks(tiny):
 def test_routes_sizes_and_the_server_keeps_serving(tiny):
     assert request(tiny, path="/health") == (200, '{"status": "ok"}')
     assert json.loads(request(tiny, path="/v1/models")[1])["data"][0]["id"] == "tiny"
+    assert "# TYPE nextgpt_requests_total counter" in request(tiny, path="/metrics")[1]  # generate's batches too
     assert request(tiny, path="/v1/nothing")[0] == 404
     assert request(tiny, {"messages": []}, path="/v1/completions")[0] == 404
     connection = http.client.HTTPConnection("127.0.0.1", tiny.server_port, timeout=30)
@@ -372,6 +373,7 @@ def test_an_api_key_guards_every_endpoint_but_health(make_processor):
         assert status("/v1/chat/completions", data=body) == 401
         assert status("/v1/models", "sekret") == status("/v1/chat/completions", "sekret", body) == 200
         assert status("/openapi.json") == 401 and status("/openapi.json", "sekret") == 200
+        assert status("/metrics") == 401 and status("/metrics", "sekret") == 200
     finally:
         stop(server)
 
@@ -538,7 +540,12 @@ def test_the_load_test_drives_the_server_with_concurrent_clients(make_processor,
     assert (one["clients"], one["requests"], three["requests"]) == (1, 2, 6)
     assert one["failures"] == three["failures"] == {} and three["tokens_per_s"] > 0, result.stderr[-4000:]
     assert 0 < three["ttft_p50_s"] <= three["latency_p50_s"]
-    assert result.stdout.strip().splitlines()[-1].startswith("| fast | 3 | 6 | 0 |")
+    generation = three["generation"]  # the server's /metrics over the run: 6 answers of 4 tokens, 3 rows at most
+    assert 1 <= generation["rows_per_step"] <= 3 and 1 <= generation["requests_per_prefill"] <= 3
+    assert set(generation["phase_share"]) == {"idle", "prefill", "launch", "gpu_wait", "tokens"}
+    assert 0 < sum(generation["phase_share"].values()) <= 1.05
+    lines = result.stdout.strip().splitlines()
+    assert lines[-6].startswith("| fast | 3 | 6 | 0 |") and lines[-1].startswith("| fast | 3 |")  # two tables
 
 
 def test_a_request_whose_client_leaves_before_its_generation_is_dropped(make_processor):
