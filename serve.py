@@ -54,6 +54,10 @@ DEFAULT_MAX_TOKENS = 256
 CHAT_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_page.html")
 API_KEY_VARIABLE = "NEXTGPT_API_KEY"
 ROLES = ("system", "user", "assistant")  # a message's roles: checked in to_chat, listed in /openapi.json
+# How often a streamed answer sends at most (--stream-interval-ms): under load every wake-up of a request thread takes
+# the GIL from the generation thread. On the CPU, 40 ms gave 32% more tokens/s to 64 clients (29% to one) with the
+# same first-token times; not yet measured on a GPU (benchmarks/RESULTS.md, "Serving under load").
+STREAM_INTERVAL_S = 0.04
 
 
 @dataclass(frozen=True)
@@ -407,13 +411,16 @@ class NextGPTServer(ThreadingHTTPServer):
 
     def __init__(self, address, model, processor, model_name: str, fast: bool, *, image_root: str | None = None,
                  max_batch_size: int = 32, batch_window_s: float = 0.005, prefill_window_s: float = PREFILL_WINDOW_S,
-                 cache_bytes: int | None = None, limits: Limits = Limits(), api_key: str | None = None):
+                 cache_bytes: int | None = None, limits: Limits = Limits(), api_key: str | None = None,
+                 stream_interval_s: float = STREAM_INTERVAL_S):
         """`fast`: continuous batching on the fast decoder, whose KV cache takes `cache_bytes` (default: half the
         free GPU memory) and whose prefills, while other requests decode, wait up to `prefill_window_s` for more
-        requests; else batches of `generate` from requests arriving within `batch_window_s`."""
+        requests; else batches of `generate` from requests arriving within `batch_window_s`. A stream sends what
+        arrived at most every `stream_interval_s` (its first text and its end at once)."""
         super().__init__(address, RequestHandler)
         self.model, self.processor, self.model_name = model, processor, model_name
         self.image_root, self.limits, self.api_key = image_root, limits, api_key
+        self.stream_interval_s = stream_interval_s
         pad = processor.tokenizer.pad_token_id
         pad = pad if pad is not None else min(self.eos_ids, default=0)
         if fast:
@@ -650,6 +657,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             if len(visible) > len(sent):
                 send_delta({"content": visible[len(sent):]})
                 sent = visible
+                # Tokens arriving meanwhile go out together: each wake-up of this thread takes the GIL from the
+                # generation thread, which under load is what limits the decode steps.
+                job.done.wait(self.server.stream_interval_s)
         try:
             new_tokens = job.result()
             text, finish_reason = self.server.answer(new_tokens, options)
@@ -667,6 +677,14 @@ class RequestHandler(BaseHTTPRequestHandler):
                     "total_tokens": usage_for + len(new_tokens)}})
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+
+def milliseconds(text: str) -> float:
+    """An argparse type: a duration in ms, 0 or more."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more milliseconds, got {text}")
+    return value
 
 
 def is_loopback(host: str) -> bool:
@@ -694,9 +712,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kv-cache-gib", type=float,
                         help="fast path: the KV cache's size, which sets the longest prompt + answer (default: half "
                              f"the GPU memory free after loading, {CPU_CACHE_BYTES / 2**30:g} GiB on CPU)")
-    parser.add_argument("--batch-window-ms", type=float, default=5.0,
+    parser.add_argument("--batch-window-ms", type=milliseconds, default=5.0,
                         help="without the fast path: how long the first request waits for others to share its batch")
-    parser.add_argument("--prefill-window-ms", type=float, default=PREFILL_WINDOW_S * 1e3,
+    parser.add_argument("--stream-interval-ms", type=milliseconds, default=STREAM_INTERVAL_S * 1e3,
+                        help="a streamed answer sends what it has at most this often (default %(default)g; its first "
+                             "text and its end go out at once): fewer wake-ups of the request threads under load")
+    parser.add_argument("--prefill-window-ms", type=milliseconds, default=PREFILL_WINDOW_S * 1e3,
                         help="fast path, while other requests decode: how long a new request waits for others to "
                              "share its prefill when every row decodes (scaled by the share of rows decoding; "
                              "default %(default)g): fewer, fuller prefills stall the decoding rows less often")
@@ -733,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
                            max_batch_size=args.max_batch_size, batch_window_s=args.batch_window_ms / 1e3,
                            prefill_window_s=args.prefill_window_ms / 1e3,
                            cache_bytes=None if args.kv_cache_gib is None else int(args.kv_cache_gib * 2**30),
-                           limits=limits, api_key=args.api_key)
+                           limits=limits, api_key=args.api_key, stream_interval_s=args.stream_interval_ms / 1e3)
     if not args.api_key and not is_loopback(args.host):
         print(f"warning: serving on {args.host} to other machines without an API key (--api-key or "
               f"${API_KEY_VARIABLE})", file=sys.stderr)

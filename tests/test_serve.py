@@ -521,6 +521,32 @@ def test_lmms_eval_s_openai_model_evaluates_through_the_server(tiny, monkeypatch
         assert answer == expected["choices"][0]["message"]["content"] and answer
 
 
+def test_a_stream_sends_its_first_text_at_once_and_the_rest_at_most_every_interval(make_processor):
+    """With an interval longer than the answer, a stream is its first text and then the rest, sent at the end (which
+    does not wait for the interval); the text is the whole answer's."""
+    server = start_with(make_processor, stream_interval_s=60.0)
+    try:
+        body = {"messages": [{"role": "user", "content": "Tell me about shapes."}], "max_tokens": 24}
+        whole = json.loads(request(server, body)[1])["choices"][0]["message"]["content"]
+        began = time.monotonic()
+        status, text = request(server, {**body, "stream": True})
+        contents = [chunk["choices"][0]["delta"]["content"] for chunk in events(text)
+                    if chunk["choices"] and chunk["choices"][0]["delta"].get("content")]
+        assert status == 200 and time.monotonic() - began < 30 and "".join(contents) == whole
+        assert 1 <= len(contents) <= 2
+    finally:
+        stop(server)
+
+
+def test_time_windows_refuse_negative_milliseconds(capsys):
+    from serve import main
+
+    for flag in ("--stream-interval-ms", "--prefill-window-ms", "--batch-window-ms"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([flag, "-1"])
+        assert exit_info.value.code == 2 and f"{flag}: must be 0 or more milliseconds" in capsys.readouterr().err
+
+
 def test_the_load_test_drives_the_server_with_concurrent_clients(make_processor, tmp_path):
     import subprocess
     import sys
