@@ -11,7 +11,8 @@ across ranks shows here), how much of the communication (NCCL kernels, which als
 computation hid, and how long the host waited for the data loader; then its host's timeline of an optimizer step
 (the micro-batches' forward and backward with gradient clipping, the optimizer, the scheduler and zero_grad, and the
 Trainer's work between steps), how many values it read off the device (each a wait for the GPU) and how long it was
-blocked in synchronisation. Rank 0 prints the kernel table too. On a CPU (`--use_cpu`) only the host's part is printed.
+blocked in synchronisation, and the operators that took most of its own CPU time (run with OMP_NUM_THREADS=1 and
+=16 to see which ran intra-op parallel). Rank 0 prints the kernel table too. On a CPU (`--use_cpu`) only the host's part is printed.
 
     python benchmarks/profile_train.py --steps 2 -- --stage 2 --model_name_or_path /tmp/bench7b/model \\
         --data_path /tmp/bench7b/data.json --image_folder /tmp/bench7b --output_dir /tmp/prof --bf16 \\
@@ -35,6 +36,7 @@ from transformers import TrainerCallback
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from train_hf import train  # noqa: E402
 
+HOST_OPERATORS = 12  # operators listed by their own CPU time
 # The kind of work a kernel does, from its name: the first kind whose test passes.
 KINDS = [
     ("communication (NCCL)", lambda name: "nccl" in name),
@@ -282,11 +284,20 @@ class ProfileSteps(PhaseClock):
         self.profiler = None
 
     def print_host(self, rank: int, events) -> None:
-        """The host's timeline of an optimizer step: its phases, the values read off the device, the waits."""
+        """The host's timeline of an optimizer step: its phases, the values read off the device, the waits, and the
+        operators with the most CPU time of their own."""
         reads = sum(event.name == "aten::_local_scalar_dense" for event in events)
         blocked = sum(event.time_range.elapsed_us() for event in events if event.name in SYNCHRONISATIONS)
         print_line(f"rank {rank}: host per optimizer step: {self.phases()}; {reads / self.count:.0f} values read off "
                    f"the device, blocked in synchronisation {blocked / 1e3 / self.count:.1f} ms")
+        own, calls = defaultdict(float), defaultdict(int)
+        for event in events:
+            if event.device_type == DeviceType.CPU:
+                own[event.name] += event.self_cpu_time_total
+                calls[event.name] += 1
+        top = sorted(own, key=lambda name: -own[name])[:HOST_OPERATORS]
+        print_line(f"rank {rank}: host operators by own CPU time per optimizer step: " + ", ".join(
+            f"{name} {own[name] / 1e3 / self.count:.1f} ms x{calls[name] / self.count:g}" for name in top))
 
     def print_gpu(self, rank: int, events, wall: float) -> None:
         """Each rank's GPU idle time, computation and exposed communication; rank 0's kernels by kind and name."""

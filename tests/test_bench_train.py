@@ -178,6 +178,9 @@ def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
         assert sorted(line.split(":")[0] for line in lines) == ["rank 0", "rank 1"], result.stdout[-2000:]
         for line in lines:
             assert_phases(line)
+        operators = re.findall(r"rank \d: host operators by own CPU time per optimizer step: (.*)", result.stdout)
+        assert len(operators) == 2 and all(len(re.findall(r"\S+ \d+\.\d ms x[\d.]+", line)) == 12
+                                           for line in operators), result.stdout[-2000:]
         reads[nan_filter] = [int(re.search(r"(\d+) values read off the device", line).group(1))
                              for line in sorted(lines)]
     # two micro-batches a step (global batch 8 = 2 ranks x 2 x 2), each loss checked twice (NaN, then Inf)
