@@ -574,6 +574,27 @@ def test_the_load_test_drives_the_server_with_concurrent_clients(make_processor,
     assert lines[-6].startswith("| fast | 3 | 6 | 0 |") and lines[-1].startswith("| fast | 3 |")  # two tables
 
 
+def test_the_host_only_server_streams_text_without_the_model_s_decode_steps(make_processor, tmp_path):
+    """benchmarks/serve_host_only.py: serve.py whose decode steps are free stand-ins, for measuring the host's own
+    ceiling; its answers are ordinary text, so the streams do their real work."""
+    import subprocess
+    import sys
+
+    config = tiny_config("embedding")
+    tiny_model(config, seed=1).save_pretrained(tmp_path / "model")
+    make_processor(config).save_pretrained(tmp_path / "model")
+    output = tmp_path / "host.jsonl"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "bench_serve.py"), "--model",
+                             str(tmp_path / "model"), "--serve_script", str(REPO_ROOT / "benchmarks" /
+                                                                              "serve_host_only.py"),
+                             "--clients", "4", "--requests_per_client", "2", "--max_tokens", "16", "--output",
+                             str(output), "--server_args=--fast"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(output.read_text())
+    assert record["failures"] == {} and record["tokens_per_s"] > 0 and record["ttft_p50_s"] > 0
+    assert record["generation"]["rows_per_step"] >= 1
+
+
 def test_a_request_whose_client_leaves_before_its_generation_is_dropped(make_processor):
     import socket
 
