@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fast_decoder import LlamaFamilyDecoder  # noqa: E402
 from serve import main  # noqa: E402
 
-STAND_IN_IDS = 1000  # the logits' width: the token ids drawn stay below it (ordinary words in Llama/SmolLM2 vocabularies)
+STAND_IN_IDS = 1000  # the logits' width: the ids drawn stay below it (ordinary words in Llama and SmolLM2)
 
 
 def free_step(self: LlamaFamilyDecoder, tokens: torch.Tensor, positions: torch.Tensor,
