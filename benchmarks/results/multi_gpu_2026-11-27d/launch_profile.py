@@ -1,5 +1,5 @@
 """profile_train.py under torchrun with bench_train's exact train_hf.py flags (LoRA, micro-batch 8).
-argv: GPUS TIMED_STEPS [NAME [GLOBAL_BATCH [PROFILED_STEPS]]]"""
+argv: GPUS TIMED_STEPS [NAME [GLOBAL_BATCH [PROFILED_STEPS [TRAIN_HF_FLAGS...]]]]"""
 import subprocess, sys
 sys.path.insert(0, "benchmarks")
 from bench_train import command
@@ -9,6 +9,7 @@ global_batch = int(sys.argv[4]) if len(sys.argv) > 4 else 32
 profiled = sys.argv[5] if len(sys.argv) > 5 else "2"
 script = "benchmarks/profile_train.py"
 extra = "--train_sampling_strategy batch_rebalance --cache_image_embeds --embedding_cache_dir /root/cache".split()
+extra += sys.argv[6:]
 arguments = command(folder="/root/b7", method="lora", gpus=gpus, steps=3 + int(timed) + int(profiled),
                     global_batch=global_batch, per_device_batch=8, output_dir=f"/root/prof{name}", script=script,
                     extra=extra)
