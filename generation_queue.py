@@ -207,7 +207,8 @@ class GenerationQueue(JobQueue):
 
     def metrics(self) -> list[Metric]:
         return super().metrics() + [Metric("nextgpt_batches_total", "counter", "batches of generate, by size",
-                                           {f'size="{size}"': count for size, count in self.batch_sizes.items()})]
+                                           {f'size="{size}"': count for size, count in
+                                            dict(self.batch_sizes).items()})]  # a copy: the thread adds sizes
 
     @property
     def waiting(self) -> int:
