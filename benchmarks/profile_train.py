@@ -11,8 +11,9 @@ across ranks shows here), how much of the communication (NCCL kernels, which als
 computation hid, and how long the host waited for the data loader; then its host's timeline of an optimizer step
 (the micro-batches' forward and backward with gradient clipping, the optimizer, the scheduler and zero_grad, and the
 Trainer's work between steps), how many values it read off the device (each a wait for the GPU) and how long it was
-blocked in synchronisation, and the operators that took most of its own CPU time (run with OMP_NUM_THREADS=1 and
-=16 to see which ran intra-op parallel). Rank 0 prints the kernel table too. On a CPU (`--use_cpu`) only the host's part is printed.
+blocked in synchronisation, and the operators that took most of its own CPU time (run with `--cpu_threads 1` and
+without to see which ran intra-op parallel). Rank 0 prints the kernel table too. On a CPU (`--use_cpu`) only the
+host's part is printed.
 
     python benchmarks/profile_train.py --steps 2 -- --stage 2 --model_name_or_path /tmp/bench7b/model \\
         --data_path /tmp/bench7b/data.json --image_folder /tmp/bench7b --output_dir /tmp/prof --bf16 \\
