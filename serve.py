@@ -55,8 +55,8 @@ CHAT_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "chat_page.
 API_KEY_VARIABLE = "NEXTGPT_API_KEY"
 ROLES = ("system", "user", "assistant")  # a message's roles: checked in to_chat, listed in /openapi.json
 # How often a streamed answer sends at most (--stream-interval-ms): under load every wake-up of a request thread takes
-# the GIL from the generation thread. On the CPU, 40 ms gave 32% more tokens/s to 64 clients (29% to one) with the
-# same first-token times; not yet measured on a GPU (benchmarks/RESULTS.md, "Serving under load").
+# the GIL from the generation thread. 40 ms gave 64 clients 26% more tokens/s on an H100 (32% on the CPU) with the
+# same first-token times (benchmarks/RESULTS.md, "Serving under load").
 STREAM_INTERVAL_S = 0.04
 
 
