@@ -151,8 +151,8 @@ def check_arguments(args: NextGPTArguments) -> None:
 
 def cpu_threads(requested: int) -> int:
     """Intra-op CPU threads for this process: `requested`, or its usable cores divided among the machine's training
-    processes. torchrun sets OMP_NUM_THREADS=1 when it starts several, which made a 4 x H100 LoRA step 7% slower than
-    16 threads a process (benchmarks/RESULTS.md, "Four GPUs")."""
+    processes, as one process has by default. torchrun sets OMP_NUM_THREADS=1 when it starts several; one thread made a
+    lone process 10% slower, four ranks the same within their spread (benchmarks/RESULTS.md, "Four GPUs")."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return requested or max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
