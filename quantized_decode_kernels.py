@@ -14,7 +14,9 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   and offsets out of L1). On an H100 the int4 kernels stream 1.2-1.7 TB/s, bound by the L1 cache (Nsight Compute),
   int8 2.3-2.9 TB/s (benchmarks/RESULTS.md, "Quantized fast decoding").
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
-  multiplied on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a time.
+  multiplied on the tensor cores. int4 either one plane of BLOCK_K / 8 inputs at a time (eight small products a step,
+  fastest for up to 16 rows on an H100) or the step's whole tile at once (one product; up to 1.7x faster for prompts),
+  with the tile sizes, timed on first use per weight shape and row block (INT4_ROWS_CONFIGS).
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
@@ -37,15 +39,21 @@ except ImportError:
     from decode_kernels import define_op
     from weight_quantization import dequantize
 
-ROW_MULTIPLE = 64  # every stacked weight's output size must be a multiple of this (the largest BLOCK_N below)
+ROW_MULTIPLE = 64  # every stacked weight's output size must be a multiple of this (the BLOCK_N every path can take)
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
-MIN_BLOCK_K = 256  # the smallest int4 BLOCK_K below (several rows): int4 groups must tile it
+MIN_BLOCK_K = 256  # int4 groups must divide it: several rows then have configurations whose steps hold whole groups
 # One row: the block sizes (rows x inputs a step, warps) and conversions autotune chooses among: the two fastest for
 # each kind and shape of the 7B model in profile_decode.py's wider sweep (benchmarks/RESULTS.md).
 ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, "num_warps": warps}
                for n, k, warps, bit_cast in ((8, 1024, 8, True), (8, 1024, 8, False), (8, 512, 4, False),
                                              (8, 1024, 4, True), (4, 1024, 4, True), (4, 512, 2, True),
                                              (4, 1024, 4, False))]
+
+# Several int4 rows: the tiles autotune chooses among for each row block (16, 32 or 64 rows; `kernel_config`), the
+# fastest of a sweep on an H100 at 8, 32 and 96 rows (benchmarks/RESULTS.md, "Several rows"): planes for up to 16
+# rows, whole tiles above, narrow tiles for down's long rows, wide ones for prompts.
+INT4_ROWS_CONFIGS = [{"BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": not whole, "WHOLE_TILE": whole, "num_warps": 4}
+                     for n, k, whole in ((64, 256, False), (64, 256, True), (32, 256, True), (128, 128, True))]
 
 
 class PackedWeight(NamedTuple):
@@ -65,6 +73,13 @@ def group_size(weight: PackedWeight) -> int:
     """Inputs per scale: the row for int8, the group for int4."""
     columns = weight.qweight.shape[1] * (1 if weight_bits(weight.qweight) == 8 else 8)
     return columns // weight.scale.shape[0]
+
+
+def tile_fits(config: dict, arguments: dict) -> bool:
+    """Whether a several-row configuration tiles this launch: each step holds whole int4 groups, and no block of
+    output columns straddles two of the stacked weights (sizes n0, n01 - n0, N - n01)."""
+    return config["BLOCK_K"] % arguments["GROUP"] == 0 and all(
+        size % config["BLOCK_N"] == 0 for size in (arguments["n0"], arguments["n01"], arguments["N"]))
 
 
 if triton is not None:
@@ -93,6 +108,13 @@ if triton is not None:
         return ((words >> 4 * PLANE) & 0xF).to(tl.float32)
 
     @triton.jit
+    def _int4_float_codes(codes, BIT_CAST: tl.constexpr):
+        """int32 codes 0..15 as float32: converted, or (BIT_CAST) read as 1 + code / 16 (`_int4_codes`)."""
+        if BIT_CAST:
+            return ((codes << 19) | 0x3F800000).to(tl.float32, bitcast=True)
+        return codes.to(tl.float32)
+
+    @triton.jit
     def _int4_bit_cast_scales(scale, offset, BIT_CAST: tl.constexpr):
         """The scale and offset that turn `_int4_codes` into weights: as stored, or for codes read as 1 + code / 16."""
         if BIT_CAST:
@@ -102,11 +124,13 @@ if triton is not None:
     @triton.jit
     def _quantized_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
                           K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
-                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
+                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr,
+                          WHOLE_TILE: tl.constexpr = False):
         """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
         columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
         inputs a step on the CUDA cores; several rows: on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a
-        time. BIT_CAST: how codes become floats (`_int8_to_float`, `_int4_codes`)."""
+        time, or (WHOLE_TILE) the step's whole tile at once. BIT_CAST: how codes become floats (`_int8_to_float`,
+        `_int4_codes`)."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
         if start < n0:
             q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
@@ -145,6 +169,30 @@ if triton is not None:
                     inputs += x
                 accumulator += products * scale + inputs * offset
             tl.store(out_ptr + columns, tl.sum(tl.sum(accumulator, axis=2), axis=1).to(out_ptr.dtype.element_ty))
+        elif INT4 and WHOLE_TILE:
+            # The step's whole (BLOCK_N, BLOCK_K) tile dequantized at once, every plane of every word: shape (rows,
+            # groups, planes, words) is input group * GROUP + plane * WORDS + word, so it reshapes into the inputs'
+            # order and takes one tensor-core product against a contiguous (BLOCK_M, BLOCK_K) input tile.
+            accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            words = tl.arange(0, WORDS)
+            planes = tl.arange(0, 8)
+            for k0 in range(0, K, BLOCK_K):
+                groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
+                inside = groups[None, :] < GROUPS  # (1, groups)
+                word = groups[None, :, None] * WORDS + words[None, None, :]  # (1, groups, words)
+                packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[:, :, None], other=0)
+                where = groups[None, :] * rows_in_weight + rows[:, None]  # (rows, groups), group-major storage
+                scale = tl.load(s_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None, None]
+                offset = tl.load(f_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None, None]
+                scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
+                codes = (packed[:, :, None, :] >> (4 * planes)[None, None, :, None]) & 0xF
+                weights = tl.reshape(_int4_float_codes(codes, BIT_CAST) * scale + offset, (BLOCK_N, BLOCK_K))
+                inputs = k0 + tl.arange(0, BLOCK_K)
+                x = tl.load(x_ptr + m[:, None] * K + inputs[None, :], mask=(m[:, None] < M) & (inputs[None, :] < K),
+                            other=0)
+                accumulator += tl.dot(x, tl.trans(weights.to(x.dtype)))
+            tl.store(out_ptr + m[:, None] * N + columns[None, :], accumulator.to(out_ptr.dtype.element_ty),
+                     mask=m[:, None] < M)
         elif INT4:
             accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
             step_words = tl.arange(0, BLOCK_K // 8)  # the step's words, group after group
@@ -196,18 +244,33 @@ if triton is not None:
         key=["N", "K", "INT4"],
     )(_quantized_kernel)
 
+    # Several int4 rows: tiles chosen by timing per weight shape and row block, among those that fit it.
+    _int4_rows_kernel = triton.autotune(
+        [triton.Config({key: value for key, value in config.items() if key != "num_warps"},
+                       num_warps=config["num_warps"]) for config in INT4_ROWS_CONFIGS],
+        key=["N", "n0", "n01", "K", "GROUP", "BLOCK_M"],
+        prune_configs_by={"early_config_prune": lambda configs, named, **_: [
+            config for config in configs if tile_fits(config.kwargs, named)]},
+    )(_quantized_kernel)
+
+
+def row_block(rows: int) -> int:
+    """Rows a several-row program takes: tiles for batched decoding, 64 for prompts (128 measured slower for down)."""
+    return 16 if rows <= 16 else 32 if rows <= 32 else 64
+
 
 def kernel_config(rows: int, bits: int) -> dict:
-    """Tensor-core tiles for several rows; for one row, a configuration that works (CUDA times its own: autotune)."""
+    """A configuration that works for these rows (tests, tuning); CUDA launches time their own where autotune does
+    (one row, several int4 rows)."""
     if rows == 1:
         return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "BIT_CAST": bits == 4, "num_warps": 4}
-    return {"BLOCK_M": 16 if rows <= 16 else 32 if rows <= 32 else 64, "BLOCK_N": 64,
-            "BLOCK_K": MIN_BLOCK_K if bits == 4 else 128, "BIT_CAST": bits == 4, "num_warps": 4}
+    return {"BLOCK_M": row_block(rows), "BLOCK_N": 64, "BLOCK_K": MIN_BLOCK_K if bits == 4 else 128,
+            "BIT_CAST": bits == 4, "num_warps": 4}
 
 
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None) -> torch.Tensor:
-    """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default one row is tuned by
-    timing and several rows take `kernel_config`'s tiles."""
+    """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default one row and several
+    int4 rows are tuned by timing, several int8 rows take `kernel_config`'s tiles."""
     bits, group = weight_bits(weights[0].qweight), group_size(weights[0])
     sizes = [weight.qweight.shape[0] for weight in weights]
     padded = weights + [weights[-1]] * (3 - len(weights))
@@ -217,6 +280,11 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
                  sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4)
     if config is None and x.shape[0] == 1:
         _row_kernel[lambda meta: (sum(sizes) // meta["BLOCK_N"], 1)](*arguments)
+        return out
+    if config is None and bits == 4:
+        block_m = row_block(x.shape[0])
+        _int4_rows_kernel[lambda meta: (sum(sizes) // meta["BLOCK_N"], triton.cdiv(x.shape[0], block_m))](
+            *arguments, BLOCK_M=block_m)
         return out
     config = config or kernel_config(x.shape[0], bits)
     grid = (sum(sizes) // config["BLOCK_N"], triton.cdiv(x.shape[0], config["BLOCK_M"]))

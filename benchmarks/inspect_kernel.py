@@ -31,15 +31,15 @@ INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_
 
 
 def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int,
-                   block_m: int = 1) -> dict:
-    """The kernel compiled for a bf16 input (one row, or tiles of `block_m` rows): its code by stage (`ptx`, `cubin`,
-    `ttgir`, ...)."""
+                   block_m: int = 1, whole_tile: bool = False) -> dict:
+    """The kernel compiled for a bf16 input (one row, or tiles of `block_m` rows, int4 a plane or `whole_tile` at a
+    time): its code by stage (`ptx`, `cubin`, `ttgir`, ...)."""
     int4 = bits == 4
     types = {"x_ptr": "*bf16", "out_ptr": "*bf16", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
     types.update({name: "*i32" if int4 else "*i8" for name in ("q0", "q1", "q2")})
     types.update({name: "*bf16" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
     constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": block_m,
-                 "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast}
+                 "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile}
     names = _quantized_kernel.arg_names
     aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
     source = ASTSource(fn=_quantized_kernel, signature={name: types.get(name, "constexpr") for name in names},

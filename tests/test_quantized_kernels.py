@@ -19,7 +19,8 @@ from weight_quantization import QuantizedLinear, quantize_int4, quantize_int8, q
 
 # Run in a child process with Triton's interpreter on (it must be on before triton is imported, and the interpreter
 # writes kernel outputs through raw pointers: kept out of the test process). One row takes the matrix-vector branch,
-# several the tensor-core branch; 192 inputs end inside a block; codes become floats by conversion or by bit tricks.
+# several the tensor-core branch (int4 a plane or the whole tile at a time); 192 inputs end inside a block; codes
+# become floats by conversion or by bit tricks.
 INTERPRETED_KERNELS = """
 import torch
 import quantized_decode_kernels as kernels
@@ -35,27 +36,27 @@ def packed_weights(bits, columns):
     return weights
 
 failures = 0
-for bits in (8, 4):
-    for bit_cast in (False, True):
-        for columns in (256, 192):
-            for rows in (1, 3, 20):
-                weights = packed_weights(bits, columns)
-                # The interpreter computes bfloat16 tensor-core products wrongly (numpy has no bfloat16): float16.
-                dtype = torch.bfloat16 if rows == 1 else torch.float16
-                x = torch.randn(rows, columns).to(dtype)
-                config = {**kernels.kernel_config(rows, bits), "BIT_CAST": bit_cast}
-                if rows == 1:
-                    config["BLOCK_K"] = 128
-                ours = kernels.launch_quantized_kernel(x, weights, config).float()
-                reference = kernels.reference_product(x.float(), [weight._replace(
-                    scale=weight.scale.float(), offset=None if weight.offset is None else weight.offset.float())
-                    for weight in weights])
-                # Only the output's rounding (and float32 summation order) may differ: half a step of the dtype.
-                step = torch.finfo(dtype).eps * reference.abs().clamp(min=1)
-                ok = ours.shape == (rows, 384) and bool(((ours - reference).abs() <= step).all())
-                failures += not ok
-                print(f"bits={bits} bit_cast={bit_cast} columns={columns} rows={rows}:",
-                      "ok" if ok else f"max error {float((ours - reference).abs().max())}")
+cases = [(bits, bit_cast, columns, rows, False) for bits in (8, 4) for bit_cast in (False, True)
+         for columns in (256, 192) for rows in (1, 3, 20)]
+cases += [(4, bit_cast, columns, rows, True) for bit_cast in (False, True) for columns in (256, 192) for rows in (3, 20)]
+for bits, bit_cast, columns, rows, whole_tile in cases:
+    weights = packed_weights(bits, columns)
+    # The interpreter computes bfloat16 tensor-core products wrongly (numpy has no bfloat16): float16.
+    dtype = torch.bfloat16 if rows == 1 else torch.float16
+    x = torch.randn(rows, columns).to(dtype)
+    config = {**kernels.kernel_config(rows, bits), "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile}
+    if rows == 1:
+        config["BLOCK_K"] = 128
+    ours = kernels.launch_quantized_kernel(x, weights, config).float()
+    reference = kernels.reference_product(x.float(), [weight._replace(
+        scale=weight.scale.float(), offset=None if weight.offset is None else weight.offset.float())
+        for weight in weights])
+    # Only the output's rounding (and float32 summation order) may differ: half a step of the dtype.
+    step = torch.finfo(dtype).eps * reference.abs().clamp(min=1)
+    ok = ours.shape == (rows, 384) and bool(((ours - reference).abs() <= step).all())
+    failures += not ok
+    print(f"bits={bits} bit_cast={bit_cast} whole_tile={whole_tile} columns={columns} rows={rows}:",
+          "ok" if ok else f"max error {float((ours - reference).abs().max())}")
 print("failures", failures)
 """
 
@@ -75,7 +76,7 @@ def test_kernels_equal_dequantize_then_matmul(tmp_path):
     """Every branch (int8/int4, one row/several, both conversions, a ragged last block) against the reference."""
     pytest.importorskip("triton")
     output = run_child(INTERPRETED_KERNELS, tmp_path, interpret=True)
-    assert output.count(": ok") == 24 and "failures 0" in output, output
+    assert output.count(": ok") == 32 and "failures 0" in output, output
 
 
 def packed_weights(bits: int, columns: int) -> list:
@@ -85,6 +86,23 @@ def packed_weights(bits: int, columns: int) -> list:
         stored = (quantize_int4 if bits == 4 else quantize_int8)((0.05 * torch.randn(rows, columns)).bfloat16())
         weights.append(PackedWeight(stored["qweight"], stored["scale"], stored.get("offset")))
     return weights
+
+
+def test_several_int4_rows_are_timed_only_among_tiles_that_fit():
+    """Autotune's candidates for several int4 rows: a step must hold whole groups, and a block of output columns
+    must not straddle two stacked weights (a q|k|v of 576 | 192 | 192 takes no 128-wide blocks)."""
+    from quantized_decode_kernels import INT4_ROWS_CONFIGS, tile_fits
+
+    def fitting(group, sizes):
+        arguments = {"GROUP": group, "n0": sizes[0], "n01": sum(sizes[:2]), "N": sum(sizes)}
+        return [(config["BLOCK_N"], config["BLOCK_K"]) for config in INT4_ROWS_CONFIGS if tile_fits(config, arguments)]
+
+    assert (128, 128) in fitting(64, [4096, 1024, 1024])
+    assert fitting(64, [576, 192, 192]) == [(64, 256), (64, 256), (32, 256)]
+    assert fitting(256, [4096]) == [(64, 256), (64, 256), (32, 256)]
+    assert fitting(512, [4096]) == []  # and kernel_tiles refuses groups that no step holds
+    one_group_of_512 = PackedWeight(torch.zeros(64, 64, dtype=torch.int32), torch.zeros(1, 64), torch.zeros(1, 64))
+    assert not kernel_tiles([one_group_of_512])
 
 
 def test_untileable_weights_and_cpu_inputs_take_the_reference():
@@ -131,12 +149,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(quantized_decode_kernels.__file_
 from inspect_kernel import compile_kernel
 
 for bits in (4, 8):
-    for block_m, block_n, block_k in ((1, 4, 512), (16, 64, 256)):
+    for block_m, block_n, block_k, whole_tile in ((1, 4, 512, False), (16, 64, 256, False), (16, 64, 256, True)):
         for bit_cast in (False, True):
             ptx = compile_kernel(bits=bits, block_m=block_m, block_n=block_n, block_k=block_k, warps=4,
-                                 bit_cast=bit_cast, columns=4096)["ptx"]
+                                 bit_cast=bit_cast, columns=4096, whole_tile=whole_tile)["ptx"]
             conversions = sum(ptx.count(f"cvt.rn.f32.{kind}") for kind in ("u8", "u16", "u32", "s8", "s16", "s32"))
-            print(bits, block_m, bit_cast, conversions)
+            print(bits, block_m, whole_tile, bit_cast, conversions)
             assert not (bit_cast and conversions), "the bit-cast kernels convert no integers to floats"
 print("compiled")
 """
