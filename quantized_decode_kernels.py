@@ -10,8 +10,8 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   takes one plane of its words at a time against a contiguous run of the input and sums code x input per group before
   the group's scale and offset apply. The block sizes, and whether codes become floats by conversion instructions or
   by bit tricks (`_int8_to_float`, `_int4_codes`), are whichever is faster on the GPU at hand among ROW_CONFIGS, timed
-  on first use (Triton's autotune). Weights are loaded with `evict_first` (read once, they would push the input, scales
-  and offsets out of L1). On an H100 the int4 kernels stream 1.2-1.7 TB/s, bound by the L1 cache (Nsight Compute),
+  on first use (Triton's autotune; the timings kept in Triton's cache directory, so a machine times them once).
+  Weights are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). On an H100 the int4 kernels stream 1.2-1.7 TB/s, bound by the L1 cache (Nsight Compute),
   int8 2.3-2.9 TB/s (benchmarks/RESULTS.md, "Quantized fast decoding").
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores. int4 either one plane of BLOCK_K / 8 inputs at a time (eight small products a step,
@@ -21,6 +21,7 @@ Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes a
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
 
+import inspect
 from typing import NamedTuple
 
 import torch
@@ -237,11 +238,14 @@ if triton is not None:
                 tl.store(out_ptr + m[:, None] * N + columns[None, :],
                          (accumulator * row_scale[None, :]).to(out_ptr.dtype.element_ty), mask=m[:, None] < M)
 
+    # Timings kept in Triton's cache directory where Triton can (3.4 and later): a later process does not time again.
+    AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
+
     # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
     _row_kernel = triton.autotune(
         [triton.Config({key: value for key, value in config.items() if key != "num_warps"},
                        num_warps=config["num_warps"]) for config in ROW_CONFIGS],
-        key=["N", "K", "INT4"],
+        key=["N", "K", "INT4"], **AUTOTUNE_CACHE,
     )(_quantized_kernel)
 
     # Several int4 rows: tiles chosen by timing per weight shape and row block, among those that fit it.
@@ -250,7 +254,7 @@ if triton is not None:
                        num_warps=config["num_warps"]) for config in INT4_ROWS_CONFIGS],
         key=["N", "n0", "n01", "K", "GROUP", "BLOCK_M"],
         prune_configs_by={"early_config_prune": lambda configs, named, **_: [
-            config for config in configs if tile_fits(config.kwargs, named)]},
+            config for config in configs if tile_fits(config.kwargs, named)]}, **AUTOTUNE_CACHE,
     )(_quantized_kernel)
 
 
