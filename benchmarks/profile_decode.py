@@ -33,7 +33,9 @@ from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # no
 from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
-from quantized_decode_kernels import PackedWeight, kernel_config, launch_quantized_kernel  # noqa: E402
+from quantized_decode_kernels import (  # noqa: E402
+    INT4_ROWS_CONFIGS, PackedWeight, kernel_config, launch_quantized_kernel,
+)
 from weight_quantization import quantize_int4, quantize_int8  # noqa: E402
 
 
@@ -90,13 +92,16 @@ SWEEP_ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_
 
 
 def several_rows_configs(rows: int, bits: int) -> list[dict]:
-    """The tiles the fast path takes for several rows, then variants of them: the other conversion, other tile
-    widths and depths, more warps."""
+    """`kernel_config`'s tiles for several rows, then variants of them: the other conversion, other tile widths and
+    depths, more warps; for int4 also autotune's candidates (INT4_ROWS_CONFIGS) and whole tiles of other sizes."""
     chosen = kernel_config(rows, bits)
     variants = [{"BIT_CAST": not chosen["BIT_CAST"]}, {"BLOCK_N": 32}, {"BLOCK_N": 128}, {"num_warps": 8},
                 {"BLOCK_K": 512 if bits == 4 else 256}]
     if bits == 8:
         variants.append({"BLOCK_K": 64})
+    else:
+        variants += INT4_ROWS_CONFIGS + [{"BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": False, "WHOLE_TILE": True,
+                                          "num_warps": warps} for n, k, warps in ((64, 512, 8), (128, 256, 8))]
     return [{**chosen, **variant} for variant in variants]
 
 
