@@ -11,8 +11,9 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   the group's scale and offset apply. The block sizes, and whether codes become floats by conversion instructions or
   by bit tricks (`_int8_to_float`, `_int4_codes`), are whichever is faster on the GPU at hand among ROW_CONFIGS, timed
   on first use (Triton's autotune; the timings kept in Triton's cache directory, so a machine times them once).
-  Weights are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). On an H100 the int4 kernels stream 1.2-1.7 TB/s, bound by the L1 cache (Nsight Compute),
-  int8 2.3-2.9 TB/s (benchmarks/RESULTS.md, "Quantized fast decoding").
+  Weights are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). On an
+  H100 the int4 kernels stream 1.2-1.7 TB/s, bound by the L1 cache (Nsight Compute), int8 2.3-2.9 TB/s
+  (benchmarks/RESULTS.md, "Quantized fast decoding").
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores. int4 either one plane of BLOCK_K / 8 inputs at a time (eight small products a step,
   fastest for up to 16 rows on an H100) or the step's whole tile at once (one product; up to 1.7x faster for prompts),
@@ -241,21 +242,20 @@ if triton is not None:
     # Timings kept in Triton's cache directory where Triton can (3.4 and later): a later process does not time again.
     AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
-    # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
-    _row_kernel = triton.autotune(
-        [triton.Config({key: value for key, value in config.items() if key != "num_warps"},
-                       num_warps=config["num_warps"]) for config in ROW_CONFIGS],
-        key=["N", "K", "INT4"], **AUTOTUNE_CACHE,
-    )(_quantized_kernel)
+    def _autotuned(configs: list[dict], **options):
+        """`_quantized_kernel` choosing among `configs` (block sizes and num_warps) by timing, on first use per key."""
+        return triton.autotune(
+            [triton.Config({key: value for key, value in config.items() if key != "num_warps"},
+                           num_warps=config["num_warps"]) for config in configs], **options, **AUTOTUNE_CACHE,
+        )(_quantized_kernel)
 
+    # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
+    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4"])
     # Several int4 rows: tiles chosen by timing per weight shape and row block, among those that fit it.
-    _int4_rows_kernel = triton.autotune(
-        [triton.Config({key: value for key, value in config.items() if key != "num_warps"},
-                       num_warps=config["num_warps"]) for config in INT4_ROWS_CONFIGS],
-        key=["N", "n0", "n01", "K", "GROUP", "BLOCK_M"],
+    _int4_rows_kernel = _autotuned(
+        INT4_ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "BLOCK_M"],
         prune_configs_by={"early_config_prune": lambda configs, named, **_: [
-            config for config in configs if tile_fits(config.kwargs, named)]}, **AUTOTUNE_CACHE,
-    )(_quantized_kernel)
+            config for config in configs if tile_fits(config.kwargs, named)]})
 
 
 def row_block(rows: int) -> int:

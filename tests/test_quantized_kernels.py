@@ -38,7 +38,8 @@ def packed_weights(bits, columns):
 failures = 0
 cases = [(bits, bit_cast, columns, rows, False) for bits in (8, 4) for bit_cast in (False, True)
          for columns in (256, 192) for rows in (1, 3, 20)]
-cases += [(4, bit_cast, columns, rows, True) for bit_cast in (False, True) for columns in (256, 192) for rows in (3, 20)]
+cases += [(4, bit_cast, columns, rows, True) for bit_cast in (False, True) for columns in (256, 192)
+          for rows in (3, 20)]
 for bits, bit_cast, columns, rows, whole_tile in cases:
     weights = packed_weights(bits, columns)
     # The interpreter computes bfloat16 tensor-core products wrongly (numpy has no bfloat16): float16.
