@@ -15,9 +15,10 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   H100 the int4 kernels stream 1.2-1.7 TB/s, bound by the L1 cache (Nsight Compute), int8 2.3-2.9 TB/s
   (benchmarks/RESULTS.md, "Quantized fast decoding").
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
-  multiplied on the tensor cores. int4 either one plane of BLOCK_K / 8 inputs at a time (eight small products a step,
-  fastest for up to 16 rows on an H100) or the step's whole tile at once (one product; up to 1.7x faster for prompts),
-  with the tile sizes, timed on first use per weight shape and row block (INT4_ROWS_CONFIGS).
+  multiplied on the tensor cores: int4 one plane of BLOCK_K / 8 inputs at a time (eight small products a step) or the
+  step's whole tile at once (one product), as x @ w.T or weights first, w @ x.T (weight rows on the products' M side,
+  which a tensor-core instruction wants 64 wide, and the few input rows on the N side, which may be 16). Which, and the
+  tile sizes, are timed on first use per weight shape and bucket of rows (ROWS_TILES).
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
@@ -51,11 +52,25 @@ ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, 
                                              (8, 1024, 4, True), (4, 1024, 4, True), (4, 512, 2, True),
                                              (4, 1024, 4, False))]
 
-# Several int4 rows: the tiles autotune chooses among for each row block (16, 32 or 64 rows; `kernel_config`), the
-# fastest of a sweep on an H100 at 8, 32 and 96 rows (benchmarks/RESULTS.md, "Several rows"): planes for up to 16
-# rows, whole tiles above, narrow tiles for down's long rows, wide ones for prompts.
-INT4_ROWS_CONFIGS = [{"BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": not whole, "WHOLE_TILE": whole, "num_warps": 4}
-                     for n, k, whole in ((64, 256, False), (64, 256, True), (32, 256, True), (128, 128, True))]
+# Several rows: the tiles autotune chooses among, by kind and bucket of rows (`row_bucket`), each (weights first, whole
+# tile, BLOCK_M, BLOCK_N, BLOCK_K): the fastest of sweeps on an H100 at 8, 32 and 96 rows (benchmarks/RESULTS.md,
+# "Several rows"). int4 one plane at a time, weights first, up to 32 rows; whole tiles for prompts, 128 rows a tile
+# (each weight tile dequantized once) but 64 for down, whose 4096 outputs would otherwise leave SMs idle.
+ROWS_TILES = {
+    (4, 16): [(True, False, 16, 64, 256), (True, False, 16, 32, 512), (True, False, 16, 64, 512)],
+    (4, 32): [(True, False, 32, 64, 256), (True, False, 32, 64, 512), (True, True, 32, 64, 256)],
+    (4, 64): [(True, False, 64, 64, 256), (True, True, 64, 64, 256), (True, True, 64, 64, 128),
+              (False, True, 64, 64, 256)],
+    (4, 128): [(True, True, 128, 64, 128), (True, True, 128, 64, 256), (True, True, 64, 64, 256),
+               (False, True, 64, 64, 256)],
+    (8, 16): [(False, True, 16, 64, 128), (True, True, 16, 32, 256), (True, True, 16, 64, 128)],
+    (8, 32): [(False, True, 32, 64, 128), (True, True, 32, 64, 128), (True, True, 32, 64, 256)],
+    (8, 64): [(False, True, 64, 64, 128), (True, True, 64, 64, 128), (True, True, 64, 64, 256)],
+    (8, 128): [(True, True, 128, 64, 128), (True, True, 64, 64, 256), (True, True, 64, 64, 128)],
+}
+TILE_FIELDS = ("WEIGHTS_FIRST", "WHOLE_TILE", "BLOCK_M", "BLOCK_N", "BLOCK_K")
+ROWS_CONFIGS = [{**dict(zip(TILE_FIELDS, tile)), "BIT_CAST": not tile[1], "num_warps": 4}
+                for tile in sorted({tile for tiles in ROWS_TILES.values() for tile in tiles})]
 
 
 class PackedWeight(NamedTuple):
@@ -77,11 +92,19 @@ def group_size(weight: PackedWeight) -> int:
     return columns // weight.scale.shape[0]
 
 
+def row_bucket(rows: int) -> int:
+    """Several rows are tuned by bucket: up to 16 (batched decoding), 32, 64, and more (prompts)."""
+    return 16 if rows <= 16 else 32 if rows <= 32 else 64 if rows <= 64 else 128
+
+
 def tile_fits(config: dict, arguments: dict) -> bool:
-    """Whether a several-row configuration tiles this launch: each step holds whole int4 groups, and no block of
-    output columns straddles two of the stacked weights (sizes n0, n01 - n0, N - n01)."""
-    return config["BLOCK_K"] % arguments["GROUP"] == 0 and all(
-        size % config["BLOCK_N"] == 0 for size in (arguments["n0"], arguments["n01"], arguments["N"]))
+    """Whether a several-row configuration is a candidate for this launch: one of its kind and bucket's tiles
+    (ROWS_TILES), each int4 step holding whole groups, and no block of output columns straddling two of the stacked
+    weights (sizes n0, n01 - n0, N - n01)."""
+    tiles = ROWS_TILES[(4 if arguments["INT4"] else 8, arguments["ROW_BUCKET"])]
+    return (tuple(config[name] for name in TILE_FIELDS) in tiles
+            and (not arguments["INT4"] or config["BLOCK_K"] % arguments["GROUP"] == 0)
+            and all(size % config["BLOCK_N"] == 0 for size in (arguments["n0"], arguments["n01"], arguments["N"])))
 
 
 if triton is not None:
@@ -124,15 +147,50 @@ if triton is not None:
         return scale, offset
 
     @triton.jit
+    def _int4_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, K: tl.constexpr, GROUP: tl.constexpr,
+                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
+        """The weights of `rows` for inputs k0..k0 + BLOCK_K, every plane of every word dequantized at once: shape
+        (rows, groups, planes, words) is input group * GROUP + plane * WORDS + word, so it reshapes into the inputs'
+        order, (BLOCK_N, BLOCK_K), float32."""
+        GROUPS: tl.constexpr = K // GROUP
+        WORDS: tl.constexpr = GROUP // 8
+        STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
+        words = tl.arange(0, WORDS)
+        planes = tl.arange(0, 8)
+        groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
+        inside = groups[None, :] < GROUPS  # (1, groups)
+        word = groups[None, :, None] * WORDS + words[None, None, :]  # (1, groups, words)
+        packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[:, :, None], other=0)
+        where = groups[None, :] * rows_in_weight + rows[:, None]  # (rows, groups), group-major storage
+        scale = tl.load(s_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None, None]
+        offset = tl.load(f_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None, None]
+        scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
+        codes = (packed[:, :, None, :] >> (4 * planes)[None, None, :, None]) & 0xF
+        return tl.reshape(_int4_float_codes(codes, BIT_CAST) * scale + offset, (BLOCK_N, BLOCK_K))
+
+    @triton.jit
+    def _tile_product(accumulator, weights, x_ptr, m, inputs, inside, M, K: tl.constexpr, WEIGHTS_FIRST: tl.constexpr):
+        """accumulator + x[m, inputs] @ weights.T, or (WEIGHTS_FIRST, the accumulator transposed) weights @
+        x[m, inputs].T, on the tensor cores in the input's dtype; `inside`: which inputs exist."""
+        if WEIGHTS_FIRST:
+            x = tl.load(x_ptr + m[None, :] * K + inputs[:, None], mask=(m[None, :] < M) & inside[:, None], other=0)
+            accumulator = tl.dot(weights.to(x.dtype), x, accumulator)
+        else:
+            x = tl.load(x_ptr + m[:, None] * K + inputs[None, :], mask=(m[:, None] < M) & inside[None, :], other=0)
+            accumulator = tl.dot(x, tl.trans(weights.to(x.dtype)), accumulator)
+        return accumulator
+
+    @triton.jit
     def _quantized_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
                           K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
                           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr,
-                          WHOLE_TILE: tl.constexpr = False):
+                          WHOLE_TILE: tl.constexpr = False, WEIGHTS_FIRST: tl.constexpr = False,
+                          ROW_BUCKET: tl.constexpr = 0):
         """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
         columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
-        inputs a step on the CUDA cores; several rows: on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a
-        time, or (WHOLE_TILE) the step's whole tile at once. BIT_CAST: how codes become floats (`_int8_to_float`,
-        `_int4_codes`)."""
+        inputs a step on the CUDA cores. Several rows: on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a
+        time or (WHOLE_TILE, int8 always) the step's whole tile at once, as x @ w.T or (WEIGHTS_FIRST) w @ x.T.
+        BIT_CAST: how codes become floats (`_int8_to_float`, `_int4_codes`). ROW_BUCKET: only autotune's key."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
         if start < n0:
             q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
@@ -171,70 +229,53 @@ if triton is not None:
                     inputs += x
                 accumulator += products * scale + inputs * offset
             tl.store(out_ptr + columns, tl.sum(tl.sum(accumulator, axis=2), axis=1).to(out_ptr.dtype.element_ty))
-        elif INT4 and WHOLE_TILE:
-            # The step's whole (BLOCK_N, BLOCK_K) tile dequantized at once, every plane of every word: shape (rows,
-            # groups, planes, words) is input group * GROUP + plane * WORDS + word, so it reshapes into the inputs'
-            # order and takes one tensor-core product against a contiguous (BLOCK_M, BLOCK_K) input tile.
-            accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            words = tl.arange(0, WORDS)
-            planes = tl.arange(0, 8)
-            for k0 in range(0, K, BLOCK_K):
-                groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
-                inside = groups[None, :] < GROUPS  # (1, groups)
-                word = groups[None, :, None] * WORDS + words[None, None, :]  # (1, groups, words)
-                packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[:, :, None], other=0)
-                where = groups[None, :] * rows_in_weight + rows[:, None]  # (rows, groups), group-major storage
-                scale = tl.load(s_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None, None]
-                offset = tl.load(f_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None, None]
-                scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
-                codes = (packed[:, :, None, :] >> (4 * planes)[None, None, :, None]) & 0xF
-                weights = tl.reshape(_int4_float_codes(codes, BIT_CAST) * scale + offset, (BLOCK_N, BLOCK_K))
-                inputs = k0 + tl.arange(0, BLOCK_K)
-                x = tl.load(x_ptr + m[:, None] * K + inputs[None, :], mask=(m[:, None] < M) & (inputs[None, :] < K),
-                            other=0)
-                accumulator += tl.dot(x, tl.trans(weights.to(x.dtype)))
-            tl.store(out_ptr + m[:, None] * N + columns[None, :], accumulator.to(out_ptr.dtype.element_ty),
-                     mask=m[:, None] < M)
-        elif INT4:
-            accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            step_words = tl.arange(0, BLOCK_K // 8)  # the step's words, group after group
-            for k0 in range(0, K, BLOCK_K):
-                groups = k0 // GROUP + step_words // WORDS
-                inside = groups < GROUPS
-                packed = tl.load(q_ptr + rows[:, None] * (K // 8) + k0 // 8 + step_words[None, :],
-                                 mask=inside[None, :], other=0)
-                where = groups[None, :] * rows_in_weight + rows[:, None]  # one scale per word: its group's
-                scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
-                offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
-                scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
-                first_input = m[:, None] * K + groups[None, :] * GROUP + (step_words % WORDS)[None, :]
-                for plane in tl.static_range(8):
-                    x = tl.load(x_ptr + first_input + plane * WORDS, mask=(m[:, None] < M) & inside[None, :], other=0)
-                    weights = (_int4_codes(packed, plane, BIT_CAST) * scale + offset).to(x.dtype)
-                    accumulator += tl.dot(x, tl.trans(weights))
-            tl.store(out_ptr + m[:, None] * N + columns[None, :], accumulator.to(out_ptr.dtype.element_ty),
-                     mask=m[:, None] < M)
-        else:
-            if BLOCK_M == 1:
-                accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
-            else:
-                accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        elif BLOCK_M == 1:
+            accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
                 inputs = k0 + tl.arange(0, BLOCK_K)
                 inside = inputs < K
                 codes = tl.load(q_ptr + rows[:, None] * K + inputs[None, :], mask=inside[None, :], other=0,
                                 eviction_policy="evict_first")
-                if BLOCK_M == 1:
-                    x = tl.load(x_ptr + inputs, mask=inside, other=0).to(tl.float32)
-                    accumulator += _int8_to_float(codes, BIT_CAST) * x[None, :]
-                else:
-                    x = tl.load(x_ptr + m[:, None] * K + inputs[None, :], mask=(m[:, None] < M) & inside[None, :],
-                                other=0)
-                    # |codes| <= 127: exact in bf16
-                    accumulator += tl.dot(x, tl.trans(_int8_to_float(codes, BIT_CAST).to(x.dtype)))
+                x = tl.load(x_ptr + inputs, mask=inside, other=0).to(tl.float32)
+                accumulator += _int8_to_float(codes, BIT_CAST) * x[None, :]
             row_scale = tl.load(s_ptr + rows).to(tl.float32)
-            if BLOCK_M == 1:
-                tl.store(out_ptr + columns, (tl.sum(accumulator, axis=1) * row_scale).to(out_ptr.dtype.element_ty))
+            tl.store(out_ptr + columns, (tl.sum(accumulator, axis=1) * row_scale).to(out_ptr.dtype.element_ty))
+        else:
+            # Several rows on the tensor cores, as x @ w.T or weights first, w @ x.T (weight rows on the products' M
+            # side, which an H100's instructions take 64 wide, the few input rows on the N side).
+            if WEIGHTS_FIRST:
+                accumulator = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+            else:
+                accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for k0 in range(0, K, BLOCK_K):
+                if INT4 and not WHOLE_TILE:  # one plane of the step's words at a time: eight products a step
+                    step_words = tl.arange(0, BLOCK_K // 8)  # group after group
+                    groups = k0 // GROUP + step_words // WORDS
+                    inside = groups < GROUPS
+                    packed = tl.load(q_ptr + rows[:, None] * (K // 8) + k0 // 8 + step_words[None, :],
+                                     mask=inside[None, :], other=0)
+                    where = groups[None, :] * rows_in_weight + rows[:, None]  # one scale per word: its group's
+                    scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
+                    offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
+                    scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
+                    first_input = groups * GROUP + step_words % WORDS
+                    for plane in tl.static_range(8):
+                        accumulator = _tile_product(accumulator, _int4_codes(packed, plane, BIT_CAST) * scale + offset,
+                                                    x_ptr, m, first_input + plane * WORDS, inside, M, K, WEIGHTS_FIRST)
+                else:  # the step's whole tile at once, one product
+                    inputs = k0 + tl.arange(0, BLOCK_K)
+                    if INT4:
+                        weights = _int4_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, K, GROUP, BLOCK_N,
+                                             BLOCK_K, BIT_CAST)
+                    else:  # |codes| <= 127: exact in bf16; the row's scale applies to the sums
+                        weights = _int8_to_float(tl.load(q_ptr + rows[:, None] * K + inputs[None, :],
+                                                         mask=inputs[None, :] < K, other=0), BIT_CAST)
+                    accumulator = _tile_product(accumulator, weights, x_ptr, m, inputs, inputs < K, M, K,
+                                                WEIGHTS_FIRST)
+            row_scale = tl.load(s_ptr + rows).to(tl.float32) if not INT4 else tl.full((BLOCK_N,), 1.0, tl.float32)
+            if WEIGHTS_FIRST:
+                tl.store(out_ptr + m[None, :] * N + columns[:, None],
+                         (accumulator * row_scale[:, None]).to(out_ptr.dtype.element_ty), mask=m[None, :] < M)
             else:
                 tl.store(out_ptr + m[:, None] * N + columns[None, :],
                          (accumulator * row_scale[None, :]).to(out_ptr.dtype.element_ty), mask=m[:, None] < M)
@@ -251,30 +292,24 @@ if triton is not None:
 
     # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
     _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4"])
-    # Several int4 rows: tiles chosen by timing per weight shape and row block, among those that fit it.
-    _int4_rows_kernel = _autotuned(
-        INT4_ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "BLOCK_M"],
-        prune_configs_by={"early_config_prune": lambda configs, named, **_: [
-            config for config in configs if tile_fits(config.kwargs, named)]})
-
-
-def row_block(rows: int) -> int:
-    """Rows a several-row program takes: tiles for batched decoding, 64 for prompts (128 measured slower for down)."""
-    return 16 if rows <= 16 else 32 if rows <= 32 else 64
+    # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
+    _rows_kernel = _autotuned(
+        ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"],
+        prune_configs_by={"early_config_prune": lambda configs, named, **launch: [
+            config for config in configs if tile_fits(config.kwargs, {**named, **launch})]})
 
 
 def kernel_config(rows: int, bits: int) -> dict:
-    """A configuration that works for these rows (tests, tuning); CUDA launches time their own where autotune does
-    (one row, several int4 rows)."""
+    """A configuration that works for these rows (tests, tuning); CUDA launches time their own."""
     if rows == 1:
         return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "BIT_CAST": bits == 4, "num_warps": 4}
-    return {"BLOCK_M": row_block(rows), "BLOCK_N": 64, "BLOCK_K": MIN_BLOCK_K if bits == 4 else 128,
+    return {"BLOCK_M": min(row_bucket(rows), 64), "BLOCK_N": 64, "BLOCK_K": MIN_BLOCK_K if bits == 4 else 128,
             "BIT_CAST": bits == 4, "num_warps": 4}
 
 
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None) -> torch.Tensor:
-    """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default one row and several
-    int4 rows are tuned by timing, several int8 rows take `kernel_config`'s tiles."""
+    """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
+    timing, per weight shape for one row and per shape and bucket of rows for several."""
     bits, group = weight_bits(weights[0].qweight), group_size(weights[0])
     sizes = [weight.qweight.shape[0] for weight in weights]
     padded = weights + [weights[-1]] * (3 - len(weights))
@@ -284,15 +319,12 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
                  sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4)
     if config is None and x.shape[0] == 1:
         _row_kernel[lambda meta: (sum(sizes) // meta["BLOCK_N"], 1)](*arguments)
-        return out
-    if config is None and bits == 4:
-        block_m = row_block(x.shape[0])
-        _int4_rows_kernel[lambda meta: (sum(sizes) // meta["BLOCK_N"], triton.cdiv(x.shape[0], block_m))](
-            *arguments, BLOCK_M=block_m)
-        return out
-    config = config or kernel_config(x.shape[0], bits)
-    grid = (sum(sizes) // config["BLOCK_N"], triton.cdiv(x.shape[0], config["BLOCK_M"]))
-    _quantized_kernel[grid](*arguments, **config)
+    elif config is None:
+        _rows_kernel[lambda meta: (sum(sizes) // meta["BLOCK_N"], triton.cdiv(x.shape[0], meta["BLOCK_M"]))](
+            *arguments, ROW_BUCKET=row_bucket(x.shape[0]))
+    else:
+        _quantized_kernel[(sum(sizes) // config["BLOCK_N"], triton.cdiv(x.shape[0], config["BLOCK_M"]))](
+            *arguments, **config)
     return out
 
 

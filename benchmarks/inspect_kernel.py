@@ -31,7 +31,7 @@ INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_
 
 
 def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int,
-                   block_m: int = 1, whole_tile: bool = False) -> dict:
+                   block_m: int = 1, whole_tile: bool = False, weights_first: bool = False) -> dict:
     """The kernel compiled for a bf16 input (one row, or tiles of `block_m` rows, int4 a plane or `whole_tile` at a
     time): its code by stage (`ptx`, `cubin`, `ttgir`, ...)."""
     int4 = bits == 4
@@ -39,7 +39,8 @@ def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cas
     types.update({name: "*i32" if int4 else "*i8" for name in ("q0", "q1", "q2")})
     types.update({name: "*bf16" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
     constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": block_m,
-                 "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile}
+                 "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile,
+                 "WEIGHTS_FIRST": weights_first}
     names = _quantized_kernel.arg_names
     aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
     source = ASTSource(fn=_quantized_kernel, signature={name: types.get(name, "constexpr") for name in names},

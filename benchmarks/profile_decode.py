@@ -34,7 +34,7 @@ from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
 from quantized_decode_kernels import (  # noqa: E402
-    INT4_ROWS_CONFIGS, PackedWeight, kernel_config, launch_quantized_kernel,
+    ROWS_CONFIGS, ROWS_TILES, TILE_FIELDS, PackedWeight, kernel_config, launch_quantized_kernel, row_bucket,
 )
 from weight_quantization import quantize_int4, quantize_int8  # noqa: E402
 
@@ -92,17 +92,19 @@ SWEEP_ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_
 
 
 def several_rows_configs(rows: int, bits: int) -> list[dict]:
-    """`kernel_config`'s tiles for several rows, then variants of them: the other conversion, other tile widths and
-    depths, more warps; for int4 also autotune's candidates (INT4_ROWS_CONFIGS) and whole tiles of other sizes."""
+    """Autotune's candidates for this kind and bucket of rows (ROWS_TILES), then variants of `kernel_config`'s tile:
+    the other conversion, other widths and depths, more warps, weights first; for int4 also wider whole tiles."""
+    tiles = ROWS_TILES[(bits, row_bucket(rows))]
+    candidates = [config for config in ROWS_CONFIGS if tuple(config[name] for name in TILE_FIELDS) in tiles]
     chosen = kernel_config(rows, bits)
     variants = [{"BIT_CAST": not chosen["BIT_CAST"]}, {"BLOCK_N": 32}, {"BLOCK_N": 128}, {"num_warps": 8},
-                {"BLOCK_K": 512 if bits == 4 else 256}]
+                {"BLOCK_K": 512 if bits == 4 else 256}, {"WHOLE_TILE": True, "WEIGHTS_FIRST": True, "BLOCK_N": 32}]
     if bits == 8:
         variants.append({"BLOCK_K": 64})
     else:
-        variants += INT4_ROWS_CONFIGS + [{"BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": False, "WHOLE_TILE": True,
-                                          "num_warps": warps} for n, k, warps in ((64, 512, 8), (128, 256, 8))]
-    return [{**chosen, **variant} for variant in variants]
+        variants += [{"BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": False, "WHOLE_TILE": True, "num_warps": warps}
+                     for n, k, warps in ((64, 512, 8), (128, 256, 8))]
+    return candidates + [{**chosen, **variant} for variant in variants]
 
 
 def quantized_bandwidths(record) -> None:

@@ -13,14 +13,14 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from conftest import REPO_ROOT, tiny_text_config
 from fast_decoder import LlamaFamilyDecoder, unsupported_reason
-from quantized_decode_kernels import PackedWeight, kernel_tiles, quantized_product, reference_product
+from quantized_decode_kernels import PackedWeight, kernel_tiles, quantized_product, reference_product, row_bucket
 from weight_quantization import QuantizedLinear, quantize_int4, quantize_int8, quantize_language_model
 
 
 # Run in a child process with Triton's interpreter on (it must be on before triton is imported, and the interpreter
 # writes kernel outputs through raw pointers: kept out of the test process). One row takes the matrix-vector branch,
-# several the tensor-core branch (int4 a plane or the whole tile at a time); 192 inputs end inside a block; codes
-# become floats by conversion or by bit tricks.
+# several the tensor-core branch (int4 a plane or the whole tile at a time, int8 whole tiles; x @ w.T or weights first,
+# w @ x.T); 192 inputs end inside a block; codes become floats by conversion or by bit tricks.
 INTERPRETED_KERNELS = """
 import torch
 import quantized_decode_kernels as kernels
@@ -36,16 +36,19 @@ def packed_weights(bits, columns):
     return weights
 
 failures = 0
-cases = [(bits, bit_cast, columns, rows, False) for bits in (8, 4) for bit_cast in (False, True)
+cases = [(bits, bit_cast, columns, rows, False, False) for bits in (8, 4) for bit_cast in (False, True)
          for columns in (256, 192) for rows in (1, 3, 20)]
-cases += [(4, bit_cast, columns, rows, True) for bit_cast in (False, True) for columns in (256, 192)
-          for rows in (3, 20)]
-for bits, bit_cast, columns, rows, whole_tile in cases:
+cases += [(4, bit_cast, columns, rows, whole_tile, weights_first) for bit_cast in (False, True)
+          for columns in (256, 192) for rows in (3, 20) for whole_tile, weights_first in ((True, False), (True, True),
+                                                                                      (False, True))]
+cases += [(8, False, columns, rows, True, True) for columns in (256, 192) for rows in (3, 20)]
+for bits, bit_cast, columns, rows, whole_tile, weights_first in cases:
     weights = packed_weights(bits, columns)
     # The interpreter computes bfloat16 tensor-core products wrongly (numpy has no bfloat16): float16.
     dtype = torch.bfloat16 if rows == 1 else torch.float16
     x = torch.randn(rows, columns).to(dtype)
-    config = {**kernels.kernel_config(rows, bits), "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile}
+    config = {**kernels.kernel_config(rows, bits), "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile,
+              "WEIGHTS_FIRST": weights_first}
     if rows == 1:
         config["BLOCK_K"] = 128
     ours = kernels.launch_quantized_kernel(x, weights, config).float()
@@ -56,8 +59,8 @@ for bits, bit_cast, columns, rows, whole_tile in cases:
     step = torch.finfo(dtype).eps * reference.abs().clamp(min=1)
     ok = ours.shape == (rows, 384) and bool(((ours - reference).abs() <= step).all())
     failures += not ok
-    print(f"bits={bits} bit_cast={bit_cast} whole_tile={whole_tile} columns={columns} rows={rows}:",
-          "ok" if ok else f"max error {float((ours - reference).abs().max())}")
+    print(f"bits={bits} bit_cast={bit_cast} whole_tile={whole_tile} weights_first={weights_first} columns={columns}",
+          f"rows={rows}:", "ok" if ok else f"max error {float((ours - reference).abs().max())}")
 print("failures", failures)
 """
 
@@ -77,7 +80,7 @@ def test_kernels_equal_dequantize_then_matmul(tmp_path):
     """Every branch (int8/int4, one row/several, both conversions, a ragged last block) against the reference."""
     pytest.importorskip("triton")
     output = run_child(INTERPRETED_KERNELS, tmp_path, interpret=True)
-    assert output.count(": ok") == 32 and "failures 0" in output, output
+    assert output.count(": ok") == 52 and "failures 0" in output, output
 
 
 def packed_weights(bits: int, columns: int) -> list:
@@ -89,19 +92,27 @@ def packed_weights(bits: int, columns: int) -> list:
     return weights
 
 
-def test_several_int4_rows_are_timed_only_among_tiles_that_fit():
-    """Autotune's candidates for several int4 rows: a step must hold whole groups, and a block of output columns
-    must not straddle two stacked weights (a q|k|v of 576 | 192 | 192 takes no 128-wide blocks)."""
-    from quantized_decode_kernels import INT4_ROWS_CONFIGS, tile_fits
+def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
+    """Autotune's candidates for several rows: the tiles listed for the kind and bucket of rows, an int4 step holding
+    whole groups, and no block of output columns straddling two stacked weights (a q|k|v of 576 | 192 | 192 takes
+    no 128-wide blocks)."""
+    from quantized_decode_kernels import ROWS_CONFIGS, TILE_FIELDS, tile_fits
 
-    def fitting(group, sizes):
-        arguments = {"GROUP": group, "n0": sizes[0], "n01": sum(sizes[:2]), "N": sum(sizes)}
-        return [(config["BLOCK_N"], config["BLOCK_K"]) for config in INT4_ROWS_CONFIGS if tile_fits(config, arguments)]
+    def fitting(bits, rows, group, sizes):
+        arguments = {"INT4": bits == 4, "ROW_BUCKET": row_bucket(rows), "GROUP": group, "n0": sizes[0],
+                     "n01": sum(sizes[:2]), "N": sum(sizes)}
+        return [tuple(config[name] for name in TILE_FIELDS) for config in ROWS_CONFIGS if tile_fits(config, arguments)]
 
-    assert (128, 128) in fitting(64, [4096, 1024, 1024])
-    assert fitting(64, [576, 192, 192]) == [(64, 256), (64, 256), (32, 256)]
-    assert fitting(256, [4096]) == [(64, 256), (64, 256), (32, 256)]
-    assert fitting(512, [4096]) == []  # and kernel_tiles refuses groups that no step holds
+    assert [row_bucket(rows) for rows in (2, 16, 17, 32, 64, 65, 4000)] == [16, 16, 32, 32, 64, 128, 128]
+    for bits in (4, 8):
+        for rows in (8, 32, 64, 96):  # every bucket has a tile for any weight the kernels take
+            assert fitting(bits, rows, 64 if bits == 4 else 4096, [4096])
+            assert {tile[2] for tile in fitting(bits, rows, 64 if bits == 4 else 4096, [4096])} <= {
+                row_bucket(rows), row_bucket(rows) // 2}
+    assert (True, True, 128, 64, 128) in fitting(4, 96, 64, [4096, 1024, 1024])
+    assert all(tile[3] <= 64 for tile in fitting(4, 96, 64, [576, 192, 192]))
+    assert all(tile[4] % 256 == 0 for tile in fitting(4, 96, 256, [4096]))  # groups of 256: whole groups a step
+    assert fitting(4, 96, 512, [4096]) == []  # and kernel_tiles refuses groups that not every bucket holds
     one_group_of_512 = PackedWeight(torch.zeros(64, 64, dtype=torch.int32), torch.zeros(1, 64), torch.zeros(1, 64))
     assert not kernel_tiles([one_group_of_512])
 
@@ -150,10 +161,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(quantized_decode_kernels.__file_
 from inspect_kernel import compile_kernel
 
 for bits in (4, 8):
-    for block_m, block_n, block_k, whole_tile in ((1, 4, 512, False), (16, 64, 256, False), (16, 64, 256, True)):
+    for block_m, block_n, block_k, whole_tile, weights_first in (
+            (1, 4, 512, False, False), (16, 64, 256, False, False), (16, 64, 256, True, False),
+            (128, 64, 128, True, True)):
         for bit_cast in (False, True):
             ptx = compile_kernel(bits=bits, block_m=block_m, block_n=block_n, block_k=block_k, warps=4,
-                                 bit_cast=bit_cast, columns=4096, whole_tile=whole_tile)["ptx"]
+                                 bit_cast=bit_cast, columns=4096, whole_tile=whole_tile,
+                                 weights_first=weights_first)["ptx"]
             conversions = sum(ptx.count(f"cvt.rn.f32.{kind}") for kind in ("u8", "u16", "u32", "s8", "s16", "s32"))
             print(bits, block_m, whole_tile, bit_cast, conversions)
             assert not (bit_cast and conversions), "the bit-cast kernels convert no integers to floats"
