@@ -13,7 +13,11 @@
 - `quantized`: the int8 and int4 kernels (quantized_decode_kernels.py) on the same shapes, bytes read per second
   (codes, scales and offsets) for each block-size configuration tried, at 1, 8, 32 and 96 rows (a prompt).
 
+`--quantize int8|int4` runs `ttft`, `step`, `rows` and `prefills` over the quantized projections
+(weight_quantization.py) instead of bf16, so that a quantized decode step's kernels can be read beside bf16's.
+
     python benchmarks/profile_decode.py gemv ttft step --output profile.jsonl   # one H100: about 2 minutes
+    python benchmarks/profile_decode.py step --quantize int8 --output profile.jsonl
 """
 
 import argparse
@@ -36,7 +40,7 @@ from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
 from quantized_decode_kernels import (  # noqa: E402
     ROWS_CONFIGS, ROWS_TILES, TILE_FIELDS, PackedWeight, kernel_config, launch_quantized_kernel, row_bucket,
 )
-from weight_quantization import quantize_int4, quantize_int8  # noqa: E402
+from weight_quantization import QUANTIZE_BITS, quantize_int4, quantize_int8, quantize_named  # noqa: E402
 
 
 def replay_seconds(function, repeats: int = 20) -> float:
@@ -222,6 +226,8 @@ def main() -> None:
     parser.add_argument("parts", nargs="*", default=["gemv", "ttft", "step"],
                         choices=["gemv", "ttft", "step", "rows", "quantized", "prefills"])
     parser.add_argument("--output", default="profile_decode.jsonl")
+    parser.add_argument("--quantize", choices=["none", *QUANTIZE_BITS], default="none",
+                        help="the model's projections for ttft, step, rows and prefills (quantized_decode_kernels.py)")
     args = parser.parse_args()
 
     def record(**fields):
@@ -230,14 +236,14 @@ def main() -> None:
             handle.write(json.dumps(fields) + "\n")
 
     record(kind="device", name=torch.cuda.get_device_name(), torch=torch.__version__,
-           copy_bandwidth_TBps=copy_bandwidth() / 1e12)
+           copy_bandwidth_TBps=copy_bandwidth() / 1e12, quantize=args.quantize)
     if "gemv" in args.parts:
         gemv_bandwidths(record)
     if "quantized" in args.parts:
         quantized_bandwidths(record)
     if not {"ttft", "step", "rows", "prefills"} & set(args.parts):
         return
-    model = build_model("embedding")
+    model = quantize_named(build_model("embedding"), None if args.quantize == "none" else args.quantize)
     fast = FastGenerator(model)
     if "ttft" in args.parts:
         ttft_parts(model, fast, record)
