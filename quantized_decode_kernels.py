@@ -97,12 +97,17 @@ def row_bucket(rows: int) -> int:
     return 16 if rows <= 16 else 32 if rows <= 32 else 64 if rows <= 64 else 128
 
 
+def tile_of(config: dict) -> tuple:
+    """A several-row configuration's tile, as ROWS_TILES lists it."""
+    return tuple(config[name] for name in TILE_FIELDS)
+
+
 def tile_fits(config: dict, arguments: dict) -> bool:
     """Whether a several-row configuration is a candidate for this launch: one of its kind and bucket's tiles
     (ROWS_TILES), each int4 step holding whole groups, and no block of output columns straddling two of the stacked
     weights (sizes n0, n01 - n0, N - n01)."""
     tiles = ROWS_TILES[(4 if arguments["INT4"] else 8, arguments["ROW_BUCKET"])]
-    return (tuple(config[name] for name in TILE_FIELDS) in tiles
+    return (tile_of(config) in tiles
             and (not arguments["INT4"] or config["BLOCK_K"] % arguments["GROUP"] == 0)
             and all(size % config["BLOCK_N"] == 0 for size in (arguments["n0"], arguments["n01"], arguments["N"])))
 
@@ -147,6 +152,15 @@ if triton is not None:
         return scale, offset
 
     @triton.jit
+    def _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, BIT_CAST: tl.constexpr):
+        """Each of `rows`' scale and offset for int4 `groups` (which exist where `inside`), (rows, groups) float32,
+        read from their group-major storage and made ready for codes that became floats the BIT_CAST way."""
+        where = groups[None, :] * rows_in_weight + rows[:, None]
+        scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
+        offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
+        return _int4_bit_cast_scales(scale, offset, BIT_CAST)
+
+    @triton.jit
     def _int4_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, K: tl.constexpr, GROUP: tl.constexpr,
                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
         """The weights of `rows` for inputs k0..k0 + BLOCK_K, every plane of every word dequantized at once: shape
@@ -158,15 +172,13 @@ if triton is not None:
         words = tl.arange(0, WORDS)
         planes = tl.arange(0, 8)
         groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
-        inside = groups[None, :] < GROUPS  # (1, groups)
+        inside = groups < GROUPS
         word = groups[None, :, None] * WORDS + words[None, None, :]  # (1, groups, words)
-        packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[:, :, None], other=0)
-        where = groups[None, :] * rows_in_weight + rows[:, None]  # (rows, groups), group-major storage
-        scale = tl.load(s_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None, None]
-        offset = tl.load(f_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None, None]
-        scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
+        packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[None, :, None], other=0)
+        scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, BIT_CAST)
         codes = (packed[:, :, None, :] >> (4 * planes)[None, None, :, None]) & 0xF
-        return tl.reshape(_int4_float_codes(codes, BIT_CAST) * scale + offset, (BLOCK_N, BLOCK_K))
+        return tl.reshape(_int4_float_codes(codes, BIT_CAST) * scale[:, :, None, None] + offset[:, :, None, None],
+                          (BLOCK_N, BLOCK_K))
 
     @triton.jit
     def _tile_product(accumulator, weights, x_ptr, m, inputs, inside, M, K: tl.constexpr, WEIGHTS_FIRST: tl.constexpr):
@@ -209,25 +221,23 @@ if triton is not None:
             accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, WORDS), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
                 groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
-                inside = groups[None, :] < GROUPS
+                inside = groups < GROUPS
                 word = groups[None, :, None] * WORDS + words[None, None, :]  # (1, groups, words)
                 # each weight is read once: evict_first keeps L1 for the input, scales and offsets (+8-20% on H100)
-                packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[:, :, None], other=0,
+                packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[None, :, None], other=0,
                                  eviction_policy="evict_first")
-                where = groups[None, :] * rows_in_weight + rows[:, None]  # (rows, groups), group-major storage
-                scale = tl.load(s_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None]
-                offset = tl.load(f_ptr + where, mask=inside, other=0).to(tl.float32)[:, :, None]
-                scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
+                scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, BIT_CAST)
                 first_input = groups[None, :, None] * GROUP + words[None, None, :]
                 # sum(x * (code * scale + offset)) over a group = scale * sum(x * code) + offset * sum(x): one
                 # multiply-add per weight, the inputs' sums shared by all rows
                 products = tl.zeros((BLOCK_N, STEP_GROUPS, WORDS), dtype=tl.float32)
                 inputs = tl.zeros((1, STEP_GROUPS, WORDS), dtype=tl.float32)
                 for plane in tl.static_range(8):
-                    x = tl.load(x_ptr + first_input + plane * WORDS, mask=inside[:, :, None], other=0).to(tl.float32)
+                    x = tl.load(x_ptr + first_input + plane * WORDS, mask=inside[None, :, None], other=0).to(
+                        tl.float32)
                     products += _int4_codes(packed, plane, BIT_CAST) * x
                     inputs += x
-                accumulator += products * scale + inputs * offset
+                accumulator += products * scale[:, :, None] + inputs * offset[:, :, None]
             tl.store(out_ptr + columns, tl.sum(tl.sum(accumulator, axis=2), axis=1).to(out_ptr.dtype.element_ty))
         elif BLOCK_M == 1:
             accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
@@ -254,10 +264,8 @@ if triton is not None:
                     inside = groups < GROUPS
                     packed = tl.load(q_ptr + rows[:, None] * (K // 8) + k0 // 8 + step_words[None, :],
                                      mask=inside[None, :], other=0)
-                    where = groups[None, :] * rows_in_weight + rows[:, None]  # one scale per word: its group's
-                    scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
-                    offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
-                    scale, offset = _int4_bit_cast_scales(scale, offset, BIT_CAST)
+                    # one scale per word: its group's
+                    scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, BIT_CAST)
                     first_input = groups * GROUP + step_words % WORDS
                     for plane in tl.static_range(8):
                         accumulator = _tile_product(accumulator, _int4_codes(packed, plane, BIT_CAST) * scale + offset,

@@ -38,7 +38,7 @@ from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
 from quantized_decode_kernels import (  # noqa: E402
-    ROWS_CONFIGS, ROWS_TILES, TILE_FIELDS, PackedWeight, kernel_config, launch_quantized_kernel, row_bucket,
+    ROWS_CONFIGS, ROWS_TILES, PackedWeight, kernel_config, launch_quantized_kernel, row_bucket, tile_of,
 )
 from weight_quantization import QUANTIZE_BITS, quantize_int4, quantize_int8, quantize_named  # noqa: E402
 
@@ -99,7 +99,7 @@ def several_rows_configs(rows: int, bits: int) -> list[dict]:
     """Autotune's candidates for this kind and bucket of rows (ROWS_TILES), then variants of `kernel_config`'s tile:
     the other conversion, other widths and depths, more warps, weights first; for int4 also wider whole tiles."""
     tiles = ROWS_TILES[(bits, row_bucket(rows))]
-    candidates = [config for config in ROWS_CONFIGS if tuple(config[name] for name in TILE_FIELDS) in tiles]
+    candidates = [config for config in ROWS_CONFIGS if tile_of(config) in tiles]
     chosen = kernel_config(rows, bits)
     variants = [{"BIT_CAST": not chosen["BIT_CAST"]}, {"BLOCK_N": 32}, {"BLOCK_N": 128}, {"num_warps": 8},
                 {"BLOCK_K": 512 if bits == 4 else 256}, {"WHOLE_TILE": True, "WEIGHTS_FIRST": True, "BLOCK_N": 32}]
