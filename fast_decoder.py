@@ -18,12 +18,14 @@ import torch
 import torch.nn.functional as F
 
 try:
+    from .decode_attention import decode_attention
     from .decode_kernels import gated_matvec, stacked_matvec
-    from .quantized_decode_kernels import PackedWeight, quantized_product
+    from .quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product
     from .weight_quantization import QuantizedLinear
 except ImportError:
+    from decode_attention import decode_attention
     from decode_kernels import gated_matvec, stacked_matvec
-    from quantized_decode_kernels import PackedWeight, quantized_product
+    from quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product
     from weight_quantization import QuantizedLinear
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
@@ -77,6 +79,9 @@ def gated_product(hidden: torch.Tensor, gate: Projection, up: Projection) -> tor
     """`silu(hidden @ gate.T) * (hidden @ up.T)`, each product rounded to the input dtype as the unfused ops do."""
     if isinstance(gate, torch.Tensor) and isinstance(up, torch.Tensor):
         return gated_matvec(hidden, gate, up)
+    if isinstance(gate, PackedWeight) and isinstance(up, PackedWeight) and hidden.numel() == hidden.shape[-1]:
+        return quantized_gated(hidden, gate, up)  # one row: the gate in the product's launch
+    # several rows: the compiler fuses the gate into one elementwise kernel
     gate_out, up_out = project(hidden, [gate, up]).chunk(2, dim=-1)
     return F.silu(gate_out) * up_out
 
@@ -154,12 +159,13 @@ def layer_forward(
     value = value.transpose(1, 2)
     key_cache[rows[:, None], :, slots] = key.transpose(1, 2)
     value_cache[rows[:, None], :, slots] = value.transpose(1, 2)
-    if attend_cache:
-        key, value = key_cache, value_cache
-    groups = shape.heads // shape.kv_heads
-    if groups > 1:
-        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-    attention = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=shape.scaling)
+    if attend_cache:  # one new token per row: attention over what each row's cache holds up to its new slot
+        attention = decode_attention(query, key_cache, value_cache, mask[:, 0, 0], slots[:, -1] + 1, shape.scaling)
+    else:
+        groups = shape.heads // shape.kv_heads
+        if groups > 1:
+            key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+        attention = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=shape.scaling)
     output = project(attention.transpose(1, 2).reshape(batch, length, -1), [weights.o])
     hidden = hidden + (output if weights.o_bias is None else output + weights.o_bias)
     normed = rms_norm(hidden, weights.post_norm, shape.eps)

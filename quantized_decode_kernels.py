@@ -13,7 +13,8 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   on first use (Triton's autotune; the timings kept in Triton's cache directory, so a machine times them once).
   Weights are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). On an
   H100 the int4 kernels stream 1.2-1.7 TB/s, bound by the L1 cache (Nsight Compute), int8 2.3-2.9 TB/s
-  (benchmarks/RESULTS.md, "Quantized fast decoding").
+  (benchmarks/RESULTS.md, "Quantized fast decoding"). gate|up applies the SiLU gate in the same launch (`GATED`), as
+  decode_kernels.py does for bf16.
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores: int4 one plane of BLOCK_K / 8 inputs at a time (eight small products a step) or the
   step's whole tile at once (one product), as x @ w.T or weights first, w @ x.T (weight rows on the products' M side,
@@ -181,42 +182,14 @@ if triton is not None:
                           (BLOCK_N, BLOCK_K))
 
     @triton.jit
-    def _tile_product(accumulator, weights, x_ptr, m, inputs, inside, M, K: tl.constexpr, WEIGHTS_FIRST: tl.constexpr):
-        """accumulator + x[m, inputs] @ weights.T, or (WEIGHTS_FIRST, the accumulator transposed) weights @
-        x[m, inputs].T, on the tensor cores in the input's dtype; `inside`: which inputs exist."""
-        if WEIGHTS_FIRST:
-            x = tl.load(x_ptr + m[None, :] * K + inputs[:, None], mask=(m[None, :] < M) & inside[:, None], other=0)
-            accumulator = tl.dot(weights.to(x.dtype), x, accumulator)
-        else:
-            x = tl.load(x_ptr + m[:, None] * K + inputs[None, :], mask=(m[:, None] < M) & inside[None, :], other=0)
-            accumulator = tl.dot(x, tl.trans(weights.to(x.dtype)), accumulator)
-        return accumulator
-
-    @triton.jit
-    def _quantized_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
-                          K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
-                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr,
-                          WHOLE_TILE: tl.constexpr = False, WEIGHTS_FIRST: tl.constexpr = False,
-                          ROW_BUCKET: tl.constexpr = 0):
-        """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
-        columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
-        inputs a step on the CUDA cores. Several rows: on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a
-        time or (WHOLE_TILE, int8 always) the step's whole tile at once, as x @ w.T or (WEIGHTS_FIRST) w @ x.T.
-        BIT_CAST: how codes become floats (`_int8_to_float`, `_int4_codes`). ROW_BUCKET: only autotune's key."""
-        start = tl.program_id(0).to(tl.int64) * BLOCK_N
-        if start < n0:
-            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
-        elif start < n01:
-            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q1, s1, f1, start - n0, n01 - n0
-        else:
-            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q2, s2, f2, start - n01, N - n01
-        rows = first + tl.arange(0, BLOCK_N)  # weight rows
-        columns = start + tl.arange(0, BLOCK_N)  # output columns
-        m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
-        GROUPS: tl.constexpr = K // GROUP
-        WORDS: tl.constexpr = GROUP // 8  # int32 words of one int4 group; plane i of word j: input i * WORDS + j
-        STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
-        if INT4 and BLOCK_M == 1:
+    def _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, K: tl.constexpr, GROUP: tl.constexpr,
+                  INT4: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
+        """One input row (x, K) times the dequantized weight `rows`, float32 (BLOCK_N,), on the CUDA cores: BLOCK_K
+        inputs a step, int4 one plane of the step's words at a time against a contiguous run of the input."""
+        if INT4:
+            GROUPS: tl.constexpr = K // GROUP
+            WORDS: tl.constexpr = GROUP // 8  # int32 words of one group; plane i of word j: input i * WORDS + j
+            STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
             words = tl.arange(0, WORDS)
             accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, WORDS), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
@@ -238,8 +211,8 @@ if triton is not None:
                     products += _int4_codes(packed, plane, BIT_CAST) * x
                     inputs += x
                 accumulator += products * scale[:, :, None] + inputs * offset[:, :, None]
-            tl.store(out_ptr + columns, tl.sum(tl.sum(accumulator, axis=2), axis=1).to(out_ptr.dtype.element_ty))
-        elif BLOCK_M == 1:
+            return tl.sum(tl.sum(accumulator, axis=2), axis=1)
+        else:
             accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
                 inputs = k0 + tl.arange(0, BLOCK_K)
@@ -248,8 +221,55 @@ if triton is not None:
                                 eviction_policy="evict_first")
                 x = tl.load(x_ptr + inputs, mask=inside, other=0).to(tl.float32)
                 accumulator += _int8_to_float(codes, BIT_CAST) * x[None, :]
-            row_scale = tl.load(s_ptr + rows).to(tl.float32)
-            tl.store(out_ptr + columns, (tl.sum(accumulator, axis=1) * row_scale).to(out_ptr.dtype.element_ty))
+            return tl.sum(accumulator, axis=1) * tl.load(s_ptr + rows).to(tl.float32)
+
+    @triton.jit
+    def _tile_product(accumulator, weights, x_ptr, m, inputs, inside, M, K: tl.constexpr, WEIGHTS_FIRST: tl.constexpr):
+        """accumulator + x[m, inputs] @ weights.T, or (WEIGHTS_FIRST, the accumulator transposed) weights @
+        x[m, inputs].T, on the tensor cores in the input's dtype; `inside`: which inputs exist."""
+        if WEIGHTS_FIRST:
+            x = tl.load(x_ptr + m[None, :] * K + inputs[:, None], mask=(m[None, :] < M) & inside[:, None], other=0)
+            accumulator = tl.dot(weights.to(x.dtype), x, accumulator)
+        else:
+            x = tl.load(x_ptr + m[:, None] * K + inputs[None, :], mask=(m[:, None] < M) & inside[None, :], other=0)
+            accumulator = tl.dot(x, tl.trans(weights.to(x.dtype)), accumulator)
+        return accumulator
+
+    @triton.jit
+    def _quantized_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
+                          K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
+                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr,
+                          WHOLE_TILE: tl.constexpr = False, WEIGHTS_FIRST: tl.constexpr = False,
+                          ROW_BUCKET: tl.constexpr = 0, GATED: tl.constexpr = False):
+        """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
+        columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
+        inputs a step on the CUDA cores. Several rows: on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a
+        time or (WHOLE_TILE, int8 always) the step's whole tile at once, as x @ w.T or (WEIGHTS_FIRST) w @ x.T.
+        BIT_CAST: how codes become floats (`_int8_to_float`, `_int4_codes`). ROW_BUCKET: only autotune's key. GATED
+        (one row): out = silu(x @ w0.T) * (x @ w1.T), each product rounded to out's dtype as the unfused ops do."""
+        start = tl.program_id(0).to(tl.int64) * BLOCK_N
+        if start < n0:
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
+        elif start < n01:
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q1, s1, f1, start - n0, n01 - n0
+        else:
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q2, s2, f2, start - n01, N - n01
+        rows = first + tl.arange(0, BLOCK_N)  # weight rows
+        columns = start + tl.arange(0, BLOCK_N)  # output columns
+        m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+        GROUPS: tl.constexpr = K // GROUP
+        WORDS: tl.constexpr = GROUP // 8  # int32 words of one int4 group; plane i of word j: input i * WORDS + j
+        if BLOCK_M == 1:
+            dots = _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, K, GROUP, INT4, BLOCK_N, BLOCK_K,
+                             BIT_CAST)
+            if GATED:  # this program's rows of the gate (weight 0) and the same rows of up (weight 1)
+                dtype = out_ptr.dtype.element_ty  # each step rounded to it; the product of two such is exact in float32
+                gate = dots.to(dtype).to(tl.float32)
+                up = _row_dots(q1, s1, f1, x_ptr, rows, rows_in_weight, K, GROUP, INT4, BLOCK_N, BLOCK_K, BIT_CAST)
+                silu = (gate / (1.0 + tl.exp(-gate))).to(dtype).to(tl.float32)
+                tl.store(out_ptr + columns, (silu * up.to(dtype).to(tl.float32)).to(dtype))
+            else:
+                tl.store(out_ptr + columns, dots.to(out_ptr.dtype.element_ty))
         else:
             # Several rows on the tensor cores, as x @ w.T or weights first, w @ x.T (weight rows on the products' M
             # side, which an H100's instructions take 64 wide, the few input rows on the N side).
@@ -299,7 +319,7 @@ if triton is not None:
         )(_quantized_kernel)
 
     # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
-    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4"])
+    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"])
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
         ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"],
@@ -315,24 +335,29 @@ def kernel_config(rows: int, bits: int) -> dict:
             "BIT_CAST": bits == 4, "num_warps": 4}
 
 
-def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None) -> torch.Tensor:
+def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
+                            gated: bool = False) -> torch.Tensor:
     """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
-    timing, per weight shape for one row and per shape and bucket of rows for several."""
+    timing, per weight shape for one row and per shape and bucket of rows for several. `gated` (one row, weights
+    [gate, up] of one shape): silu(x @ gate.T) * (x @ up.T) instead of the products side by side."""
     bits, group = weight_bits(weights[0].qweight), group_size(weights[0])
     sizes = [weight.qweight.shape[0] for weight in weights]
+    outputs = sizes[0] if gated else sum(sizes)
     padded = weights + [weights[-1]] * (3 - len(weights))
-    out = x.new_empty(x.shape[0], sum(sizes))
+    out = x.new_empty(x.shape[0], outputs)
     arguments = (x, out, *(weight.qweight for weight in padded), *(weight.scale for weight in padded),
                  *((weight.offset if bits == 4 else weight.scale) for weight in padded),
                  sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4)
+    if gated:
+        assert x.shape[0] == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
     if config is None and x.shape[0] == 1:
-        _row_kernel[lambda meta: (sum(sizes) // meta["BLOCK_N"], 1)](*arguments)
+        _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1)](*arguments, GATED=gated)
     elif config is None:
         _rows_kernel[lambda meta: (sum(sizes) // meta["BLOCK_N"], triton.cdiv(x.shape[0], meta["BLOCK_M"]))](
             *arguments, ROW_BUCKET=row_bucket(x.shape[0]))
     else:
-        _quantized_kernel[(sum(sizes) // config["BLOCK_N"], triton.cdiv(x.shape[0], config["BLOCK_M"]))](
-            *arguments, **config)
+        _quantized_kernel[(outputs // config["BLOCK_N"], triton.cdiv(x.shape[0], config["BLOCK_M"]))](
+            *arguments, **config, GATED=gated)
     return out
 
 
@@ -359,6 +384,13 @@ def reference_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Ten
     return torch.cat(products, dim=-1)
 
 
+def _packed(qweights: list[torch.Tensor], scales: list[torch.Tensor],
+            offsets: list[torch.Tensor]) -> list[PackedWeight]:
+    """The ops' arguments as PackedWeights (`offsets` empty for int8)."""
+    return [PackedWeight(qweight, scale, offsets[index] if offsets else None)
+            for index, (qweight, scale) in enumerate(zip(qweights, scales))]
+
+
 def _quantized_stacked_product_shape(x: torch.Tensor, qweights: list[torch.Tensor], scales: list[torch.Tensor],
                                      offsets: list[torch.Tensor]) -> torch.Tensor:
     return x.new_empty(*x.shape[:-1], sum(q.shape[0] for q in qweights))
@@ -369,18 +401,44 @@ def quantized_stacked_product(x: torch.Tensor, qweights: list[torch.Tensor], sca
                               offsets: list[torch.Tensor]) -> torch.Tensor:
     """`torch.cat([x @ dequantized(w).T for w in weights], -1)` for one to three quantized weights of the same input
     width; `offsets` is empty for int8."""
-    weights = [PackedWeight(q, s, offsets[index] if offsets else None) for index, (q, s) in
-               enumerate(zip(qweights, scales))]
+    weights = _packed(qweights, scales, offsets)
     if not (1 <= len(weights) <= 3 and _use_kernel(x, weights)):
         return reference_product(x, weights)
     flat = x.reshape(-1, x.shape[-1]).contiguous()
     return launch_quantized_kernel(flat, weights).view(*x.shape[:-1], -1)
 
 
-def quantized_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:
-    """The op over PackedWeights."""
+def _quantized_gated_product_shape(x: torch.Tensor, qweights: list[torch.Tensor], scales: list[torch.Tensor],
+                                   offsets: list[torch.Tensor]) -> torch.Tensor:
+    return x.new_empty(*x.shape[:-1], qweights[0].shape[0])
+
+
+@define_op("nextgpt::quantized_gated_product", fake=_quantized_gated_product_shape)
+def quantized_gated_product(x: torch.Tensor, qweights: list[torch.Tensor], scales: list[torch.Tensor],
+                            offsets: list[torch.Tensor]) -> torch.Tensor:
+    """`silu(x @ gate.T) * (x @ up.T)` for quantized [gate, up], the input of a Llama MLP's down projection: one
+    launch for one row (the SiLU gate applied in the kernel), the stacked product then the gate otherwise."""
+    weights = _packed(qweights, scales, offsets)
+    if x.numel() == x.shape[-1] and qweights[0].shape == qweights[1].shape and _use_kernel(x, weights):
+        return launch_quantized_kernel(x.reshape(1, -1).contiguous(), weights, gated=True).view(*x.shape[:-1], -1)
+    gate, up = quantized_stacked_product(x, qweights, scales, offsets).chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+def _op_arguments(weights: list[PackedWeight]) -> tuple[list, list, list]:
+    """PackedWeights as the ops take them: codes, scales, and offsets (empty for int8)."""
     offsets = [weight.offset for weight in weights] if weights[0].offset is not None else []
-    return quantized_stacked_product(x, [w.qweight for w in weights], [w.scale for w in weights], offsets)
+    return [weight.qweight for weight in weights], [weight.scale for weight in weights], offsets
 
 
-__all__ = ["PackedWeight", "launch_quantized_kernel", "quantized_product", "reference_product"]
+def quantized_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:
+    """The stacked product over PackedWeights."""
+    return quantized_stacked_product(x, *_op_arguments(weights))
+
+
+def quantized_gated(x: torch.Tensor, gate: PackedWeight, up: PackedWeight) -> torch.Tensor:
+    """The gated product over PackedWeights."""
+    return quantized_gated_product(x, *_op_arguments([gate, up]))
+
+
+__all__ = ["PackedWeight", "launch_quantized_kernel", "quantized_gated", "quantized_product", "reference_product"]

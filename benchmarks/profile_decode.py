@@ -10,6 +10,8 @@
 - `prefills`: what a server's prefill of a group of requests costs (continuous_batching.py): the tower and the
   language model's prefill into continuous batching's 64-row cache, eager (as groups run) against CUDA-graphed, by
   group size, with the compute rate reached;
+- `attention`: the decode step's attention (decode_attention.py) against SDPA over the whole cache (what the step ran
+  before it), one layer of the 7B shape, by rows, cache length and how much of the cache the rows have filled;
 - `quantized`: the int8 and int4 kernels (quantized_decode_kernels.py) on the same shapes, bytes read per second
   (codes, scales and offsets) for each block-size configuration tried, at 1, 8, 32 and 96 rows (a prompt).
 
@@ -34,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # noqa: E402
+from decode_attention import decode_attention  # noqa: E402
 from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
@@ -136,6 +139,28 @@ def quantized_bandwidths(record) -> None:
                            TBps=nbytes / seconds / 1e12, us=seconds / copies * 1e6)
 
 
+def attention_times(record) -> None:
+    """The decode attention kernels against SDPA with the cache's mask, per layer (32 heads of 128), 8 caches rotated
+    so that the 50 MB L2 cache cannot serve them, each timed as a CUDA graph; bytes: the filled slots' keys and
+    values."""
+    heads, head_dim, copies, scale = 32, 128, 8, 128 ** -0.5
+    for rows in (1, 8, 32):
+        for length in (512, 2048):
+            caches = [[torch.randn(rows, heads, length, head_dim, device="cuda", dtype=torch.bfloat16)
+                       for _ in range(2)] for _ in range(copies)]
+            query = torch.randn(rows, heads, 1, head_dim, device="cuda", dtype=torch.bfloat16)
+            for filled in (0.25, 1.0):
+                ends = torch.full((rows,), int(length * filled), device="cuda")
+                mask = torch.arange(length, device="cuda")[None, :] < ends[:, None]
+                sdpa = replay_seconds(lambda: [F.scaled_dot_product_attention(
+                    query, key, value, attn_mask=mask[:, None, None], scale=scale) for key, value in caches]) / copies
+                ours = replay_seconds(lambda: [decode_attention(query, key, value, mask, ends, scale)
+                                               for key, value in caches]) / copies
+                read = 2 * rows * heads * int(length * filled) * head_dim * 2
+                record(kind="attention", rows=rows, cache_length=length, filled=filled, sdpa_us=sdpa * 1e6,
+                       ours_us=ours * 1e6, speedup=sdpa / ours, ours_TBps=read / ours / 1e12)
+
+
 def ttft_parts(model, fast: FastGenerator, record) -> None:
     inputs = make_inputs(model, 1)
     fast.generate(**inputs, max_new_tokens=4, eos_token_id=[])
@@ -224,7 +249,7 @@ def kernel_table(step, record, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", default=["gemv", "ttft", "step"],
-                        choices=["gemv", "ttft", "step", "rows", "quantized", "prefills"])
+                        choices=["gemv", "ttft", "step", "rows", "attention", "quantized", "prefills"])
     parser.add_argument("--output", default="profile_decode.jsonl")
     parser.add_argument("--quantize", choices=["none", *QUANTIZE_BITS], default="none",
                         help="the model's projections for ttft, step, rows and prefills (quantized_decode_kernels.py)")
@@ -241,6 +266,8 @@ def main() -> None:
         gemv_bandwidths(record)
     if "quantized" in args.parts:
         quantized_bandwidths(record)
+    if "attention" in args.parts:
+        attention_times(record)
     if not {"ttft", "step", "rows", "prefills"} & set(args.parts):
         return
     model = quantize_named(build_model("embedding"), None if args.quantize == "none" else args.quantize)

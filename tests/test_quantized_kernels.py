@@ -2,7 +2,6 @@
 interpreter on the CPU (the same kernel source the GPU compiles; test_cuda.py checks them compiled; a test here
 compiles them for the H100 without one), and the fast path decoding quantized weights."""
 
-import os
 import re
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from conftest import REPO_ROOT, tiny_text_config
+from conftest import REPO_ROOT, run_child, tiny_text_config
 from fast_decoder import LlamaFamilyDecoder, unsupported_reason
 from quantized_decode_kernels import PackedWeight, kernel_tiles, quantized_product, reference_product, row_bucket
 from weight_quantization import QuantizedLinear, quantize_int4, quantize_int8, quantize_language_model
@@ -26,14 +25,14 @@ import torch
 import quantized_decode_kernels as kernels
 from weight_quantization import quantize_int4, quantize_int8
 
+def packed(bits, rows, columns):
+    stored = (quantize_int4 if bits == 4 else quantize_int8)((0.05 * torch.randn(rows, columns)).bfloat16())
+    return kernels.PackedWeight(stored["qweight"], stored["scale"], stored.get("offset"))
+
 def packed_weights(bits, columns):
     # Three weights of different sizes, as q|k|v of a grouped-query layer would be.
     torch.manual_seed(bits + columns)
-    weights = []
-    for rows in (64, 128, 192):
-        stored = (quantize_int4 if bits == 4 else quantize_int8)((0.05 * torch.randn(rows, columns)).bfloat16())
-        weights.append(kernels.PackedWeight(stored["qweight"], stored["scale"], stored.get("offset")))
-    return weights
+    return [packed(bits, rows, columns) for rows in (64, 128, 192)]
 
 failures = 0
 cases = [(bits, bit_cast, columns, rows, False, False) for bits in (8, 4) for bit_cast in (False, True)
@@ -61,26 +60,32 @@ for bits, bit_cast, columns, rows, whole_tile, weights_first in cases:
     failures += not ok
     print(f"bits={bits} bit_cast={bit_cast} whole_tile={whole_tile} weights_first={weights_first} columns={columns}",
           f"rows={rows}:", "ok" if ok else f"max error {float((ours - reference).abs().max())}")
+# One row, gate|up with the SiLU gate in the kernel: each product and the gate rounded to bfloat16 (a few steps).
+for bits, bit_cast, columns in [(bits, bit_cast, columns) for bits in (8, 4) for bit_cast in (False, True)
+                                for columns in (256, 192)]:
+    gate, up = packed(bits, 128, columns), packed(bits, 128, columns)
+    x = torch.randn(1, columns).bfloat16()
+    config = {**kernels.kernel_config(1, bits), "BIT_CAST": bit_cast, "BLOCK_K": 128}
+    ours = kernels.launch_quantized_kernel(x, [gate, up], config, gated=True).float()
+    products = kernels.reference_product(x.float(), [weight._replace(
+        scale=weight.scale.float(), offset=None if weight.offset is None else weight.offset.float())
+        for weight in (gate, up)])
+    reference = torch.nn.functional.silu(products[:, :128]) * products[:, 128:]
+    step = torch.finfo(torch.bfloat16).eps * reference.abs().clamp(min=1)
+    ok = ours.shape == (1, 128) and bool(((ours - reference).abs() <= 3 * step).all())
+    failures += not ok
+    print(f"gated bits={bits} bit_cast={bit_cast} columns={columns}:",
+          "ok" if ok else f"max error {float((ours - reference).abs().max())}")
 print("failures", failures)
 """
 
 
-def run_child(code: str, tmp_path, interpret: bool) -> str:
-    """`code` in a child process (the repository importable, Triton's interpreter on or off); its output."""
-
-    environment = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
-    environment.update(PYTHONPATH=str(REPO_ROOT), TRITON_CACHE_DIR=str(tmp_path / "triton"),
-                       **({"TRITON_INTERPRET": "1"} if interpret else {}))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=environment)
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    return result.stdout
-
-
 def test_kernels_equal_dequantize_then_matmul(tmp_path):
-    """Every branch (int8/int4, one row/several, both conversions, a ragged last block) against the reference."""
+    """Every branch (int8/int4, one row/several, both conversions, a ragged last block, one row's gate|up with the
+    SiLU gate) against the reference."""
     pytest.importorskip("triton")
     output = run_child(INTERPRETED_KERNELS, tmp_path, interpret=True)
-    assert output.count(": ok") == 52 and "failures 0" in output, output
+    assert output.count(": ok") == 60 and "failures 0" in output, output
 
 
 def packed_weights(bits: int, columns: int) -> list:
