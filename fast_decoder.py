@@ -7,7 +7,8 @@ the head) captured in one CUDA graph per bucket. Compiling one layer instead of 
 to seconds; the graph removes the launch overhead that otherwise dominates a batch-1 step.
 
 The numerics follow transformers' Llama code (RMSNorm in float32, rotary embedding from the model's own module,
-SDPA attention), so greedy tokens equal `generate`'s (tests/test_fast_generation.py).
+softmax attention: SDPA for prompts, decode_attention.py's kernels in float32 for steps on CUDA), so greedy tokens equal
+`generate`'s (tests/test_fast_generation.py).
 """
 
 import functools
@@ -132,6 +133,7 @@ class GraphedCall:
 
 def layer_forward(
     hidden: torch.Tensor,
+    pending: torch.Tensor,
     cos: torch.Tensor,
     sin: torch.Tensor,
     weights: LayerWeights,
@@ -142,11 +144,14 @@ def layer_forward(
     mask: torch.Tensor,
     shape: LayerShape,
     attend_cache: bool,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One decoder layer over (batch, length) new tokens, written into cache `rows` (batch,) at `slots` (batch,
     length). The new tokens attend to the whole cache (decoding) or only to each other (prompts, whose rows start
-    afresh); `mask` is boolean, True = attend."""
+    afresh); `mask` is boolean, True = attend. The layer's input is `hidden + pending`, and it returns its output
+    the same way, as (hidden, pending): the MLP's residual add is left to the next layer, whose input norm then makes
+    it in the same kernel (one launch a layer fewer)."""
     batch, length, _ = hidden.shape
+    hidden = hidden + pending
     normed = rms_norm(hidden, weights.input_norm, shape.eps)
     qkv = project(normed, [weights.q, weights.k, weights.v])
     if weights.q_bias is not None:
@@ -169,7 +174,7 @@ def layer_forward(
     output = project(attention.transpose(1, 2).reshape(batch, length, -1), [weights.o])
     hidden = hidden + (output if weights.o_bias is None else output + weights.o_bias)
     normed = rms_norm(hidden, weights.post_norm, shape.eps)
-    return hidden + project(gated_product(normed, weights.gate, weights.up), [weights.down])
+    return hidden, project(gated_product(normed, weights.gate, weights.up), [weights.down])
 
 
 def unsupported_reason(language_model) -> str | None:
@@ -278,11 +283,11 @@ class LlamaFamilyDecoder:
         mask = (causal & filled) | torch.eye(length, dtype=torch.bool, device=causal.device)
         slots = torch.arange(length, device=inputs_embeds.device).expand(len(rows), length)
         cos, sin = self.rotary(inputs_embeds, positions)
-        hidden = inputs_embeds
+        hidden, pending = inputs_embeds, torch.zeros_like(inputs_embeds)
         for weights, key_cache, value_cache in zip(self.layers, self.key_cache, self.value_cache):
-            hidden = self.layer(hidden, cos, sin, weights, key_cache, value_cache, rows, slots, mask, self.shape,
-                                False)
-        return self._logits(hidden)
+            hidden, pending = self.layer(hidden, pending, cos, sin, weights, key_cache, value_cache, rows, slots, mask,
+                                         self.shape, False)
+        return self._logits(hidden + pending)
 
     def _step(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, length: int) -> torch.Tensor:
         rows = len(tokens)
@@ -290,10 +295,12 @@ class LlamaFamilyDecoder:
         cos, sin = self.rotary(hidden, positions[:, None])
         mask = self.filled[:rows, None, None, :length]
         row_ids = torch.arange(rows, device=tokens.device)
+        pending = torch.zeros_like(hidden)
         for weights, key_cache, value_cache in zip(self.layers, self.key_cache, self.value_cache):
-            hidden = self.layer(hidden, cos, sin, weights, key_cache[:rows, :, :length], value_cache[:rows, :, :length],
-                                row_ids, slots[:, None], mask, self.shape, True)
-        return self._logits(hidden)
+            hidden, pending = self.layer(hidden, pending, cos, sin, weights, key_cache[:rows, :, :length],
+                                         value_cache[:rows, :, :length], row_ids, slots[:, None], mask, self.shape,
+                                         True)
+        return self._logits(hidden + pending)
 
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Writes one token for each of the first len(tokens) rows (at its rotary `positions`) into the row's next
