@@ -133,7 +133,7 @@ def launch_decode_attention(*, query: torch.Tensor, key: torch.Tensor, value: to
     return out
 
 
-def reference_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor,
+def reference_attention(*, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor,
                         ends: torch.Tensor, scale: float) -> torch.Tensor:
     """SDPA over the slots before `ends` that `mask` keeps (key/value heads repeated for grouped queries)."""
     slots = torch.arange(key.shape[2], device=key.device)
@@ -160,7 +160,7 @@ def decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     """Attention of query (rows, heads, 1, head_dim) over key and value (rows, kv_heads, length, head_dim): the slots
     before `ends` (rows,) that boolean `mask` (rows, length) keeps; (rows, heads, 1, head_dim)."""
     if not _use_kernels(query, key, value, mask):
-        return reference_attention(query, key, value, mask, ends, scale)
+        return reference_attention(query=query, key=key, value=value, mask=mask, ends=ends, scale=scale)
     slices = slices_for(query.shape[0] * query.shape[1], key.shape[2], _multiprocessors(query.device))
     return launch_decode_attention(query=query, key=key, value=value, mask=mask, ends=ends, scale=scale,
                                    slices=slices)

@@ -134,7 +134,8 @@ def test_decode_attention_matches_sdpa_on_cuda(heads, kv_heads, head_dim):
         mask = torch.arange(length, device="cuda")[None, :] < ends[:, None]
         mask[:, :3] = False  # left padding
         ours = decode_attention(query, key, value, mask, ends, head_dim ** -0.5).double()
-        reference = reference_attention(query.double(), key.double(), value.double(), mask, ends, head_dim ** -0.5)
+        reference = reference_attention(query=query.double(), key=key.double(), value=value.double(), mask=mask,
+                                        ends=ends, scale=head_dim ** -0.5)
         error = (ours - reference).norm() / reference.norm()
         assert error < 5e-3, (rows, length, float(error))
 

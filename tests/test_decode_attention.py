@@ -32,7 +32,8 @@ for heads, kv_heads, head_dim, length, slices, dtype in [(4, 4, 64, 70, 1, torch
     mask = mask[:, :length]
     ours = attention.launch_decode_attention(query=query, key=key, value=value, mask=mask, ends=ends,
                                              scale=head_dim ** -0.5, slices=slices).float()
-    reference = attention.reference_attention(query.float(), key.float(), value.float(), mask, ends, head_dim ** -0.5)
+    reference = attention.reference_attention(query=query.float(), key=key.float(), value=value.float(), mask=mask,
+                                              ends=ends, scale=head_dim ** -0.5)
     step = torch.finfo(dtype).eps * reference.abs().clamp(min=1)
     ok = ours.shape == query.shape and bool(((ours - reference).abs() <= 2 * step).all())
     failures += not ok
@@ -69,4 +70,4 @@ def test_cpu_takes_sdpa_over_the_masked_slots_before_each_end():
         expected = torch.softmax(query[row] @ groups[0][row, :, slots].transpose(-1, -2) * 0.25, -1) @ groups[1][
             row, :, slots]
         torch.testing.assert_close(ours[row], expected)
-    assert torch.equal(ours, reference_attention(query, key, value, mask, ends, 0.25))
+    assert torch.equal(ours, reference_attention(query=query, key=key, value=value, mask=mask, ends=ends, scale=0.25))
