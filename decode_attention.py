@@ -7,8 +7,8 @@ bandwidth, and it reads every slot, filled or not. Here each (row, head) is spli
 (flash-decoding), so that batch 1 fills the GPU too, and each row reads only up to the slot it has just written
 (`ends`, read on the GPU, so a CUDA graph captured once serves every length); where there are several slices a second
 small kernel combines their softmax partials. Grouped key/value heads are read in place (no `repeat_interleave` copy
-of the cache). On an H100 (benchmarks/RESULTS.md, "A decode step's kernels") it matches SDPA on full caches
-(0.97-1.07x) and is 2.1-3.6x faster on caches a quarter filled.
+of the cache). On an H100 (benchmarks/RESULTS.md, "A decode step's kernels") it is 0.97-1.6x SDPA's speed on full
+caches (1.6x at batch 1) and 2.1-3.6x on caches a quarter filled.
 
 Anything else (prompts, CPU, unusual head sizes) goes to SDPA, the reference the kernels are tested against
 (tests/test_decode_attention.py, under Triton's interpreter on the CPU).
