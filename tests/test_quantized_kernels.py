@@ -35,21 +35,24 @@ def packed_weights(bits, columns):
     return [packed(bits, rows, columns) for rows in (64, 128, 192)]
 
 failures = 0
-cases = [(bits, bit_cast, columns, rows, False, False) for bits in (8, 4) for bit_cast in (False, True)
-         for columns in (256, 192) for rows in (1, 3, 20)]
-cases += [(4, bit_cast, columns, rows, whole_tile, weights_first) for bit_cast in (False, True)
+# One row: steps of 128 inputs, and of 1024 (wider than the row: one step, its groups past the end masked).
+cases = [(bits, bit_cast, columns, 1, False, False, block_k) for bits in (8, 4) for bit_cast in (False, True)
+         for columns in (256, 192) for block_k in (128, 1024)]
+cases += [(bits, bit_cast, columns, rows, False, False, None) for bits in (8, 4) for bit_cast in (False, True)
+          for columns in (256, 192) for rows in (3, 20)]
+cases += [(4, bit_cast, columns, rows, whole_tile, weights_first, None) for bit_cast in (False, True)
           for columns in (256, 192) for rows in (3, 20) for whole_tile, weights_first in ((True, False), (True, True),
                                                                                       (False, True))]
-cases += [(8, False, columns, rows, True, True) for columns in (256, 192) for rows in (3, 20)]
-for bits, bit_cast, columns, rows, whole_tile, weights_first in cases:
+cases += [(8, False, columns, rows, True, True, None) for columns in (256, 192) for rows in (3, 20)]
+for bits, bit_cast, columns, rows, whole_tile, weights_first, block_k in cases:
     weights = packed_weights(bits, columns)
     # The interpreter computes bfloat16 tensor-core products wrongly (numpy has no bfloat16): float16.
     dtype = torch.bfloat16 if rows == 1 else torch.float16
     x = torch.randn(rows, columns).to(dtype)
     config = {**kernels.kernel_config(rows, bits), "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile,
               "WEIGHTS_FIRST": weights_first}
-    if rows == 1:
-        config["BLOCK_K"] = 128
+    if block_k:
+        config["BLOCK_K"] = block_k
     ours = kernels.launch_quantized_kernel(x, weights, config).float()
     reference = kernels.reference_product(x.float(), [weight._replace(
         scale=weight.scale.float(), offset=None if weight.offset is None else weight.offset.float())
@@ -59,7 +62,7 @@ for bits, bit_cast, columns, rows, whole_tile, weights_first in cases:
     ok = ours.shape == (rows, 384) and bool(((ours - reference).abs() <= step).all())
     failures += not ok
     print(f"bits={bits} bit_cast={bit_cast} whole_tile={whole_tile} weights_first={weights_first} columns={columns}",
-          f"rows={rows}:", "ok" if ok else f"max error {float((ours - reference).abs().max())}")
+          f"rows={rows} block_k={block_k}:", "ok" if ok else f"max error {float((ours - reference).abs().max())}")
 # One row, gate|up with the SiLU gate in the kernel: each product and the gate rounded to bfloat16 (a few steps).
 for bits, bit_cast, columns in [(bits, bit_cast, columns) for bits in (8, 4) for bit_cast in (False, True)
                                 for columns in (256, 192)]:
@@ -85,7 +88,7 @@ def test_kernels_equal_dequantize_then_matmul(tmp_path):
     SiLU gate) against the reference."""
     pytest.importorskip("triton")
     output = run_child(INTERPRETED_KERNELS, tmp_path, interpret=True)
-    assert output.count(": ok") == 60 and "failures 0" in output, output
+    assert output.count(": ok") == 68 and "failures 0" in output, output
 
 
 def packed_weights(bits: int, columns: int) -> list:
