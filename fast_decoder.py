@@ -251,8 +251,10 @@ class LlamaFamilyDecoder:
             self.graphs[key] = GraphedCall(function, pool=self.prefill_pool if key[0] == "prefill" else None)
         return self.graphs[key](*inputs)
 
-    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = stacked_matvec(rms_norm(hidden[:, -1], self.final_norm, self.shape.eps), [self.head.weight])
+    def _logits(self, hidden: torch.Tensor, pending: torch.Tensor) -> torch.Tensor:
+        """The last layer's output (hidden + pending, `layer_forward`) at each row's last position, through the head."""
+        last = hidden[:, -1] + pending[:, -1]
+        logits = stacked_matvec(rms_norm(last, self.final_norm, self.shape.eps), [self.head.weight])
         return (logits if self.head.bias is None else logits + self.head.bias).float()
 
     def prefill(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
@@ -287,7 +289,7 @@ class LlamaFamilyDecoder:
         for weights, key_cache, value_cache in zip(self.layers, self.key_cache, self.value_cache):
             hidden, pending = self.layer(hidden, pending, cos, sin, weights, key_cache, value_cache, rows, slots, mask,
                                          self.shape, False)
-        return self._logits(hidden + pending)
+        return self._logits(hidden, pending)
 
     def _step(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, length: int) -> torch.Tensor:
         rows = len(tokens)
@@ -300,7 +302,7 @@ class LlamaFamilyDecoder:
             hidden, pending = self.layer(hidden, pending, cos, sin, weights, key_cache[:rows, :, :length],
                                          value_cache[:rows, :, :length], row_ids, slots[:, None], mask, self.shape,
                                          True)
-        return self._logits(hidden + pending)
+        return self._logits(hidden, pending)
 
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Writes one token for each of the first len(tokens) rows (at its rotary `positions`) into the row's next
