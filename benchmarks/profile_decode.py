@@ -114,18 +114,25 @@ def several_rows_configs(rows: int, bits: int) -> list[dict]:
     return candidates + [{**chosen, **variant} for variant in variants]
 
 
+def rotated_quantized_weights(bits: int, parts: list[tuple[int, int]], copies: int = 6) -> tuple[list, int]:
+    """`copies` sets of random quantized weights of the (rows, inputs) `parts` (one launch's stacked weights), to be
+    read in turn so that the L2 cache cannot serve them, and the bytes of codes, scales and offsets of all sets."""
+    sets = []
+    for _ in range(copies):
+        stored = [(quantize_int4 if bits == 4 else quantize_int8)(
+            torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5) for n, k in parts]
+        sets.append([PackedWeight(part["qweight"], part["scale"], part.get("offset")) for part in stored])
+    tensors = [t for weights in sets for weight in weights for t in weight if t is not None]
+    return sets, sum(t.numel() * t.element_size() for t in tensors)
+
+
 def quantized_bandwidths(record) -> None:
     shapes = {"q|k|v in one launch": [(4096, 4096)] * 3, "gate|up in one launch": [(11008, 4096)] * 2,
               "down (4096x11008)": [(4096, 11008)]}
     copies = 6
     for bits in (8, 4):
         for name, parts in shapes.items():
-            sets = []
-            for _ in range(copies):
-                stored = [(quantize_int4 if bits == 4 else quantize_int8)(
-                    torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5) for n, k in parts]
-                sets.append([PackedWeight(part["qweight"], part["scale"], part.get("offset")) for part in stored])
-            nbytes = copies * sum(t.numel() * t.element_size() for t in sets[0][0] if t is not None) * len(parts)
+            sets, nbytes = rotated_quantized_weights(bits, parts, copies)
             for rows in (1, 8, 32, 96):
                 x = torch.randn(rows, parts[0][1], device="cuda", dtype=torch.bfloat16)
                 configs = [None] + (SWEEP_ROW_CONFIGS if rows == 1 else several_rows_configs(rows, bits))

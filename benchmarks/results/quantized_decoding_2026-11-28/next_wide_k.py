@@ -13,9 +13,8 @@ import torch
 
 sys.path.insert(0, ".")
 sys.path.insert(0, "benchmarks")
-from profile_decode import replay_seconds  # noqa: E402
-from quantized_decode_kernels import PackedWeight, launch_quantized_kernel  # noqa: E402
-from weight_quantization import quantize_int4, quantize_int8  # noqa: E402
+from profile_decode import replay_seconds, rotated_quantized_weights  # noqa: E402
+from quantized_decode_kernels import launch_quantized_kernel  # noqa: E402
 
 CONFIGS = [None] + [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, "num_warps": warps}
                     for n, k, warps in ((8, 1024, 8), (8, 2048, 8), (8, 4096, 8), (16, 2048, 8), (16, 4096, 8),
@@ -24,12 +23,9 @@ CONFIGS = [None] + [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_c
 SHAPES = {"q|k|v": [(4096, 4096)] * 3, "gate|up": [(11008, 4096)] * 2, "down": [(4096, 11008)]}
 out = open(os.path.join(os.environ.get("OUT", "/tmp"), "kernels_one_row_wide_k.jsonl"), "w")
 with torch.no_grad():
-    for bits, quantize in ((4, quantize_int4), (8, quantize_int8)):
+    for bits in (4, 8):
         for shape, parts in SHAPES.items():
-            stored = [[quantize(torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5) for n, k in parts]
-                      for _ in range(6)]
-            weights = [[PackedWeight(p["qweight"], p["scale"], p.get("offset")) for p in copy] for copy in stored]
-            nbytes = sum(t.numel() * t.element_size() for copy in stored for part in copy for t in part.values())
+            weights, nbytes = rotated_quantized_weights(bits, parts)
             x = torch.randn(1, parts[0][1], device="cuda", dtype=torch.bfloat16)
             reference = launch_quantized_kernel(x, weights[0]).float()
             for gated in ((False, True) if shape == "gate|up" else (False,)):
