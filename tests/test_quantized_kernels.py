@@ -29,6 +29,12 @@ def packed(bits, rows, columns):
     stored = (quantize_int4 if bits == 4 else quantize_int8)((0.05 * torch.randn(rows, columns)).bfloat16())
     return kernels.PackedWeight(stored["qweight"], stored["scale"], stored.get("offset"))
 
+def float32_reference(x, weights):
+    # The dequantize-then-matmul product with float32 input, scales and offsets.
+    return kernels.reference_product(x.float(), [weight._replace(
+        scale=weight.scale.float(), offset=None if weight.offset is None else weight.offset.float())
+        for weight in weights])
+
 def packed_weights(bits, columns):
     # Three weights of different sizes, as q|k|v of a grouped-query layer would be.
     torch.manual_seed(bits + columns)
@@ -54,9 +60,7 @@ for bits, bit_cast, columns, rows, whole_tile, weights_first, block_k in cases:
     if block_k:
         config["BLOCK_K"] = block_k
     ours = kernels.launch_quantized_kernel(x, weights, config).float()
-    reference = kernels.reference_product(x.float(), [weight._replace(
-        scale=weight.scale.float(), offset=None if weight.offset is None else weight.offset.float())
-        for weight in weights])
+    reference = float32_reference(x, weights)
     # Only the output's rounding (and float32 summation order) may differ: half a step of the dtype.
     step = torch.finfo(dtype).eps * reference.abs().clamp(min=1)
     ok = ours.shape == (rows, 384) and bool(((ours - reference).abs() <= step).all())
@@ -70,9 +74,7 @@ for bits, bit_cast, columns in [(bits, bit_cast, columns) for bits in (8, 4) for
     x = torch.randn(1, columns).bfloat16()
     config = {**kernels.kernel_config(1, bits), "BIT_CAST": bit_cast, "BLOCK_K": 128}
     ours = kernels.launch_quantized_kernel(x, [gate, up], config, gated=True).float()
-    products = kernels.reference_product(x.float(), [weight._replace(
-        scale=weight.scale.float(), offset=None if weight.offset is None else weight.offset.float())
-        for weight in (gate, up)])
+    products = float32_reference(x, [gate, up])
     reference = torch.nn.functional.silu(products[:, :128]) * products[:, 128:]
     step = torch.finfo(torch.bfloat16).eps * reference.abs().clamp(min=1)
     ok = ours.shape == (1, 128) and bool(((ours - reference).abs() <= 3 * step).all())
