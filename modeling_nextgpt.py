@@ -322,6 +322,8 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
                 audio_embeds=audio_embeds, pixel_values_videos=pixel_values_videos, video_embeds=video_embeds)
         if cache is not None:  # not cache=None: the language model takes a caller's past_key_values= for its cache
             kwargs["cache"] = cache
+        elif self.training:  # the LLM's config asks for a cache (for generation); training would fill one for nothing
+            kwargs.setdefault("use_cache", False)
         outputs = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
                                       return_dict=True, **kwargs)
         return MultimodalCausalLMOutputWithPast(**outputs, image_outputs=encoded.get("image"),

@@ -42,6 +42,7 @@ from transformers.utils.hub import hf_api
 from assemble_nextgpt import assemble_nextgpt
 from checkpoints import MarkCompleteCheckpoints, checkpoint_to_resume
 from cli import DTYPES
+from graphed_layers import GraphedDecoderLayers, graph_decoder_layers
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from model_card import assembled_card_data, read_card_data, training_record, write_model_card
 from packed_attention import enable_packed_attention
@@ -94,6 +95,11 @@ class NextGPTArguments:
                                  "variable-length attention (false: pad every example to the longest).")
     fused_kernels: str = option("auto", "Liger's Triton kernels on the LLM (RMSNorm, SwiGLU, RoPE, fused linear "
                                         "cross-entropy): auto (on CUDA when liger-kernel is installed), true, false.")
+    graphed_layers: str = option("auto", "Replay the LLM's decoder layers from CUDA graphs, two launches a layer "
+                                         "instead of ~120 (graphed_layers.py): auto (on CUDA for packed stage-1 and "
+                                         "LoRA training), true, false.")
+    graph_bucket_tokens: int = option(256, "Graphed layers: a packed micro-batch is padded to the next multiple of "
+                                           "this many tokens, and each such length is captured once.")
     skip_bad_records: bool = option(False, "Skip bad records (reported) instead of stopping.")
     max_train_samples: int | None = option(None, "Train on the first N records only (a quick trial: only their "
                                                  "images are checked and encoded).")
@@ -138,8 +144,11 @@ def check_arguments(args: NextGPTArguments) -> None:
         raise ValueError("--load_in_4bit/--load_in_8bit need a CUDA GPU (bitsandbytes)")
     if (args.load_in_4bit or args.load_in_8bit) and args.full_finetune:
         raise ValueError("A quantized LLM cannot be fully fine-tuned: use LoRA (drop --full_finetune)")
-    if args.fused_kernels not in ("auto", "true", "false"):
-        raise ValueError(f"--fused_kernels must be auto, true or false, got {args.fused_kernels}")
+    for name in ("fused_kernels", "graphed_layers"):
+        if getattr(args, name) not in ("auto", "true", "false"):
+            raise ValueError(f"--{name} must be auto, true or false, got {getattr(args, name)}")
+    if args.graph_bucket_tokens < 1:
+        raise ValueError(f"--graph_bucket_tokens must be positive, got {args.graph_bucket_tokens}")
     if args.cpu_threads < 0:
         raise ValueError(f"--cpu_threads must be 0 (automatic) or more, got {args.cpu_threads}")
     if args.ddp_gradient_dtype not in DDP_GRADIENT_HOOKS:
@@ -239,6 +248,35 @@ def apply_fused_kernels(language_model: PreTrainedModel, args: NextGPTArguments,
 
     _apply_liger_kernel_to_instance(model=language_model)
     return True
+
+
+def graphed_layers_refusal(args: NextGPTArguments, training_args: TrainingArguments) -> str | None:
+    """Why this run cannot replay its decoder layers from CUDA graphs, or None."""
+    if not torch.cuda.is_available():
+        return "they need a CUDA GPU"
+    if not args.packing:
+        return "they need packed batches (--packing)"
+    if training_args.fsdp:
+        return "FSDP gathers each layer's weights in its own launches"
+    if training_args.gradient_checkpointing:
+        return "gradient checkpointing runs each layer's forward again inside its backward"
+    if args.load_in_4bit or args.load_in_8bit:
+        return "bitsandbytes layers were not tested in CUDA graphs"
+    if training_args.torch_compile:
+        return "--torch_compile captures graphs of its own"
+    return None
+
+
+def install_graphed_layers(language_model: PreTrainedModel, args: NextGPTArguments,
+                           training_args: TrainingArguments) -> GraphedDecoderLayers | None:
+    """Graph replay on the LLM's decoder layers where `--graphed_layers` asks for it (auto: not for full fine-tuning,
+    whose gradient buffers would be a copy of the LLM). Installed after LoRA, whose weights the graphs read."""
+    refusal = graphed_layers_refusal(args, training_args)
+    if args.graphed_layers == "false" or (args.graphed_layers == "auto" and (refusal or args.full_finetune)):
+        return None
+    if refusal:
+        raise ValueError(f"--graphed_layers true does not work in this run: {refusal}")
+    return graph_decoder_layers(language_model, bucket_tokens=args.graph_bucket_tokens)
 
 
 def build_datasets(args, training_args, model, processor):
@@ -457,14 +495,17 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
 
     dtype = frozen_weights_dtype(args, training_args)
     model, processor = load_model(args, dtype)
+    language_model = model.language_model
     if args.packing:
-        enable_packed_attention(model.language_model)
-    fused = apply_fused_kernels(model.language_model, args, training_args)
+        enable_packed_attention(language_model)
+    fused = apply_fused_kernels(language_model, args, training_args)
     datasets, cache = build_datasets(args, training_args, model, processor)
     model = configure_stage(model, args, training_args.gradient_checkpointing)
+    graphs = install_graphed_layers(language_model, args, training_args)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"Stage {args.stage}: {trainable:,} trainable parameters of {sum(p.numel() for p in model.parameters()):,}; "
-          f"{'packed' if args.packing else 'padded'} batches, fused kernels {'on' if fused else 'off'}")
+          f"{'packed' if args.packing else 'padded'} batches, fused kernels {'on' if fused else 'off'}, decoder "
+          f"layers {'graphed' if graphs else 'eager'}")
 
     trainer = NextGPTTrainer(
         model=model, args=training_args, train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
@@ -487,6 +528,10 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
             trainer.train(resume_from_checkpoint=resume)
     finally:
         gc.unfreeze()
+        if graphs is not None:  # evaluation and saving run the layers eagerly; the graphs' memory goes
+            if trainer.is_world_process_zero():
+                print(graphs.summary())
+            graphs.remove()
 
     metrics = None
     if training_args.do_eval and "eval" in datasets:

@@ -67,6 +67,32 @@ def test_qlora_stage2_trains_4bit_and_the_adapter_folder_reloads(tiny_folder, tm
     assert out.shape == (1, 7)
 
 
+def test_train_hf_with_graphed_layers_logs_the_eager_losses_on_cuda(tiny_folder, tmp_path, capsys):
+    """Stage 2 LoRA through the Trainer (bf16 autocast, 2 micro-batches accumulated, packed, Liger's kernels where
+    installed): with the decoder layers replayed from CUDA graphs, the logged losses are the eager run's."""
+    from train_hf import train
+
+    image = str(REPO_ROOT / "examples" / "red_circle.png")
+    answers = ["a red circle", "yes", "no there is a red triangle", "a triangle"]
+    records = [{"id": str(i), "image": image, "conversations": [
+        {"from": "human", "value": "<image>\nwhat shape is it?"}, {"from": "gpt", "value": answers[i % 4]}]}
+        for i in range(16)]
+    json.dump(records, open(tmp_path / "data.json", "w"))
+    losses = {}
+    for graphed in ("false", "true"):
+        trainer = train(["--stage", "2", "--model_name_or_path", str(tiny_folder), "--data_path",
+                         str(tmp_path / "data.json"), "--output_dir", str(tmp_path / graphed), "--max_steps", "4",
+                         "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2", "--lora_r", "4",
+                         "--lora_dropout", "0", "--bf16", "--report_to", "none", "--learning_rate", "1e-2",
+                         "--save_strategy", "no", "--save_final", "false", "--logging_steps", "1",
+                         "--graphed_layers", graphed, "--graph_bucket_tokens", "32"])
+        losses[graphed] = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    printed = capsys.readouterr().out
+    assert "decoder layers graphed" in printed and "graphed decoder layers: 8 forwards replayed" in printed
+    assert len(losses["true"]) == 4
+    torch.testing.assert_close(losses["true"], losses["false"], rtol=2e-2, atol=0)
+
+
 def test_decode_kernels_match_linear():
     from decode_kernels import gated_matvec, stacked_matvec
 
