@@ -12,7 +12,7 @@ timeout $((470 - SECONDS)) python3 benchmarks/bench_train.py run --folder /root/
 grep -E "^\||graphed decoder layers" /root/t.log | head -30; tail -c 3000 /root/t.log > $OUT/gb32_tail.log
 stamp "gb128: 1 and 4 GPUs, graphed"
 timeout $((575 - SECONDS)) python3 benchmarks/bench_train.py run --folder /root/b7 --method lora --global_batch 128 --steps 10 \
-  --warmup_steps 4 --gpus 4,1 --variant graphed:32 \
+  --warmup_steps 4 --gpus 1,4 --variant graphed:32:--graph_bucket_tokens=1024 \
   --train_args "$LORA" --output $OUT/gb128_4gpus.jsonl > /root/t2.log 2>&1; echo "rc $?"
 grep -E "^\||graphed decoder layers" /root/t2.log | head -30; tail -c 3000 /root/t2.log > $OUT/gb128_tail.log
 stamp end
