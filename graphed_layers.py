@@ -30,6 +30,7 @@ from functools import partial
 
 import torch
 from torch import nn
+from torch.autograd.graph import get_gradient_edge
 
 from packed_attention import PACKED_ATTENTION
 
@@ -86,21 +87,22 @@ class Bucket:
     def __init__(self, *, run_layer, trainable: list[list[tuple[str, nn.Parameter]]],
                  flat_gradients: list[FlatGradients | None], boundaries: tuple[list[torch.Tensor], list[torch.Tensor]],
                  slots: int, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
-                 cu_seq_lens: torch.Tensor, pool: tuple | None):
-        """Captured with the micro-batch that opens it (`hidden`, `position_embeddings`, `cu_seq_lens`) loaded.
-        `run_layer(index, hidden, weights, **kwargs)` runs a layer's own forward with `weights` (by name) in place of
-        its trainable parameters `trainable[index]`."""
+                 cu_seq_lens: torch.Tensor, pool: tuple | None, warm_up: bool):
+        """Captured with the micro-batch that opens it (`hidden`, `position_embeddings`, `cu_seq_lens`) loaded, after
+        eager warm-up runs if `warm_up` (the pool's first bucket: later ones find the kernels compiled, and their
+        warm-up's activations would not fit beside the pool's). `run_layer(index, hidden, weights, **kwargs)` runs a
+        layer's own forward with `weights` (by name) in place of its trainable parameters `trainable[index]`."""
         self.run_layer, self.trainable, self.flat_gradients = run_layer, trainable, flat_gradients
         self.hidden, self.grad = boundaries
         self.tokens = tokens = self.hidden[0].shape[1]
         self.cos, self.sin = (part.new_zeros((1, tokens, *part.shape[2:])) for part in position_embeddings)
         self.cu_seq_lens = torch.full((slots + 1,), tokens, dtype=torch.int32, device=hidden.device)
         self.cu_seq_lens[0] = 0
-        # Per layer, while recording: its output and the leaves its gradients are taken for.
+        # Per layer, while recording: its output's autograd edge and the leaves its gradients are taken for.
         self.live: list[tuple | None] = [None] * len(trainable)
         self.length = 0  # the tokens of the micro-batch loaded last
         self.load(hidden, position_embeddings, cu_seq_lens)
-        self.record(pool)
+        self.record(pool, warm_up)
 
     def run_forward(self, index: int) -> None:
         # Fresh leaves over the same memory, so that their gradient accumulators are made on the capturing stream: the
@@ -111,9 +113,10 @@ class Bucket:
             output = self.run_layer(index, hidden, weights, attention_mask=None,
                                     position_embeddings=(self.cos, self.sin), cu_seq_lens_q=self.cu_seq_lens,
                                     max_length_q=self.tokens)
-        self.live[index] = (output, [hidden, *weights.values()])
         with torch.no_grad():
             self.hidden[index + 1].copy_(output)
+        # Only the output's autograd edge is kept, so that the pool reuses its memory (a copy of the boundary buffer).
+        self.live[index] = (get_gradient_edge(output), [hidden, *weights.values()])
 
     def run_backward(self, index: int) -> None:
         output, leaves = self.live[index]
@@ -124,7 +127,7 @@ class Bucket:
             if self.flat_gradients[index] is not None:
                 self.flat_gradients[index].write(gradients[1:])
 
-    def record(self, pool: tuple | None) -> None:
+    def record(self, pool: tuple | None, warm_up: bool) -> None:
         """Capture (after warm-up runs) every layer's forward in order and backward in reverse, the order in which
         they replay, so that the shared pool hands a backward the memory of activations already consumed."""
         layers = range(len(self.trainable))
@@ -134,7 +137,7 @@ class Bucket:
         autocast = torch.autocast(device, dtype=torch.get_autocast_dtype(device), cache_enabled=False,
                                   enabled=torch.is_autocast_enabled(device))
         with autocast:
-            if pool is not None:
+            if pool is not None and warm_up:
                 torch.cuda.synchronize()
                 with torch.cuda.stream(torch.cuda.Stream()):
                     for _ in range(WARMUP_RUNS):
@@ -257,11 +260,13 @@ class GraphedDecoderLayers:
         return None
 
     def drop_buckets(self) -> None:
-        """Forget every bucket, its graphs and pool (freed now: nothing else holds them) and the boundary memory."""
+        """Forget every bucket, its graphs and pool (nothing else holds them) and the boundary memory."""
         self.buckets.clear()
         self.bucket = None
         self.storage = []
-        self.pool = None
+        if self.pool is not None:
+            self.pool = None
+            torch.cuda.empty_cache()  # the pool's memory goes back to the device, for the next warm-up
 
     def boundaries(self, hidden: torch.Tensor, tokens: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """A bucket's boundary buffers: `tokens`-long views of memory that every bucket shares (buckets never replay
@@ -296,13 +301,14 @@ class GraphedDecoderLayers:
             if len(self.buckets) >= self.max_buckets:
                 return None
             boundaries = self.boundaries(hidden, tokens)
-            if hidden.is_cuda and self.pool is None:
+            warm_up = self.pool is None
+            if hidden.is_cuda and warm_up:
                 self.pool = torch.cuda.graph_pool_handle()
             start = time.perf_counter()
             self.buckets[key] = Bucket(
                 run_layer=self.run_layer, trainable=self.trainable, flat_gradients=self.flat_gradients,
                 boundaries=boundaries, slots=slots, hidden=hidden, position_embeddings=kwargs["position_embeddings"],
-                cu_seq_lens=kwargs["cu_seq_lens_q"], pool=self.pool)
+                cu_seq_lens=kwargs["cu_seq_lens_q"], pool=self.pool, warm_up=warm_up)
             self.capture_seconds += time.perf_counter() - start
         return self.buckets[key]
 
