@@ -3,7 +3,8 @@ another, where eager PyTorch launches ~120 kernels a layer one by one from Pytho
 
 Why: a LoRA micro-batch of 8 conversations (~2,250 tokens on the 7B shape) is ~90-130 ms of GPU work behind ~200-300
 ms of host work launching ~3,900 kernels (benchmarks/RESULTS.md, "Four GPUs"): the host sets the pace, and under DDP
-every step waits for the slowest rank's host. How:
+every step waits for the slowest rank's host. Replayed, such micro-batches train 28-39% faster on an H100 or H200
+(RESULTS.md, "Decoder layers replayed from CUDA graphs"). How:
 
 - A packed micro-batch of T tokens runs in a bucket of B >= T tokens (the next multiple of `bucket_tokens`), whose
   graphs are captured on its first micro-batch. Tokens T..B form one more example of their own (variable-length
@@ -16,6 +17,9 @@ every step waits for the slowest rank's host. How:
   ones again after it, so that they reuse its memory). That is safe while each forward's backward comes before the
   next forward, as in training; the backward of a forward that has been replayed over raises instead of reading
   overwritten activations.
+- The recording takes gradients for fresh leaves over the layer's input and trainable weights (the layer runs with
+  them through `torch.func.functional_call`): the parameters' own gradient accumulators may have been made on the
+  default stream (DDP keeps them), which a capture cannot make wait.
 - Parameter gradients reach autograd in a fresh tensor every micro-batch. (torch's `make_graphed_callables` returns
   its graph's own buffers, which AccumulateGrad may keep as `.grad` for the next replay to overwrite:
   pytorch/pytorch#181723.) So gradient accumulation and DDP's per-parameter hooks work as in eager.
@@ -105,8 +109,7 @@ class Bucket:
         self.record(pool, warm_up)
 
     def run_forward(self, index: int) -> None:
-        # Fresh leaves over the same memory, so that their gradient accumulators are made on the capturing stream: the
-        # parameters' own may live on the default stream (DDP keeps them), which a capture cannot make wait.
+        # Fresh leaves over the same memory: their gradient accumulators are made on the capturing stream.
         hidden = self.hidden[index].detach().requires_grad_()
         weights = {name: parameter.detach().requires_grad_() for name, parameter in self.trainable[index]}
         with torch.enable_grad():  # a CPU replay runs inside the autograd function's forward, where grad is off
