@@ -4,8 +4,9 @@ Stage 1 aligns the projector on image-caption pairs (tower and LLM frozen); stag
 conversations (projector + LoRA, QLoRA with --load_in_4bit, or --full_finetune), starting from a stage-1 output.
 Every TrainingArguments option passes straight through (--bf16, --gradient_checkpointing, --per_device_train_batch_size,
 --resume_from_checkpoint, ...). Launch on several GPUs with `accelerate launch` or `torchrun`; see the README.
-Micro-batches are packed without padding (--packing) and, on CUDA with liger-kernel, the LLM runs Liger's fused
-kernels (--fused_kernels); the README's "How training is made fast" says what each buys. The final folder
+Micro-batches are packed without padding (--packing) and, on CUDA, the LLM runs Liger's fused kernels (--fused_kernels,
+with liger-kernel) and its decoder layers replay from CUDA graphs (--graphed_layers); the README's "How training is
+made fast" says what each buys. The final folder
 (output_dir/final) holds a model card with the run's record; --push_to_hub --hub_model_id USER/NAME uploads it.
 
     python train_hf.py --stage 1 --llm meta-llama/Llama-2-7b-chat-hf --vision_tower imagebind_huge.pth \\
