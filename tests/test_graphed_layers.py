@@ -73,6 +73,31 @@ def test_accumulated_losses_and_gradients_equal_the_eager_layers():
     assert graphs.storage[0].shape[1] == 128
 
 
+@pytest.mark.parametrize("autocast", [False, True], ids=["float64", "float32_under_bf16_autocast"])
+def test_frozen_layers_as_in_stage_1_pass_the_gradient_through(autocast):
+    """Stage 1: the layers have nothing to train, but the gradient crosses them to what comes before (here the
+    embeddings; in NextGPT the projector). Also float32 weights under bf16 autocast, the default model's recipe."""
+    torch.manual_seed(0)
+    eager = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    enable_packed_attention(eager)
+    eager.requires_grad_(False)
+    eager.model.embed_tokens.weight.requires_grad_(True)
+    eager = eager.to(torch.float32 if autocast else torch.float64).train()
+    graphed = copy.deepcopy(eager)
+    graphs = graph_decoder_layers(graphed, bucket_tokens=64)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        for seed, lengths in enumerate(MICRO_BATCHES[:2]):
+            losses = [model(**packed_batch(lengths, seed)).loss for model in (eager, graphed)]
+            for loss in losses:
+                loss.backward()
+            torch.testing.assert_close(losses[1], losses[0], rtol=1e-2 if autocast else 1e-12, atol=0)
+    grads = [model.model.embed_tokens.weight.grad for model in (eager, graphed)]
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[1], grads[0], rtol=2e-2 if autocast else 1e-10, atol=1e-4 if autocast else 1e-12)
+    assert graphs.replayed_forwards == 2 and not any(graphs.trainable)
+
+
 def test_gradients_reach_autograd_in_fresh_tensors():
     """AccumulateGrad keeps the first micro-batch's gradient tensor as `.grad`; were it the bucket's own buffer, the
     second micro-batch's replay would overwrite it before adding to it (pytorch/pytorch#181723)."""

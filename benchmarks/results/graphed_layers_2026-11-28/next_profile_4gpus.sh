@@ -10,6 +10,11 @@ stamp "gb32: 1 and 4 GPUs, graphed, 60 steps (20 left out)"
 timeout 300 python3 benchmarks/bench_train.py run --folder /root/b7 --method lora --global_batch 32 --steps 60 \
   --warmup_steps 20 --gpus 1,4 --variant graphed:8 --train_args "$LORA" --output $OUT/gb32_long.jsonl > /root/t.log 2>&1
 echo "rc $?"; grep -E "^\||graphed decoder layers" /root/t.log
+# DDP broadcasts the module buffers at every forward: a collective that makes each GPU wait for the last rank's host.
+stamp "gb32: 4 GPUs, graphed, no buffer broadcast"
+timeout 120 python3 benchmarks/bench_train.py run --folder /root/b7 --method lora --global_batch 32 --steps 60 \
+  --warmup_steps 20 --gpus 4 --variant graphed_no_broadcast:8:--ddp_broadcast_buffers=false --train_args "$LORA" \
+  --output $OUT/gb32_long_no_broadcast.jsonl > /root/t3.log 2>&1; echo "rc $?"; grep -E "^\|" /root/t3.log
 for gpus in 4 1; do
   [ $SECONDS -gt 500 ] && break
   stamp "profile: $gpus GPUs"
