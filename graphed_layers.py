@@ -275,8 +275,8 @@ class GraphedDecoderLayers:
         """A bucket's boundary buffers: `tokens`-long views of memory that every bucket shares (buckets never replay
         at once), the hidden ones as leaves that need their gradient. A bucket longer than every one before drops them
         all with their pool: captured first, the longest leaves memory that the shorter ones, captured again after it,
-        reuse. (The other way round, the pool keeps the shorter ones' blocks and adds the longer one's: 106 GiB
-        reserved for 66 allocated at micro-batches of 32 on the 7B shape.)"""
+        reuse. (Captured in arrival order, each after an eager warm-up beside the pool, micro-batches of 32 on the 7B
+        shape reserved 106 GiB for 66 allocated, and ran out of an 80 GB card's memory.)"""
         old = self.storage[0] if self.storage else None
         if old is None or old.shape[1] < tokens or (old.dtype, old.device, old.shape[2:]) != (
                 hidden.dtype, hidden.device, hidden.shape[2:]):
@@ -286,8 +286,9 @@ class GraphedDecoderLayers:
         return [view.detach().requires_grad_() for view in views[:len(self.layers) + 1]], views[len(self.layers) + 1:]
 
     def bucket_for(self, hidden: torch.Tensor, kwargs: dict) -> Bucket | None:
-        """The bucket of this micro-batch, captured if new (None: over `max_buckets`). Every bucket is dropped when
-        the layers' weights have moved or started or stopped training (graphs hold their addresses)."""
+        """The bucket of this micro-batch, captured if new (None: `max_buckets` are held and it is not the longest).
+        Every bucket is dropped when the layers' weights have moved or started or stopped training (graphs hold their
+        addresses)."""
         signature = tuple((p.data_ptr(), p.requires_grad) for layer in self.layers for p in layer.parameters())
         if signature != self.signature:
             self.drop_buckets()
@@ -301,7 +302,7 @@ class GraphedDecoderLayers:
         key = (tokens, slots, hidden.dtype, kwargs["position_embeddings"][0].dtype, torch.is_autocast_enabled(device),
                torch.get_autocast_dtype(device))
         if key not in self.buckets:
-            if len(self.buckets) >= self.max_buckets:
+            if len(self.buckets) >= self.max_buckets and self.storage[0].shape[1] >= tokens:
                 return None
             boundaries = self.boundaries(hidden, tokens)
             warm_up = self.pool is None

@@ -132,13 +132,15 @@ def test_evaluation_padded_batches_and_too_many_shapes_run_eagerly():
         torch.testing.assert_close(graphed(**batch).logits, eager(**batch).logits, rtol=0, atol=0)
     padded = {"input_ids": batch["input_ids"][:, :30], "attention_mask": torch.ones(1, 30, dtype=torch.long)}
     torch.testing.assert_close(graphed(**padded).logits, eager(**padded).logits, rtol=0, atol=0)
-    graphed(**packed_batch([10], 1))  # the one bucket: 16 tokens
-    loss = graphed(**batch).loss  # 46 tokens: a second shape
+    graphed(**packed_batch([10], 1))  # the one bucket held: 16 tokens
+    graphed(**batch)  # 46 tokens: longer, so it takes the place of the first (48 tokens)
+    short = packed_batch([20], 2)  # 32 tokens: neither held nor the longest
+    loss = graphed(**short).loss
     loss.backward()
-    torch.testing.assert_close(loss, eager(**batch).loss, rtol=1e-12, atol=0)
-    assert graphs.replayed_forwards == 1 and len(graphs.buckets) == 1
+    torch.testing.assert_close(loss, eager(**short).loss, rtol=1e-12, atol=0)
+    assert graphs.replayed_forwards == 2 and [key[:2] for key in graphs.buckets] == [(48, 4)]
     assert graphs.eager_calls == {"not training": 1, "not a packed batch": 1, "more than 1 packed shapes": 1}
-    assert "1 forwards replayed (buckets: 16 tokens x 2 examples; captured in" in graphs.summary()
+    assert "2 forwards replayed (buckets: 48 tokens x 4 examples; captured in" in graphs.summary()
 
 
 def test_moved_weights_are_captured_again_and_removal_restores_the_layers():
