@@ -29,6 +29,7 @@ the CPU, a "replay" runs the captured function again over the same buffers: the 
 """
 
 import time
+import warnings
 from collections import Counter
 from functools import partial
 
@@ -43,6 +44,7 @@ from packed_attention import PACKED_ATTENTION
 # eager layer.
 PACKED_LAYER_ARGUMENTS = {"attention_mask", "position_ids", "position_embeddings", "cu_seq_lens_q", "max_length_q",
                           "cache", "past_key_values", "use_cache", "num_items_in_batch"}
+CAPTURE_ERRORS = (RuntimeError, getattr(torch, "AcceleratorError", RuntimeError))  # what a failed capture raises
 WARMUP_RUNS = 2  # eager forward and backward passes before capture: Triton compilation, cuBLAS workspaces
 
 
@@ -215,10 +217,14 @@ class GraphedDecoderLayers:
     `forward` is replaced on the instance (the state dict and module tree stay as they are); `remove()` restores it.
     `eager_calls` counts the forwards that ran eagerly, by reason; `buckets` holds the captured shapes."""
 
-    def __init__(self, layers: list[nn.Module], bucket_tokens: int = 256, max_buckets: int = 16):
+    def __init__(self, layers: list[nn.Module], bucket_tokens: int = 256, max_buckets: int = 16, strict: bool = True):
+        """`strict` False: a capture that fails (an operation a CUDA graph cannot hold, in some model or library
+        version) is reported once as a warning and every later call runs eagerly; True: it raises."""
         if bucket_tokens < 1 or max_buckets < 1:
             raise ValueError(f"bucket_tokens and max_buckets must be positive, got {bucket_tokens}, {max_buckets}")
         self.layers, self.bucket_tokens, self.max_buckets = list(layers), bucket_tokens, max_buckets
+        self.strict = strict
+        self.failure: str | None = None  # why capturing failed, when not strict
         self.original_forwards = [layer.forward for layer in self.layers]
         self.buckets: dict[tuple, Bucket] = {}
         self.pool = None
@@ -243,6 +249,8 @@ class GraphedDecoderLayers:
     def eager_reason(self, index: int, hidden: torch.Tensor, args: tuple, kwargs: dict) -> str | None:
         """Why this call must run eagerly, or None."""
         layer = self.layers[index]
+        if self.failure:
+            return self.failure
         if not (layer.training and torch.is_grad_enabled()):
             return "not training"
         if getattr(layer, "gradient_checkpointing", False):
@@ -321,19 +329,32 @@ class GraphedDecoderLayers:
             return self.original_forwards[index](hidden_states, *args, **kwargs)
         reason = self.eager_reason(index, hidden_states, args, kwargs)
         if reason is None and index == 0:
-            self.bucket = self.bucket_for(hidden_states, kwargs)
-            if self.bucket is None:
-                reason = f"more than {self.max_buckets} packed shapes"
-            else:
-                self.bucket.load(hidden_states, kwargs["position_embeddings"], kwargs["cu_seq_lens_q"])
-                self.generation += 1
-                self.replayed_forwards += 1
+            reason = self.start_forward(hidden_states, kwargs)
         if reason is not None:
             if index == 0:
                 self.bucket = None
                 self.eager_calls[reason] += 1
             return self.original_forwards[index](hidden_states, *args, **kwargs)
         return _LayerReplay.apply(hidden_states, self, self.bucket, index, *(p for _, p in self.trainable[index]))
+
+    def start_forward(self, hidden: torch.Tensor, kwargs: dict) -> str | None:
+        """Load a forward's first-layer inputs into its bucket (captured if new); returns why the forward must run
+        eagerly instead, or None."""
+        try:
+            self.bucket = self.bucket_for(hidden, kwargs)
+        except CAPTURE_ERRORS as error:
+            if self.strict:
+                raise
+            self.drop_buckets()
+            self.failure = f"capture failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+            warnings.warn(f"Graphed decoder layers: {self.failure}; the layers run eagerly from now on")
+            return self.failure
+        if self.bucket is None:
+            return f"more than {self.max_buckets} packed shapes"
+        self.bucket.load(hidden, kwargs["position_embeddings"], kwargs["cu_seq_lens_q"])
+        self.generation += 1
+        self.replayed_forwards += 1
+        return None
 
     def run_layer(self, index: int, hidden: torch.Tensor, weights: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
         """Layer `index`'s own forward with `weights` (by name) in place of its trainable parameters, for recording."""
@@ -350,10 +371,10 @@ class GraphedDecoderLayers:
                 f"{self.capture_seconds:.1f} s); eager: {eager}")
 
 
-def graph_decoder_layers(language_model: nn.Module, *, bucket_tokens: int = 256,
-                         max_buckets: int = 16) -> GraphedDecoderLayers:
+def graph_decoder_layers(language_model: nn.Module, *, bucket_tokens: int = 256, max_buckets: int = 16,
+                         strict: bool = True) -> GraphedDecoderLayers:
     """Graph replay on the decoder layers of `language_model` (a transformers causal LM with packed attention)."""
     if language_model.config._attn_implementation != PACKED_ATTENTION:
         raise ValueError("Graphed decoder layers need packed batches: enable packed attention first (--packing)")
     return GraphedDecoderLayers(language_model.get_decoder().layers, bucket_tokens=bucket_tokens,
-                                max_buckets=max_buckets)
+                                max_buckets=max_buckets, strict=strict)

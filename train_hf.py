@@ -277,7 +277,9 @@ def install_graphed_layers(language_model: PreTrainedModel, args: NextGPTArgumen
         return None
     if refusal:
         raise ValueError(f"--graphed_layers true does not work in this run: {refusal}")
-    return graph_decoder_layers(language_model, bucket_tokens=args.graph_bucket_tokens)
+    # auto: a capture that fails in some model or library version warns and leaves the layers eager; true: it raises.
+    return graph_decoder_layers(language_model, bucket_tokens=args.graph_bucket_tokens,
+                                strict=args.graphed_layers == "true")
 
 
 def build_datasets(args, training_args, model, processor):

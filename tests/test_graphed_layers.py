@@ -143,6 +143,32 @@ def test_evaluation_padded_batches_and_too_many_shapes_run_eagerly():
     assert "2 forwards replayed (buckets: 48 tokens x 4 examples; captured in" in graphs.summary()
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_failed_capture_warns_and_runs_eagerly_unless_strict(monkeypatch, strict):
+    from graphed_layers import Bucket
+
+    def fail(self, pool, warm_up):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+    monkeypatch.setattr(Bucket, "record", fail)
+    eager = lora_llm()
+    graphed = copy.deepcopy(eager)
+    graphs = graph_decoder_layers(graphed.get_base_model(), bucket_tokens=64, strict=strict)
+    batch = packed_batch(MICRO_BATCHES[0], 0)
+    if strict:
+        with pytest.raises(RuntimeError, match="not permitted"):
+            graphed(**batch)
+        return
+    with pytest.warns(UserWarning, match="capture failed: RuntimeError: operation not permitted when stream is "
+                                         "capturing; the layers run eagerly from now on"):
+        first = graphed(**batch).loss
+    second = graphed(**batch).loss
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
+    torch.testing.assert_close(first, eager(**batch).loss, rtol=1e-12, atol=0)
+    reason = "capture failed: RuntimeError: operation not permitted when stream is capturing"
+    assert graphs.eager_calls == {reason: 2} and not graphs.buckets and not graphs.replayed_forwards
+
+
 def test_moved_weights_are_captured_again_and_removal_restores_the_layers():
     model = lora_llm()
     keys = list(model.state_dict())
