@@ -306,15 +306,18 @@ def parse_variant(text: str) -> dict:
 
 
 def print_table(records: list[dict]) -> None:
-    print("| variant | GPUs | micro-batch | seq/s | real tok/s | MFU | median step s | peak alloc / reserved GiB "
-          "| max loss diff vs first | error |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    # Efficiency by median step too: steps that stall now and then (a CUDA graph captured for a new packed length
+    # stalls every rank) weigh on seq/s over a short run but not on the median.
+    print("| variant | GPUs | micro-batch | seq/s | real tok/s | MFU | median step s | efficiency by seq/s / median step "
+          "| peak alloc / reserved GiB | max loss diff vs first | error |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in records:
         if "error" in r:
-            print(f"| {r['variant']} | {r['gpus']} | {r['per_device_batch']} | | | | | | | {r['error'][:80]} |")
+            print(f"| {r['variant']} | {r['gpus']} | {r['per_device_batch']} | | | | | | | | {r['error'][:80]} |")
             continue
         print(f"| {r['variant']} | {r['gpus']} | {r['per_device_batch']} | {r['sequences_per_s']:.2f} | "
               f"{r['real_tokens_per_s']:.0f} | {100 * r['mfu']:.1f}% | {r['median_step_s']:.3f} | "
+              f"{100 * r['efficiency']:.1f}% / {100 * r['median_step_efficiency']:.1f}% | "
               f"{r['peak_memory_gib']:.1f} / {r['peak_reserved_gib']:.1f} | "
               f"{r['max_loss_difference_vs_first']:.4f} | |")
 
