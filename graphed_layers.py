@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.autograd.graph import get_gradient_edge
 
+from fast_generation import padded_count
 from packed_attention import PACKED_ATTENTION
 
 # What a decoder layer of a transformers LLM is called with in a packed training forward (the Trainer's
@@ -57,6 +58,11 @@ def _record(function, pool: tuple | None):
     with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
         function()
     return graph.replay
+
+
+def same_memory(view: torch.Tensor, buffer: torch.Tensor) -> bool:
+    """Whether `view` is the start of `buffer` laid out as it is: what one layer hands the next, needing no copy."""
+    return view.data_ptr() == buffer.data_ptr() and view.stride() == buffer.stride()
 
 
 class FlatGradients:
@@ -171,7 +177,7 @@ class Bucket:
         """Replay layer `index` on `hidden` (the previous layer's output view, or loaded by `load`); returns a view of
         its output buffer (a copy for the last layer, which eager code after the layers may keep)."""
         source = self.hidden[index]
-        if index > 0 and (hidden.data_ptr() != source.data_ptr() or hidden.stride() != source.stride()):
+        if index > 0 and not same_memory(hidden, source):
             with torch.no_grad():  # changed between layers by eager code
                 source[:, :self.length].copy_(hidden)
         self.replay_forward[index]()
@@ -180,7 +186,7 @@ class Bucket:
 
     def backward(self, index: int, grad_output: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         target = self.grad[index + 1]
-        if grad_output.data_ptr() != target.data_ptr() or grad_output.stride() != target.stride():
+        if not same_memory(grad_output, target):
             with torch.no_grad():  # from eager code (the last layer), or summed with another use of the output
                 target[:, :self.length].copy_(grad_output)
                 target[:, self.length:].zero_()  # the padding's outputs reach no loss
@@ -205,10 +211,6 @@ class _LayerReplay(torch.autograd.Function):
                 "--graphed_layers false to run such a loop")
         grad_input, parameter_grads = ctx.bucket.backward(ctx.index, grad_output)
         return grad_input, None, None, None, *parameter_grads
-
-
-def next_power_of_two(value: int) -> int:
-    return 1 << max(0, value - 1).bit_length()
 
 
 class GraphedDecoderLayers:
@@ -304,7 +306,7 @@ class GraphedDecoderLayers:
                               for layer in self.layers]
             self.flat_gradients = [FlatGradients([p for _, p in group]) if group else None for group in self.trainable]
         tokens = -(-hidden.shape[1] // self.bucket_tokens) * self.bucket_tokens
-        slots = next_power_of_two(len(kwargs["cu_seq_lens_q"]))  # the examples and the padding's own
+        slots = padded_count(len(kwargs["cu_seq_lens_q"]))  # the examples and the padding's own
         device = hidden.device.type
         key = (tokens, slots, hidden.dtype, kwargs["position_embeddings"][0].dtype, torch.is_autocast_enabled(device),
                torch.get_autocast_dtype(device))

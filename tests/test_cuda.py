@@ -38,15 +38,20 @@ def tiny_folder(tmp_path):
     return tmp_path / "tiny"
 
 
+def write_shape_records(path, answers: list[str]) -> None:
+    """Stage-2 records asking the shape of the bundled red circle, one per answer."""
+    image = str(REPO_ROOT / "examples" / "red_circle.png")
+    records = [{"id": str(i), "image": image, "conversations": [
+        {"from": "human", "value": "<image>\nwhat shape is it?"}, {"from": "gpt", "value": answer}]}
+        for i, answer in enumerate(answers)]
+    json.dump(records, open(path, "w"))
+
+
 def test_qlora_stage2_trains_4bit_and_the_adapter_folder_reloads(tiny_folder, tmp_path):
     pytest.importorskip("bitsandbytes")
     from train_hf import train
 
-    image = str(REPO_ROOT / "examples" / "red_circle.png")
-    records = [{"id": str(i), "image": image, "conversations": [
-        {"from": "human", "value": "<image>\nwhat shape is it?"}, {"from": "gpt", "value": "a red circle"}]}
-        for i in range(8)]
-    json.dump(records, open(tmp_path / "data.json", "w"))
+    write_shape_records(tmp_path / "data.json", ["a red circle"] * 8)
     trainer = train(["--stage", "2", "--load_in_4bit", "--model_name_or_path", str(tiny_folder), "--data_path",
                      str(tmp_path / "data.json"), "--output_dir", str(tmp_path / "out"), "--max_steps", "4",
                      "--per_device_train_batch_size", "4", "--lora_r", "4", "--bf16", "--report_to", "none",
@@ -72,12 +77,7 @@ def test_train_hf_with_graphed_layers_logs_the_eager_losses_on_cuda(tiny_folder,
     installed): with the decoder layers replayed from CUDA graphs, the logged losses are the eager run's."""
     from train_hf import train
 
-    image = str(REPO_ROOT / "examples" / "red_circle.png")
-    answers = ["a red circle", "yes", "no there is a red triangle", "a triangle"]
-    records = [{"id": str(i), "image": image, "conversations": [
-        {"from": "human", "value": "<image>\nwhat shape is it?"}, {"from": "gpt", "value": answers[i % 4]}]}
-        for i in range(16)]
-    json.dump(records, open(tmp_path / "data.json", "w"))
+    write_shape_records(tmp_path / "data.json", ["a red circle", "yes", "no there is a red triangle", "a triangle"] * 4)
     losses = {}
     for graphed in ("false", "true"):
         trainer = train(["--stage", "2", "--model_name_or_path", str(tiny_folder), "--data_path",

@@ -16,18 +16,33 @@ from packed_attention import enable_packed_attention
 VOCAB = 96
 
 
-def lora_llm(dtype=torch.float64, layers: int = 3) -> LlamaForCausalLM:
+def random_llama(*, hidden_size: int, layers: int) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2))
+    return LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                                        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2))
+
+
+def packed_lora_llm(*, hidden_size: int, layers: int, rank: int, dropout: float = 0.0,
+                    fused: bool = False) -> LlamaForCausalLM:
+    """A random Llama with packed attention (and Liger's kernels if `fused`) and LoRA on q/k/v/o."""
+    model = random_llama(hidden_size=hidden_size, layers=layers)
     enable_packed_attention(model)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+    if fused:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+        _apply_liger_kernel_to_instance(model=model)
+    model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=dropout,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     for name, parameter in model.named_parameters():
         if "lora_B" in name:  # peft starts B at zero; random values make every gradient non-trivial
             torch.nn.init.normal_(parameter, std=0.1)
+    return model
+
+
+def lora_llm() -> LlamaForCausalLM:
+    model = packed_lora_llm(hidden_size=32, layers=3, rank=4)
     model.get_base_model().model.embed_tokens.weight.requires_grad_(True)  # a gradient that crosses every layer
-    return model.to(dtype).train()
+    return model.to(torch.float64).train()
 
 
 def packed_batch(lengths: list[int], seed: int) -> dict:
@@ -77,9 +92,7 @@ def test_accumulated_losses_and_gradients_equal_the_eager_layers():
 def test_frozen_layers_as_in_stage_1_pass_the_gradient_through(autocast):
     """Stage 1: the layers have nothing to train, but the gradient crosses them to what comes before (here the
     embeddings; in NextGPT the projector). Also float32 weights under bf16 autocast, the default model's recipe."""
-    torch.manual_seed(0)
-    eager = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                                         num_attention_heads=4, num_key_value_heads=2))
+    eager = random_llama(hidden_size=32, layers=3)
     enable_packed_attention(eager)
     eager.requires_grad_(False)
     eager.model.embed_tokens.weight.requires_grad_(True)
@@ -226,28 +239,14 @@ def test_train_hf_installs_graphs_where_they_work_and_names_what_stops_them(monk
 
 
 def test_a_model_without_packed_attention_is_refused():
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=4, num_key_value_heads=2))
     with pytest.raises(ValueError, match="packed"):
-        graph_decoder_layers(model)
+        graph_decoder_layers(random_llama(hidden_size=32, layers=1))
 
 
 def cuda_lora_llm(fused: bool, dropout: float = 0.0) -> LlamaForCausalLM:
     """train_hf's recipe on the GPU: bf16 frozen weights, float32 trainable ones (used under bf16 autocast), Liger's
     kernels where asked."""
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=128, intermediate_size=256, num_hidden_layers=4,
-                                         num_attention_heads=4, num_key_value_heads=2))
-    enable_packed_attention(model)
-    if fused:
-        from liger_kernel.transformers import _apply_liger_kernel_to_instance
-
-        _apply_liger_kernel_to_instance(model=model)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=dropout,
-                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
-    for name, parameter in model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(parameter, std=0.1)
+    model = packed_lora_llm(hidden_size=128, layers=4, rank=8, dropout=dropout, fused=fused)
     model = model.cuda().to(torch.bfloat16).train()
     for parameter in model.parameters():
         if parameter.requires_grad:
