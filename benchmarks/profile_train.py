@@ -22,9 +22,11 @@ host's part is printed.
 """
 
 import argparse
+import bisect
 import functools
 import gc
 import os
+import re
 import statistics
 import sys
 import time
@@ -74,6 +76,44 @@ def uncovered(intervals: list[tuple[float, float]], cover: list[tuple[float, flo
     return covered(intervals) - inside
 
 
+def device_work(events) -> list:
+    """The GPU's kernels, copies and sets, without the annotations (`DistributedDataParallel.forward`,
+    `nccl:all_reduce`) that the profiler draws on the GPU's timeline over whole spans of work and idle time."""
+    return [event for event in events if event.device_type == DeviceType.CUDA and not event.is_user_annotation
+            and "annotation" not in str(event.activity_type)]
+
+
+def python_caller(event) -> str:
+    """Where `event` was called from: the innermost two Python frames outside torch itself, of the first enclosing
+    operator that recorded a stack (the profile runs `with_stack`)."""
+    while event is not None and not event.stack:
+        event = event.cpu_parent
+    if event is None:
+        return "(no Python stack)"
+    frames = [frame for frame in event.stack if "/torch/" not in frame][:2]
+    return " <- ".join(re.sub(r"^.*/", "", frame) for frame in frames) or "(inside torch)"
+
+
+def idle_causes(events) -> dict[str, list[float]]:
+    """The GPU's idle gaps of IDLE_GAP_US or more, summed (microseconds, count) by what opened them: a host
+    synchronisation that was already waiting when the GPU ran dry (the host then had to launch the next work from
+    scratch), named by its Python caller, or else the host not launching fast enough."""
+    busy = merged([(event.time_range.start, event.time_range.end) for event in device_work(events)])
+    syncs = sorted((event for event in events if event.name in SYNCHRONISATIONS),
+                   key=lambda event: event.time_range.end)
+    ends = [sync.time_range.end for sync in syncs]
+    causes = defaultdict(lambda: [0.0, 0])
+    for (_, idle_from), (idle_to, _) in zip(busy, busy[1:]):
+        if idle_to - idle_from < IDLE_GAP_US:
+            continue
+        index = bisect.bisect_left(ends, idle_from)
+        opened = index < len(syncs) and syncs[index].time_range.start <= idle_from
+        cause = python_caller(syncs[index]) if opened else "no synchronisation: the host launching too slowly"
+        causes[cause][0] += idle_to - idle_from
+        causes[cause][1] += 1
+    return causes
+
+
 def kind_of(kernel_name: str) -> str:
     return next(kind for kind, test in KINDS if test(kernel_name.lower()))
 
@@ -82,6 +122,8 @@ def kind_of(kernel_name: str) -> str:
 HOST_PHASES = ("micro-batches before the last", "last micro-batch and clipping", "optimizer",
                "scheduler and zero_grad", "between steps")
 SYNCHRONISATIONS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
+IDLE_GAP_US = 100  # GPU idle gaps shorter than this are launch latency, not a cause worth naming
+IDLE_CAUSES = 10  # causes of idle GPU time listed per rank
 
 
 def synchronize() -> None:
@@ -267,7 +309,7 @@ class ProfileSteps(PhaseClock):
             activities = [torch.profiler.ProfilerActivity.CPU]
             if torch.cuda.is_available():
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
-            self.profiler = torch.profiler.profile(activities=activities)
+            self.profiler = torch.profiler.profile(activities=activities, with_stack=True)
             self.profiler.__enter__()
             self.began = self.last_stamp = time.perf_counter()
 
@@ -302,7 +344,7 @@ class ProfileSteps(PhaseClock):
 
     def print_gpu(self, rank: int, events, wall: float) -> None:
         """Each rank's GPU idle time, computation and exposed communication; rank 0's kernels by kind and name."""
-        kernels = [event for event in events if event.device_type == DeviceType.CUDA]
+        kernels = device_work(events)
         spans = {kind: [(k.time_range.start, k.time_range.end) for k in kernels if kind_of(k.name) == kind]
                  for kind, _ in KINDS}
         communication = spans.pop("communication (NCCL)")
@@ -316,6 +358,10 @@ class ProfileSteps(PhaseClock):
                    f"communication {covered(communication) * per_step:.1f} ms of which not hidden by computation "
                    f"{uncovered(communication, computation) * per_step:.1f} ms, waiting for the data loader "
                    f"{loader_wait * per_step:.1f} ms")
+        causes = sorted(idle_causes(events).items(), key=lambda item: -item[1][0])[:IDLE_CAUSES]
+        print_line(f"rank {rank}: GPU idle gaps of {IDLE_GAP_US} us or more per optimizer step, by what opened them: "
+                   + "; ".join(f"{microseconds * per_step:.1f} ms in {count / self.count:g} gaps: {cause}"
+                               for cause, (microseconds, count) in causes))
         if rank == 0:
             by_kind, by_name = defaultdict(float), defaultdict(lambda: [0.0, 0])
             for kernel in kernels:

@@ -205,3 +205,33 @@ def test_host_waits_times_reads_off_the_device_and_collections_then_unwraps():
     assert collections == 1 and collecting > 0 and waiting == waits.waiting
     assert torch.Tensor.item is item and torch.cuda.synchronize is synchronize
     assert "item" not in torch.Tensor.__dict__ and "__bool__" not in torch.Tensor.__dict__
+
+
+def test_idle_causes_names_the_synchronisation_that_left_the_gpu_idle():
+    """profile_train.idle_causes: a GPU gap that opens while the host waits in a synchronisation is charged to that
+    synchronisation's Python caller (found through the enclosing operator's stack, torch's own frames skipped); a gap
+    with no waiting host to the host's launching; gaps under IDLE_GAP_US and the profiler's GPU annotations (which span
+    idle time) are not work and not gaps."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    from profile_train import IDLE_GAP_US, idle_causes
+
+    def event(name, start, end, device=DeviceType.CPU, stack=None, parent=None, annotation=False):
+        return SimpleNamespace(name=name, time_range=SimpleNamespace(start=start, end=end), device_type=device,
+                               stack=stack, cpu_parent=parent, is_user_annotation=annotation, activity_type=None)
+
+    item = event("aten::item", 990, 1320, stack=["/site/torch/_tensor.py(1): item", "/repo/liger/flce.py(132): fwd",
+                                                 "/repo/train_hf.py(7): step"])
+    kernels = [event(f"k{i}", start, end, device=DeviceType.CUDA)
+               for i, (start, end) in enumerate([(0, 1000), (1300, 2000), (2050, 3000), (3500, 4000)])]
+    events = kernels + [
+        item, event("cudaStreamSynchronize", 1000, 1290, parent=item),  # waiting when the GPU ran dry at 1000
+        event("cudaStreamSynchronize", 3200, 3210),  # began after the GPU ran dry at 3000: not the cause
+        event("DistributedDataParallel.forward", 0, 4000, device=DeviceType.CUDA, annotation=True)]
+    causes = idle_causes(events)
+    assert 2050 - 2000 < IDLE_GAP_US
+    assert causes == {"flce.py(132): fwd <- train_hf.py(7): step": [300.0, 1],
+                      "no synchronisation: the host launching too slowly": [500.0, 1]}

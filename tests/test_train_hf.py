@@ -169,6 +169,26 @@ def test_data_loader_workers_live_across_epochs_and_change_nothing(tiny_folder, 
     assert losses(runs["1"]) == pytest.approx(losses(runs["0"]), abs=1e-6)
 
 
+def test_nothing_stops_the_host_by_default_and_the_losses_are_the_same(tiny_folder, easy_vqa_data, tmp_path):
+    """By default batches are copied without waiting (accelerate's non_blocking, from pinned memory), no NaN/Inf check
+    reads each micro-batch's loss, and DDP does not broadcast buffers at every forward; each can be asked back, and
+    the losses are those of the Trainer's defaults."""
+    runs = {}
+    for name, flags in (("default", []), ("waiting", ["--accelerator_config", '{"non_blocking": false}',
+                                                       "--logging_nan_inf_filter", "true",
+                                                       "--ddp_broadcast_buffers", "true"])):
+        runs[name] = train(["--stage", "1", "--model_name_or_path", str(tiny_folder), "--data_path",
+                            str(easy_vqa_data / "captions.jsonl"), "--output_dir", str(tmp_path / name),
+                            "--max_steps", "3", "--learning_rate", "1e-2", "--save_strategy", "no",
+                            "--save_final", "false", *COMMON, *flags])
+    default, waiting = runs["default"], runs["waiting"]
+    assert default.accelerator.dataloader_config.non_blocking and default.args.dataloader_pin_memory
+    assert not default.args.logging_nan_inf_filter and default.args.ddp_broadcast_buffers is False
+    assert not waiting.accelerator.dataloader_config.non_blocking and waiting.args.logging_nan_inf_filter
+    assert waiting.args.ddp_broadcast_buffers
+    assert losses(default) == pytest.approx(losses(waiting), abs=1e-6)
+
+
 def test_a_trial_on_the_first_records_only(stage1_folder, easy_vqa_data, tmp_path):
     trainer = train(["--stage", "2", "--model_name_or_path", str(stage1_folder), "--data_path",
                      str(easy_vqa_data / "conversations.json"), "--max_train_samples", "2", "--output_dir",
