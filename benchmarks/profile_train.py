@@ -79,8 +79,9 @@ def uncovered(intervals: list[tuple[float, float]], cover: list[tuple[float, flo
 def device_work(events) -> list:
     """The GPU's kernels, copies and sets, without the annotations (`DistributedDataParallel.forward`,
     `nccl:all_reduce`) that the profiler draws on the GPU's timeline over whole spans of work and idle time."""
-    return [event for event in events if event.device_type == DeviceType.CUDA and not event.is_user_annotation
-            and "annotation" not in str(event.activity_type)]
+    annotations = {event.name for event in events if getattr(event, "is_user_annotation", False)}  # torch >= 2.4
+    return [event for event in events if event.device_type == DeviceType.CUDA and event.name not in annotations
+            and not getattr(event, "is_user_annotation", False)]
 
 
 def python_caller(event) -> str:
