@@ -159,6 +159,16 @@ def check_arguments(args: NextGPTArguments) -> None:
         raise ValueError(f"--model_dtype must be one of {['auto', *DTYPES]}, got {args.model_dtype}")
 
 
+def check_launch(training_args: TrainingArguments) -> None:
+    """One process drives one GPU. With several visible and no launcher, the Trainer would wrap the model in torch's
+    DataParallel, whose per-forward replicas hold no parameters of their own (the vision tower's dtype lookup raises
+    StopIteration in them) and leave the graphed layers and fused kernels behind."""
+    if training_args.n_gpu > 1:
+        raise ValueError(f"{training_args.n_gpu} GPUs are visible to this one process: launch a process per GPU with "
+                         f"`torchrun --nproc_per_node {training_args.n_gpu} train_hf.py ...` (or `accelerate launch`), "
+                         "or train on one with CUDA_VISIBLE_DEVICES=0")
+
+
 def cpu_threads(requested: int) -> int:
     """Intra-op CPU threads for this process: `requested`, or its usable cores divided among the machine's training
     processes, as one process has by default. torchrun sets OMP_NUM_THREADS=1 when it starts several; one thread made a
@@ -498,6 +508,7 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     # torch refuses persistent workers without workers.
     training_args.dataloader_persistent_workers &= training_args.dataloader_num_workers > 0
     check_arguments(args)
+    check_launch(training_args)
     torch.set_num_threads(cpu_threads(args.cpu_threads))
     resume = checkpoint_to_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     training_args.remove_unused_columns = False  # the collator needs the image paths

@@ -12,6 +12,8 @@ from PIL import Image
 from transformers import AutoTokenizer, LlamaConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Each test drives one GPU (train_hf.py refuses several in one process); CUDA is not initialised yet here.
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 

@@ -442,6 +442,19 @@ def test_stage2_refuses_a_folder_without_projector_weights(stage1_folder, easy_v
         train(["--stage", "2", "--llm", "x", "--vision_tower", "y", "--data_path", "z", "--output_dir", str(tmp_path)])
 
 
+def test_several_gpus_in_one_process_are_refused_with_the_launch_to_use():
+    """Several visible GPUs and no launcher: the Trainer would fall back to DataParallel, whose replicas fail inside the
+    vision tower (seen on a 4-GPU machine); the error names torchrun with the count, and one GPU or none passes."""
+    from types import SimpleNamespace
+
+    from train_hf import check_launch
+
+    with pytest.raises(ValueError, match=r"4 GPUs are visible.*torchrun --nproc_per_node 4.*CUDA_VISIBLE_DEVICES=0"):
+        check_launch(SimpleNamespace(n_gpu=4))
+    for count in (0, 1):
+        check_launch(SimpleNamespace(n_gpu=count))
+
+
 def test_stage1_refuses_a_quantized_llm_by_name(stage1_folder, tmp_path):
     with pytest.raises(ValueError, match="Stage 1 trains the projector only"):
         train(["--stage", "1", "--load_in_4bit", "--model_name_or_path", str(stage1_folder), "--data_path", "x",
