@@ -8,7 +8,9 @@ the ranks' mean. Then `--steps` steps under the profiler: the kernels by total G
 step's wall time.
 Under torchrun every rank prints what limits scaling: how long its GPU sat idle, how long it computed (uneven work
 across ranks shows here), how much of the communication (NCCL kernels, which also wait for the slowest rank) no
-computation hid, and how long the host waited for the data loader; then its host's timeline of an optimizer step
+computation hid, how long the host waited for the data loader, and the GPU's idle gaps by what opened them (a
+synchronisation the host was waiting in when the GPU ran dry, named by the operators around it, or by its Python
+caller with `--with_stack`, which slows the host; else the host launching too slowly); then its host's timeline of an optimizer step
 (the micro-batches' forward and backward with gradient clipping, the optimizer, the scheduler and zero_grad, and the
 Trainer's work between steps), how many values it read off the device (each a wait for the GPU) and how long it was
 blocked in synchronisation, and the operators that took most of its own CPU time (run with `--cpu_threads 1` and
@@ -84,21 +86,29 @@ def device_work(events) -> list:
             and not getattr(event, "is_user_annotation", False)]
 
 
-def python_caller(event) -> str:
-    """Where `event` was called from: the innermost two Python frames outside torch itself, of the first enclosing
-    operator that recorded a stack (the profile runs `with_stack`)."""
-    while event is not None and not event.stack:
-        event = event.cpu_parent
-    if event is None:
-        return "(no Python stack)"
-    frames = [frame for frame in event.stack if "/torch/" not in frame][:2]
-    return " <- ".join(re.sub(r"^.*/", "", frame) for frame in frames) or "(inside torch)"
+def caller(event, events) -> str:
+    """Where `event` (a synchronisation) was called from, from the host operators around it on its thread (the
+    profiler does not always link a CUDA runtime call to its operator): with `--with_stack`, the innermost two Python
+    frames outside torch itself of the innermost operator that recorded a stack; without, the innermost and
+    outermost operators (e.g. `aten::item in LigerFusedLinearCrossEntropyFunction`)."""
+    span = event.time_range
+    chain = sorted((other for other in events if other is not event and other.device_type == DeviceType.CPU
+                    and other.thread == event.thread and other.time_range.start <= span.start
+                    and other.time_range.end >= span.end),
+                   key=lambda other: other.time_range.end - other.time_range.start)
+    stack = next((other.stack for other in chain if other.stack), None)
+    if stack:
+        frames = [frame for frame in stack if "/torch/" not in frame][:2]
+        return " <- ".join(re.sub(r"^.*/", "", frame) for frame in frames) or "(inside torch)"
+    if not chain:
+        return "(no enclosing operator)"
+    return chain[0].name if len(chain) == 1 else f"{chain[0].name} in {chain[-1].name}"
 
 
 def idle_causes(events) -> dict[str, list[float]]:
     """The GPU's idle gaps of IDLE_GAP_US or more, summed (microseconds, count) by what opened them: a host
     synchronisation that was already waiting when the GPU ran dry (the host then had to launch the next work from
-    scratch), named by its Python caller, or else the host not launching fast enough."""
+    scratch), named by its caller, or else the host not launching fast enough."""
     busy = merged([(event.time_range.start, event.time_range.end) for event in device_work(events)])
     syncs = sorted((event for event in events if event.name in SYNCHRONISATIONS),
                    key=lambda event: event.time_range.end)
@@ -109,7 +119,7 @@ def idle_causes(events) -> dict[str, list[float]]:
             continue
         index = bisect.bisect_left(ends, idle_from)
         opened = index < len(syncs) and syncs[index].time_range.start <= idle_from
-        cause = python_caller(syncs[index]) if opened else "no synchronisation: the host launching too slowly"
+        cause = caller(syncs[index], events) if opened else "no synchronisation: the host launching too slowly"
         causes[cause][0] += idle_to - idle_from
         causes[cause][1] += 1
     return causes
@@ -295,9 +305,9 @@ class TimeSteps(PhaseClock):
 class ProfileSteps(PhaseClock):
     """Profiles optimizer steps [start, start + count) and prints the summary when they are done."""
 
-    def __init__(self, start: int, count: int):
+    def __init__(self, start: int, count: int, with_stack: bool = False):
         super().__init__()
-        self.start, self.count, self.profiler, self.began = start, count, None, 0.0
+        self.start, self.count, self.with_stack, self.profiler, self.began = start, count, with_stack, None, 0.0
 
     @property
     def recording(self) -> bool:
@@ -310,7 +320,7 @@ class ProfileSteps(PhaseClock):
             activities = [torch.profiler.ProfilerActivity.CPU]
             if torch.cuda.is_available():
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
-            self.profiler = torch.profiler.profile(activities=activities, with_stack=True)
+            self.profiler = torch.profiler.profile(activities=activities, with_stack=self.with_stack)
             self.profiler.__enter__()
             self.began = self.last_stamp = time.perf_counter()
 
@@ -385,6 +395,9 @@ def main() -> None:
     parser.add_argument("--warmup_steps", type=int, default=3, help="optimizer steps before timing")
     parser.add_argument("--timed_steps", type=int, default=8, help="optimizer steps timed without the profiler")
     parser.add_argument("--steps", type=int, default=2, help="optimizer steps profiled after the timed ones")
+    parser.add_argument("--with_stack", action="store_true",
+                        help="record Python stacks to name the callers of the synchronisations that left the GPU idle "
+                             "(by file and line; otherwise by operator), at the price of a much slower host")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then train_hf.py's flags")
     args = parser.parse_args()
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
@@ -392,7 +405,7 @@ def main() -> None:
     if args.timed_steps:
         callbacks.append(TimeSteps(args.warmup_steps, args.timed_steps))
     if args.steps:
-        callbacks.append(ProfileSteps(args.warmup_steps + args.timed_steps, args.steps))
+        callbacks.append(ProfileSteps(args.warmup_steps + args.timed_steps, args.steps, args.with_stack))
     train(train_args, callbacks=callbacks)
 
 

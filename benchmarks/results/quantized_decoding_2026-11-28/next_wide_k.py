@@ -1,10 +1,11 @@
-"""Ready for the next session, not yet run (one H100): one-row quantized kernels with wide steps, BLOCK_K 2048 and
-4096, against the shipped autotuned launch. Compiled offline for sm_90 (`benchmarks/inspect_kernel.py --bits 4
---block_n 8 --block_k 4096 --warps 8`): Triton then puts the warps along the step's groups and 4 of the 8 rows in each
-thread's registers (warpsPerCTA [2, 4, 1] instead of [8, 1, 1]), so each input loaded serves 4 rows: 40 bytes of input
-loaded per 64 of int4 codes, against 64 per 16 with the shipped 8 x 1024 (the L1 traffic that bounds the int4
-kernel), at the price of layout conversions through shared memory. 7B shapes, 6 weight copies rotated, CUDA-graph
-replays; TB/s of codes and scales; gate|up also with the SiLU gate in the launch (`gated`)."""
+"""Run on 2026-11-28 (thirteenth session; kernels_one_row_wide_k_h100.jsonl): one-row quantized kernels with wide steps,
+BLOCK_K 2048 and 4096, against the shipped autotuned launch. Compiled offline for sm_90
+(`benchmarks/inspect_kernel.py --bits 4 --block_n 8 --block_k 4096 --warps 8`): Triton then puts the warps along the
+step's groups and 4 of the 8 rows in each thread's registers (warpsPerCTA [2, 4, 1] instead of [8, 1, 1]), so each
+input loaded serves 4 rows: 40 bytes of input loaded per 64 of int4 codes, against 64 per 16 with the shipped 8 x
+1024 (the L1 traffic that bounds the int4 kernel), at the price of layout conversions through shared memory. 7B
+shapes, 6 weight copies rotated, CUDA-graph replays; TB/s of codes and scales; gate|up also with the SiLU gate in the
+launch (`gated`)."""
 import json
 import os
 import sys

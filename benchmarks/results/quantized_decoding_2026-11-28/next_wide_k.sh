@@ -1,4 +1,5 @@
-# Ready for the next session, not yet run (one H100, about 3 minutes): one-row kernels with wide steps (next_wide_k.py).
+# Run on 2026-11-28 (thirteenth session) inside ../host_syncs_2026-11-28/b_one_gpu.sh: one-row kernels with wide
+# steps (next_wide_k.py).
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh
 stamp kernels
 timeout 400 python3 benchmarks/results/quantized_decoding_2026-11-28/next_wide_k.py > $OUT/wide_k.log 2>&1; echo "rc $?"
