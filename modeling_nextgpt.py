@@ -75,7 +75,12 @@ def merge_features(
     # (TRANSFORMERS_DISABLE_TORCH_CHECK=1) skips it where the inputs were checked before, as train_hf.py's are.
     torch_compilable_check(placeholders.sum() == features.shape[0] * tokens_per_item, mismatch)
     features = features.reshape(-1, features.shape[-1]).to(inputs_embeds.device, inputs_embeds.dtype)
-    return inputs_embeds.masked_scatter(placeholders.unsqueeze(-1), features)
+    # The placeholders' positions in reading order, by a stable sort that puts them first: their count is known here,
+    # so nothing is read off the GPU (masked_scatter's backward reads the mask's count, a host stall at the end of
+    # every training backward).
+    positions = torch.argsort((~placeholders).flatten().to(torch.uint8), stable=True)[:features.shape[0]]
+    flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
+    return flat.index_copy(0, positions, features).view_as(inputs_embeds)
 
 
 class NextGPTPreTrainedModel(PreTrainedModel):

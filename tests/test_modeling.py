@@ -57,6 +57,31 @@ def test_image_order_follows_reading_order():
     torch.testing.assert_close(captured["inputs_embeds"][1, 1], features[1, 0])
 
 
+def test_merge_reads_nothing_off_the_device_and_matches_masked_scatter(monkeypatch):
+    """merge_features writes each item's tokens over its placeholders in reading order across rows, with the values
+    and both gradients of masked_scatter, and (its count check switched off, as while training) without an operator
+    that reads the device: masked_scatter's backward (masked_select) stopped the host at every training backward."""
+    from modeling_nextgpt import merge_features
+
+    torch.manual_seed(0)
+    input_ids = torch.randint(0, 50, (2, 12))
+    input_ids[0, 2:5], input_ids[1, 0:3] = 99, 99  # one item of 3 tokens a row
+    embeds = torch.randn(2, 12, 8, requires_grad=True)
+    features = torch.randn(2, 3, 8, requires_grad=True)
+    merged = merge_features(input_ids, embeds, features, 99)
+    expected = embeds.masked_scatter((input_ids == 99).unsqueeze(-1), features.reshape(-1, 8))
+    assert torch.equal(merged, expected)
+    upstream = torch.randn_like(merged)
+    for ours, theirs in zip(torch.autograd.grad(merged, (embeds, features), upstream),
+                            torch.autograd.grad(expected, (embeds, features), upstream)):
+        assert torch.equal(ours, theirs)
+    monkeypatch.setenv("TRANSFORMERS_DISABLE_TORCH_CHECK", "1")
+    with torch.profiler.profile() as profile:
+        merge_features(input_ids, embeds, features, 99).backward(upstream)
+    reads = {"aten::_local_scalar_dense", "aten::item", "aten::nonzero", "aten::masked_select", "aten::is_nonzero"}
+    assert not reads & {event.name for event in profile.events()}
+
+
 def test_count_mismatch_names_both_counts():
     config = tiny_config("embedding")
     model = tiny_model(config)
