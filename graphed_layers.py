@@ -45,6 +45,9 @@ from packed_attention import PACKED_ATTENTION
 # eager layer.
 PACKED_LAYER_ARGUMENTS = {"attention_mask", "position_ids", "position_embeddings", "cu_seq_lens_q", "max_length_q",
                           "cache", "past_key_values", "use_cache", "num_items_in_batch"}
+# Tokens a bucket's length is a multiple of: a micro-batch is padded by fewer than this many, and a run captures one
+# set of graphs per bucket it meets.
+BUCKET_TOKENS = 256
 WARMUP_RUNS = 2  # eager forward and backward passes before capture: Triton compilation, cuBLAS workspaces
 
 
@@ -218,7 +221,8 @@ class GraphedDecoderLayers:
     `forward` is replaced on the instance (the state dict and module tree stay as they are); `remove()` restores it.
     `eager_calls` counts the forwards that ran eagerly, by reason; `buckets` holds the captured shapes."""
 
-    def __init__(self, layers: list[nn.Module], bucket_tokens: int = 256, max_buckets: int = 16, strict: bool = True):
+    def __init__(self, layers: list[nn.Module], bucket_tokens: int = BUCKET_TOKENS, max_buckets: int = 16,
+                 strict: bool = True):
         """`strict` False: a capture that fails (an operation a CUDA graph cannot hold, in some model or library
         version) is reported once as a warning and every later call runs eagerly; True: it raises."""
         if bucket_tokens < 1 or max_buckets < 1:
@@ -305,7 +309,7 @@ class GraphedDecoderLayers:
             self.trainable = [[(name, p) for name, p in layer.named_parameters() if p.requires_grad]
                               for layer in self.layers]
             self.flat_gradients = [FlatGradients([p for _, p in group]) if group else None for group in self.trainable]
-        tokens = -(-hidden.shape[1] // self.bucket_tokens) * self.bucket_tokens
+        tokens = bucket_length(hidden.shape[1], self.bucket_tokens)
         slots = padded_count(len(kwargs["cu_seq_lens_q"]))  # the examples and the padding's own
         device = hidden.device.type
         key = (tokens, slots, hidden.dtype, kwargs["position_embeddings"][0].dtype, torch.is_autocast_enabled(device),
@@ -372,7 +376,12 @@ class GraphedDecoderLayers:
                 f"{self.capture_seconds:.1f} s); eager: {eager}")
 
 
-def graph_decoder_layers(language_model: nn.Module, *, bucket_tokens: int = 256, max_buckets: int = 16,
+def bucket_length(tokens: int, bucket_tokens: int) -> int:
+    """The bucket a packed micro-batch of `tokens` runs in: the next multiple of `bucket_tokens`."""
+    return -(-tokens // bucket_tokens) * bucket_tokens
+
+
+def graph_decoder_layers(language_model: nn.Module, *, bucket_tokens: int = BUCKET_TOKENS, max_buckets: int = 16,
                          strict: bool = True) -> GraphedDecoderLayers:
     """Graph replay on the decoder layers of `language_model` (a transformers causal LM with packed attention)."""
     if language_model.config._attn_implementation != PACKED_ATTENTION:

@@ -43,7 +43,7 @@ from transformers.utils.hub import hf_api
 from assemble_nextgpt import assemble_nextgpt
 from checkpoints import MarkCompleteCheckpoints, checkpoint_to_resume
 from cli import DTYPES
-from graphed_layers import GraphedDecoderLayers, graph_decoder_layers
+from graphed_layers import BUCKET_TOKENS, GraphedDecoderLayers, graph_decoder_layers
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from model_card import assembled_card_data, read_card_data, training_record, write_model_card
 from packed_attention import enable_packed_attention
@@ -99,8 +99,9 @@ class NextGPTArguments:
     graphed_layers: str = option("auto", "Replay the LLM's decoder layers from CUDA graphs, two launches a layer "
                                          "instead of ~120 (graphed_layers.py): auto (on CUDA for packed stage-1 and "
                                          "LoRA training), true, false.")
-    graph_bucket_tokens: int = option(256, "Graphed layers: a packed micro-batch is padded to the next multiple of "
-                                           "this many tokens, and each such length is captured once.")
+    graph_bucket_tokens: int = option(BUCKET_TOKENS, "Graphed layers: a packed micro-batch is padded to the next "
+                                                     "multiple of this many tokens, and each such length is captured "
+                                                     "once.")
     skip_bad_records: bool = option(False, "Skip bad records (reported) instead of stopping.")
     max_train_samples: int | None = option(None, "Train on the first N records only (a quick trial: only their "
                                                  "images are checked and encoded).")

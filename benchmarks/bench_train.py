@@ -43,6 +43,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig  # noqa: E402
+from graphed_layers import BUCKET_TOKENS, bucket_length  # noqa: E402
 from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor  # noqa: E402
 
@@ -234,23 +235,28 @@ def micro_batches_per_rank(lengths: list[int], sampling: str, gpus: int, global_
 
 def balance(lengths: list[int], sampling: str, gpus: int, global_batch: int, per_device_batch: int) -> dict:
     """What the sampling alone allows: the scaling efficiency (every rank waits for the busiest one at each optimizer
-    step) with padded micro-batches (`--packing false`: a micro-batch's work is its padded tokens) and with packed ones
-    (the default: its real tokens; attention's share, small at these lengths, left out), and the share of real tokens
-    among padded ones."""
+    step) with padded micro-batches (`--packing false`: a micro-batch's work is its padded tokens), with packed ones
+    (the default: its real tokens; attention's share, small at these lengths, left out) and with packed ones through
+    graphed layers (the tokens of the bucket each micro-batch runs in, `--graph_bucket_tokens` 256), and the share of
+    real tokens among padded ones."""
     def ceiling(work: list[int]) -> float:
         return sum(work) / (gpus * max(work))
 
-    padded_ceilings, packed_ceilings, real, padded = [], [], 0, 0
+    padded_ceilings, packed_ceilings, graphed_ceilings, real, padded = [], [], [], 0, 0
     for ranks in micro_batches_per_rank(lengths, sampling, gpus, global_batch, per_device_batch, packed=False):
         work = [sum(len(micro) * max(lengths[i] for i in micro) for micro in rank) for rank in ranks]
         padded_ceilings.append(ceiling(work))
         real += sum(lengths[i] for rank in ranks for micro in rank for i in micro)
         padded += sum(work)
     for ranks in micro_batches_per_rank(lengths, sampling, gpus, global_batch, per_device_batch, packed=True):
-        packed_ceilings.append(ceiling([sum(lengths[i] for micro in rank for i in micro) for rank in ranks]))
+        tokens = [[sum(lengths[i] for i in micro) for micro in rank] for rank in ranks]
+        packed_ceilings.append(ceiling([sum(rank) for rank in tokens]))
+        graphed_ceilings.append(ceiling([sum(bucket_length(micro, BUCKET_TOKENS) for micro in rank)
+                                         for rank in tokens]))
     return {"sampling": sampling, "gpus": gpus, "global_batch": global_batch, "per_device_batch": per_device_batch,
             "efficiency_ceiling": statistics.mean(padded_ceilings),
-            "packed_efficiency_ceiling": statistics.mean(packed_ceilings), "real_token_share": real / padded}
+            "packed_efficiency_ceiling": statistics.mean(packed_ceilings),
+            "graphed_efficiency_ceiling": statistics.mean(graphed_ceilings), "real_token_share": real / padded}
 
 
 def summarize(output_dir: str, warmup_steps: int, global_batch: int, mean_tokens: float) -> dict:

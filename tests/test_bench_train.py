@@ -100,7 +100,7 @@ def test_a_failed_run_is_recorded_with_its_error(tmp_path):
 def test_balance_shows_what_length_balanced_sampling_buys(tmp_path):
     """`balance` (no GPU, no model): random micro-batches leave GPUs waiting for the busiest one and pad a third of
     the tokens; transformers' batch_rebalance sampler evens the padded work out and pads less, and with packing the
-    token-balanced sampler that replaces it evens out the real tokens."""
+    token-balanced sampler that replaces it evens out the real tokens, and the buckets of graphed layers too."""
     script = str(REPO_ROOT / "benchmarks" / "bench_train.py")
     subprocess.run([sys.executable, script, "prepare", "--folder", str(tmp_path), "--data_only",
                     "--num_examples", "512"], check=True)
@@ -113,6 +113,7 @@ def test_balance_shows_what_length_balanced_sampling_buys(tmp_path):
         assert 0 < random_row["efficiency_ceiling"] < balanced["efficiency_ceiling"] <= 1
         assert random_row["real_token_share"] < 0.8 < balanced["real_token_share"] <= 1
         assert random_row["packed_efficiency_ceiling"] < 0.98 < balanced["packed_efficiency_ceiling"] <= 1
+        assert random_row["graphed_efficiency_ceiling"] < 0.98 < balanced["graphed_efficiency_ceiling"] <= 1
     assert rows["random", 8]["efficiency_ceiling"] < rows["random", 2]["efficiency_ceiling"]
     bad = subprocess.run([sys.executable, script, "balance", "--folder", str(tmp_path), "--gpus", "8",
                           "--global_batch", "32", "--per_device_batch", "8"], capture_output=True, text=True)
