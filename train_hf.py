@@ -497,11 +497,11 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
     # Batches (and images) are prepared while the GPU computes, by workers that live across epochs (starting them
     # again stalled the first step of each epoch: 1.1 s against 0.41 on the H100's stage 1); the loss is logged every
     # 1% of the steps, so that a short run prints and plots its loss too (the Trainer's default is every 500 steps).
-    # Nothing stops the host while the GPU computes, which otherwise sits idle each time until the host has launched
-    # new work: batches are copied from pinned memory without waiting (accelerate waits for each tensor by default),
-    # a NaN/Inf loss is logged as it is rather than left out of the average (a check that reads every micro-batch's
-    # loss off the GPU), and DDP does not broadcast the model's buffers at every forward (a collective waiting for the
-    # slowest rank, for buffers that training never changes: rotary frequencies, position ids).
+    # The host does not wait for the GPU where it need not (after each wait the GPU sits idle until the host has
+    # launched new work): batches are copied from pinned memory without waiting (accelerate waits for each tensor by
+    # default), a NaN/Inf loss is logged as it is rather than left out of the average (a check that reads every
+    # micro-batch's loss off the GPU), and DDP does not broadcast the model's buffers at every forward (a collective
+    # waiting for the slowest rank, for buffers that training never changes: rotary frequencies, position ids).
     parser.set_defaults(dataloader_num_workers=2, dataloader_persistent_workers=True, logging_steps=0.01,
                         accelerator_config={"non_blocking": True}, logging_nan_inf_filter=False,
                         ddp_broadcast_buffers=False)
