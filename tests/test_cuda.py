@@ -93,6 +93,32 @@ def test_train_hf_with_graphed_layers_logs_the_eager_losses_on_cuda(tiny_folder,
     torch.testing.assert_close(losses["true"], losses["false"], rtol=2e-2, atol=0)
 
 
+def test_image_merge_forward_and_backward_never_wait_for_the_gpu(monkeypatch):
+    """merge_features on CUDA, its count check off as while training: forward and backward run under torch's sync
+    debug mode set to raise, so any read off the device fails (masked_scatter's backward, masked_select, did); the
+    values and gradients are masked_scatter's."""
+    from modeling_nextgpt import merge_features
+
+    torch.manual_seed(0)
+    input_ids = torch.randint(0, 50, (2, 300), device="cuda")
+    input_ids[0, 10:42], input_ids[1, 200:232] = 99, 99
+    embeds = torch.randn(2, 300, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    features = torch.randn(2, 32, 64, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    upstream = torch.randn(2, 300, 64, device="cuda", dtype=torch.bfloat16)
+    monkeypatch.setenv("TRANSFORMERS_DISABLE_TORCH_CHECK", "1")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        merged = merge_features(input_ids, embeds, features, 99)
+        ours = torch.autograd.grad(merged, (embeds, features), upstream)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    expected = embeds.masked_scatter((input_ids == 99).unsqueeze(-1), features.reshape(-1, 64))
+    assert torch.equal(merged, expected)
+    for grad, reference in zip(ours, torch.autograd.grad(expected, (embeds, features), upstream)):
+        assert torch.equal(grad, reference)
+
+
 def test_decode_kernels_match_linear():
     from decode_kernels import gated_matvec, stacked_matvec
 
