@@ -183,14 +183,19 @@ def padded_count(count: int) -> int:
     return 1 << max(count - 1, 0).bit_length()
 
 
+def round_up(value: int, step: int) -> int:
+    """The multiple of `step` at or above `value`: lengths are rounded to these, so a few CUDA graphs serve all."""
+    return -(-value // step) * step
+
+
 def padded_prompt_length(length: int) -> int:
     """Prompts are left-padded to a multiple of PROMPT_LENGTH_STEP: one prefill graph per padded length."""
-    return -(-length // PROMPT_LENGTH_STEP) * PROMPT_LENGTH_STEP
+    return round_up(length, PROMPT_LENGTH_STEP)
 
 
 def padded_cache_length(slots: int) -> int:
     """Cache lengths are rounded up to a multiple of CACHE_LENGTH_STEP: a few caches and graphs serve every length."""
-    return -(-slots // CACHE_LENGTH_STEP) * CACHE_LENGTH_STEP
+    return round_up(slots, CACHE_LENGTH_STEP)
 
 
 def choose_tokens(logits: torch.Tensor, temperature: torch.Tensor | None = None, top_p: torch.Tensor | None = None,
@@ -217,4 +222,4 @@ def ends_with_stop_string(tokens: list[int], stop_strings: list[str], tokenizer)
 
 
 __all__ = ["FastGenerator", "choose_tokens", "ends_with_stop_string", "padded_cache_length", "padded_count",
-           "padded_prompt_length"]
+           "padded_prompt_length", "round_up"]

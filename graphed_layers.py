@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.autograd.graph import get_gradient_edge
 
-from fast_generation import padded_count
+from fast_generation import padded_count, round_up
 from packed_attention import PACKED_ATTENTION
 
 # What a decoder layer of a transformers LLM is called with in a packed training forward (the Trainer's
@@ -309,7 +309,7 @@ class GraphedDecoderLayers:
             self.trainable = [[(name, p) for name, p in layer.named_parameters() if p.requires_grad]
                               for layer in self.layers]
             self.flat_gradients = [FlatGradients([p for _, p in group]) if group else None for group in self.trainable]
-        tokens = bucket_length(hidden.shape[1], self.bucket_tokens)
+        tokens = round_up(hidden.shape[1], self.bucket_tokens)
         slots = padded_count(len(kwargs["cu_seq_lens_q"]))  # the examples and the padding's own
         device = hidden.device.type
         key = (tokens, slots, hidden.dtype, kwargs["position_embeddings"][0].dtype, torch.is_autocast_enabled(device),
@@ -374,11 +374,6 @@ class GraphedDecoderLayers:
         eager = ", ".join(f"{reason}: {count}" for reason, count in self.eager_calls.items()) or "none"
         return (f"graphed decoder layers: {self.replayed_forwards} forwards replayed (buckets: {shapes}; captured in "
                 f"{self.capture_seconds:.1f} s); eager: {eager}")
-
-
-def bucket_length(tokens: int, bucket_tokens: int) -> int:
-    """The bucket a packed micro-batch of `tokens` runs in: the next multiple of `bucket_tokens`."""
-    return -(-tokens // bucket_tokens) * bucket_tokens
 
 
 def graph_decoder_layers(language_model: nn.Module, *, bucket_tokens: int = BUCKET_TOKENS, max_buckets: int = 16,

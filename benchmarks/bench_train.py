@@ -43,7 +43,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig  # noqa: E402
-from graphed_layers import BUCKET_TOKENS, bucket_length  # noqa: E402
+from fast_generation import round_up  # noqa: E402
+from graphed_layers import BUCKET_TOKENS  # noqa: E402
 from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor  # noqa: E402
 
@@ -237,8 +238,8 @@ def balance(lengths: list[int], sampling: str, gpus: int, global_batch: int, per
     """What the sampling alone allows: the scaling efficiency (every rank waits for the busiest one at each optimizer
     step) with padded micro-batches (`--packing false`: a micro-batch's work is its padded tokens), with packed ones
     (the default: its real tokens; attention's share, small at these lengths, left out) and with packed ones through
-    graphed layers (the tokens of the bucket each micro-batch runs in, `--graph_bucket_tokens` 256), and the share of
-    real tokens among padded ones."""
+    graphed layers (the tokens of the bucket each micro-batch runs in, at train_hf.py's default
+    `--graph_bucket_tokens`), and the share of real tokens among padded ones."""
     def ceiling(work: list[int]) -> float:
         return sum(work) / (gpus * max(work))
 
@@ -251,7 +252,7 @@ def balance(lengths: list[int], sampling: str, gpus: int, global_batch: int, per
     for ranks in micro_batches_per_rank(lengths, sampling, gpus, global_batch, per_device_batch, packed=True):
         tokens = [[sum(lengths[i] for i in micro) for micro in rank] for rank in ranks]
         packed_ceilings.append(ceiling([sum(rank) for rank in tokens]))
-        graphed_ceilings.append(ceiling([sum(bucket_length(micro, BUCKET_TOKENS) for micro in rank)
+        graphed_ceilings.append(ceiling([sum(round_up(micro, BUCKET_TOKENS) for micro in rank)
                                          for rank in tokens]))
     return {"sampling": sampling, "gpus": gpus, "global_batch": global_batch, "per_device_batch": per_device_batch,
             "efficiency_ceiling": statistics.mean(padded_ceilings),

@@ -9,13 +9,13 @@ step's wall time.
 Under torchrun every rank prints what limits scaling: how long its GPU sat idle, how long it computed (uneven work
 across ranks shows here), how much of the communication (NCCL kernels, which also wait for the slowest rank) no
 computation hid, how long the host waited for the data loader, and the GPU's idle gaps by what opened them (a
-synchronisation the host was waiting in when the GPU ran dry, named by the operators around it, or by its Python
-caller with `--with_stack`, which slows the host; else the host launching too slowly); then its host's timeline of an optimizer step
-(the micro-batches' forward and backward with gradient clipping, the optimizer, the scheduler and zero_grad, and the
-Trainer's work between steps), how many values it read off the device (each a wait for the GPU) and how long it was
-blocked in synchronisation, and the operators that took most of its own CPU time (run with `--cpu_threads 1` and
-without to see which ran intra-op parallel). Rank 0 prints the kernel table too. On a CPU (`--use_cpu`) only the
-host's part is printed.
+synchronisation the host was waiting in when the GPU ran dry, named by the operators around it, or by its Python caller
+with `--with_stack`, which slows the host; else the host launching too slowly); then its host's timeline of an optimizer
+step (the micro-batches' forward and backward with gradient clipping, the optimizer, the scheduler and zero_grad, and
+the Trainer's work between steps), how many values it read off the device (each a wait for the GPU) and how long it was
+blocked in synchronisation, and the operators that took most of its own CPU time (run with `--cpu_threads 1` and without
+to see which ran intra-op parallel). Rank 0 prints the kernel table too. On a CPU (`--use_cpu`) only the host's part is
+printed.
 
     python benchmarks/profile_train.py --steps 2 -- --stage 2 --model_name_or_path /tmp/bench7b/model \\
         --data_path /tmp/bench7b/data.json --image_folder /tmp/bench7b --output_dir /tmp/prof --bf16 \\
@@ -82,17 +82,16 @@ def device_work(events) -> list:
     """The GPU's kernels, copies and sets, without the annotations (`DistributedDataParallel.forward`,
     `nccl:all_reduce`) that the profiler draws on the GPU's timeline over whole spans of work and idle time."""
     annotations = {event.name for event in events if getattr(event, "is_user_annotation", False)}  # torch >= 2.4
-    return [event for event in events if event.device_type == DeviceType.CUDA and event.name not in annotations
-            and not getattr(event, "is_user_annotation", False)]
+    return [event for event in events if event.device_type == DeviceType.CUDA and event.name not in annotations]
 
 
-def caller(event, events) -> str:
+def caller(event, host_events: list) -> str:
     """Where `event` (a synchronisation) was called from, from the host operators around it on its thread (the
     profiler does not always link a CUDA runtime call to its operator): with `--with_stack`, the innermost two Python
     frames outside torch itself of the innermost operator that recorded a stack; without, the innermost and
     outermost operators (e.g. `aten::item in LigerFusedLinearCrossEntropyFunction`)."""
     span = event.time_range
-    chain = sorted((other for other in events if other is not event and other.device_type == DeviceType.CPU
+    chain = sorted((other for other in host_events if other is not event
                     and other.thread == event.thread and other.time_range.start <= span.start
                     and other.time_range.end >= span.end),
                    key=lambda other: other.time_range.end - other.time_range.start)
@@ -105,11 +104,12 @@ def caller(event, events) -> str:
     return chain[0].name if len(chain) == 1 else f"{chain[0].name} in {chain[-1].name}"
 
 
-def idle_causes(events) -> dict[str, list[float]]:
-    """The GPU's idle gaps of IDLE_GAP_US or more, summed (microseconds, count) by what opened them: a host
-    synchronisation that was already waiting when the GPU ran dry (the host then had to launch the next work from
-    scratch), named by its caller, or else the host not launching fast enough."""
-    busy = merged([(event.time_range.start, event.time_range.end) for event in device_work(events)])
+def idle_causes(work: list, events) -> dict[str, list[float]]:
+    """The GPU's idle gaps between its `work` (`device_work(events)`) of IDLE_GAP_US or more, summed (microseconds,
+    count) by what opened them: a host synchronisation that was already waiting when the GPU ran dry (the host then
+    had to launch the next work from scratch), named by its caller, or else the host not launching fast enough."""
+    busy = merged([(event.time_range.start, event.time_range.end) for event in work])
+    host_events = [event for event in events if event.device_type == DeviceType.CPU]
     syncs = sorted((event for event in events if event.name in SYNCHRONISATIONS),
                    key=lambda event: event.time_range.end)
     ends = [sync.time_range.end for sync in syncs]
@@ -119,7 +119,7 @@ def idle_causes(events) -> dict[str, list[float]]:
             continue
         index = bisect.bisect_left(ends, idle_from)
         opened = index < len(syncs) and syncs[index].time_range.start <= idle_from
-        cause = caller(syncs[index], events) if opened else "no synchronisation: the host launching too slowly"
+        cause = caller(syncs[index], host_events) if opened else "no synchronisation: the host launching too slowly"
         causes[cause][0] += idle_to - idle_from
         causes[cause][1] += 1
     return causes
@@ -369,7 +369,7 @@ class ProfileSteps(PhaseClock):
                    f"communication {covered(communication) * per_step:.1f} ms of which not hidden by computation "
                    f"{uncovered(communication, computation) * per_step:.1f} ms, waiting for the data loader "
                    f"{loader_wait * per_step:.1f} ms")
-        causes = sorted(idle_causes(events).items(), key=lambda item: -item[1][0])[:IDLE_CAUSES]
+        causes = sorted(idle_causes(kernels, events).items(), key=lambda item: -item[1][0])[:IDLE_CAUSES]
         print_line(f"rank {rank}: GPU idle gaps of {IDLE_GAP_US} us or more per optimizer step, by what opened them: "
                    + "; ".join(f"{microseconds * per_step:.1f} ms in {count / self.count:g} gaps: {cause}"
                                for cause, (microseconds, count) in causes))

@@ -219,7 +219,7 @@ def test_idle_causes_names_the_synchronisation_that_left_the_gpu_idle():
 
     from torch.autograd import DeviceType
 
-    from profile_train import IDLE_GAP_US, idle_causes
+    from profile_train import IDLE_GAP_US, device_work, idle_causes
 
     def event(name, start, end, device=DeviceType.CPU, stack=None, annotation=False, thread=1):
         return SimpleNamespace(name=name, time_range=SimpleNamespace(start=start, end=end), device_type=device,
@@ -237,7 +237,7 @@ def test_idle_causes_names_the_synchronisation_that_left_the_gpu_idle():
                 # older torch marks only the host's side of an annotation
                 event("DistributedDataParallel.forward", 0, 4000, annotation=True),
                 event("DistributedDataParallel.forward", 0, 4000, device=DeviceType.CUDA)]
-        return idle_causes(kernels + host)
+        return idle_causes(device_work(kernels + host), kernels + host)
 
     assert 2050 - 2000 < IDLE_GAP_US
     launching = {"no synchronisation: the host launching too slowly": [500.0, 1]}

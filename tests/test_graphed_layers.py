@@ -10,7 +10,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from graphed_layers import FlatGradients, bucket_length, graph_decoder_layers
+from fast_generation import round_up
+from graphed_layers import FlatGradients, graph_decoder_layers
 from packed_attention import enable_packed_attention
 
 VOCAB = 96
@@ -335,5 +336,5 @@ def test_under_ddp_the_accumulated_gradients_are_the_eager_ones_on_cuda(tmp_path
         dist.destroy_process_group()
 
 
-def test_bucket_length_is_the_next_multiple_of_the_bucket():
-    assert [bucket_length(tokens, 256) for tokens in (1, 255, 256, 257, 2250)] == [256, 256, 256, 512, 2304]
+def test_a_bucket_is_the_next_multiple_of_the_bucket_tokens():
+    assert [round_up(tokens, 256) for tokens in (1, 255, 256, 257, 2250)] == [256, 256, 256, 512, 2304]
