@@ -15,6 +15,7 @@ made fast" says what each buys. The final folder
         --image_folder images --output_dir outputs/stage2 --cache_image_embeds --bf16
 """
 
+import functools
 import gc
 import importlib.util
 import json
@@ -22,6 +23,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from unittest.mock import patch
 
@@ -256,10 +258,33 @@ def apply_fused_kernels(language_model: PreTrainedModel, args: NextGPTArguments,
         raise ValueError("--fused_kernels true needs liger-kernel (pip install 'nano-nextgpt[cuda]')")
     if not (wanted or (args.fused_kernels == "auto" and available and torch.cuda.is_available())):
         return False
+    apply_liger_kernels(language_model)
+    return True
+
+
+def apply_liger_kernels(language_model: PreTrainedModel) -> None:
+    """Liger's kernels on this model alone. Liger also swaps classes and the rotary function in the model's
+    transformers module, which would hand its Triton kernels to every model of that type built later in the process
+    (on the CPU they fail): the classes are put back (this model's modules are swapped already) and the rotary
+    function, looked up at each call, runs Liger's kernel on CUDA tensors only."""
     from liger_kernel.transformers import _apply_liger_kernel_to_instance
 
+    module = sys.modules[type(language_model).__module__]
+    before = dict(vars(module))
     _apply_liger_kernel_to_instance(model=language_model)
-    return True
+    for name, original in before.items():
+        swapped = getattr(module, name)
+        if swapped is original:
+            continue
+        setattr(module, name, original if isinstance(original, type) else on_cuda_only(swapped, original))
+
+
+def on_cuda_only(kernel: Callable, fallback: Callable) -> Callable:
+    """`kernel` where the first argument is a CUDA tensor, `fallback` elsewhere."""
+    @functools.wraps(fallback)
+    def dispatch(*args, **kwargs):
+        return (kernel if args[0].is_cuda else fallback)(*args, **kwargs)
+    return dispatch
 
 
 def graphed_layers_refusal(args: NextGPTArguments, training_args: TrainingArguments) -> str | None:

@@ -10,7 +10,8 @@ Under torchrun every rank prints what limits scaling: how long its GPU sat idle,
 across ranks shows here), how much of the communication (NCCL kernels, which also wait for the slowest rank) no
 computation hid, how long the host waited for the data loader, and the GPU's idle gaps by what opened them (a
 synchronisation the host was waiting in when the GPU ran dry, named by the operators around it, or by its Python caller
-with `--with_stack`, which slows the host; else the host launching too slowly); then its host's timeline of an optimizer
+with `--with_stack`, which slows the host; else the host launching too slowly, named by the operators around the
+launch that ended the gap); then its host's timeline of an optimizer
 step (the micro-batches' forward and backward with gradient clipping, the optimizer, the scheduler and zero_grad, and
 the Trainer's work between steps), how many values it read off the device (each a wait for the GPU) and how long it was
 blocked in synchronisation, and the operators that took most of its own CPU time (run with `--cpu_threads 1` and without
@@ -107,9 +108,14 @@ def caller(event, host_events: list) -> str:
 def idle_causes(work: list, events) -> dict[str, list[float]]:
     """The GPU's idle gaps between its `work` (`device_work(events)`) of IDLE_GAP_US or more, summed (microseconds,
     count) by what opened them: a host synchronisation that was already waiting when the GPU ran dry (the host then
-    had to launch the next work from scratch), named by its caller, or else the host not launching fast enough."""
+    had to launch the next work from scratch), named by its caller, or else the host not launching fast enough, named
+    by the operators around the launch of the work that ended the gap (the CUDA runtime call shares the work's
+    correlation id)."""
     busy = merged([(event.time_range.start, event.time_range.end) for event in work])
+    work = sorted(work, key=lambda event: event.time_range.start)
+    starts = [event.time_range.start for event in work]
     host_events = [event for event in events if event.device_type == DeviceType.CPU]
+    launches = {event.id: event for event in host_events if event.name.startswith("cu")}  # cudaLaunchKernel, ...
     syncs = sorted((event for event in events if event.name in SYNCHRONISATIONS),
                    key=lambda event: event.time_range.end)
     ends = [sync.time_range.end for sync in syncs]
@@ -118,8 +124,11 @@ def idle_causes(work: list, events) -> dict[str, list[float]]:
         if idle_to - idle_from < IDLE_GAP_US:
             continue
         index = bisect.bisect_left(ends, idle_from)
-        opened = index < len(syncs) and syncs[index].time_range.start <= idle_from
-        cause = caller(syncs[index], host_events) if opened else "no synchronisation: the host launching too slowly"
+        if index < len(syncs) and syncs[index].time_range.start <= idle_from:
+            cause = caller(syncs[index], host_events)
+        else:
+            launch = launches.get(work[bisect.bisect_left(starts, idle_to)].id)
+            cause = "the host launching too slowly" + (f", up to {caller(launch, host_events)}" if launch else "")
         causes[cause][0] += idle_to - idle_from
         causes[cause][1] += 1
     return causes
@@ -305,9 +314,10 @@ class TimeSteps(PhaseClock):
 class ProfileSteps(PhaseClock):
     """Profiles optimizer steps [start, start + count) and prints the summary when they are done."""
 
-    def __init__(self, start: int, count: int, with_stack: bool = False):
+    def __init__(self, start: int, count: int, *, with_stack: bool = False, trace_dir: str | None = None):
         super().__init__()
-        self.start, self.count, self.with_stack, self.profiler, self.began = start, count, with_stack, None, 0.0
+        self.start, self.count, self.with_stack, self.trace_dir = start, count, with_stack, trace_dir
+        self.profiler, self.began = None, 0.0
 
     @property
     def recording(self) -> bool:
@@ -331,6 +341,9 @@ class ProfileSteps(PhaseClock):
         synchronize()
         wall = 1e3 * (time.perf_counter() - self.began) / self.count
         self.profiler.__exit__(None, None, None)
+        if self.trace_dir:
+            os.makedirs(self.trace_dir, exist_ok=True)
+            self.profiler.export_chrome_trace(os.path.join(self.trace_dir, f"rank{args.process_index}.json"))
         events = self.profiler.events()
         self.print_host(args.process_index, events)
         if torch.cuda.is_available():
@@ -398,6 +411,8 @@ def main() -> None:
     parser.add_argument("--with_stack", action="store_true",
                         help="record Python stacks to name the callers of the synchronisations that left the GPU idle "
                              "(by file and line; otherwise by operator), at the price of a much slower host")
+    parser.add_argument("--trace_dir", help="also write each rank's profiled steps there as a Chrome trace "
+                                            "(rank<N>.json: chrome://tracing or ui.perfetto.dev)")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then train_hf.py's flags")
     args = parser.parse_args()
     train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
@@ -405,7 +420,8 @@ def main() -> None:
     if args.timed_steps:
         callbacks.append(TimeSteps(args.warmup_steps, args.timed_steps))
     if args.steps:
-        callbacks.append(ProfileSteps(args.warmup_steps + args.timed_steps, args.steps, args.with_stack))
+        callbacks.append(ProfileSteps(args.warmup_steps + args.timed_steps, args.steps, with_stack=args.with_stack,
+                                      trace_dir=args.trace_dir))
     train(train_args, callbacks=callbacks)
 
 

@@ -144,7 +144,7 @@ def assert_phases(line: str) -> None:
 def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
     """benchmarks/profile_train.py under torchrun with two CPU processes: each rank prints its host's timeline of an
     optimizer step (the phases between the Trainer's callbacks, the values read off the device), what issue 18 asks to
-    compare between a slow and a fast 4-GPU launch. The values read count the Trainer's NaN/Inf check of each
+    compare between a slow and a fast 4-GPU launch, and writes its profiled steps as a Chrome trace. The values read count the Trainer's NaN/Inf check of each
     micro-batch's loss (two reads), which `--logging_nan_inf_filter false` turns off. Before that, rank 0 prints every
     rank's unprofiled steps (wall = busy + waiting for the device + garbage collection) and the busiest rank's
     excess."""
@@ -160,8 +160,12 @@ def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
                             output_dir=str(tmp_path / nan_filter), script=profiler,
                             extra=["--logging_nan_inf_filter", nan_filter])
         at = arguments.index(profiler) + 1
-        arguments[at:at] = ["--warmup_steps", "2", "--timed_steps", "2", "--steps", "2", "--"]
+        arguments[at:at] = ["--warmup_steps", "2", "--timed_steps", "2", "--steps", "2", "--trace_dir",
+                            str(tmp_path / f"traces_{nan_filter}"), "--"]
         result = subprocess.run(arguments, check=True, capture_output=True, text=True, timeout=600)
+        for rank in (0, 1):  # each rank's profiled steps as a Chrome trace, its operators on the host
+            trace = json.loads((tmp_path / f"traces_{nan_filter}" / f"rank{rank}.json").read_text())
+            assert any(event.get("name") == "aten::item" for event in trace["traceEvents"])
         timed = re.search(r"timed steps 3-4 without the profiler.*\n((?:  rank \d: .*\n    host phases: .*\n){2})"
                           r"  the busiest rank of each "
                           r"step was busy \d+\.\d ms longer than the ranks' mean \(\d+% of the wall\); busiest rank by "
@@ -212,7 +216,7 @@ def test_idle_causes_names_the_synchronisation_that_left_the_gpu_idle():
     """profile_train.idle_causes: a GPU gap that opens while the host waits in a synchronisation is charged to that
     synchronisation's caller, found among the host operators around it on its thread: by Python frames (torch's own
     skipped) when stacks were recorded, else by the innermost and outermost operators; a gap with no waiting host goes
-    to the host's launching; gaps under IDLE_GAP_US and the profiler's GPU annotations (which span idle time) are not
+    to the host's launching, named by the operators around the launch of the kernel that ended it; gaps under IDLE_GAP_US and the profiler's GPU annotations (which span idle time) are not
     work and not gaps."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     from types import SimpleNamespace
@@ -221,12 +225,12 @@ def test_idle_causes_names_the_synchronisation_that_left_the_gpu_idle():
 
     from profile_train import IDLE_GAP_US, device_work, idle_causes
 
-    def event(name, start, end, device=DeviceType.CPU, stack=None, annotation=False, thread=1):
+    def event(name, start, end, device=DeviceType.CPU, stack=None, annotation=False, thread=1, id=0):
         return SimpleNamespace(name=name, time_range=SimpleNamespace(start=start, end=end), device_type=device,
-                               stack=stack, thread=thread, is_user_annotation=annotation)
+                               stack=stack, thread=thread, is_user_annotation=annotation, id=id)
 
     def causes(stack):
-        kernels = [event(f"k{i}", start, end, device=DeviceType.CUDA)
+        kernels = [event(f"k{i}", start, end, device=DeviceType.CUDA, id=10 + i)
                    for i, (start, end) in enumerate([(0, 1000), (1300, 2000), (2050, 3000), (3500, 4000)])]
         host = [event("LigerFusedLinearCrossEntropyFunction", 900, 1800),
                 event("aten::item", 990, 1295, stack=stack),
@@ -236,11 +240,15 @@ def test_idle_causes_names_the_synchronisation_that_left_the_gpu_idle():
                 event("nccl:all_reduce", 0, 4000, device=DeviceType.CUDA, annotation=True),
                 # older torch marks only the host's side of an annotation
                 event("DistributedDataParallel.forward", 0, 4000, annotation=True),
-                event("DistributedDataParallel.forward", 0, 4000, device=DeviceType.CUDA)]
+                event("DistributedDataParallel.forward", 0, 4000, device=DeviceType.CUDA),
+                event("aten::mul", 3300, 3350, id=13),  # an operator id equal to k3's correlation id: not a launch
+                event("LigerRMSNormFunction", 3390, 3460),
+                event("cudaLaunchKernel", 3400, 3410, id=13)]  # launched k3, which ended the gap at 3000-3500
         return idle_causes(device_work(kernels + host), kernels + host)
 
     assert 2050 - 2000 < IDLE_GAP_US
-    launching = {"no synchronisation: the host launching too slowly": [500.0, 1]}
+    launching = {"the host launching too slowly, up to LigerRMSNormFunction in DistributedDataParallel.forward":
+                 [500.0, 1]}
     stack = ["/site/torch/_tensor.py(1): item", "/repo/liger/flce.py(132): fwd", "/repo/train_hf.py(7): step"]
     assert causes(stack) == {"flce.py(132): fwd <- train_hf.py(7): step": [300.0, 1], **launching}
     assert causes(None) == {"aten::item in DistributedDataParallel.forward": [300.0, 1], **launching}

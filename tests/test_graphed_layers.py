@@ -13,6 +13,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from fast_generation import round_up
 from graphed_layers import FlatGradients, graph_decoder_layers
 from packed_attention import enable_packed_attention
+from train_hf import apply_liger_kernels
 
 VOCAB = 96
 
@@ -29,9 +30,7 @@ def packed_lora_llm(*, hidden_size: int, layers: int, rank: int, dropout: float 
     model = random_llama(hidden_size=hidden_size, layers=layers)
     enable_packed_attention(model)
     if fused:
-        from liger_kernel.transformers import _apply_liger_kernel_to_instance
-
-        _apply_liger_kernel_to_instance(model=model)
+        apply_liger_kernels(model)
     model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=dropout,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     for name, parameter in model.named_parameters():

@@ -15,7 +15,8 @@ from transformers import HfArgumentParser, TrainerCallback, TrainingArguments
 from conftest import REPO_ROOT, tiny_config, tiny_model
 from convert_easy_vqa import convert
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor
-from train_hf import NextGPTArguments, apply_fused_kernels, cpu_threads, frozen_weights_dtype, train
+from train_hf import (NextGPTArguments, apply_fused_kernels, apply_liger_kernels, cpu_threads, frozen_weights_dtype,
+                      train)
 from training_data import BadRecordsError
 
 COMMON = ["--report_to", "none", "--logging_steps", "1", "--per_device_train_batch_size", "2", "--seed", "7",
@@ -461,8 +462,10 @@ def test_stage1_refuses_a_quantized_llm_by_name(stage1_folder, tmp_path):
                "--output_dir", str(tmp_path)])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is not None, reason="checks the error without Liger")
-def test_fused_kernels_asked_for_without_liger_is_an_error(stage1_folder, easy_vqa_data, tmp_path):
+def test_fused_kernels_asked_for_without_liger_is_an_error(stage1_folder, easy_vqa_data, tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "liger_kernel" else find_spec(name, *rest))
     with pytest.raises(ValueError, match="--fused_kernels true needs liger-kernel"):
         run_stage1(stage1_folder, easy_vqa_data, tmp_path, "--fused_kernels", "true")
     assert losses(run_stage1(stage1_folder, easy_vqa_data, tmp_path, "--save_final", "false"))  # auto: off on CPU
@@ -482,6 +485,30 @@ def test_fused_kernels_stay_off_under_fsdp(monkeypatch):
     for flags in (["--fused_kernels", "true"], ["--use_liger_kernel"]):
         with pytest.raises(ValueError, match="does not work under --fsdp"):
             fused(*flags)
+
+
+def test_liger_kernels_stay_on_the_model_they_were_applied_to():
+    """Liger swaps the classes and the rotary function of transformers' Llama module: a Llama built afterwards in the
+    same process keeps transformers' own modules and runs on the CPU, where Liger's Triton kernels cannot."""
+    pytest.importorskip("liger_kernel")
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.models.llama import modeling_llama
+
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    classes = modeling_llama.LlamaRMSNorm, modeling_llama.LlamaMLP
+    input_ids = torch.arange(12)[None] % 64
+    torch.manual_seed(0)
+    expected = LlamaForCausalLM(config)(input_ids).logits
+
+    fused = LlamaForCausalLM(config)
+    apply_liger_kernels(fused)
+    assert fused.model.norm._get_name() == "LigerRMSNorm" and fused.forward.__func__ is not LlamaForCausalLM.forward
+    assert (modeling_llama.LlamaRMSNorm, modeling_llama.LlamaMLP) == classes
+    torch.manual_seed(0)
+    later = LlamaForCausalLM(config)
+    assert type(later.model.norm) is classes[0] and later.model.norm._get_name() == "LlamaRMSNorm"
+    assert torch.equal(later(input_ids).logits, expected)
 
 
 def test_frozen_weights_follow_the_training_precision_unless_given():
