@@ -235,6 +235,10 @@ class GraphedDecoderLayers:
         self.pool = None
         self.storage: list[torch.Tensor] = []  # the boundary buffers' memory, shared by every bucket
         self.signature: tuple | None = None  # the layers' weights (address, trains) the buckets were captured with
+        # Where each weight sits: reading these is a tenth of the time of walking the layers' modules (1.2 ms a
+        # forward for the 7B shape's 32 LoRA layers, on a host that launches little else then).
+        self.weight_slots = [(module._parameters, name) for layer in self.layers for module in layer.modules()
+                             for name in module._parameters]
         self.trainable: list[list[tuple[str, nn.Parameter]]] = []  # per layer, by name within the layer
         self.flat_gradients: list[FlatGradients | None] = []
         self.generation = 0
@@ -300,9 +304,10 @@ class GraphedDecoderLayers:
 
     def bucket_for(self, hidden: torch.Tensor, kwargs: dict) -> Bucket | None:
         """The bucket of this micro-batch, captured if new (None: `max_buckets` are held and it is not the longest).
-        Every bucket is dropped when the layers' weights have moved or started or stopped training (graphs hold their
-        addresses)."""
-        signature = tuple((p.data_ptr(), p.requires_grad) for layer in self.layers for p in layer.parameters())
+        Every bucket is dropped when the layers' weights have moved, been replaced, or started or stopped training
+        (graphs hold their addresses); modules added to the layers after installing are not seen."""
+        signature = tuple(None if (weight := weights[name]) is None else (weight.data_ptr(), weight.requires_grad)
+                          for weights, name in self.weight_slots)
         if signature != self.signature:
             self.drop_buckets()
             self.signature = signature

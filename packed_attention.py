@@ -82,8 +82,7 @@ def varlen_dtype(query: torch.Tensor) -> torch.dtype | None:
 
 
 AttentionInterface.register(PACKED_ATTENTION, packed_attention)
-# Padded batches get SDPA's mask; packed ones build one too (transformers cannot tell them apart before the call),
-# which the packed path ignores.
+# Padded batches get SDPA's mask; packed ones skip mask building (`skip_mask_for_packed_batches`).
 AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
 
 
@@ -91,3 +90,17 @@ def enable_packed_attention(language_model: PreTrainedModel) -> None:
     """Switch `language_model` to packed attention. The choice is not saved with the model (config.json holds no
     attention implementation), and unpacked batches still get SDPA."""
     language_model.set_attn_implementation(PACKED_ATTENTION)
+    if getattr(language_model, "packed_mask_hook", None) is None:
+        language_model.packed_mask_hook = language_model.register_forward_pre_hook(
+            skip_mask_for_packed_batches, with_kwargs=True)
+
+
+def skip_mask_for_packed_batches(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """A packed batch needs no attention mask (`cu_seq_lens_q` keeps its examples apart), but transformers would build
+    a tokens x tokens one, after reading the positions off the GPU to find where each example starts: a wait for the
+    GPU in every forward. It passes a 4D mask through untouched, so an empty one stands in."""
+    if kwargs.get("cu_seq_lens_q") is not None and kwargs.get("attention_mask") is None:
+        reference = next(value for value in (kwargs.get("inputs_embeds"), kwargs.get("input_ids"), *args)
+                         if isinstance(value, torch.Tensor))
+        kwargs["attention_mask"] = torch.empty((1, 1, 0, 0), dtype=torch.bool, device=reference.device)
+    return args, kwargs

@@ -556,7 +556,9 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
 
     trainer = NextGPTTrainer(
         model=model, args=training_args, train_dataset=datasets["train"], eval_dataset=datasets.get("eval"),
-        data_collator=NextGPTCollator(processor, cache, pack=args.packing), processing_class=processor,
+        data_collator=NextGPTCollator(processor, cache, pack=args.packing,
+                                      pad_to_multiple_of=graphs.bucket_tokens if graphs else None),
+        processing_class=processor,
         callbacks=[StepLogCallback(), MarkCompleteCheckpoints(), *(callbacks or [])],
         ddp_gradient_dtype=args.ddp_gradient_dtype,
     )

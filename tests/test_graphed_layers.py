@@ -195,6 +195,11 @@ def test_moved_weights_are_captured_again_and_removal_restores_the_layers():
     weight.data = weight.data.clone()  # a graph would still read the old address
     model(**batch).loss.backward()
     assert len(graphs.buckets) == 1 and next(iter(graphs.buckets.values())) is not first
+    second = next(iter(graphs.buckets.values()))
+    down = layers[2].mlp.down_proj  # a frozen weight replaced by a new tensor of the same values
+    down.weight = torch.nn.Parameter(down.weight.detach().clone(), requires_grad=False)
+    model(**batch).loss.backward()
+    assert len(graphs.buckets) == 1 and next(iter(graphs.buckets.values())) is not second
     graphs.remove()
     assert "forward" not in vars(layers[0]) and not graphs.buckets
 

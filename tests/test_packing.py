@@ -53,6 +53,32 @@ def test_collator_packs_one_row_with_restarting_positions(setup):
     assert batch["pixel_values"].shape[0] == sum(len(example["images"]) for example in examples)
 
 
+def test_a_packed_row_padded_to_a_multiple_trains_as_the_row_alone(setup):
+    """pad_to_multiple_of ends the row with one more example of padding tokens, none of them in the loss: the loss
+    and gradients are those of the unpadded row; a row already at a multiple is left as it is."""
+    model, processor, examples = setup
+    plain = NextGPTCollator(processor, pack=True)(examples)
+    length = plain["input_ids"].shape[1]
+    batch = NextGPTCollator(processor, pack=True, pad_to_multiple_of=64)(examples)
+    padded = -(-length // 64) * 64
+    assert padded > length and batch["input_ids"].shape == batch["labels"].shape == (1, padded)
+    assert batch["cu_seq_lens_q"].tolist() == plain["cu_seq_lens_q"].tolist() + [padded]
+    assert batch["max_length_q"] == max(plain["max_length_q"], padded - length)
+    assert batch["input_ids"][0, length:].eq(processor.tokenizer.pad_token_id).all()
+    assert batch["labels"][0, length:].eq(IGNORE_INDEX).all()
+    assert batch["position_ids"][0, length:].tolist() == list(range(padded - length))
+    for key in ("input_ids", "labels", "position_ids"):
+        assert torch.equal(batch[key][:, :length], plain[key])
+    plain_loss, plain_grads = summed_loss_and_gradients(model, plain)
+    loss, grads = summed_loss_and_gradients(model, batch)
+    torch.testing.assert_close(loss, plain_loss, rtol=1e-12, atol=0)
+    assert grads.keys() == plain_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, plain_grads[name], rtol=1e-9, atol=1e-12, msg=name)
+    exact = NextGPTCollator(processor, pack=True, pad_to_multiple_of=length)(examples)
+    assert exact["cu_seq_lens_q"].tolist() == plain["cu_seq_lens_q"].tolist()
+
+
 def test_packed_examples_do_not_see_each_other(setup):
     model, processor, examples = setup
     collate = NextGPTCollator(processor, pack=True)
@@ -95,6 +121,28 @@ def test_packed_loss_and_gradients_equal_the_examples_alone(setup):
     assert packed_grads.keys() == total_grads.keys() and "projector.linear_1.weight" in packed_grads
     for name, grad in packed_grads.items():
         torch.testing.assert_close(grad, total_grads[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_packed_batches_skip_transformers_mask_building(setup, monkeypatch):
+    """transformers would build a tokens x tokens mask for a packed batch, after reading its positions off the device
+    (find_packed_sequence_indices), and packed attention would ignore it: packed batches build none, with the same
+    logits as with the mask built."""
+    import transformers.masking_utils as masking_utils
+
+    model, processor, examples = setup
+    packed = double(NextGPTCollator(processor, pack=True)(examples)) | {"use_cache": False}  # as in training
+    calls = []
+    find = masking_utils.find_packed_sequence_indices
+    monkeypatch.setattr(masking_utils, "find_packed_sequence_indices",
+                        lambda *args, **kwargs: calls.append(len(calls)) or find(*args, **kwargs))
+    with torch.no_grad():
+        without_mask = model(**packed).logits
+        assert calls == []
+        model.language_model.packed_mask_hook.remove()
+        model.language_model.packed_mask_hook = None
+        with_mask = model(**packed).logits
+        assert calls == [0]
+    torch.testing.assert_close(without_mask, with_mask, rtol=0, atol=0)
 
 
 def test_padded_batches_still_work_with_packed_attention_enabled(setup):
