@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from unittest.mock import patch
@@ -51,6 +50,7 @@ from model_card import assembled_card_data, read_card_data, training_record, wri
 from packed_attention import enable_packed_attention
 from processing_nextgpt import NextGPTProcessor
 from token_balanced_sampler import TokenBalancedSampler
+from training_logs import LoggingTrainer
 from training_data import COLLATED_MEDIA, DEFAULT_CAPTION_PROMPT, NextGPTCollator, load_records, prepare_examples
 
 
@@ -124,6 +124,8 @@ class NextGPTArguments:
     load_in_8bit: bool = option(False, "Load the LLM in 8-bit (CUDA, bitsandbytes).")
     vqa_eval_batch_size: int = 16
     save_final: bool = option(True, "Write output_dir/final (false: benchmarks, sweeps).")
+    deferred_logging: bool = option(True, "Logging steps read the loss and gradient norm off the GPU one logging "
+                                          "step later instead of waiting for it (training_logs.py); same logs.")
     ddp_gradient_dtype: str = option("float32", "Several GPUs under DDP: the dtype gradients are all-reduced in; "
                                                 "bfloat16 or float16 send half the bytes (DDP's compression hooks).")
     cpu_threads: int = option(0, "Each process's intra-op CPU threads; 0: the cores this process may use, shared "
@@ -403,10 +405,11 @@ def save_final(trainer: Trainer, processor: NextGPTProcessor, args: NextGPTArgum
     return final
 
 
-class NextGPTTrainer(Trainer):
-    """The transformers Trainer, whose checkpoints of a model with frozen parts (stage 1: all but the projector) hold
-    only the weights that train: resuming loads them over the frozen weights the run starts from. (LoRA checkpoints
-    hold only the adapter already; the final folder is always complete.)"""
+class NextGPTTrainer(LoggingTrainer):
+    """The transformers Trainer with training_logs.py's log entries and logging steps, whose checkpoints of a model
+    with frozen parts (stage 1: all but the projector) hold only the weights that train: resuming loads them over the
+    frozen weights the run starts from. (LoRA checkpoints hold only the adapter already; the final folder is always
+    complete.)"""
 
     checkpointing = False
 
@@ -496,27 +499,6 @@ def plot_loss_curve(log_history: list[dict], path: str) -> None:
     save_line_plot(lines, path, "step", "loss", marked=("eval loss",))
 
 
-class StepLogCallback(TrainerCallback):
-    """Adds to every log entry `elapsed_s` (seconds since training began, for throughput between any two steps) and,
-    on CUDA, this process's peak GPU memory since the previous entry (allocated by tensors, and reserved by the caching
-    allocator: what the card must hold) and the caching allocator's retries so far (each retry frees every cached
-    block and waits for the GPU: a stalled step)."""
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.log_history:
-            return
-        entry = state.log_history[-1]
-        entry["elapsed_s"] = time.perf_counter() - self.start
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            entry["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-            entry["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
-            entry["allocator_retries"] = torch.cuda.memory_stats().get("num_alloc_retries", 0)
-            torch.cuda.reset_peak_memory_stats()
-
-
 def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> Trainer:
     parser = HfArgumentParser((NextGPTArguments, TrainingArguments))
     # Batches (and images) are prepared while the GPU computes, by workers that live across epochs (starting them
@@ -559,8 +541,8 @@ def train(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None
         data_collator=NextGPTCollator(processor, cache, pack=args.packing,
                                       pad_to_multiple_of=graphs.bucket_tokens if graphs else None),
         processing_class=processor,
-        callbacks=[StepLogCallback(), MarkCompleteCheckpoints(), *(callbacks or [])],
-        ddp_gradient_dtype=args.ddp_gradient_dtype,
+        callbacks=[MarkCompleteCheckpoints(), *(callbacks or [])],
+        ddp_gradient_dtype=args.ddp_gradient_dtype, deferred_logging=args.deferred_logging,
     )
     # The tokenized examples live until the end: a full collection walks them all (1.1 s for LLaVA's 558k captions,
     # measured), in the trainer and in each forked data loader worker, where it also copies their memory pages.

@@ -487,6 +487,33 @@ def test_fused_kernels_stay_off_under_fsdp(monkeypatch):
             fused(*flags)
 
 
+def test_deferred_logging_logs_what_the_trainer_logs(tiny_folder, easy_vqa_data, tmp_path):
+    """Logging steps that read their values a logging step later (the default) give the Trainer's own log history,
+    entry for entry and under the same steps, the same final loss and floating-point operations, and checkpoints
+    whose saved history holds every step logged up to them; every entry has its time since training began."""
+    timing = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "elapsed_s")
+
+    def untimed(history: list[dict]) -> list[dict]:
+        return [{key: value for key, value in entry.items() if key not in timing} for entry in history]
+
+    def run(deferred: str):
+        output = tmp_path / deferred
+        trainer = run_stage1(tiny_folder, easy_vqa_data, output, "--max_steps", "7", "--logging_steps", "2",
+                             "--save_strategy", "steps", "--save_steps", "3", "--save_final", "false",
+                             "--deferred_logging", deferred)
+        saved = json.loads((output / "checkpoint-3" / "trainer_state.json").read_text())["log_history"]
+        elapsed = [entry["elapsed_s"] for entry in trainer.state.log_history]
+        assert elapsed == sorted(elapsed) and elapsed[0] > 0
+        return untimed(trainer.state.log_history), untimed(saved), trainer.state.total_flos
+
+    deferred, synced = run("true"), run("false")
+    history, saved, flos = deferred
+    assert [entry["step"] for entry in history] == [2, 4, 6, 7] and "grad_norm" in history[0]
+    assert history[-1]["train_loss"] > 0 and flos > 0
+    assert [entry["step"] for entry in saved] == [2]
+    assert deferred == synced
+
+
 def test_liger_kernels_stay_on_the_model_they_were_applied_to():
     """Liger swaps the classes and the rotary function of transformers' Llama module: a Llama built afterwards in the
     same process keeps transformers' own modules and runs on the CPU, where Liger's Triton kernels cannot."""
