@@ -144,10 +144,10 @@ def assert_phases(line: str) -> None:
 def test_profile_train_prints_each_ranks_host_timeline(tmp_path):
     """benchmarks/profile_train.py under torchrun with two CPU processes: each rank prints its host's timeline of an
     optimizer step (the phases between the Trainer's callbacks, the values read off the device), what issue 18 asks to
-    compare between a slow and a fast 4-GPU launch, and writes its profiled steps as a Chrome trace. The values read count the Trainer's NaN/Inf check of each
-    micro-batch's loss (two reads), which `--logging_nan_inf_filter false` turns off. Before that, rank 0 prints every
-    rank's unprofiled steps (wall = busy + waiting for the device + garbage collection) and the busiest rank's
-    excess."""
+    compare between a slow and a fast 4-GPU launch, and writes its profiled steps as a Chrome trace. The values read
+    count the Trainer's NaN/Inf check of each micro-batch's loss (two reads), which `--logging_nan_inf_filter false`
+    turns off. Before that, rank 0 prints every rank's unprofiled steps (wall = busy + waiting for the device + garbage
+    collection) and the busiest rank's excess."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     from bench_train import command
 
@@ -216,8 +216,8 @@ def test_idle_causes_names_the_synchronisation_that_left_the_gpu_idle():
     """profile_train.idle_causes: a GPU gap that opens while the host waits in a synchronisation is charged to that
     synchronisation's caller, found among the host operators around it on its thread: by Python frames (torch's own
     skipped) when stacks were recorded, else by the innermost and outermost operators; a gap with no waiting host goes
-    to the host's launching, named by the operators around the launch of the kernel that ended it; gaps under IDLE_GAP_US and the profiler's GPU annotations (which span idle time) are not
-    work and not gaps."""
+    to the host's launching, named by the operators around the launch of the kernel that ended it; gaps under
+    IDLE_GAP_US and the profiler's GPU annotations (which span idle time) are not work and not gaps."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     from types import SimpleNamespace
 
