@@ -1,9 +1,9 @@
 """The Trainer's log entries: what each holds beyond the Trainer's own, and logging steps that do not wait for the GPU.
 
-Every entry gets `elapsed_s` (seconds since training began, for throughput between any two steps) and, on CUDA, this
-process's peak GPU memory since the previous entry (allocated by tensors, and reserved by the caching allocator: what
-the card must hold) and the caching allocator's retries so far (each retry frees every cached block and waits for the
-GPU: a stalled step).
+Every entry gets `elapsed_s` (seconds since training began, for throughput between any two steps; none before) and,
+on CUDA, this process's peak GPU memory since the previous entry (allocated by tensors, and reserved by the caching
+allocator: what the card must hold) and the caching allocator's retries so far (each retry frees every cached block
+and waits for the GPU: a stalled step).
 
 At each logging step the transformers Trainer reads the loss, the gradient norm and the step's floating-point
 operations off the GPU, which stops the host until the GPU has finished the step; the host then prepares the next
@@ -70,6 +70,7 @@ class LoggingTrainer(Trainer):
         self.deferred_logging = deferred_logging
         self.pending_log: PendingLog | None = None
         self.logged_mark = None  # the mark of the step whose values are being logged late
+        self.clock: StepClock | None = None  # from the start of training
         super().__init__(*args, **kwargs)
 
     def train(self, *args, **kwargs):
@@ -79,7 +80,8 @@ class LoggingTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         super().log(logs, start_time)
         entry = self.state.log_history[-1]
-        entry["elapsed_s"] = self.clock.seconds(self.clock.mark() if self.logged_mark is None else self.logged_mark)
+        if self.clock is not None:
+            entry["elapsed_s"] = self.clock.seconds(self.clock.mark() if self.logged_mark is None else self.logged_mark)
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             entry["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             entry["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30

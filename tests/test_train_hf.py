@@ -514,6 +514,16 @@ def test_deferred_logging_logs_what_the_trainer_logs(tiny_folder, easy_vqa_data,
     assert deferred == synced
 
 
+def test_logging_before_training_has_no_elapsed_time(tmp_path):
+    """A log before training (an evaluation first) is the Trainer's entry: no time since training began yet."""
+    from training_logs import LoggingTrainer
+
+    trainer = LoggingTrainer(model=torch.nn.Linear(2, 2), args=TrainingArguments(str(tmp_path), use_cpu=True,
+                                                                                  report_to="none"))
+    trainer.log({"eval_loss": 1.5})
+    assert trainer.state.log_history == [{"eval_loss": 1.5, "epoch": 0, "step": 0}]
+
+
 def test_liger_kernels_stay_on_the_model_they_were_applied_to():
     """Liger swaps the classes and the rotary function of transformers' Llama module: a Llama built afterwards in the
     same process keeps transformers' own modules and runs on the CPU, where Liger's Triton kernels cannot."""
