@@ -58,7 +58,7 @@ class PendingLog(NamedTuple):
     steps_since_last: int  # the logged loss is the mean over these steps
     learning_rate: float
     has_grad_norm: bool
-    values: torch.Tensor  # (loss summed over the steps, gradient norm or 0), float64, on the host once `done` is
+    values: torch.Tensor  # (loss summed over the steps, gradient norm or 0), float64, on the host when `done` is past
     done: torch.cuda.Event | float  # the clock's mark after the copy to the host
 
 
