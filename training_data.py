@@ -247,7 +247,7 @@ class NextGPTCollator:
     `pad_to_multiple_of` pads a packed row at its end with one more example of padding tokens (all labels -100), to
     the next multiple: graphed decoder layers run that length anyway, and the eager work around them (the fused
     cross-entropy's matrix products) meets a few shapes instead of a new one almost every micro-batch, each of which
-    cost cuBLAS 4-5 ms of the host's time choosing its kernel (measured on H200s).
+    held the host 4-5 ms inside the product's launch (H200s; gone once the shapes repeat).
     `pack=False` pads on the right (labels -100 there, so padding is never in the loss)."""
 
     def __init__(self, processor: NextGPTProcessor, embedding_cache=None, pack: bool = False,

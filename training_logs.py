@@ -8,8 +8,8 @@ and waits for the GPU: a stalled step).
 At each logging step the transformers Trainer reads the loss, the gradient norm and the step's floating-point
 operations off the GPU, which stops the host until the GPU has finished the step; the host then prepares the next
 step (the batch, the model's Python work before its first kernels) while the GPU sits idle. With one micro-batch a
-step, as under DDP at a small global batch, logging every step (bench_train.py's loss curves) cost 4 GPUs 5% of their
-throughput (H200s, benchmarks/RESULTS.md). With `deferred_logging` the loss and gradient norm are copied to the host
+step, as under DDP at a small global batch, logging every step (bench_train.py's loss curves) cost 4 GPUs 9% of their
+throughput (205 against 226 sequences/s on H200s, benchmarks/RESULTS.md). With `deferred_logging` the loss and gradient norm are copied to the host
 as the GPU gets to them and logged at the next logging step, under the step they belong to and with `elapsed_s` the
 time the GPU finished it (a CUDA event's): the same log history, callbacks and final loss. A step that evaluates, saves
 or ends training logs at once, so checkpoints and final metrics hold every entry; the floating-point operations are
@@ -38,9 +38,12 @@ class StepClock:
             self.origin.synchronize()
             self.origin_seconds = time.perf_counter() - self.began
 
+    def now(self) -> float:
+        return time.perf_counter() - self.began
+
     def mark(self) -> torch.cuda.Event | float:
         if self.origin is None:
-            return time.perf_counter() - self.began
+            return self.now()
         event = torch.cuda.Event(enable_timing=True)
         event.record()
         return event
@@ -69,7 +72,7 @@ class LoggingTrainer(Trainer):
     def __init__(self, *args, deferred_logging: bool = True, **kwargs):
         self.deferred_logging = deferred_logging
         self.pending_log: PendingLog | None = None
-        self.logged_mark = None  # the mark of the step whose values are being logged late
+        self.logged_seconds: float | None = None  # when the GPU finished the step whose values are logged late
         self.clock: StepClock | None = None  # from the start of training
         super().__init__(*args, **kwargs)
 
@@ -81,7 +84,7 @@ class LoggingTrainer(Trainer):
         super().log(logs, start_time)
         entry = self.state.log_history[-1]
         if self.clock is not None:
-            entry["elapsed_s"] = self.clock.seconds(self.clock.mark() if self.logged_mark is None else self.logged_mark)
+            entry["elapsed_s"] = self.clock.now() if self.logged_seconds is None else self.logged_seconds
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             entry["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             entry["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
@@ -124,7 +127,7 @@ class LoggingTrainer(Trainer):
         pending, self.pending_log = self.pending_log, None
         if pending is None:
             return
-        self.clock.seconds(pending.done)  # waits for the copy
+        finished = self.clock.seconds(pending.done)  # waits for the copy
         loss, norm = pending.values.tolist()
         self._total_loss_scalar += loss
         logs = {"loss": loss / pending.steps_since_last}
@@ -133,12 +136,12 @@ class LoggingTrainer(Trainer):
         logs["learning_rate"] = pending.learning_rate
         state = self.state
         now = state.global_step, state.epoch
-        state.global_step, state.epoch, self.logged_mark = pending.step, pending.epoch, pending.done
+        state.global_step, state.epoch, self.logged_seconds = pending.step, pending.epoch, finished
         try:
             self.log(logs, start_time)
         finally:
             state.global_step, state.epoch = now
-            self.logged_mark = None
+            self.logged_seconds = None
 
     def _finalize_training(self, *args, **kwargs):
         self.flush_log()

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from conftest import random_image, tiny_config, tiny_model
+from fast_generation import round_up
 from packed_attention import enable_packed_attention
 from processing_nextgpt import IGNORE_INDEX
 from training_data import NextGPTCollator
@@ -60,7 +61,7 @@ def test_a_packed_row_padded_to_a_multiple_trains_as_the_row_alone(setup):
     plain = NextGPTCollator(processor, pack=True)(examples)
     length = plain["input_ids"].shape[1]
     batch = NextGPTCollator(processor, pack=True, pad_to_multiple_of=64)(examples)
-    padded = -(-length // 64) * 64
+    padded = round_up(length, 64)
     assert padded > length and batch["input_ids"].shape == batch["labels"].shape == (1, padded)
     assert batch["cu_seq_lens_q"].tolist() == plain["cu_seq_lens_q"].tolist() + [padded]
     assert batch["max_length_q"] == max(plain["max_length_q"], padded - length)
