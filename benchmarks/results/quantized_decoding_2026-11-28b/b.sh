@@ -4,7 +4,7 @@ source benchmarks/results/quantized_decoding_2026-11-27c/common.sh
 NCU=$(which ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1 || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 echo "ncu: $NCU"
 stamp ncu
-timeout 300 $NCU --nvtx --nvtx-include "measured_*/" --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --section MemoryWorkloadAnalysis --section InstructionStats --page raw --csv python3 benchmarks/results/quantized_decoding_2026-11-28b/ncu_kernels.py > $OUT/ncu_raw.csv 2> $OUT/ncu.err; echo "rc $?"
+timeout 300 $NCU --nvtx --nvtx-include "regex:measured_.*/" --section SpeedOfLight --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --section MemoryWorkloadAnalysis --section InstructionStats --page raw --csv python3 benchmarks/results/quantized_decoding_2026-11-28b/ncu_kernels.py > $OUT/ncu_raw.csv 2> $OUT/ncu.err; echo "rc $?"
 tail -3 $OUT/ncu.err; wc -l $OUT/ncu_raw.csv
 python3 - <<'PY'
 import csv, os
