@@ -6,15 +6,16 @@ decode step reads every weight once, so reading 1 byte (int8) or half a byte (in
 what makes it faster; the kernels never write a dequantized weight. One launch serves up to three weights of the same
 input width (q|k|v, gate|up), like decode_kernels.py.
 
-- One row (batch-1 decoding): each program streams a few weight rows, dequantizing each weight in registers; int4
-  takes one plane of its words at a time against a contiguous run of the input and sums code x input per group before
-  the group's scale and offset apply. The block sizes, and whether codes become floats by conversion instructions or
-  by bit tricks (`_int8_to_float`, `_int4_codes`), are whichever is faster on the GPU at hand among ROW_CONFIGS, timed
-  on first use (Triton's autotune; the timings kept in Triton's cache directory, so a machine times them once).
-  Weights are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). On an
-  H100 the int4 kernels stream 1.2-1.7 TB/s, bound by the L1 cache (Nsight Compute), int8 2.3-2.9 TB/s
-  (benchmarks/RESULTS.md, "Quantized fast decoding"). gate|up applies the SiLU gate in the same launch (`GATED`), as
-  decode_kernels.py does for bf16.
+- One row (batch-1 decoding): each program streams a few weight rows, dequantizing each weight in registers. int8
+  converts its codes to float32 (by conversion instructions or by bit tricks, `_int8_to_float`) and multiply-adds.
+  int4 was bound by issuing instructions, 8 per weight in float32 (Nsight Compute); it now works in pairs of the
+  input's 16-bit type by inline PTX (`pair_dot_asm`): each word's 8 codes become 8 weights as dequantize() gives them
+  and meet their inputs two an instruction, 4.6 instructions per weight in all, +36-54% bytes a second on an H200.
+  The block sizes (and int8's conversion) are whichever is faster on the GPU at hand among ROW_CONFIGS, timed on
+  first use (Triton's autotune; the timings kept in Triton's cache directory, so a machine times them once). Weights
+  are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). gate|up applies
+  the SiLU gate in the same launch (`GATED`), as decode_kernels.py does for bf16. Figures: benchmarks/RESULTS.md,
+  "Quantized fast decoding".
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores: int4 one plane of BLOCK_K / 8 inputs at a time (eight small products a step) or the
   step's whole tile at once (one product), as x @ w.T or weights first, w @ x.T (weight rows on the products' M side,
@@ -25,6 +26,7 @@ kernels are tested against (tests/test_quantized_kernels.py, under Triton's inte
 """
 
 import inspect
+import os
 from typing import NamedTuple
 
 import torch
@@ -47,11 +49,12 @@ ROW_MULTIPLE = 64  # every stacked weight's output size must be a multiple of th
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
 MIN_BLOCK_K = 256  # int4 groups must divide it: several rows then have configurations whose steps hold whole groups
 # One row: the block sizes (rows x inputs a step, warps) and conversions autotune chooses among: the two fastest for
-# each kind and shape of the 7B model in profile_decode.py's wider sweep (benchmarks/RESULTS.md).
+# each kind and shape of the 7B model in profile_decode.py's wider sweep, and 16 x 512 for int4's products in pairs
+# (benchmarks/RESULTS.md). int4 takes those without bit casts only (its one-row products convert no codes to float32).
 ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, "num_warps": warps}
                for n, k, warps, bit_cast in ((8, 1024, 8, True), (8, 1024, 8, False), (8, 512, 4, False),
                                              (8, 1024, 4, True), (4, 1024, 4, True), (4, 512, 2, True),
-                                             (4, 1024, 4, False))]
+                                             (4, 1024, 4, False), (16, 512, 4, False))]
 
 # Several rows: the tiles autotune chooses among, by kind and bucket of rows (`row_bucket`), each (weights first, whole
 # tile, BLOCK_M, BLOCK_N, BLOCK_K): the fastest of sweeps on an H100 at 8, 32 and 96 rows (benchmarks/RESULTS.md,
@@ -113,7 +116,40 @@ def tile_fits(config: dict, arguments: dict) -> bool:
             and all(size % config["BLOCK_N"] == 0 for size in (arguments["n0"], arguments["n01"], arguments["N"])))
 
 
+
+def pair_dot_asm(kind: str) -> str:
+    """Inline PTX for one int32 word of int4 codes against its 8 inputs, two weights an instruction in `kind` (bf16 or
+    f16) pairs: $0 = sum((code * scale + offset) * input), float32; $1 the word; $2..$9 the inputs of planes 0..7;
+    $10, $11 the group's scale and offset. Planes i and i + 4 share a pair: one shift and an and-or place both codes
+    in the low mantissa bits of MAGIC (128 in bf16, 1024 in f16, whose last bit is worth 1), so the pair reads
+    MAGIC + code; a multiply-add takes MAGIC away exactly, another makes the weights with one rounding, as
+    dequantize() does. The 8 products are summed in pairs, then in float32. Issue 8 weights in about 30 instructions
+    where the float32 loop takes 66 (Nsight Compute: the one-row int4 kernels are bound by issuing instructions)."""
+    magic, one = {"bf16": (0x4300, 0x3F80), "f16": (0x6400, 0x3C00)}[kind]
+    pairs = lambda value: f"0x{value:04X}{value:04X}"  # noqa: E731
+    lines = ["mov.b32 one, " + pairs(one) + ";", "mov.b32 bias, " + pairs(magic | 0x8000) + ";",
+             "mov.b32 zero, 0x80008000;", "mov.b32 s2, {$10, $10};", "mov.b32 o2, {$11, $11};"]
+    for pair in range(4):
+        shifted = "$1" if pair == 0 else f"t{pair}"
+        if pair:
+            lines.append(f"shr.u32 t{pair}, $1, {4 * pair};")
+        lines += [f"lop3.b32 f{pair}, {shifted}, 0x000F000F, {pairs(magic)}, 0xEA;",  # (a & b) | c
+                  f"fma.rn.{kind}x2 f{pair}, f{pair}, one, bias;",  # the two codes
+                  f"fma.rn.{kind}x2 f{pair}, f{pair}, s2, o2;",  # the two weights
+                  f"mov.b32 p{pair}, {{${2 + pair}, ${6 + pair}}};",  # the inputs of planes pair, pair + 4
+                  f"fma.rn.{kind}x2 acc, f{pair}, p{pair}, {'acc' if pair else 'zero'};"]
+    lines += ["mov.b32 {lo, hi}, acc;", f"cvt.f32.{kind} a, lo;", f"cvt.f32.{kind} b, hi;", "add.f32 $0, a, b;"]
+    registers = ".reg .b32 t1, t2, t3, f0, f1, f2, f3, p0, p1, p2, p3, acc, one, bias, zero, s2, o2;"
+    return "\n".join(["{", registers, ".reg .b16 lo, hi;", ".reg .f32 a, b;", *lines, "}"])
+
+
 if triton is not None:
+
+    # Triton's interpreter (CPU tests) runs no PTX: the int4 one-row products then take a float32 loop.
+    INTERPRETED = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") == "1")
+    BF16_PAIR_DOT_ASM = tl.constexpr(pair_dot_asm("bf16"))
+    F16_PAIR_DOT_ASM = tl.constexpr(pair_dot_asm("f16"))
+    PAIR_DOT_CONSTRAINTS = tl.constexpr("=r,r" + ",h" * 10)
 
     @triton.jit
     def _int8_to_float(codes, BIT_CAST: tl.constexpr):
@@ -182,6 +218,33 @@ if triton is not None:
                           (BLOCK_N, BLOCK_K))
 
     @triton.jit
+    def _int4_word_dots(words, x_at, inside, WORDS: tl.constexpr, scale, offset):
+        """For each int32 word of 8 int4 codes (plane i: the input at x_at + i * WORDS), sum((code * scale + offset) *
+        input) in float32. On a GPU in pairs of the input's 16-bit type by inline PTX (`pair_dot_asm`), each weight
+        rounded to that type (the weight dequantize() gives); under Triton's interpreter, which runs no PTX (nor
+        rounds to bfloat16 as a GPU does), one at a time in float32."""
+        if INTERPRETED:
+            dots = tl.zeros(words.shape, dtype=tl.float32)
+            for plane in tl.static_range(8):
+                x = tl.load(x_at + plane * WORDS, mask=inside, other=0).to(tl.float32)
+                dots += (((words >> 4 * plane) & 0xF).to(tl.float32) * scale.to(tl.float32)
+                         + offset.to(tl.float32)) * x
+            return dots
+        dtype = x_at.dtype.element_ty
+        scale, offset = scale.to(tl.float32).to(dtype), offset.to(tl.float32).to(dtype)
+        x = x_at.to(tl.pointer_type(tl.uint16))
+        arguments = [words, tl.load(x, mask=inside, other=0), tl.load(x + WORDS, mask=inside, other=0),
+                     tl.load(x + 2 * WORDS, mask=inside, other=0), tl.load(x + 3 * WORDS, mask=inside, other=0),
+                     tl.load(x + 4 * WORDS, mask=inside, other=0), tl.load(x + 5 * WORDS, mask=inside, other=0),
+                     tl.load(x + 6 * WORDS, mask=inside, other=0), tl.load(x + 7 * WORDS, mask=inside, other=0),
+                     scale.to(tl.uint16, bitcast=True), offset.to(tl.uint16, bitcast=True)]
+        if dtype == tl.bfloat16:
+            return tl.inline_asm_elementwise(BF16_PAIR_DOT_ASM, PAIR_DOT_CONSTRAINTS, arguments, dtype=tl.float32,
+                                             is_pure=True, pack=1)
+        return tl.inline_asm_elementwise(F16_PAIR_DOT_ASM, PAIR_DOT_CONSTRAINTS, arguments, dtype=tl.float32,
+                                         is_pure=True, pack=1)
+
+    @triton.jit
     def _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, K: tl.constexpr, GROUP: tl.constexpr,
                   INT4: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
         """One input row (x, K) times the dequantized weight `rows`, float32 (BLOCK_N,), on the CUDA cores: BLOCK_K
@@ -199,18 +262,11 @@ if triton is not None:
                 # each weight is read once: evict_first keeps L1 for the input, scales and offsets (+8-20% on H100)
                 packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[None, :, None], other=0,
                                  eviction_policy="evict_first")
-                scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, BIT_CAST)
-                first_input = groups[None, :, None] * GROUP + words[None, None, :]
-                # sum(x * (code * scale + offset)) over a group = scale * sum(x * code) + offset * sum(x): one
-                # multiply-add per weight, the inputs' sums shared by all rows
-                products = tl.zeros((BLOCK_N, STEP_GROUPS, WORDS), dtype=tl.float32)
-                inputs = tl.zeros((1, STEP_GROUPS, WORDS), dtype=tl.float32)
-                for plane in tl.static_range(8):
-                    x = tl.load(x_ptr + first_input + plane * WORDS, mask=inside[None, :, None], other=0).to(
-                        tl.float32)
-                    products += _int4_codes(packed, plane, BIT_CAST) * x
-                    inputs += x
-                accumulator += products * scale[:, :, None] + inputs * offset[:, :, None]
+                where = groups[None, :] * rows_in_weight + rows[:, None]
+                scale = tl.load(s_ptr + where, mask=inside[None, :], other=0)[:, :, None]
+                offset = tl.load(f_ptr + where, mask=inside[None, :], other=0)[:, :, None]
+                accumulator += _int4_word_dots(packed, x_ptr + groups[None, :, None] * GROUP + words[None, None, :],
+                                               inside[None, :, None], WORDS, scale, offset)
             return tl.sum(tl.sum(accumulator, axis=2), axis=1)
         else:
             accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
@@ -319,7 +375,9 @@ if triton is not None:
         )(_quantized_kernel)
 
     # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
-    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"])
+    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], prune_configs_by={
+        "early_config_prune": lambda configs, named, **launch: [
+            config for config in configs if not ({**named, **launch}["INT4"] and config.kwargs["BIT_CAST"])]})
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
         ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"],

@@ -31,13 +31,14 @@ INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_
 
 
 def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int,
-                   block_m: int = 1, whole_tile: bool = False, weights_first: bool = False) -> dict:
-    """The kernel compiled for a bf16 input (one row, or tiles of `block_m` rows, int4 a plane or `whole_tile` at a
-    time): its code by stage (`ptx`, `cubin`, `ttgir`, ...)."""
+                   block_m: int = 1, whole_tile: bool = False, weights_first: bool = False, dtype: str = "bf16",
+                   capability: int = 90) -> dict:
+    """The kernel compiled for a `dtype` input (bf16 or fp16; one row, or tiles of `block_m` rows, int4 a plane or
+    `whole_tile` at a time) and a GPU of this compute capability: its code by stage (`ptx`, `cubin`, `ttgir`, ...)."""
     int4 = bits == 4
-    types = {"x_ptr": "*bf16", "out_ptr": "*bf16", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
+    types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
     types.update({name: "*i32" if int4 else "*i8" for name in ("q0", "q1", "q2")})
-    types.update({name: "*bf16" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
+    types.update({name: f"*{dtype}" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
     constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": block_m,
                  "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile,
                  "WEIGHTS_FIRST": weights_first}
@@ -46,7 +47,7 @@ def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cas
     source = ASTSource(fn=_quantized_kernel, signature={name: types.get(name, "constexpr") for name in names},
                        constexprs={(names.index(name),): value for name, value in constants.items()},
                        attrs={(names.index(name),): [["tt.divisibility", 16]] for name in aligned})
-    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps}).asm
+    return triton.compile(source, target=GPUTarget("cuda", capability, 32), options={"num_warps": warps}).asm
 
 
 def tool_output(tool: str, cubin: bytes, *flags: str) -> str:

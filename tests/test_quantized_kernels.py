@@ -181,26 +181,35 @@ for bits in (4, 8):
             conversions = sum(ptx.count(f"cvt.rn.f32.{kind}") for kind in ("u8", "u16", "u32", "s8", "s16", "s32"))
             print(bits, block_m, whole_tile, bit_cast, conversions)
             assert not (bit_cast and conversions), "the bit-cast kernels convert no integers to floats"
+# The one-row int4 products in 16-bit pairs (inline PTX): bf16 and fp16 inputs, for the H100 and for the Ampere and Ada
+# cards (sm_80, sm_86, sm_89) the PTX must also assemble for.
+for dtype, capability in (("bf16", 90), ("fp16", 90), ("bf16", 80), ("fp16", 86), ("bf16", 89)):
+    ptx = compile_kernel(bits=4, block_n=8, block_k=512, warps=4, bit_cast=False, columns=4096, dtype=dtype,
+                         capability=capability)["ptx"]
+    pairs = "bf16x2" if dtype == "bf16" else "f16x2"
+    assert ptx.count(f"fma.rn.{pairs}") >= 12 and "cvt.rn.f32.s32" not in ptx, (dtype, capability)
 print("compiled")
 """
 
 
 def test_the_kernels_compile_for_the_h100_and_bit_casting_leaves_no_conversions(tmp_path):
     """Triton compiles the kernels for sm_90 without a GPU: every branch (int4/int8, one row/several, both ways of
-    turning codes into floats) compiles, and the bit-cast ones hold no integer-to-float conversion instructions."""
+    turning codes into floats) compiles, and the bit-cast ones hold no integer-to-float conversion instructions; the
+    one-row int4 kernel's inline PTX (16-bit pairs) assembles for bf16 and fp16 inputs on sm_80 to sm_90."""
     pytest.importorskip("triton")
     assert "compiled" in run_child(COMPILE_FOR_H100, tmp_path, interpret=False)
 
 
 def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
     """benchmarks/inspect_kernel.py: the one-row int4 kernel compiled for the H100 offline, its registers, and a loop
-    whose weights arrive in 16-byte loads (the aligned pointers a launch specialises; unaligned, every load would
-    fetch one element) marked evict-first (EF), so that they do not push the input out of L1."""
+    of products in 16-bit pairs (HFMA2) whose weights arrive in 16-byte loads (the aligned pointers a launch
+    specialises; unaligned, every load would fetch one element) marked evict-first (EF), so that they do not push the
+    input out of L1."""
     pytest.importorskip("triton")
     result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--bits", "4",
-                             "--block_n", "8", "--block_k", "1024", "--warps", "8", "--bit_cast"],
+                             "--block_n", "8", "--block_k", "512", "--warps", "4"],
                             capture_output=True, text=True, timeout=300, check=True)
     assert re.search(r"registers per thread: \d+", result.stdout), result.stdout
     loop = re.search(r"main loop: \d+ instructions for 32 weights a thread \((\d+\.\d+) per weight\)", result.stdout)
-    assert loop and 1 < float(loop.group(1)) < 20, result.stdout
+    assert loop and 1 < float(loop.group(1)) < 20 and "HFMA2" in result.stdout, result.stdout
     assert "LDG.E.EF.128" in result.stdout.split("loads:")[-1], result.stdout

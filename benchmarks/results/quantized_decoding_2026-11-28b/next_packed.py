@@ -66,6 +66,55 @@ add.f32 $1, a, b;
 }
 """)
 
+# MODE 1: $0: the word's sum of weight x input (float32); $1: the word; $2..$9: the inputs of planes 0..7; $10, $11:
+# the group's scale and offset. Codes become bf16 weights in pairs (code * scale + offset, one rounding: the bf16
+# weight dequantize() gives), then the pair products; no input sums.
+WORD_DEQUANT_DOT_ASM = tl.constexpr("""
+{
+.reg .b32 t1, t2, t3, f0, f1, f2, f3, p0, p1, p2, p3, acc, m, s2, o2;
+.reg .b16 lo, hi;
+.reg .f32 a, b;
+mov.b32 m, 0x43004300;
+mov.b32 s2, {$10, $10};
+mov.b32 o2, {$11, $11};
+shr.u32 t1, $1, 4;
+shr.u32 t2, $1, 8;
+shr.u32 t3, $1, 12;
+lop3.b32 f0, $1, 0x000F000F, 0x43004300, 0xEA;
+lop3.b32 f1, t1, 0x000F000F, 0x43004300, 0xEA;
+lop3.b32 f2, t2, 0x000F000F, 0x43004300, 0xEA;
+lop3.b32 f3, t3, 0x000F000F, 0x43004300, 0xEA;
+sub.rn.bf16x2 f0, f0, m;
+sub.rn.bf16x2 f1, f1, m;
+sub.rn.bf16x2 f2, f2, m;
+sub.rn.bf16x2 f3, f3, m;
+fma.rn.bf16x2 f0, f0, s2, o2;
+fma.rn.bf16x2 f1, f1, s2, o2;
+fma.rn.bf16x2 f2, f2, s2, o2;
+fma.rn.bf16x2 f3, f3, s2, o2;
+mov.b32 p0, {$2, $6};
+mov.b32 p1, {$3, $7};
+mov.b32 p2, {$4, $8};
+mov.b32 p3, {$5, $9};
+mul.rn.bf16x2 acc, f0, p0;
+fma.rn.bf16x2 acc, f1, p1, acc;
+fma.rn.bf16x2 acc, f2, p2, acc;
+fma.rn.bf16x2 acc, f3, p3, acc;
+mov.b32 {lo, hi}, acc;
+cvt.f32.bf16 a, lo;
+cvt.f32.bf16 b, hi;
+add.f32 $0, a, b;
+}
+""")
+
+
+@triton.jit
+def _word_dequant_dots(packed, x0, x1, x2, x3, x4, x5, x6, x7, scale, offset):
+    """Per int32 word of 8 int4 codes: sum((code * scale + offset) x input), float32, from bf16 pairs."""
+    return tl.inline_asm_elementwise(
+        WORD_DEQUANT_DOT_ASM, "=r,r,h,h,h,h,h,h,h,h,h,h",
+        [packed, x0, x1, x2, x3, x4, x5, x6, x7, scale, offset], dtype=tl.float32, is_pure=True, pack=1)
+
 
 @triton.jit
 def _word_dots(packed, x0, x1, x2, x3, x4, x5, x6, x7):
@@ -77,7 +126,7 @@ def _word_dots(packed, x0, x1, x2, x3, x4, x5, x6, x7):
 
 @triton.jit
 def int4_rows_packed_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, N, K: tl.constexpr, GROUP: tl.constexpr,
-                            BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                            BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, MODE: tl.constexpr):
     GROUPS: tl.constexpr = K // GROUP
     WORDS: tl.constexpr = GROUP // 8
     STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
@@ -90,18 +139,26 @@ def int4_rows_packed_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, N, K: tl.conste
         word = groups[None, :, None] * WORDS + words[None, None, :]
         packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[None, :, None], other=0,
                          eviction_policy="evict_first")
-        scale, offset = _group_scales(s_ptr, f_ptr, rows, N, groups, inside, False)
         x_at = x_ptr.to(tl.pointer_type(tl.uint16)) + groups[None, :, None] * GROUP + words[None, None, :]
         where = inside[None, :, None]
-        dots, sums = _word_dots(packed, tl.load(x_at, mask=where, other=0),
-                                tl.load(x_at + WORDS, mask=where, other=0),
-                                tl.load(x_at + 2 * WORDS, mask=where, other=0),
-                                tl.load(x_at + 3 * WORDS, mask=where, other=0),
-                                tl.load(x_at + 4 * WORDS, mask=where, other=0),
-                                tl.load(x_at + 5 * WORDS, mask=where, other=0),
-                                tl.load(x_at + 6 * WORDS, mask=where, other=0),
-                                tl.load(x_at + 7 * WORDS, mask=where, other=0))
-        accumulator += dots * scale[:, :, None] + sums * offset[:, :, None]
+        x0 = tl.load(x_at, mask=where, other=0)
+        x1 = tl.load(x_at + WORDS, mask=where, other=0)
+        x2 = tl.load(x_at + 2 * WORDS, mask=where, other=0)
+        x3 = tl.load(x_at + 3 * WORDS, mask=where, other=0)
+        x4 = tl.load(x_at + 4 * WORDS, mask=where, other=0)
+        x5 = tl.load(x_at + 5 * WORDS, mask=where, other=0)
+        x6 = tl.load(x_at + 6 * WORDS, mask=where, other=0)
+        x7 = tl.load(x_at + 7 * WORDS, mask=where, other=0)
+        if MODE == 0:
+            scale, offset = _group_scales(s_ptr, f_ptr, rows, N, groups, inside, False)
+            dots, sums = _word_dots(packed, x0, x1, x2, x3, x4, x5, x6, x7)
+            accumulator += dots * scale[:, :, None] + sums * offset[:, :, None]
+        else:
+            at = groups[None, :] * N + rows[:, None]
+            scale = tl.load(s_ptr.to(tl.pointer_type(tl.uint16)) + at, mask=inside[None, :], other=0)
+            offset = tl.load(f_ptr.to(tl.pointer_type(tl.uint16)) + at, mask=inside[None, :], other=0)
+            accumulator += _word_dequant_dots(packed, x0, x1, x2, x3, x4, x5, x6, x7, scale[:, :, None],
+                                              offset[:, :, None])
     tl.store(out_ptr + rows, tl.sum(tl.sum(accumulator, axis=2), axis=1).to(out_ptr.dtype.element_ty))
 
 
@@ -112,16 +169,16 @@ def packed_product(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor, 
     out = x.new_empty(1, N)
     int4_rows_packed_kernel[(N // config["BLOCK_N"],)](
         x, out, qweight, scale, offset, N, K=K, GROUP=K // scale.shape[0], BLOCK_N=config["BLOCK_N"],
-        BLOCK_K=config["BLOCK_K"], num_warps=config["num_warps"])
+        BLOCK_K=config["BLOCK_K"], MODE=config["MODE"], num_warps=config["num_warps"])
     return out
 
 
 def main() -> None:
     from profile_decode import replay_seconds, rotated_quantized_weights
-    output = os.path.join(os.environ.get("OUT", "/tmp"), "kernels_packed.jsonl")
+    output = os.path.join(os.environ.get("OUT", "/tmp"), "kernels_packed_modes.jsonl")
     shapes = {"q|k|v": [(4096, 4096)] * 3, "gate|up": [(11008, 4096)] * 2, "down": [(4096, 11008)]}
-    configs = [{"BLOCK_N": n, "BLOCK_K": k, "num_warps": w}
-               for n, k, w in itertools.product((4, 8, 16), (512, 1024, 2048), (2, 4, 8))]
+    configs = [{"BLOCK_N": n, "BLOCK_K": k, "num_warps": w, "MODE": mode}
+               for mode, n, k, w in itertools.product((1, 0), (4, 8, 16), (512, 1024, 2048), (2, 4, 8))]
     with open(output, "w") as out, torch.no_grad():
         for shape, parts in shapes.items():
             sets, nbytes = rotated_quantized_weights(4, parts)
