@@ -118,29 +118,35 @@ def tile_fits(config: dict, arguments: dict) -> bool:
 
 
 def pair_dot_asm(kind: str) -> str:
-    """Inline PTX for one int32 word of int4 codes against its 8 inputs, two weights an instruction in `kind` (bf16 or
-    f16) pairs: $0 = sum((code * scale + offset) * input), float32; $1 the word; $2..$9 the inputs of planes 0..7;
-    $10, $11 the group's scale and offset. Planes i and i + 4 share a pair: one shift and an and-or place both codes
-    in the low mantissa bits of MAGIC (128 in bf16, 1024 in f16, whose last bit is worth 1), so the pair reads
-    MAGIC + code; a multiply-add takes MAGIC away exactly, another makes the weights with one rounding, as
-    dequantize() does. The 8 products are summed in pairs, then in float32. Issue 8 weights in about 30 instructions
-    where the float32 loop takes 66 (Nsight Compute: the one-row int4 kernels are bound by issuing instructions)."""
+    """Inline PTX for two neighbouring int32 words of int4 codes (words j and j + 1 of a group: the same plane of each
+    multiplies neighbouring inputs), two weights an instruction in `kind` (bf16 or f16) pairs. $0 = sum((code * scale +
+    offset) * input) over both words, float32; $1, $2 the words; $3..$10 the input pairs of planes 0..7 (one 32-bit
+    load each); $11, $12 the group's scale and offset. A byte permute puts byte b of both words side by side, one
+    and-or (after a shift, for the odd plane) places the two codes of a plane in the low mantissa bits of MAGIC (128 in
+    bf16, 1024 in f16: its last bit is worth 1), a multiply-add takes MAGIC away exactly, another makes the weights
+    with one rounding as dequantize() does, a third multiplies the pair of inputs in. Planes 0-3 and 4-7 are summed in
+    two pairs, then in float32. Compiled for sm_90 the loop issues 4.3 instructions a weight where the float32 loop
+    issued 8.2 (the one-row int4 kernels were bound by issuing them: Nsight Compute, benchmarks/RESULTS.md)."""
     magic, one = {"bf16": (0x4300, 0x3F80), "f16": (0x6400, 0x3C00)}[kind]
     pairs = lambda value: f"0x{value:04X}{value:04X}"  # noqa: E731
-    lines = ["mov.b32 one, " + pairs(one) + ";", "mov.b32 bias, " + pairs(magic | 0x8000) + ";",
-             "mov.b32 zero, 0x80008000;", "mov.b32 s2, {$10, $10};", "mov.b32 o2, {$11, $11};"]
-    for pair in range(4):
-        shifted = "$1" if pair == 0 else f"t{pair}"
-        if pair:
-            lines.append(f"shr.u32 t{pair}, $1, {4 * pair};")
-        lines += [f"lop3.b32 f{pair}, {shifted}, 0x000F000F, {pairs(magic)}, 0xEA;",  # (a & b) | c
-                  f"fma.rn.{kind}x2 f{pair}, f{pair}, one, bias;",  # the two codes
-                  f"fma.rn.{kind}x2 f{pair}, f{pair}, s2, o2;",  # the two weights
-                  f"mov.b32 p{pair}, {{${2 + pair}, ${6 + pair}}};",  # the inputs of planes pair, pair + 4
-                  f"fma.rn.{kind}x2 acc, f{pair}, p{pair}, {'acc' if pair else 'zero'};"]
-    lines += ["mov.b32 {lo, hi}, acc;", f"cvt.f32.{kind} a, lo;", f"cvt.f32.{kind} b, hi;", "add.f32 $0, a, b;"]
-    registers = ".reg .b32 t1, t2, t3, f0, f1, f2, f3, p0, p1, p2, p3, acc, one, bias, zero, s2, o2;"
-    return "\n".join(["{", registers, ".reg .b16 lo, hi;", ".reg .f32 a, b;", *lines, "}"])
+    lines = [f"mov.b32 one, {pairs(one)};", f"mov.b32 bias, {pairs(magic | 0x8000)};", "mov.b32 zero, 0x80008000;",
+             "mov.b32 s2, {$11, $11};", "mov.b32 o2, {$12, $12};"]
+    for byte in range(4):
+        lines.append(f"prmt.b32 b, $1, $2, 0x0{4 + byte}0{byte};")  # byte `byte` of $1, then of $2 two bytes up
+        for plane in (2 * byte, 2 * byte + 1):
+            source = "b" if plane % 2 == 0 else "t"
+            if plane % 2:
+                lines.append("shr.u32 t, b, 4;")
+            accumulator = "lo4" if plane < 4 else "hi4"
+            lines += [f"lop3.b32 w, {source}, 0x000F000F, {pairs(magic)}, 0xEA;",  # (a & b) | c
+                      f"fma.rn.{kind}x2 w, w, one, bias;",  # the two codes
+                      f"fma.rn.{kind}x2 w, w, s2, o2;",  # the two weights
+                      f"fma.rn.{kind}x2 {accumulator}, w, ${3 + plane}, {accumulator if plane % 4 else 'zero'};"]
+    for index, accumulator in enumerate(("lo4", "hi4")):
+        lines += [f"mov.b32 {{l, h}}, {accumulator};", f"cvt.f32.{kind} a, l;", f"cvt.f32.{kind} c, h;",
+                  "add.f32 a, a, c;", "add.f32 $0, $0, a;" if index else "mov.f32 $0, a;"]
+    registers = ".reg .b32 b, t, w, lo4, hi4, one, bias, zero, s2, o2;"
+    return "\n".join(["{", registers, ".reg .b16 l, h;", ".reg .f32 a, c;", *lines, "}"])
 
 
 if triton is not None:
@@ -149,7 +155,7 @@ if triton is not None:
     INTERPRETED = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") == "1")
     BF16_PAIR_DOT_ASM = tl.constexpr(pair_dot_asm("bf16"))
     F16_PAIR_DOT_ASM = tl.constexpr(pair_dot_asm("f16"))
-    PAIR_DOT_CONSTRAINTS = tl.constexpr("=r,r" + ",h" * 10)
+    PAIR_DOT_CONSTRAINTS = tl.constexpr("=r" + ",r" * 10 + ",h,h")
 
     @triton.jit
     def _int8_to_float(codes, BIT_CAST: tl.constexpr):
@@ -218,25 +224,33 @@ if triton is not None:
                           (BLOCK_N, BLOCK_K))
 
     @triton.jit
-    def _int4_word_dots(words, x_at, inside, WORDS: tl.constexpr, scale, offset):
-        """For each int32 word of 8 int4 codes (plane i: the input at x_at + i * WORDS), sum((code * scale + offset) *
-        input) in float32. On a GPU in pairs of the input's 16-bit type by inline PTX (`pair_dot_asm`), each weight
-        rounded to that type (the weight dequantize() gives); under Triton's interpreter, which runs no PTX (nor
-        rounds to bfloat16 as a GPU does), one at a time in float32."""
+    def _int4_word_pair_dots(pairs, group_inputs, inside, WORDS: tl.constexpr, scale, offset):
+        """For each pair of neighbouring int32 words of 8 int4 codes, loaded as one int64 (`pairs` (..., WORDS / 2) of
+        groups whose first input is at `group_inputs` (..., 1); plane i of word j multiplies input i * WORDS + j), the
+        sum over its 16 weights of (code * scale + offset) * input, float32. On a GPU in pairs of the input's 16-bit
+        type by inline PTX (`pair_dot_asm`), each weight rounded to that type (the weight dequantize() gives); under
+        Triton's interpreter, which runs no PTX (nor rounds to bfloat16 as a GPU does), one at a time in float32."""
+        HALF: tl.constexpr = WORDS // 2
+        even, odd = pairs.to(tl.int32), (pairs >> 32).to(tl.int32)  # words 2j and 2j + 1
         if INTERPRETED:
-            dots = tl.zeros(words.shape, dtype=tl.float32)
+            dots = tl.zeros(pairs.shape, dtype=tl.float32)
+            first = group_inputs + 2 * tl.arange(0, HALF)
             for plane in tl.static_range(8):
-                x = tl.load(x_at + plane * WORDS, mask=inside, other=0).to(tl.float32)
-                dots += (((words >> 4 * plane) & 0xF).to(tl.float32) * scale.to(tl.float32)
-                         + offset.to(tl.float32)) * x
+                x_even = tl.load(first + plane * WORDS, mask=inside, other=0).to(tl.float32)
+                x_odd = tl.load(first + plane * WORDS + 1, mask=inside, other=0).to(tl.float32)
+                dots += (((even >> 4 * plane) & 0xF).to(tl.float32) * scale.to(tl.float32)
+                         + offset.to(tl.float32)) * x_even
+                dots += (((odd >> 4 * plane) & 0xF).to(tl.float32) * scale.to(tl.float32)
+                         + offset.to(tl.float32)) * x_odd
             return dots
-        dtype = x_at.dtype.element_ty
+        dtype = group_inputs.dtype.element_ty
         scale, offset = scale.to(tl.float32).to(dtype), offset.to(tl.float32).to(dtype)
-        x = x_at.to(tl.pointer_type(tl.uint16))
-        arguments = [words, tl.load(x, mask=inside, other=0), tl.load(x + WORDS, mask=inside, other=0),
-                     tl.load(x + 2 * WORDS, mask=inside, other=0), tl.load(x + 3 * WORDS, mask=inside, other=0),
-                     tl.load(x + 4 * WORDS, mask=inside, other=0), tl.load(x + 5 * WORDS, mask=inside, other=0),
-                     tl.load(x + 6 * WORDS, mask=inside, other=0), tl.load(x + 7 * WORDS, mask=inside, other=0),
+        # plane i's inputs of words 2j and 2j + 1: one aligned 32-bit pair
+        x = group_inputs.to(tl.pointer_type(tl.uint32)) + tl.arange(0, HALF)
+        arguments = [even, odd, tl.load(x, mask=inside, other=0), tl.load(x + HALF, mask=inside, other=0),
+                     tl.load(x + 2 * HALF, mask=inside, other=0), tl.load(x + 3 * HALF, mask=inside, other=0),
+                     tl.load(x + 4 * HALF, mask=inside, other=0), tl.load(x + 5 * HALF, mask=inside, other=0),
+                     tl.load(x + 6 * HALF, mask=inside, other=0), tl.load(x + 7 * HALF, mask=inside, other=0),
                      scale.to(tl.uint16, bitcast=True), offset.to(tl.uint16, bitcast=True)]
         if dtype == tl.bfloat16:
             return tl.inline_asm_elementwise(BF16_PAIR_DOT_ASM, PAIR_DOT_CONSTRAINTS, arguments, dtype=tl.float32,
@@ -253,20 +267,20 @@ if triton is not None:
             GROUPS: tl.constexpr = K // GROUP
             WORDS: tl.constexpr = GROUP // 8  # int32 words of one group; plane i of word j: input i * WORDS + j
             STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
-            words = tl.arange(0, WORDS)
-            accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, WORDS), dtype=tl.float32)
+            pairs = tl.arange(0, WORDS // 2)
+            accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, WORDS // 2), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
                 groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
                 inside = groups < GROUPS
-                word = groups[None, :, None] * WORDS + words[None, None, :]  # (1, groups, words)
+                pair = groups[None, :, None] * (WORDS // 2) + pairs[None, None, :]  # (1, groups, word pairs)
                 # each weight is read once: evict_first keeps L1 for the input, scales and offsets (+8-20% on H100)
-                packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[None, :, None], other=0,
-                                 eviction_policy="evict_first")
+                packed = tl.load(q_ptr.to(tl.pointer_type(tl.int64)) + rows[:, None, None] * (K // 16) + pair,
+                                 mask=inside[None, :, None], other=0, eviction_policy="evict_first")
                 where = groups[None, :] * rows_in_weight + rows[:, None]
                 scale = tl.load(s_ptr + where, mask=inside[None, :], other=0)[:, :, None]
                 offset = tl.load(f_ptr + where, mask=inside[None, :], other=0)[:, :, None]
-                accumulator += _int4_word_dots(packed, x_ptr + groups[None, :, None] * GROUP + words[None, None, :],
-                                               inside[None, :, None], WORDS, scale, offset)
+                accumulator += _int4_word_pair_dots(packed, x_ptr + groups[None, :, None] * GROUP,
+                                                    inside[None, :, None], WORDS, scale, offset)
             return tl.sum(tl.sum(accumulator, axis=2), axis=1)
         else:
             accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)

@@ -142,8 +142,8 @@ def test_decode_kernels_match_linear():
 
 @pytest.mark.parametrize("bits", [8, 4])
 def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
-    """Compiled, on the 7B and SmolLM2 shapes: q|k|v, gate|up, down; one row (decoding), 8 and 32 (batched decoding),
-    100 (a prompt)."""
+    """Compiled, on the 7B and SmolLM2 shapes: q|k|v, gate|up, down; one row (decoding; bf16 and fp16 inputs), 8 and
+    32 (batched decoding), 100 (a prompt)."""
     from quantized_decode_kernels import (
         PackedWeight, _use_kernel, quantized_gated, quantized_product, reference_product,
     )
@@ -156,14 +156,16 @@ def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
             weight = (torch.randn(rows, width, device="cuda") / width**0.5).bfloat16()
             stored = quantize_int4(weight) if bits == 4 else quantize_int8(weight)
             weights.append(PackedWeight(stored["qweight"], stored["scale"], stored.get("offset")))
-        exact = [weight._replace(scale=weight.scale.double(), offset=None if weight.offset is None else
-                                 weight.offset.double()) for weight in weights]
         for rows in (1, 8, 32, 100):
             x = torch.randn(rows, width, device="cuda", dtype=torch.bfloat16)
             assert _use_kernel(x, weights)
-            reference = reference_product(x.double(), exact)
+            # dequantize-then-matmul: the weights as dequantize() gives them (bf16), the products in float64
+            reference = reference_product(x.double(), weights)
             error = (quantized_product(x, weights).double() - reference).norm() / reference.norm()
             assert error < 5e-3, (width, sizes, rows, float(error))
+            if rows == 1:  # an fp16 input (int4: the products in fp16 pairs)
+                error = (quantized_product(x.half(), weights).double() - reference).norm() / reference.norm()
+                assert error < 5e-3, (width, sizes, rows, "fp16", float(error))
             if len(sizes) == 2:  # gate|up, the SiLU gate in the kernel for one row
                 gated = torch.nn.functional.silu(reference[:, :sizes[0]]) * reference[:, sizes[0]:]
                 error = (quantized_gated(x, *weights).double() - gated).norm() / gated.norm()
