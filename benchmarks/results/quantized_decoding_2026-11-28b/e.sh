@@ -1,5 +1,5 @@
 # 2026-11-28 (fifteenth session), one GPU: int4's one-row products in bf16 pairs (quantized_decode_kernels.py) end to
-# end against the previous kernels (HEAD's file, carried as .call23/base), bf16 and int8 in the same call; GPU tests.
+# end against the previous kernels (fb18d00's file, carried as .call23/base), bf16 and int8 in the same call; GPU tests.
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh
 stamp tests
 timeout 200 python3 -m pytest -q -x tests/test_cuda.py -k "quantized" -p no:cacheprovider > $OUT/test_cuda.log 2>&1; echo "rc $?"; tail -3 $OUT/test_cuda.log

@@ -1,5 +1,5 @@
 # 2026-11-28 (fifteenth session), one GPU: int4's one-row products on word pairs (two int32 words a 64-bit load, bf16
-# pairs by inline PTX) against the float32 loop before (HEAD~2's quantized_decode_kernels.py, carried as
+# pairs by inline PTX) against the float32 loop before (fb18d00's quantized_decode_kernels.py, carried as
 # .call23/base): GPU tests, the one-row launches' bandwidth, decoding end to end with bf16 and int8 in the same call.
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh
 stamp tests

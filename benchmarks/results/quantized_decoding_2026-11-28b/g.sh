@@ -1,5 +1,5 @@
 # 2026-11-28 (fifteenth session), one GPU: GPU tests of the final code (int4 one-row products on word pairs), printing
-# each product's relative error; the same error test run over the float32 loop before (.call23/base) for comparison.
+# each product's relative error; the same error test run over the float32 loop before (fb18d00's file, .call23/base) for comparison.
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh
 stamp tests
 timeout 300 python3 -m pytest -q -s tests/test_cuda.py -k "quantized or continuous or decode_attention" -p no:cacheprovider > $OUT/test_cuda.log 2>&1; echo "rc $?"; tail -3 $OUT/test_cuda.log
