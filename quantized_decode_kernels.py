@@ -263,7 +263,8 @@ if triton is not None:
     def _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, K: tl.constexpr, GROUP: tl.constexpr,
                   INT4: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
         """One input row (x, K) times the dequantized weight `rows`, float32 (BLOCK_N,), on the CUDA cores: BLOCK_K
-        inputs a step, int4 one plane of the step's words at a time against a contiguous run of the input."""
+        inputs a step, int4 two words (16 weights) at a time in 16-bit pairs (`_int4_word_pair_dots`), int8 in
+        float32 (BIT_CAST: how its codes become floats)."""
         if INT4:
             GROUPS: tl.constexpr = K // GROUP
             WORDS: tl.constexpr = GROUP // 8  # int32 words of one group; plane i of word j: input i * WORDS + j
