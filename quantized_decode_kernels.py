@@ -117,7 +117,6 @@ def tile_fits(config: dict, arguments: dict) -> bool:
             and all(size % config["BLOCK_N"] == 0 for size in (arguments["n0"], arguments["n01"], arguments["N"])))
 
 
-
 def pair_dot_asm(kind: str) -> str:
     """Inline PTX for two neighbouring int32 words of int4 codes (words j and j + 1 of a group: the same plane of each
     multiplies neighbouring inputs), two weights an instruction in `kind` (bf16 or f16) pairs. $0 = sum((code * scale +
@@ -436,10 +435,12 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
 
 
 def kernel_tiles(weights: list[PackedWeight]) -> bool:
-    """Whether the kernel tiles these weights: one format, row counts of whole blocks, int4 groups within a block."""
+    """Whether the kernel tiles these weights: one format, row counts of whole blocks, int4 groups within a block and
+    of whole word pairs (one row's products take two words at a time: groups of 16, 32, 64, ... inputs)."""
     formats = {(weight_bits(weight.qweight), group_size(weight), weight.qweight.shape[1]) for weight in weights}
+    group = group_size(weights[0])
     return (
-        len(formats) == 1 and (weight_bits(weights[0].qweight) == 8 or MIN_BLOCK_K % group_size(weights[0]) == 0)
+        len(formats) == 1 and (weight_bits(weights[0].qweight) == 8 or (MIN_BLOCK_K % group == 0 and group % 16 == 0))
         and all(weight.qweight.shape[0] % ROW_MULTIPLE == 0 and weight.qweight.is_contiguous() for weight in weights)
     )
 

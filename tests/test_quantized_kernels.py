@@ -136,6 +136,8 @@ def test_untileable_weights_and_cpu_inputs_take_the_reference():
                                   offset=weights[0].offset[:, :40])
     assert not kernel_tiles([rows_40])  # not whole blocks of rows
     assert not kernel_tiles([weights[0], packed_weights(8, 256)[0]])
+    stored = quantize_int4((0.05 * torch.randn(64, 256)).bfloat16(), group_size=8)
+    assert not kernel_tiles([PackedWeight(stored["qweight"], stored["scale"], stored["offset"])])  # one word a group
 
 
 @pytest.mark.parametrize("bits", [8, 4])
