@@ -7,7 +7,7 @@ weight (RESULTS.md, "Quantized fast decoding", used this to read the int4 loop).
 The pointer arguments are declared 16-byte aligned, as a launch on real tensors specialises them; without that the
 loads compile to one element each, which is not what the GPU runs.
 
-    python benchmarks/inspect_kernel.py --bits 4 --block_n 8 --block_k 1024 --warps 8 --bit_cast
+    python benchmarks/inspect_kernel.py --bits 4 --block_n 8 --block_k 512 --warps 4
 """
 
 import argparse
@@ -89,7 +89,8 @@ def report(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool,
     loads = Counter(name for name in loop if name.startswith("LDG"))
     layouts = sorted(set(re.findall(r"#ttg\.blocked<\{[^}]*\}>", compiled["ttgir"])))
     lines = [f"int{bits}, {block_n} rows x {block_k} inputs a step, {warps} warps, "
-             f"{'bit tricks' if bit_cast else 'conversions'}, rows of {columns} inputs, sm_90",
+             f"{'16-bit pairs' if bits == 4 else 'bit tricks' if bit_cast else 'conversions'}, rows of {columns} inputs, "
+             "sm_90",
              f"registers per thread: {registers.group(1) if registers else 'unknown'}",
              "load layouts:", *(f"  {layout}" for layout in layouts),
              f"{span}: {len(loop)} instructions for {weights_per_thread:.0f} weights a thread "
@@ -105,7 +106,8 @@ def main() -> None:
     parser.add_argument("--block_n", type=int, default=8, help="weight rows a program")
     parser.add_argument("--block_k", type=int, default=1024, help="inputs a loop step")
     parser.add_argument("--warps", type=int, default=8)
-    parser.add_argument("--bit_cast", action="store_true", help="codes become floats by bit tricks, not conversions")
+    parser.add_argument("--bit_cast", action="store_true",
+                        help="int8: codes become floats by bit tricks, not conversions (int4's one row: 16-bit pairs)")
     parser.add_argument("--columns", type=int, default=4096, help="the weight's input width (Llama-2-7B: 4096, 11008)")
     args = parser.parse_args()
     print(report(bits=args.bits, block_n=args.block_n, block_k=args.block_k, warps=args.warps,
