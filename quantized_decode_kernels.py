@@ -128,7 +128,10 @@ def pair_dot_asm(kind: str) -> str:
     two pairs, then in float32. Compiled for sm_90 the loop issues 4.3 instructions a weight where the float32 loop
     issued 8.2 (the one-row int4 kernels were bound by issuing them: Nsight Compute, benchmarks/RESULTS.md)."""
     magic, one = {"bf16": (0x4300, 0x3F80), "f16": (0x6400, 0x3C00)}[kind]
-    pairs = lambda value: f"0x{value:04X}{value:04X}"  # noqa: E731
+
+    def pairs(value: int) -> str:  # a 16-bit value in both halves of a 32-bit register
+        return f"0x{value:04X}{value:04X}"
+
     lines = [f"mov.b32 one, {pairs(one)};", f"mov.b32 bias, {pairs(magic | 0x8000)};", "mov.b32 zero, 0x80008000;",
              "mov.b32 s2, {$11, $11};", "mov.b32 o2, {$12, $12};"]
     for byte in range(4):
@@ -227,7 +230,8 @@ if triton is not None:
     def _int4_word_pair_dots(pairs, group_inputs, inside, WORDS: tl.constexpr, scale, offset):
         """For each pair of neighbouring int32 words of 8 int4 codes, loaded as one int64 (`pairs` (..., WORDS / 2) of
         groups whose first input is at `group_inputs` (..., 1); plane i of word j multiplies input i * WORDS + j), the
-        sum over its 16 weights of (code * scale + offset) * input, float32. On a GPU in pairs of the input's 16-bit
+        sum over its 16 weights of (code * scale + offset) * input, float32 (scale and offset as _group_scales gives
+        them). On a GPU in pairs of the input's 16-bit
         type by inline PTX (`pair_dot_asm`), each weight rounded to that type (the weight dequantize() gives); under
         Triton's interpreter, which runs no PTX (nor rounds to bfloat16 as a GPU does), one at a time in float32."""
         HALF: tl.constexpr = WORDS // 2
@@ -238,13 +242,11 @@ if triton is not None:
             for plane in tl.static_range(8):
                 x_even = tl.load(first + plane * WORDS, mask=inside, other=0).to(tl.float32)
                 x_odd = tl.load(first + plane * WORDS + 1, mask=inside, other=0).to(tl.float32)
-                dots += (((even >> 4 * plane) & 0xF).to(tl.float32) * scale.to(tl.float32)
-                         + offset.to(tl.float32)) * x_even
-                dots += (((odd >> 4 * plane) & 0xF).to(tl.float32) * scale.to(tl.float32)
-                         + offset.to(tl.float32)) * x_odd
+                dots += (_int4_codes(even, plane, False) * scale + offset) * x_even
+                dots += (_int4_codes(odd, plane, False) * scale + offset) * x_odd
             return dots
         dtype = group_inputs.dtype.element_ty
-        scale, offset = scale.to(tl.float32).to(dtype), offset.to(tl.float32).to(dtype)
+        scale, offset = scale.to(dtype), offset.to(dtype)
         # plane i's inputs of words 2j and 2j + 1: one aligned 32-bit pair
         x = group_inputs.to(tl.pointer_type(tl.uint32)) + tl.arange(0, HALF)
         arguments = [even, odd, tl.load(x, mask=inside, other=0), tl.load(x + HALF, mask=inside, other=0),
@@ -252,11 +254,8 @@ if triton is not None:
                      tl.load(x + 4 * HALF, mask=inside, other=0), tl.load(x + 5 * HALF, mask=inside, other=0),
                      tl.load(x + 6 * HALF, mask=inside, other=0), tl.load(x + 7 * HALF, mask=inside, other=0),
                      scale.to(tl.uint16, bitcast=True), offset.to(tl.uint16, bitcast=True)]
-        if dtype == tl.bfloat16:
-            return tl.inline_asm_elementwise(BF16_PAIR_DOT_ASM, PAIR_DOT_CONSTRAINTS, arguments, dtype=tl.float32,
-                                             is_pure=True, pack=1)
-        return tl.inline_asm_elementwise(F16_PAIR_DOT_ASM, PAIR_DOT_CONSTRAINTS, arguments, dtype=tl.float32,
-                                         is_pure=True, pack=1)
+        asm: tl.constexpr = BF16_PAIR_DOT_ASM if dtype == tl.bfloat16 else F16_PAIR_DOT_ASM
+        return tl.inline_asm_elementwise(asm, PAIR_DOT_CONSTRAINTS, arguments, dtype=tl.float32, is_pure=True, pack=1)
 
     @triton.jit
     def _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, K: tl.constexpr, GROUP: tl.constexpr,
@@ -277,11 +276,10 @@ if triton is not None:
                 # each weight is read once: evict_first keeps L1 for the input, scales and offsets (+8-20% on H100)
                 packed = tl.load(q_ptr.to(tl.pointer_type(tl.int64)) + rows[:, None, None] * (K // 16) + pair,
                                  mask=inside[None, :, None], other=0, eviction_policy="evict_first")
-                where = groups[None, :] * rows_in_weight + rows[:, None]
-                scale = tl.load(s_ptr + where, mask=inside[None, :], other=0)[:, :, None]
-                offset = tl.load(f_ptr + where, mask=inside[None, :], other=0)[:, :, None]
+                scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, False)
                 accumulator += _int4_word_pair_dots(packed, x_ptr + groups[None, :, None] * GROUP,
-                                                    inside[None, :, None], WORDS, scale, offset)
+                                                    inside[None, :, None], WORDS, scale[:, :, None],
+                                                    offset[:, :, None])
             return tl.sum(tl.sum(accumulator, axis=2), axis=1)
         else:
             accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
