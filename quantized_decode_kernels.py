@@ -19,9 +19,10 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   "Quantized fast decoding".
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores: int4 one plane of BLOCK_K / 8 inputs at a time (eight small products a step) or the
-  step's whole tile at once (one product), as x @ w.T or weights first, w @ x.T (weight rows on the products' M side,
-  which a tensor-core instruction wants 64 wide, and the few input rows on the N side, which may be 16). Which, and the
-  tile sizes, are timed on first use per weight shape and bucket of rows (ROWS_TILES).
+  step's whole tile at once (one product; its weights made two words at a time by inline PTX, `pair_weights_asm`, in
+  the order the words hold them, the inputs gathered to match), as x @ w.T or weights first, w @ x.T (weight rows on
+  the products' M side, which a tensor-core instruction wants 64 wide, and the few input rows on the N side, which
+  may be 16). Which, and the tile sizes, are timed on first use per weight shape and bucket of rows (ROWS_TILES).
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
@@ -58,16 +59,16 @@ ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, 
                                              (4, 1024, 4, False), (16, 512, 4, False))]
 
 # Several rows: the tiles autotune chooses among, by kind and bucket of rows (`row_bucket`), each (weights first, whole
-# tile, BLOCK_M, BLOCK_N, BLOCK_K): the fastest of sweeps on an H100 at 8, 32 and 96 rows (benchmarks/RESULTS.md,
-# "Several rows"). int4 one plane at a time, weights first, up to 32 rows; whole tiles for prompts, 128 rows a tile
-# (each weight tile dequantized once) but 64 for down, whose 4096 outputs would otherwise leave SMs idle.
+# tile, BLOCK_M, BLOCK_N, BLOCK_K): the fastest of sweeps at 8, 32 and 96 rows (benchmarks/RESULTS.md, "Several
+# rows"; int8 on an H100, int4's whole tiles in 16-bit pairs on an H200). int4 one plane at a time for up to 16 rows,
+# whole tiles beyond; prompts 128 rows a tile (each weight tile dequantized once) or 64 for narrow weights (down).
 ROWS_TILES = {
     (4, 16): [(True, False, 16, 64, 256), (True, False, 16, 32, 512), (True, False, 16, 64, 512)],
-    (4, 32): [(True, False, 32, 64, 256), (True, False, 32, 64, 512), (True, True, 32, 64, 256)],
-    (4, 64): [(True, False, 64, 64, 256), (True, True, 64, 64, 256), (True, True, 64, 64, 128),
-              (False, True, 64, 64, 256)],
-    (4, 128): [(True, True, 128, 64, 128), (True, True, 128, 64, 256), (True, True, 64, 64, 256),
-               (False, True, 64, 64, 256)],
+    (4, 32): [(True, True, 32, 64, 256), (True, True, 32, 128, 128), (True, True, 32, 128, 256)],
+    (4, 64): [(False, True, 64, 128, 128), (True, True, 64, 128, 128), (False, True, 64, 64, 256),
+              (True, True, 64, 64, 256)],
+    (4, 128): [(False, True, 128, 128, 128), (True, True, 64, 128, 128), (False, True, 64, 64, 256),
+               (True, True, 128, 64, 256)],
     (8, 16): [(False, True, 16, 64, 128), (True, True, 16, 32, 256), (True, True, 16, 64, 128)],
     (8, 32): [(False, True, 32, 64, 128), (True, True, 32, 64, 128), (True, True, 32, 64, 256)],
     (8, 64): [(False, True, 64, 64, 128), (True, True, 64, 64, 128), (True, True, 64, 64, 256)],
@@ -117,39 +118,60 @@ def tile_fits(config: dict, arguments: dict) -> bool:
             and all(size % config["BLOCK_N"] == 0 for size in (arguments["n0"], arguments["n01"], arguments["N"])))
 
 
-def pair_dot_asm(kind: str) -> str:
-    """Inline PTX for two neighbouring int32 words of int4 codes (words j and j + 1 of a group: the same plane of each
-    multiplies neighbouring inputs), two weights an instruction in `kind` (bf16 or f16) pairs. $0 = sum((code * scale +
-    offset) * input) over both words, float32; $1, $2 the words; $3..$10 the input pairs of planes 0..7 (one 32-bit
-    load each); $11, $12 the group's scale and offset. A byte permute puts byte b of both words side by side, one
-    and-or (after a shift, for the odd plane) places the two codes of a plane in the low mantissa bits of MAGIC (128 in
-    bf16, 1024 in f16: its last bit is worth 1), a multiply-add takes MAGIC away exactly, another makes the weights
-    with one rounding as dequantize() does, a third multiplies the pair of inputs in. Planes 0-3 and 4-7 are summed in
-    two pairs, then in float32. Compiled for sm_90 the loop issues 4.3 instructions a weight where the float32 loop
-    issued 8.2 (the one-row int4 kernels were bound by issuing them: Nsight Compute, benchmarks/RESULTS.md)."""
+def _weight_pairs_ptx(kind: str, *, words: tuple[str, str], scale: str, offset: str, use) -> list[str]:
+    """PTX making, plane by plane, the two weights of plane p of two neighbouring int32 words of int4 codes in `kind`
+    (bf16 or f16) pairs, in register `w`, then the lines `use(p)` gives. A byte permute puts byte b of both words side
+    by side, one and-or (after a shift, for the odd plane) places the two codes of a plane in the low mantissa bits of
+    MAGIC (128 in bf16, 1024 in f16: its last bit is worth 1), a multiply-add takes MAGIC away exactly, another makes
+    the weights with one rounding as dequantize() does. `scale` and `offset`: 16-bit operands, the group's."""
     magic, one = {"bf16": (0x4300, 0x3F80), "f16": (0x6400, 0x3C00)}[kind]
 
     def pairs(value: int) -> str:  # a 16-bit value in both halves of a 32-bit register
         return f"0x{value:04X}{value:04X}"
 
     lines = [f"mov.b32 one, {pairs(one)};", f"mov.b32 bias, {pairs(magic | 0x8000)};", "mov.b32 zero, 0x80008000;",
-             "mov.b32 s2, {$11, $11};", "mov.b32 o2, {$12, $12};"]
+             f"mov.b32 s2, {{{scale}, {scale}}};", f"mov.b32 o2, {{{offset}, {offset}}};"]
     for byte in range(4):
-        lines.append(f"prmt.b32 b, $1, $2, 0x0{4 + byte}0{byte};")  # byte `byte` of $1, then of $2 two bytes up
+        lines.append(f"prmt.b32 b, {words[0]}, {words[1]}, 0x0{4 + byte}0{byte};")  # byte of one, then the other
         for plane in (2 * byte, 2 * byte + 1):
-            source = "b" if plane % 2 == 0 else "t"
             if plane % 2:
                 lines.append("shr.u32 t, b, 4;")
-            accumulator = "lo4" if plane < 4 else "hi4"
-            lines += [f"lop3.b32 w, {source}, 0x000F000F, {pairs(magic)}, 0xEA;",  # (a & b) | c
+            lines += [f"lop3.b32 w, {'t' if plane % 2 else 'b'}, 0x000F000F, {pairs(magic)}, 0xEA;",  # (a & b) | c
                       f"fma.rn.{kind}x2 w, w, one, bias;",  # the two codes
                       f"fma.rn.{kind}x2 w, w, s2, o2;",  # the two weights
-                      f"fma.rn.{kind}x2 {accumulator}, w, ${3 + plane}, {accumulator if plane % 4 else 'zero'};"]
+                      *use(plane)]
+    return lines
+
+
+def pair_dot_asm(kind: str) -> str:
+    """Inline PTX for two neighbouring int32 words of int4 codes (words j and j + 1 of a group: the same plane of each
+    multiplies neighbouring inputs), two weights an instruction in `kind` (bf16 or f16) pairs. $0 = sum((code * scale +
+    offset) * input) over both words, float32; $1, $2 the words; $3..$10 the input pairs of planes 0..7 (one 32-bit
+    load each); $11, $12 the group's scale and offset. The weights as `_weight_pairs_ptx` makes them; a third
+    multiply-add multiplies the pair of inputs in. Planes 0-3 and 4-7 are summed in two pairs, then in float32.
+    Compiled for sm_90 the loop issues 4.3 instructions a weight where the float32 loop issued 8.2 (the one-row int4
+    kernels were bound by issuing them: Nsight Compute, benchmarks/RESULTS.md)."""
+
+    def dot(plane: int) -> list[str]:
+        accumulator = "lo4" if plane < 4 else "hi4"
+        return [f"fma.rn.{kind}x2 {accumulator}, w, ${3 + plane}, {accumulator if plane % 4 else 'zero'};"]
+
+    lines = _weight_pairs_ptx(kind, words=("$1", "$2"), scale="$11", offset="$12", use=dot)
     for index, accumulator in enumerate(("lo4", "hi4")):
         lines += [f"mov.b32 {{l, h}}, {accumulator};", f"cvt.f32.{kind} a, l;", f"cvt.f32.{kind} c, h;",
                   "add.f32 a, a, c;", "add.f32 $0, $0, a;" if index else "mov.f32 $0, a;"]
     registers = ".reg .b32 b, t, w, lo4, hi4, one, bias, zero, s2, o2;"
     return "\n".join(["{", registers, ".reg .b16 l, h;", ".reg .f32 a, c;", *lines, "}"])
+
+
+def pair_weights_asm(kind: str) -> str:
+    """Inline PTX for the several-row products' int4 tiles: the 16 weights of two neighbouring int32 words as
+    `_weight_pairs_ptx` makes them, $p (p = 0..7) holding plane p's pair (word $8's weight in the low half, word $9's
+    in the high); $10, $11 the group's scale and offset. Two instructions a weight where converting each code to
+    float32 took about five."""
+    lines = _weight_pairs_ptx(kind, words=("$8", "$9"), scale="$10", offset="$11",
+                              use=lambda plane: [f"mov.b32 ${plane}, w;"])
+    return "\n".join(["{", ".reg .b32 b, t, w, one, bias, zero, s2, o2;", *lines, "}"])
 
 
 if triton is not None:
@@ -159,6 +181,9 @@ if triton is not None:
     BF16_PAIR_DOT_ASM = tl.constexpr(pair_dot_asm("bf16"))
     F16_PAIR_DOT_ASM = tl.constexpr(pair_dot_asm("f16"))
     PAIR_DOT_CONSTRAINTS = tl.constexpr("=r" + ",r" * 10 + ",h,h")
+    BF16_PAIR_WEIGHTS_ASM = tl.constexpr(pair_weights_asm("bf16"))
+    F16_PAIR_WEIGHTS_ASM = tl.constexpr(pair_weights_asm("f16"))
+    PAIR_WEIGHTS_CONSTRAINTS = tl.constexpr("=r," * 8 + "r,r,h,h")
 
     @triton.jit
     def _int8_to_float(codes, BIT_CAST: tl.constexpr):
@@ -184,13 +209,6 @@ if triton is not None:
         return ((words >> 4 * PLANE) & 0xF).to(tl.float32)
 
     @triton.jit
-    def _int4_float_codes(codes, BIT_CAST: tl.constexpr):
-        """int32 codes 0..15 as float32: converted, or (BIT_CAST) read as 1 + code / 16 (`_int4_codes`)."""
-        if BIT_CAST:
-            return ((codes << 19) | 0x3F800000).to(tl.float32, bitcast=True)
-        return codes.to(tl.float32)
-
-    @triton.jit
     def _int4_bit_cast_scales(scale, offset, BIT_CAST: tl.constexpr):
         """The scale and offset that turn `_int4_codes` into weights: as stored, or for codes read as 1 + code / 16."""
         if BIT_CAST:
@@ -207,24 +225,74 @@ if triton is not None:
         return _int4_bit_cast_scales(scale, offset, BIT_CAST)
 
     @triton.jit
-    def _int4_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, K: tl.constexpr, GROUP: tl.constexpr,
-                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
-        """The weights of `rows` for inputs k0..k0 + BLOCK_K, every plane of every word dequantized at once: shape
-        (rows, groups, planes, words) is input group * GROUP + plane * WORDS + word, so it reshapes into the inputs'
-        order, (BLOCK_N, BLOCK_K), float32."""
+    def _interpreted_weight_pair(even, odd, PLANE: tl.constexpr, scale, offset, dtype: tl.constexpr):
+        """What pair_weights_asm leaves for PLANE, computed in float32 and rounded to `dtype` (Triton's interpreter)."""
+        low = (_int4_codes(even, PLANE, False) * scale + offset).to(dtype).to(tl.uint16, bitcast=True)
+        high = (_int4_codes(odd, PLANE, False) * scale + offset).to(dtype).to(tl.uint16, bitcast=True)
+        return low.to(tl.uint32) | (high.to(tl.uint32) << 16)
+
+    @triton.jit
+    def _planes_in_order(p0, p1, p2, p3, p4, p5, p6, p7):
+        """The eight tensors joined along three new minor dimensions, plane p at flat index p there (a join adds the
+        most minor dimension: the planes whose lowest index bit differs are joined last)."""
+        return tl.join(tl.join(tl.join(p0, p4), tl.join(p2, p6)), tl.join(tl.join(p1, p5), tl.join(p3, p7)))
+
+    @triton.jit
+    def _int4_pair_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, dtype: tl.constexpr, K: tl.constexpr,
+                        GROUP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """The weights of `rows` for the step's inputs k0..k0 + BLOCK_K in `dtype`, (BLOCK_N, BLOCK_K), as
+        dequantize() gives them, two words (one 64-bit load) at a time by inline PTX (`pair_weights_asm`; Triton's
+        interpreter computes the same in float32). Column 16 j + 2 p + h of a group holds plane p of its word 2 j + h:
+        the input each column multiplies is `_pair_tile_inputs`'s."""
         GROUPS: tl.constexpr = K // GROUP
-        WORDS: tl.constexpr = GROUP // 8
-        STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
-        words = tl.arange(0, WORDS)
-        planes = tl.arange(0, 8)
-        groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
+        HALF: tl.constexpr = GROUP // 16  # word pairs of a group
+        groups = k0 // GROUP + tl.arange(0, BLOCK_K // GROUP)
         inside = groups < GROUPS
-        word = groups[None, :, None] * WORDS + words[None, None, :]  # (1, groups, words)
-        packed = tl.load(q_ptr + rows[:, None, None] * (K // 8) + word, mask=inside[None, :, None], other=0)
-        scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, BIT_CAST)
-        codes = (packed[:, :, None, :] >> (4 * planes)[None, None, :, None]) & 0xF
-        return tl.reshape(_int4_float_codes(codes, BIT_CAST) * scale[:, :, None, None] + offset[:, :, None, None],
-                          (BLOCK_N, BLOCK_K))
+        pair = groups[None, :, None] * HALF + tl.arange(0, HALF)[None, None, :]  # (1, groups, word pairs)
+        packed = tl.load(q_ptr.to(tl.pointer_type(tl.int64)) + rows[:, None, None] * (K // 16) + pair,
+                         mask=inside[None, :, None], other=0)
+        scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, False)
+        scale, offset = scale[:, :, None], offset[:, :, None]
+        even, odd = packed.to(tl.int32), (packed >> 32).to(tl.int32)
+        if INTERPRETED:
+            pairs = _planes_in_order(
+                _interpreted_weight_pair(even, odd, 0, scale, offset, dtype),
+                _interpreted_weight_pair(even, odd, 1, scale, offset, dtype),
+                _interpreted_weight_pair(even, odd, 2, scale, offset, dtype),
+                _interpreted_weight_pair(even, odd, 3, scale, offset, dtype),
+                _interpreted_weight_pair(even, odd, 4, scale, offset, dtype),
+                _interpreted_weight_pair(even, odd, 5, scale, offset, dtype),
+                _interpreted_weight_pair(even, odd, 6, scale, offset, dtype),
+                _interpreted_weight_pair(even, odd, 7, scale, offset, dtype))
+        else:
+            asm: tl.constexpr = BF16_PAIR_WEIGHTS_ASM if dtype == tl.bfloat16 else F16_PAIR_WEIGHTS_ASM
+            p0, p1, p2, p3, p4, p5, p6, p7 = tl.inline_asm_elementwise(
+                asm, PAIR_WEIGHTS_CONSTRAINTS,
+                [even, odd, scale.to(dtype).to(tl.uint16, bitcast=True), offset.to(dtype).to(tl.uint16, bitcast=True)],
+                dtype=(tl.uint32, tl.uint32, tl.uint32, tl.uint32, tl.uint32, tl.uint32, tl.uint32, tl.uint32),
+                is_pure=True, pack=1)
+            pairs = _planes_in_order(p0, p1, p2, p3, p4, p5, p6, p7)
+        low = (pairs & 0xFFFF).to(tl.uint16).to(dtype, bitcast=True)
+        high = (pairs >> 16).to(tl.uint16).to(dtype, bitcast=True)
+        return tl.reshape(tl.join(low, high), (BLOCK_N, BLOCK_K))
+
+    @triton.jit
+    def _pair_tile_inputs(k0, GROUP: tl.constexpr, BLOCK_K: tl.constexpr):
+        """The input each column of `_int4_pair_tile`'s tile multiplies: in group g, column 16 j + 2 p + h holds
+        input p * GROUP / 8 + 2 j + h (plane p of word 2 j + h)."""
+        column = tl.arange(0, BLOCK_K)
+        inside = column % GROUP
+        return k0 + column - inside + (inside // 2 % 8) * (GROUP // 8) + inside // 16 * 2 + inside % 2
+
+    @triton.jit
+    def _pair_order_kernel(x_ptr, out_ptr, K: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr):
+        """out[row, column] = x[row, the input that column of `_int4_pair_tile`'s tiles multiplies]: the input of
+        several-row int4 products, reordered once (gathering it inside the products' loop is slower)."""
+        k0 = tl.program_id(1) * BLOCK_K
+        columns = k0 + tl.arange(0, BLOCK_K)
+        row = tl.program_id(0).to(tl.int64) * K
+        inputs = _pair_tile_inputs(k0, GROUP, BLOCK_K)
+        tl.store(out_ptr + row + columns, tl.load(x_ptr + row + inputs, mask=inputs < K), mask=columns < K)
 
     @triton.jit
     def _int4_word_pair_dots(pairs, group_inputs, inside, WORDS: tl.constexpr, scale, offset):
@@ -361,9 +429,9 @@ if triton is not None:
                                                     x_ptr, m, first_input + plane * WORDS, inside, M, K, WEIGHTS_FIRST)
                 else:  # the step's whole tile at once, one product
                     inputs = k0 + tl.arange(0, BLOCK_K)
-                    if INT4:
-                        weights = _int4_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, K, GROUP, BLOCK_N,
-                                             BLOCK_K, BIT_CAST)
+                    if INT4:  # columns in the order the words hold them: x comes in that order (`_pair_order_kernel`)
+                        weights = _int4_pair_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0,
+                                                  x_ptr.dtype.element_ty, K, GROUP, BLOCK_N, BLOCK_K)
                     else:  # |codes| <= 127: exact in bf16; the row's scale applies to the sums
                         weights = _int8_to_float(tl.load(q_ptr + rows[:, None] * K + inputs[None, :],
                                                          mask=inputs[None, :] < K, other=0), BIT_CAST)
@@ -406,6 +474,12 @@ def kernel_config(rows: int, bits: int) -> dict:
             "BIT_CAST": bits == 4, "num_warps": 4}
 
 
+def takes_whole_tiles(rows: int, config: dict | None) -> bool:
+    """Whether several rows' int4 products take whole tiles (their input then reordered to the tiles' columns): as
+    `config` says, or, autotuned, as the bucket's tiles do (each int4 bucket's are all of one kind)."""
+    return config.get("WHOLE_TILE", False) if config is not None else ROWS_TILES[(4, row_bucket(rows))][0][1]
+
+
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
                             gated: bool = False) -> torch.Tensor:
     """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
@@ -421,6 +495,11 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
                  sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4)
     if gated:
         assert x.shape[0] == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
+    if bits == 4 and x.shape[0] > 1 and takes_whole_tiles(x.shape[0], config):
+        ordered = torch.empty_like(x)
+        _pair_order_kernel[(x.shape[0], triton.cdiv(x.shape[1], MIN_BLOCK_K))](x, ordered, x.shape[1], group,
+                                                                               MIN_BLOCK_K)
+        arguments = (ordered, *arguments[1:])
     if config is None and x.shape[0] == 1:
         _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1)](*arguments, GATED=gated)
     elif config is None:

@@ -106,7 +106,7 @@ def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
     """Autotune's candidates for several rows: the tiles listed for the kind and bucket of rows, an int4 step holding
     whole groups, and no block of output columns straddling two stacked weights (a q|k|v of 576 | 192 | 192 takes
     no 128-wide blocks)."""
-    from quantized_decode_kernels import ROWS_CONFIGS, tile_fits, tile_of
+    from quantized_decode_kernels import ROWS_CONFIGS, ROWS_TILES, tile_fits, tile_of
 
     def fitting(bits, rows, group, sizes):
         arguments = {"INT4": bits == 4, "ROW_BUCKET": row_bucket(rows), "GROUP": group, "n0": sizes[0],
@@ -114,12 +114,14 @@ def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
         return [tile_of(config) for config in ROWS_CONFIGS if tile_fits(config, arguments)]
 
     assert [row_bucket(rows) for rows in (2, 16, 17, 32, 64, 65, 4000)] == [16, 16, 32, 32, 64, 128, 128]
+    # takes_whole_tiles reads a bucket's kind from its first tile: every int4 bucket's tiles are of one kind
+    assert all(len({tile[1] for tile in ROWS_TILES[(4, bucket)]}) == 1 for bucket in (16, 32, 64, 128))
     for bits in (4, 8):
         for rows in (8, 32, 64, 96):  # every bucket has a tile for any weight the kernels take
             assert fitting(bits, rows, 64 if bits == 4 else 4096, [4096])
             assert {tile[2] for tile in fitting(bits, rows, 64 if bits == 4 else 4096, [4096])} <= {
                 row_bucket(rows), row_bucket(rows) // 2}
-    assert (True, True, 128, 64, 128) in fitting(4, 96, 64, [4096, 1024, 1024])
+    assert (False, True, 128, 128, 128) in fitting(4, 96, 64, [4096, 1024, 1024])
     assert all(tile[3] <= 64 for tile in fitting(4, 96, 64, [576, 192, 192]))
     assert all(tile[4] % 256 == 0 for tile in fitting(4, 96, 256, [4096]))  # groups of 256: whole groups a step
     assert fitting(4, 96, 512, [4096]) == []  # and kernel_tiles refuses groups that not every bucket holds
@@ -183,21 +185,23 @@ for bits in (4, 8):
             conversions = sum(ptx.count(f"cvt.rn.f32.{kind}") for kind in ("u8", "u16", "u32", "s8", "s16", "s32"))
             print(bits, block_m, whole_tile, bit_cast, conversions)
             assert not (bit_cast and conversions), "the bit-cast kernels convert no integers to floats"
-# The one-row int4 products in 16-bit pairs (inline PTX): bf16 and fp16 inputs, for the H100 and for the Ampere and Ada
-# cards (sm_80, sm_86, sm_89) the PTX must also assemble for.
+# int4 in 16-bit pairs (inline PTX), the one-row products and several rows' whole tiles: bf16 and fp16 inputs, for the
+# H100 and for the Ampere and Ada cards (sm_80, sm_86, sm_89) the PTX must also assemble for.
 for dtype, capability in (("bf16", 90), ("fp16", 90), ("bf16", 80), ("fp16", 86), ("bf16", 89)):
-    ptx = compile_kernel(bits=4, block_n=8, block_k=512, warps=4, bit_cast=False, columns=4096, dtype=dtype,
-                         capability=capability)["ptx"]
-    pairs = "bf16x2" if dtype == "bf16" else "f16x2"
-    assert ptx.count(f"fma.rn.{pairs}") >= 12 and "cvt.rn.f32.s32" not in ptx, (dtype, capability)
+    for block_m, block_n, block_k in ((1, 8, 512), (64, 64, 128)):
+        ptx = compile_kernel(bits=4, block_m=block_m, block_n=block_n, block_k=block_k, warps=4, bit_cast=False,
+                             columns=4096, whole_tile=block_m > 1, dtype=dtype, capability=capability)["ptx"]
+        pairs = "bf16x2" if dtype == "bf16" else "f16x2"
+        assert ptx.count(f"fma.rn.{pairs}") >= 12 and "cvt.rn.f32.s32" not in ptx, (dtype, capability, block_m)
 print("compiled")
 """
 
 
 def test_the_kernels_compile_for_the_h100_and_bit_casting_leaves_no_conversions(tmp_path):
     """Triton compiles the kernels for sm_90 without a GPU: every branch (int4/int8, one row/several, both ways of
-    turning codes into floats) compiles, and the bit-cast ones hold no integer-to-float conversion instructions; the
-    one-row int4 kernel's inline PTX (16-bit pairs) assembles for bf16 and fp16 inputs on sm_80 to sm_90."""
+    turning codes into floats) compiles, and the bit-cast ones hold no integer-to-float conversion instructions; int4's
+    inline PTX (16-bit pairs: one row's products, several rows' whole tiles) assembles for bf16 and fp16 inputs on
+    sm_80 to sm_90."""
     pytest.importorskip("triton")
     assert "compiled" in run_child(COMPILE_FOR_H100, tmp_path, interpret=False)
 
