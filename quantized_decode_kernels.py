@@ -59,22 +59,23 @@ ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, 
                                              (4, 1024, 4, False), (16, 512, 4, False))]
 
 # Several rows: the tiles autotune chooses among, by kind and bucket of rows (`row_bucket`), each (weights first, whole
-# tile, BLOCK_M, BLOCK_N, BLOCK_K): the fastest of sweeps at 8, 32 and 96 rows (benchmarks/RESULTS.md, "Several
-# rows"; int8 on an H100, int4's whole tiles in 16-bit pairs on an H200). int4 one plane at a time for up to 16 rows,
-# whole tiles beyond; prompts 128 rows a tile (each weight tile dequantized once) or 64 for narrow weights (down).
+# tile, BLOCK_M, BLOCK_N, BLOCK_K, pipeline stages): the fastest of sweeps at 8, 32 and 96 rows (benchmarks/RESULTS.md,
+# "Several rows"; int8 on an H100, int4's whole tiles in 16-bit pairs on an H200). int4 one plane at a time for up to
+# 16 rows, whole tiles beyond; prompts 128 rows a tile (each weight tile dequantized once) or 64 for narrow weights
+# (down), the widest tile also with two stages (gate|up +15% on an H200).
 ROWS_TILES = {
-    (4, 16): [(True, False, 16, 64, 256), (True, False, 16, 32, 512), (True, False, 16, 64, 512)],
-    (4, 32): [(True, True, 32, 64, 256), (True, True, 32, 128, 128), (True, True, 32, 128, 256)],
-    (4, 64): [(False, True, 64, 128, 128), (True, True, 64, 128, 128), (False, True, 64, 64, 256),
-              (True, True, 64, 64, 256)],
-    (4, 128): [(False, True, 128, 128, 128), (True, True, 64, 128, 128), (False, True, 64, 64, 256),
-               (True, True, 128, 64, 256)],
-    (8, 16): [(False, True, 16, 64, 128), (True, True, 16, 32, 256), (True, True, 16, 64, 128)],
-    (8, 32): [(False, True, 32, 64, 128), (True, True, 32, 64, 128), (True, True, 32, 64, 256)],
-    (8, 64): [(False, True, 64, 64, 128), (True, True, 64, 64, 128), (True, True, 64, 64, 256)],
-    (8, 128): [(True, True, 128, 64, 128), (True, True, 64, 64, 256), (True, True, 64, 64, 128)],
+    (4, 16): [(True, False, 16, 64, 256, 3), (True, False, 16, 32, 512, 3), (True, False, 16, 64, 512, 3)],
+    (4, 32): [(True, True, 32, 64, 256, 3), (True, True, 32, 128, 128, 3), (True, True, 32, 128, 256, 3)],
+    (4, 64): [(False, True, 64, 128, 128, 3), (True, True, 64, 128, 128, 3), (False, True, 64, 64, 256, 3),
+              (True, True, 64, 64, 256, 3)],
+    (4, 128): [(False, True, 128, 128, 128, 3), (False, True, 128, 128, 128, 2), (True, True, 64, 128, 128, 3),
+               (False, True, 64, 64, 256, 3), (True, True, 128, 64, 256, 3)],
+    (8, 16): [(False, True, 16, 64, 128, 3), (True, True, 16, 32, 256, 3), (True, True, 16, 64, 128, 3)],
+    (8, 32): [(False, True, 32, 64, 128, 3), (True, True, 32, 64, 128, 3), (True, True, 32, 64, 256, 3)],
+    (8, 64): [(False, True, 64, 64, 128, 3), (True, True, 64, 64, 128, 3), (True, True, 64, 64, 256, 3)],
+    (8, 128): [(True, True, 128, 64, 128, 3), (True, True, 64, 64, 256, 3), (True, True, 64, 64, 128, 3)],
 }
-TILE_FIELDS = ("WEIGHTS_FIRST", "WHOLE_TILE", "BLOCK_M", "BLOCK_N", "BLOCK_K")
+TILE_FIELDS = ("WEIGHTS_FIRST", "WHOLE_TILE", "BLOCK_M", "BLOCK_N", "BLOCK_K", "num_stages")
 ROWS_CONFIGS = [{**dict(zip(TILE_FIELDS, tile)), "BIT_CAST": not tile[1], "num_warps": 4}
                 for tile in sorted({tile for tiles in ROWS_TILES.values() for tile in tiles})]
 
@@ -449,10 +450,12 @@ if triton is not None:
     AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
     def _autotuned(configs: list[dict], **options):
-        """`_quantized_kernel` choosing among `configs` (block sizes and num_warps) by timing, on first use per key."""
+        """`_quantized_kernel` choosing among `configs` (block sizes, num_warps, num_stages: the software pipeline's
+        depth, Triton's 3 unless given) by timing, on first use per key."""
         return triton.autotune(
-            [triton.Config({key: value for key, value in config.items() if key != "num_warps"},
-                           num_warps=config["num_warps"]) for config in configs], **options, **AUTOTUNE_CACHE,
+            [triton.Config({key: value for key, value in config.items() if key not in ("num_warps", "num_stages")},
+                           num_warps=config["num_warps"], num_stages=config.get("num_stages", 3))
+             for config in configs], **options, **AUTOTUNE_CACHE,
         )(_quantized_kernel)
 
     # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
@@ -463,7 +466,8 @@ if triton is not None:
     _rows_kernel = _autotuned(
         ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"],
         prune_configs_by={"early_config_prune": lambda configs, named, **launch: [
-            config for config in configs if tile_fits(config.kwargs, {**named, **launch})]})
+            config for config in configs
+            if tile_fits({**config.kwargs, "num_stages": config.num_stages}, {**named, **launch})]})
 
 
 def kernel_config(rows: int, bits: int) -> dict:

@@ -121,7 +121,7 @@ def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
             assert fitting(bits, rows, 64 if bits == 4 else 4096, [4096])
             assert {tile[2] for tile in fitting(bits, rows, 64 if bits == 4 else 4096, [4096])} <= {
                 row_bucket(rows), row_bucket(rows) // 2}
-    assert (False, True, 128, 128, 128) in fitting(4, 96, 64, [4096, 1024, 1024])
+    assert (False, True, 128, 128, 128, 2) in fitting(4, 96, 64, [4096, 1024, 1024])
     assert all(tile[3] <= 64 for tile in fitting(4, 96, 64, [576, 192, 192]))
     assert all(tile[4] % 256 == 0 for tile in fitting(4, 96, 256, [4096]))  # groups of 256: whole groups a step
     assert fitting(4, 96, 512, [4096]) == []  # and kernel_tiles refuses groups that not every bucket holds
