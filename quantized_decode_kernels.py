@@ -20,9 +20,10 @@ input width (q|k|v, gate|up), like decode_kernels.py.
 - Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
   multiplied on the tensor cores: int4 one plane of BLOCK_K / 8 inputs at a time (eight small products a step) or the
   step's whole tile at once (one product; its weights made two words at a time by inline PTX, `pair_weights_asm`, in
-  the order the words hold them, the inputs gathered to match), as x @ w.T or weights first, w @ x.T (weight rows on
-  the products' M side, which a tensor-core instruction wants 64 wide, and the few input rows on the N side, which
-  may be 16). Which, and the tile sizes, are timed on first use per weight shape and bucket of rows (ROWS_TILES).
+  the order the words hold them, the input reordered once to match, `pair_ordered`), as x @ w.T or weights first,
+  w @ x.T (weight rows on the products' M side, which a tensor-core instruction wants 64 wide, and the few input rows
+  on the N side, which may be 16). Which, and the tile sizes, are timed on first use per weight shape and bucket of
+  rows (ROWS_TILES).
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
@@ -484,6 +485,13 @@ def takes_whole_tiles(rows: int, config: dict | None) -> bool:
     return config.get("WHOLE_TILE", False) if config is not None else ROWS_TILES[(4, row_bucket(rows))][0][1]
 
 
+def pair_ordered(x: torch.Tensor, group: int) -> torch.Tensor:
+    """x's columns in the order int4 whole tiles hold their weights (`_pair_tile_inputs`), one launch."""
+    ordered = torch.empty_like(x)
+    _pair_order_kernel[(x.shape[0], triton.cdiv(x.shape[1], MIN_BLOCK_K))](x, ordered, x.shape[1], group, MIN_BLOCK_K)
+    return ordered
+
+
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
                             gated: bool = False) -> torch.Tensor:
     """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
@@ -494,16 +502,13 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     outputs = sizes[0] if gated else sum(sizes)
     padded = weights + [weights[-1]] * (3 - len(weights))
     out = x.new_empty(x.shape[0], outputs)
-    arguments = (x, out, *(weight.qweight for weight in padded), *(weight.scale for weight in padded),
+    whole_int4_tiles = bits == 4 and x.shape[0] > 1 and takes_whole_tiles(x.shape[0], config)
+    arguments = (pair_ordered(x, group) if whole_int4_tiles else x, out, *(weight.qweight for weight in padded),
+                 *(weight.scale for weight in padded),
                  *((weight.offset if bits == 4 else weight.scale) for weight in padded),
                  sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4)
     if gated:
         assert x.shape[0] == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
-    if bits == 4 and x.shape[0] > 1 and takes_whole_tiles(x.shape[0], config):
-        ordered = torch.empty_like(x)
-        _pair_order_kernel[(x.shape[0], triton.cdiv(x.shape[1], MIN_BLOCK_K))](x, ordered, x.shape[1], group,
-                                                                               MIN_BLOCK_K)
-        arguments = (ordered, *arguments[1:])
     if config is None and x.shape[0] == 1:
         _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1)](*arguments, GATED=gated)
     elif config is None:
