@@ -8,6 +8,7 @@ The pointer arguments are declared 16-byte aligned, as a launch on real tensors 
 loads compile to one element each, which is not what the GPU runs.
 
     python benchmarks/inspect_kernel.py --bits 4 --block_n 8 --block_k 512 --warps 4
+    python benchmarks/inspect_kernel.py --bits 4 --block_m 128 --block_n 128 --block_k 128 --warps 4 --whole_tile
 """
 
 import argparse
@@ -32,9 +33,10 @@ INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_
 
 def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int,
                    block_m: int = 1, whole_tile: bool = False, weights_first: bool = False, dtype: str = "bf16",
-                   capability: int = 90) -> dict:
+                   capability: int = 90, stages: int = 3) -> dict:
     """The kernel compiled for a `dtype` input (bf16 or fp16; one row, or tiles of `block_m` rows, int4 a plane or
-    `whole_tile` at a time) and a GPU of this compute capability: its code by stage (`ptx`, `cubin`, `ttgir`, ...)."""
+    `whole_tile` at a time, software-pipelined `stages` deep) and a GPU of this compute capability: its code by stage
+    (`ptx`, `cubin`, `ttgir`, ...)."""
     int4 = bits == 4
     types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
     types.update({name: "*i32" if int4 else "*i8" for name in ("q0", "q1", "q2")})
@@ -47,7 +49,8 @@ def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cas
     source = ASTSource(fn=_quantized_kernel, signature={name: types.get(name, "constexpr") for name in names},
                        constexprs={(names.index(name),): value for name, value in constants.items()},
                        attrs={(names.index(name),): [["tt.divisibility", 16]] for name in aligned})
-    return triton.compile(source, target=GPUTarget("cuda", capability, 32), options={"num_warps": warps}).asm
+    return triton.compile(source, target=GPUTarget("cuda", capability, 32),
+                          options={"num_warps": warps, "num_stages": stages}).asm
 
 
 def tool_output(tool: str, cubin: bytes, *flags: str) -> str:
@@ -75,22 +78,33 @@ def main_loop(sass: str) -> list[str]:
     return [match.group(1) for line in lines[start:end + 1] if (match := INSTRUCTION.match(line))]
 
 
-def report(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int) -> str:
-    compiled = compile_kernel(bits=bits, block_n=block_n, block_k=block_k, warps=warps, bit_cast=bit_cast,
-                              columns=columns)
+def arithmetic(options: dict) -> str:
+    """How the configuration turns codes into products."""
+    if options["bits"] == 4 and (options["block_m"] == 1 or options["whole_tile"]):
+        return "16-bit pairs"
+    return "bit tricks" if options["bit_cast"] else "conversions"
+
+
+def report(options: dict) -> str:
+    """`options`: compile_kernel's arguments."""
+    compiled = compile_kernel(**options)
     registers = re.search(r"REG:(\d+)", tool_output("cuobjdump", compiled["cubin"], "--dump-resource-usage"))
     sass = tool_output("nvdisasm", compiled["cubin"], "-c")
+    block_n, block_k, threads = options["block_n"], options["block_k"], options["warps"] * 32
     loop, span = main_loop(sass), "main loop"
-    weights_per_thread = block_n * block_k / (warps * 32)  # each loop iteration, one row
+    weights_per_thread = block_n * block_k / threads  # each loop iteration, whatever the input rows
     if not loop:  # unrolled: the whole kernel streams every input once
         loop = [match.group(1) for line in sass.splitlines() if (match := INSTRUCTION.match(line))]
-        span, weights_per_thread = "whole kernel (its loop unrolled)", block_n * columns / (warps * 32)
+        span, weights_per_thread = "whole kernel (its loop unrolled)", block_n * options["columns"] / threads
     kinds = Counter(name.split(".")[0] for name in loop)
     loads = Counter(name for name in loop if name.startswith("LDG"))
     layouts = sorted(set(re.findall(r"#ttg\.blocked<\{[^}]*\}>", compiled["ttgir"])))
-    lines = [f"int{bits}, {block_n} rows x {block_k} inputs a step, {warps} warps, "
-             f"{'16-bit pairs' if bits == 4 else 'bit tricks' if bit_cast else 'conversions'}, rows of {columns} inputs, "
-             "sm_90",
+    shape = (f"{block_n} rows x {block_k} inputs a step" if options["block_m"] == 1 else
+             f"tiles of {options['block_m']} input rows x {block_n} weight rows x {block_k} inputs"
+             f"{', whole tile' if options['whole_tile'] else ''}{', weights first' if options['weights_first'] else ''}"
+             f", {options['stages']} stages")
+    lines = [f"int{options['bits']}, {shape}, {options['warps']} warps, {arithmetic(options)}, "
+             f"{options['dtype']} input, rows of {options['columns']} inputs, sm_{options['capability']}",
              f"registers per thread: {registers.group(1) if registers else 'unknown'}",
              "load layouts:", *(f"  {layout}" for layout in layouts),
              f"{span}: {len(loop)} instructions for {weights_per_thread:.0f} weights a thread "
@@ -103,15 +117,19 @@ def report(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bits", type=int, choices=[4, 8], default=4)
+    parser.add_argument("--block_m", type=int, default=1, help="input rows a program (1: the one-row kernel)")
     parser.add_argument("--block_n", type=int, default=8, help="weight rows a program")
     parser.add_argument("--block_k", type=int, default=1024, help="inputs a loop step")
     parser.add_argument("--warps", type=int, default=8)
+    parser.add_argument("--stages", type=int, default=3, help="software-pipeline depth (several rows)")
+    parser.add_argument("--whole_tile", action="store_true", help="several int4 rows: the whole tile at once")
+    parser.add_argument("--weights_first", action="store_true", help="several rows: w @ x.T, not x @ w.T")
     parser.add_argument("--bit_cast", action="store_true",
-                        help="int8: codes become floats by bit tricks, not conversions (int4's one row: 16-bit pairs)")
+                        help="int8 and int4 planes: codes become floats by bit tricks, not conversions")
+    parser.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16", help="the input's type")
+    parser.add_argument("--capability", type=int, default=90, help="the GPU's compute capability (H100: 90)")
     parser.add_argument("--columns", type=int, default=4096, help="the weight's input width (Llama-2-7B: 4096, 11008)")
-    args = parser.parse_args()
-    print(report(bits=args.bits, block_n=args.block_n, block_k=args.block_k, warps=args.warps,
-                 bit_cast=args.bit_cast, columns=args.columns))
+    print(report(vars(parser.parse_args())))
 
 
 if __name__ == "__main__":

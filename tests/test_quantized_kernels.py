@@ -210,7 +210,7 @@ def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
     """benchmarks/inspect_kernel.py: the one-row int4 kernel compiled for the H100 offline, its registers, and a loop
     of products in 16-bit pairs (HFMA2) whose weights arrive in 16-byte loads (the aligned pointers a launch
     specialises; unaligned, every load would fetch one element) marked evict-first (EF), so that they do not push the
-    input out of L1."""
+    input out of L1; a several-row whole tile's loop, its weights made in pairs and multiplied on the tensor cores."""
     pytest.importorskip("triton")
     result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--bits", "4",
                              "--block_n", "8", "--block_k", "512", "--warps", "4"],
@@ -219,3 +219,9 @@ def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
     loop = re.search(r"main loop: \d+ instructions for 32 weights a thread \((\d+\.\d+) per weight\)", result.stdout)
     assert loop and 1 < float(loop.group(1)) < 20 and "HFMA2" in result.stdout, result.stdout
     assert "LDG.E.EF.128" in result.stdout.split("loads:")[-1], result.stdout
+    # several rows' int4 whole tiles: the weights made in 16-bit pairs, multiplied on the tensor cores (sm_90: HGMMA)
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--bits", "4",
+                             "--block_m", "64", "--block_n", "64", "--block_k", "128", "--warps", "4", "--whole_tile",
+                             "--weights_first"], capture_output=True, text=True, timeout=300, check=True)
+    assert "whole tile, weights first" in result.stdout and "HFMA2" in result.stdout, result.stdout
+    assert "HGMMA" in result.stdout, result.stdout
