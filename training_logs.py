@@ -5,12 +5,12 @@ on CUDA, this process's peak GPU memory since the previous entry (allocated by t
 allocator: what the card must hold) and the caching allocator's retries so far (each retry frees every cached block
 and waits for the GPU: a stalled step).
 
-At each logging step the transformers Trainer reads the loss, the gradient norm and the step's floating-point
-operations off the GPU, which stops the host until the GPU has finished the step; the host then prepares the next
-step (the batch, the model's Python work before its first kernels) while the GPU sits idle. With one micro-batch a
-step, as under DDP at a small global batch, logging every step (bench_train.py's loss curves) cost 4 GPUs 9% of their
-throughput (205 against 226 sequences/s on H200s, benchmarks/RESULTS.md). With `deferred_logging` the loss and gradient norm are copied to the host
-as the GPU gets to them and logged at the next logging step, under the step they belong to and with `elapsed_s` the
+At each logging step the transformers Trainer reads the loss, the gradient norm and the step's floating-point operations
+off the GPU, which stops the host until the GPU has finished the step; the host then prepares the next step (the batch,
+the model's Python work before its first kernels) while the GPU sits idle. With one micro-batch a step, as under DDP at
+a small global batch, logging every step (bench_train.py's loss curves) cost 4 GPUs 9% of their throughput (205 against
+226 sequences/s on H200s, benchmarks/RESULTS.md). With `deferred_logging` the loss and gradient norm are copied to the
+host as the GPU gets to them and logged at the next logging step, under the step they belong to and with `elapsed_s` the
 time the GPU finished it (a CUDA event's): the same log history, callbacks and final loss. A step that evaluates, saves
 or ends training logs at once, so checkpoints and final metrics hold every entry; the floating-point operations are
 added up at those steps only (to the same total).
