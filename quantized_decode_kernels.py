@@ -131,7 +131,7 @@ def _weight_pairs_ptx(kind: str, *, words: tuple[str, str], scale: str, offset: 
     def pairs(value: int) -> str:  # a 16-bit value in both halves of a 32-bit register
         return f"0x{value:04X}{value:04X}"
 
-    lines = [f"mov.b32 one, {pairs(one)};", f"mov.b32 bias, {pairs(magic | 0x8000)};", "mov.b32 zero, 0x80008000;",
+    lines = [f"mov.b32 one, {pairs(one)};", f"mov.b32 bias, {pairs(magic | 0x8000)};",
              f"mov.b32 s2, {{{scale}, {scale}}};", f"mov.b32 o2, {{{offset}, {offset}}};"]
     for byte in range(4):
         lines.append(f"prmt.b32 b, {words[0]}, {words[1]}, 0x0{4 + byte}0{byte};")  # byte of one, then the other
@@ -158,7 +158,8 @@ def pair_dot_asm(kind: str) -> str:
         accumulator = "lo4" if plane < 4 else "hi4"
         return [f"fma.rn.{kind}x2 {accumulator}, w, ${3 + plane}, {accumulator if plane % 4 else 'zero'};"]
 
-    lines = _weight_pairs_ptx(kind, words=("$1", "$2"), scale="$11", offset="$12", use=dot)
+    lines = ["mov.b32 zero, 0x80008000;",  # -0.0 in both halves: each chain's first addend
+             *_weight_pairs_ptx(kind, words=("$1", "$2"), scale="$11", offset="$12", use=dot)]
     for index, accumulator in enumerate(("lo4", "hi4")):
         lines += [f"mov.b32 {{l, h}}, {accumulator};", f"cvt.f32.{kind} a, l;", f"cvt.f32.{kind} c, h;",
                   "add.f32 a, a, c;", "add.f32 $0, $0, a;" if index else "mov.f32 $0, a;"]
@@ -173,7 +174,7 @@ def pair_weights_asm(kind: str) -> str:
     float32 took about five."""
     lines = _weight_pairs_ptx(kind, words=("$8", "$9"), scale="$10", offset="$11",
                               use=lambda plane: [f"mov.b32 ${plane}, w;"])
-    return "\n".join(["{", ".reg .b32 b, t, w, one, bias, zero, s2, o2;", *lines, "}"])
+    return "\n".join(["{", ".reg .b32 b, t, w, one, bias, s2, o2;", *lines, "}"])
 
 
 if triton is not None:
