@@ -1,7 +1,7 @@
 """Decoding products over weight-only quantized projections (Triton), read straight from the packed bytes.
 
-The layouts are weight_quantization.py's: int8 rows with one scale each, and int4 groups (eight codes per int32 word, in
-planes: one shift of a group's words gives the codes of a contiguous run of inputs) with a scale and an offset each. A
+The layouts are weight_quantization.py's: int8 rows with one scale each, and int4 groups (eight codes per int32 word,
+its even inputs in the low half, its odd inputs in the high half) with a scale and an offset each. A
 decode step reads every weight once, so reading 1 byte (int8) or half a byte (int4) per weight instead of bf16's 2 is
 what makes it faster; the kernels never write a dequantized weight. One launch serves up to three weights of the same
 input width (q|k|v, gate|up), like decode_kernels.py.
@@ -10,20 +10,17 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   converts its codes to float32 (by conversion instructions or by bit tricks, `_int8_to_float`) and multiply-adds.
   int4 was bound by issuing instructions, 8.2 a weight in float32 (Nsight Compute); it now works in pairs of the
   input's 16-bit type by inline PTX (`pair_dot_asm`): two neighbouring words (one 64-bit load) become 16 weights as
-  dequantize() gives them, which meet their inputs two an instruction: 4.3 instructions a weight, and on an H200 the
-  launches read 1.72-2.30 TB/s where the float32 loop read 1.17-1.63 (batch-1 decoding 407 against 302 tokens/s).
+  dequantize() gives them, which meet their 16 inputs (four 64-bit loads) two an instruction.
   The block sizes (and int8's conversion) are whichever is faster on the GPU at hand among ROW_CONFIGS, timed on
   first use (Triton's autotune; the timings kept in Triton's cache directory, so a machine times them once). Weights
   are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). gate|up applies
   the SiLU gate in the same launch (`GATED`), as decode_kernels.py does for bf16. Figures: benchmarks/RESULTS.md,
   "Quantized fast decoding".
-- Several rows (batched decoding, prompts): tiles of the weight are dequantized to the input's dtype in registers and
-  multiplied on the tensor cores: int4 one plane of BLOCK_K / 8 inputs at a time (eight small products a step) or the
-  step's whole tile at once (one product; its weights made two words at a time by inline PTX, `pair_weights_asm`, in
-  the order the words hold them, the input reordered once to match, `pair_ordered`), as x @ w.T or weights first,
-  w @ x.T (weight rows on the products' M side, which a tensor-core instruction wants 64 wide, and the few input rows
-  on the N side, which may be 16). Which, and the tile sizes, are timed on first use per weight shape and bucket of
-  rows (ROWS_TILES).
+- Several rows (batched decoding, prompts): each step's tile of the weight is dequantized to the input's dtype in
+  registers (int4 two words at a time by inline PTX, `pair_weights_asm`; its columns come out in the input's order)
+  and multiplied on the tensor cores, as x @ w.T or weights first, w @ x.T (weight rows on the products' M side, which
+  a tensor-core instruction wants 64 wide, and the few input rows on the N side, which may be 16). Which, and the tile
+  sizes, are timed on first use per weight shape and bucket of rows (ROWS_TILES).
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
@@ -59,25 +56,24 @@ ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, 
                                              (8, 1024, 4, True), (4, 1024, 4, True), (4, 512, 2, True),
                                              (4, 1024, 4, False), (16, 512, 4, False))]
 
-# Several rows: the tiles autotune chooses among, by kind and bucket of rows (`row_bucket`), each (weights first, whole
-# tile, BLOCK_M, BLOCK_N, BLOCK_K, pipeline stages): the fastest of sweeps at 8, 32 and 96 rows (benchmarks/RESULTS.md,
-# "Several rows"; int8 on an H100, int4's whole tiles in 16-bit pairs on an H200). int4 one plane at a time for up to
-# 16 rows, whole tiles beyond; prompts 128 rows a tile (each weight tile dequantized once) or 64 for narrow weights
-# (down), the widest tile also with two stages (gate|up +15% on an H200).
+# Several rows: the tiles autotune chooses among, by kind and bucket of rows (`row_bucket`), each (weights first,
+# BLOCK_M, BLOCK_N, BLOCK_K, pipeline stages): the fastest of sweeps at 8, 32 and 96 rows (benchmarks/RESULTS.md,
+# "Several rows"; int8 on an H100, int4 on an H200, where one tile won every shape up to 16 rows). Prompts 128 rows a
+# tile (each weight tile dequantized once) or 64 for narrow weights (down), the widest tile also with two stages
+# (gate|up +15% on an H200).
 ROWS_TILES = {
-    (4, 16): [(True, False, 16, 64, 256, 3), (True, False, 16, 32, 512, 3), (True, False, 16, 64, 512, 3)],
-    (4, 32): [(True, True, 32, 64, 256, 3), (True, True, 32, 128, 128, 3), (True, True, 32, 128, 256, 3)],
-    (4, 64): [(False, True, 64, 128, 128, 3), (True, True, 64, 128, 128, 3), (False, True, 64, 64, 256, 3),
-              (True, True, 64, 64, 256, 3)],
-    (4, 128): [(False, True, 128, 128, 128, 3), (False, True, 128, 128, 128, 2), (True, True, 64, 128, 128, 3),
-               (False, True, 64, 64, 256, 3), (True, True, 128, 64, 256, 3)],
-    (8, 16): [(False, True, 16, 64, 128, 3), (True, True, 16, 32, 256, 3), (True, True, 16, 64, 128, 3)],
-    (8, 32): [(False, True, 32, 64, 128, 3), (True, True, 32, 64, 128, 3), (True, True, 32, 64, 256, 3)],
-    (8, 64): [(False, True, 64, 64, 128, 3), (True, True, 64, 64, 128, 3), (True, True, 64, 64, 256, 3)],
-    (8, 128): [(True, True, 128, 64, 128, 3), (True, True, 64, 64, 256, 3), (True, True, 64, 64, 128, 3)],
+    (4, 16): [(True, 16, 64, 256, 3)],
+    (4, 32): [(True, 32, 64, 256, 3), (True, 32, 128, 128, 3), (True, 32, 128, 256, 3)],
+    (4, 64): [(False, 64, 128, 128, 3), (True, 64, 128, 128, 3), (False, 64, 64, 256, 3), (True, 64, 64, 256, 3)],
+    (4, 128): [(False, 128, 128, 128, 3), (False, 128, 128, 128, 2), (True, 64, 128, 128, 3), (False, 64, 64, 256, 3),
+               (True, 128, 64, 256, 3)],
+    (8, 16): [(False, 16, 64, 128, 3), (True, 16, 32, 256, 3), (True, 16, 64, 128, 3)],
+    (8, 32): [(False, 32, 64, 128, 3), (True, 32, 64, 128, 3), (True, 32, 64, 256, 3)],
+    (8, 64): [(False, 64, 64, 128, 3), (True, 64, 64, 128, 3), (True, 64, 64, 256, 3)],
+    (8, 128): [(True, 128, 64, 128, 3), (True, 64, 64, 256, 3), (True, 64, 64, 128, 3)],
 }
-TILE_FIELDS = ("WEIGHTS_FIRST", "WHOLE_TILE", "BLOCK_M", "BLOCK_N", "BLOCK_K", "num_stages")
-ROWS_CONFIGS = [{**dict(zip(TILE_FIELDS, tile)), "BIT_CAST": not tile[1], "num_warps": 4}
+TILE_FIELDS = ("WEIGHTS_FIRST", "BLOCK_M", "BLOCK_N", "BLOCK_K", "num_stages")
+ROWS_CONFIGS = [{**dict(zip(TILE_FIELDS, tile)), "num_warps": 4}
                 for tile in sorted({tile for tiles in ROWS_TILES.values() for tile in tiles})]
 
 
@@ -121,11 +117,12 @@ def tile_fits(config: dict, arguments: dict) -> bool:
 
 
 def _weight_pairs_ptx(kind: str, *, words: tuple[str, str], scale: str, offset: str, use) -> list[str]:
-    """PTX making, plane by plane, the two weights of plane p of two neighbouring int32 words of int4 codes in `kind`
-    (bf16 or f16) pairs, in register `w`, then the lines `use(p)` gives. A byte permute puts byte b of both words side
-    by side, one and-or (after a shift, for the odd plane) places the two codes of a plane in the low mantissa bits of
-    MAGIC (128 in bf16, 1024 in f16: its last bit is worth 1), a multiply-add takes MAGIC away exactly, another makes
-    the weights with one rounding as dequantize() does. `scale` and `offset`: 16-bit operands, the group's."""
+    """PTX making the 16 weights of two neighbouring int32 words of int4 codes (16 neighbouring inputs, as
+    weight_quantization.py packs them) in `kind` (bf16 or f16) pairs, pair p (inputs 2p and 2p + 1) in register `w`,
+    then the lines `use(p)` gives. A shift and one and-or place the codes of a word's pair n (bits 4n.. and 16 + 4n..)
+    in the low mantissa bits of both halves of MAGIC (128 in bf16, 1024 in f16: its last bit is worth 1), a
+    multiply-add takes MAGIC away exactly, another makes the weights with one rounding as dequantize() does. `scale`
+    and `offset`: 16-bit operands, the group's."""
     magic, one = {"bf16": (0x4300, 0x3F80), "f16": (0x6400, 0x3C00)}[kind]
 
     def pairs(value: int) -> str:  # a 16-bit value in both halves of a 32-bit register
@@ -133,48 +130,46 @@ def _weight_pairs_ptx(kind: str, *, words: tuple[str, str], scale: str, offset: 
 
     lines = [f"mov.b32 one, {pairs(one)};", f"mov.b32 bias, {pairs(magic | 0x8000)};",
              f"mov.b32 s2, {{{scale}, {scale}}};", f"mov.b32 o2, {{{offset}, {offset}}};"]
-    for byte in range(4):
-        lines.append(f"prmt.b32 b, {words[0]}, {words[1]}, 0x0{4 + byte}0{byte};")  # byte of one, then the other
-        for plane in (2 * byte, 2 * byte + 1):
-            if plane % 2:
-                lines.append("shr.u32 t, b, 4;")
-            lines += [f"lop3.b32 w, {'t' if plane % 2 else 'b'}, 0x000F000F, {pairs(magic)}, 0xEA;",  # (a & b) | c
+    for index, word in enumerate(words):
+        for n in range(4):
+            if n:
+                lines.append(f"shr.u32 t, {word}, {4 * n};")
+            lines += [f"lop3.b32 w, {'t' if n else word}, 0x000F000F, {pairs(magic)}, 0xEA;",  # (a & b) | c
                       f"fma.rn.{kind}x2 w, w, one, bias;",  # the two codes
                       f"fma.rn.{kind}x2 w, w, s2, o2;",  # the two weights
-                      *use(plane)]
+                      *use(4 * index + n)]
     return lines
 
 
 def pair_dot_asm(kind: str) -> str:
-    """Inline PTX for two neighbouring int32 words of int4 codes (words j and j + 1 of a group: the same plane of each
-    multiplies neighbouring inputs), two weights an instruction in `kind` (bf16 or f16) pairs. $0 = sum((code * scale +
-    offset) * input) over both words, float32; $1, $2 the words; $3..$10 the input pairs of planes 0..7 (one 32-bit
-    load each); $11, $12 the group's scale and offset. The weights as `_weight_pairs_ptx` makes them; a third
-    multiply-add multiplies the pair of inputs in. Planes 0-3 and 4-7 are summed in two pairs, then in float32.
-    Compiled for sm_90 the loop issues 4.3 instructions a weight where the float32 loop issued 8.2 (the one-row int4
-    kernels were bound by issuing them: Nsight Compute, benchmarks/RESULTS.md)."""
+    """Inline PTX for two neighbouring int32 words of int4 codes, two weights an instruction in `kind` (bf16 or f16)
+    pairs. $0 = sum((code * scale + offset) * input) over the words' 16 inputs, float32; $1, $2 the words; $3..$6 the
+    inputs, four in each 64-bit operand; $7, $8 the group's scale and offset. The weights as `_weight_pairs_ptx` makes
+    them; a third multiply-add multiplies the pair of inputs in. Each word's four pairs are summed in one pair, then
+    in float32. Compiled for sm_90 the loop issues about 4 instructions a weight where a float32 loop issued 8.2 (the
+    one-row int4 kernels were bound by issuing them: Nsight Compute, benchmarks/RESULTS.md)."""
 
-    def dot(plane: int) -> list[str]:
-        accumulator = "lo4" if plane < 4 else "hi4"
-        return [f"fma.rn.{kind}x2 {accumulator}, w, ${3 + plane}, {accumulator if plane % 4 else 'zero'};"]
+    def dot(pair: int) -> list[str]:
+        accumulator = "lo4" if pair < 4 else "hi4"
+        return [f"fma.rn.{kind}x2 {accumulator}, w, x{pair}, {accumulator if pair % 4 else 'zero'};"]
 
     lines = ["mov.b32 zero, 0x80008000;",  # -0.0 in both halves: each chain's first addend
-             *_weight_pairs_ptx(kind, words=("$1", "$2"), scale="$11", offset="$12", use=dot)]
+             *(f"mov.b64 {{x{2 * index}, x{2 * index + 1}}}, ${3 + index};" for index in range(4)),
+             *_weight_pairs_ptx(kind, words=("$1", "$2"), scale="$7", offset="$8", use=dot)]
     for index, accumulator in enumerate(("lo4", "hi4")):
         lines += [f"mov.b32 {{l, h}}, {accumulator};", f"cvt.f32.{kind} a, l;", f"cvt.f32.{kind} c, h;",
                   "add.f32 a, a, c;", "add.f32 $0, $0, a;" if index else "mov.f32 $0, a;"]
-    registers = ".reg .b32 b, t, w, lo4, hi4, one, bias, zero, s2, o2;"
+    registers = ".reg .b32 t, w, lo4, hi4, one, bias, zero, s2, o2, x0, x1, x2, x3, x4, x5, x6, x7;"
     return "\n".join(["{", registers, ".reg .b16 l, h;", ".reg .f32 a, c;", *lines, "}"])
 
 
 def pair_weights_asm(kind: str) -> str:
-    """Inline PTX for the several-row products' int4 tiles: the 16 weights of two neighbouring int32 words as
-    `_weight_pairs_ptx` makes them, $p (p = 0..7) holding plane p's pair (word $8's weight in the low half, word $9's
-    in the high); $10, $11 the group's scale and offset. Two instructions a weight where converting each code to
-    float32 took about five."""
+    """Inline PTX for the several-row products' int4 tiles: the 16 weights of two neighbouring int32 words ($8, $9)
+    as `_weight_pairs_ptx` makes them, $p (p = 0..7) holding the pair of inputs 2p and 2p + 1; $10, $11 the group's
+    scale and offset. Two instructions a weight where converting each code to float32 took about five."""
     lines = _weight_pairs_ptx(kind, words=("$8", "$9"), scale="$10", offset="$11",
                               use=lambda plane: [f"mov.b32 ${plane}, w;"])
-    return "\n".join(["{", ".reg .b32 b, t, w, one, bias, s2, o2;", *lines, "}"])
+    return "\n".join(["{", ".reg .b32 t, w, one, bias, s2, o2;", *lines, "}"])
 
 
 if triton is not None:
@@ -183,7 +178,7 @@ if triton is not None:
     INTERPRETED = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") == "1")
     BF16_PAIR_DOT_ASM = tl.constexpr(pair_dot_asm("bf16"))
     F16_PAIR_DOT_ASM = tl.constexpr(pair_dot_asm("f16"))
-    PAIR_DOT_CONSTRAINTS = tl.constexpr("=r" + ",r" * 10 + ",h,h")
+    PAIR_DOT_CONSTRAINTS = tl.constexpr("=r,r,r,l,l,l,l,h,h")
     BF16_PAIR_WEIGHTS_ASM = tl.constexpr(pair_weights_asm("bf16"))
     F16_PAIR_WEIGHTS_ASM = tl.constexpr(pair_weights_asm("f16"))
     PAIR_WEIGHTS_CONSTRAINTS = tl.constexpr("=r," * 8 + "r,r,h,h")
@@ -198,46 +193,37 @@ if triton is not None:
         return codes.to(tl.float32)
 
     @triton.jit
-    def _int4_codes(words, PLANE: tl.constexpr, BIT_CAST: tl.constexpr):
-        """The codes held in bits 4 PLANE..4 PLANE + 3 of int32 `words` as float32: converted, or (BIT_CAST) shifted to
-        the top of a float's mantissa, making 1 + code / 16 with one shift and one and-or, for which the caller takes
-        16 * scale and offset - 16 * scale (`_int4_bit_cast_scales`)."""
-        if BIT_CAST:
-            SHIFT: tl.constexpr = 19 - 4 * PLANE
-            if SHIFT >= 0:
-                moved = words << SHIFT
-            else:
-                moved = words >> -SHIFT  # arithmetic shift: the sign bits fall outside the mask
-            return ((moved & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)
+    def _int4_codes(words, PLANE: tl.constexpr):
+        """The codes held in bits 4 PLANE..4 PLANE + 3 of int32 `words` (each word's input `_plane_input(PLANE)`) as
+        float32 (Triton's interpreter; the GPU makes them by inline PTX)."""
         return ((words >> 4 * PLANE) & 0xF).to(tl.float32)
 
     @triton.jit
-    def _int4_bit_cast_scales(scale, offset, BIT_CAST: tl.constexpr):
-        """The scale and offset that turn `_int4_codes` into weights: as stored, or for codes read as 1 + code / 16."""
-        if BIT_CAST:
-            return 16.0 * scale, offset - 16.0 * scale
-        return scale, offset
+    def _plane_input(PLANE: tl.constexpr):
+        """Which of its word's eight inputs bits 4 PLANE..4 PLANE + 3 hold (weight_quantization.py's layout)."""
+        return 2 * (PLANE % 4) + PLANE // 4
 
     @triton.jit
-    def _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, BIT_CAST: tl.constexpr):
+    def _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside):
         """Each of `rows`' scale and offset for int4 `groups` (which exist where `inside`), (rows, groups) float32,
-        read from their group-major storage and made ready for codes that became floats the BIT_CAST way."""
+        read from their group-major storage."""
         where = groups[None, :] * rows_in_weight + rows[:, None]
         scale = tl.load(s_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
         offset = tl.load(f_ptr + where, mask=inside[None, :], other=0).to(tl.float32)
-        return _int4_bit_cast_scales(scale, offset, BIT_CAST)
+        return scale, offset
 
     @triton.jit
-    def _interpreted_weight_pair(even, odd, PLANE: tl.constexpr, scale, offset, dtype: tl.constexpr):
-        """What pair_weights_asm leaves for PLANE, computed in float32 and rounded to `dtype` (Triton's interpreter)."""
-        low = (_int4_codes(even, PLANE, False) * scale + offset).to(dtype).to(tl.uint16, bitcast=True)
-        high = (_int4_codes(odd, PLANE, False) * scale + offset).to(dtype).to(tl.uint16, bitcast=True)
+    def _interpreted_weight_pair(words, N: tl.constexpr, scale, offset, dtype: tl.constexpr):
+        """What pair_weights_asm leaves for the words' pair N (inputs 2N and 2N + 1 of each), computed in float32 and
+        rounded to `dtype` (Triton's interpreter)."""
+        low = (_int4_codes(words, N) * scale + offset).to(dtype).to(tl.uint16, bitcast=True)
+        high = (_int4_codes(words, N + 4) * scale + offset).to(dtype).to(tl.uint16, bitcast=True)
         return low.to(tl.uint32) | (high.to(tl.uint32) << 16)
 
     @triton.jit
-    def _planes_in_order(p0, p1, p2, p3, p4, p5, p6, p7):
-        """The eight tensors joined along three new minor dimensions, plane p at flat index p there (a join adds the
-        most minor dimension: the planes whose lowest index bit differs are joined last)."""
+    def _pairs_in_order(p0, p1, p2, p3, p4, p5, p6, p7):
+        """The eight tensors joined along three new minor dimensions, pair p at flat index p there (a join adds the
+        most minor dimension: the pairs whose lowest index bit differs are joined last)."""
         return tl.join(tl.join(tl.join(p0, p4), tl.join(p2, p6)), tl.join(tl.join(p1, p5), tl.join(p3, p7)))
 
     @triton.jit
@@ -245,8 +231,7 @@ if triton is not None:
                         GROUP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
         """The weights of `rows` for the step's inputs k0..k0 + BLOCK_K in `dtype`, (BLOCK_N, BLOCK_K), as
         dequantize() gives them, two words (one 64-bit load) at a time by inline PTX (`pair_weights_asm`; Triton's
-        interpreter computes the same in float32). Column 16 j + 2 p + h of a group holds plane p of its word 2 j + h:
-        the input each column multiplies is `_pair_tile_inputs`'s."""
+        interpreter computes the same in float32)."""
         GROUPS: tl.constexpr = K // GROUP
         HALF: tl.constexpr = GROUP // 16  # word pairs of a group
         groups = k0 // GROUP + tl.arange(0, BLOCK_K // GROUP)
@@ -254,19 +239,19 @@ if triton is not None:
         pair = groups[None, :, None] * HALF + tl.arange(0, HALF)[None, None, :]  # (1, groups, word pairs)
         packed = tl.load(q_ptr.to(tl.pointer_type(tl.int64)) + rows[:, None, None] * (K // 16) + pair,
                          mask=inside[None, :, None], other=0)
-        scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, False)
+        scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside)
         scale, offset = scale[:, :, None], offset[:, :, None]
         even, odd = packed.to(tl.int32), (packed >> 32).to(tl.int32)
         if INTERPRETED:
-            pairs = _planes_in_order(
-                _interpreted_weight_pair(even, odd, 0, scale, offset, dtype),
-                _interpreted_weight_pair(even, odd, 1, scale, offset, dtype),
-                _interpreted_weight_pair(even, odd, 2, scale, offset, dtype),
-                _interpreted_weight_pair(even, odd, 3, scale, offset, dtype),
-                _interpreted_weight_pair(even, odd, 4, scale, offset, dtype),
-                _interpreted_weight_pair(even, odd, 5, scale, offset, dtype),
-                _interpreted_weight_pair(even, odd, 6, scale, offset, dtype),
-                _interpreted_weight_pair(even, odd, 7, scale, offset, dtype))
+            pairs = _pairs_in_order(
+                _interpreted_weight_pair(even, 0, scale, offset, dtype),
+                _interpreted_weight_pair(even, 1, scale, offset, dtype),
+                _interpreted_weight_pair(even, 2, scale, offset, dtype),
+                _interpreted_weight_pair(even, 3, scale, offset, dtype),
+                _interpreted_weight_pair(odd, 0, scale, offset, dtype),
+                _interpreted_weight_pair(odd, 1, scale, offset, dtype),
+                _interpreted_weight_pair(odd, 2, scale, offset, dtype),
+                _interpreted_weight_pair(odd, 3, scale, offset, dtype))
         else:
             asm: tl.constexpr = BF16_PAIR_WEIGHTS_ASM if dtype == tl.bfloat16 else F16_PAIR_WEIGHTS_ASM
             p0, p1, p2, p3, p4, p5, p6, p7 = tl.inline_asm_elementwise(
@@ -274,56 +259,32 @@ if triton is not None:
                 [even, odd, scale.to(dtype).to(tl.uint16, bitcast=True), offset.to(dtype).to(tl.uint16, bitcast=True)],
                 dtype=(tl.uint32, tl.uint32, tl.uint32, tl.uint32, tl.uint32, tl.uint32, tl.uint32, tl.uint32),
                 is_pure=True, pack=1)
-            pairs = _planes_in_order(p0, p1, p2, p3, p4, p5, p6, p7)
+            pairs = _pairs_in_order(p0, p1, p2, p3, p4, p5, p6, p7)
         low = (pairs & 0xFFFF).to(tl.uint16).to(dtype, bitcast=True)
         high = (pairs >> 16).to(tl.uint16).to(dtype, bitcast=True)
         return tl.reshape(tl.join(low, high), (BLOCK_N, BLOCK_K))
 
     @triton.jit
-    def _pair_tile_inputs(k0, GROUP: tl.constexpr, BLOCK_K: tl.constexpr):
-        """The input each column of `_int4_pair_tile`'s tile multiplies: in group g, column 16 j + 2 p + h holds
-        input p * GROUP / 8 + 2 j + h (plane p of word 2 j + h)."""
-        column = tl.arange(0, BLOCK_K)
-        inside = column % GROUP
-        return k0 + column - inside + (inside // 2 % 8) * (GROUP // 8) + inside // 16 * 2 + inside % 2
-
-    @triton.jit
-    def _pair_order_kernel(x_ptr, out_ptr, K: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr):
-        """out[row, column] = x[row, the input that column of `_int4_pair_tile`'s tiles multiplies]: the input of
-        several-row int4 products, reordered once (gathering it inside the products' loop is slower)."""
-        k0 = tl.program_id(1) * BLOCK_K
-        columns = k0 + tl.arange(0, BLOCK_K)
-        row = tl.program_id(0).to(tl.int64) * K
-        inputs = _pair_tile_inputs(k0, GROUP, BLOCK_K)
-        tl.store(out_ptr + row + columns, tl.load(x_ptr + row + inputs, mask=inputs < K), mask=columns < K)
-
-    @triton.jit
-    def _int4_word_pair_dots(pairs, group_inputs, inside, WORDS: tl.constexpr, scale, offset):
-        """For each pair of neighbouring int32 words of 8 int4 codes, loaded as one int64 (`pairs` (..., WORDS / 2) of
-        groups whose first input is at `group_inputs` (..., 1); plane i of word j multiplies input i * WORDS + j), the
-        sum over its 16 weights of (code * scale + offset) * input, float32 (scale and offset as _group_scales gives
-        them). On a GPU in pairs of the input's 16-bit
-        type by inline PTX (`pair_dot_asm`), each weight rounded to that type (the weight dequantize() gives); under
-        Triton's interpreter, which runs no PTX (nor rounds to bfloat16 as a GPU does), one at a time in float32."""
-        HALF: tl.constexpr = WORDS // 2
-        even, odd = pairs.to(tl.int32), (pairs >> 32).to(tl.int32)  # words 2j and 2j + 1
+    def _int4_word_pair_dots(pairs, pair_inputs, inside, scale, offset):
+        """For each pair of neighbouring int32 words of 8 int4 codes, loaded as one int64 (`pairs`, whose 16 inputs
+        start at `pair_inputs`, where `inside`), the sum over its 16 weights of (code * scale + offset) * input,
+        float32 (scale and offset as _group_scales gives them). On a GPU in pairs of the input's 16-bit type by inline
+        PTX (`pair_dot_asm`), each weight rounded to that type (the weight dequantize() gives); under Triton's
+        interpreter, which runs no PTX (nor rounds to bfloat16 as a GPU does), one at a time in float32."""
+        even, odd = pairs.to(tl.int32), (pairs >> 32).to(tl.int32)  # inputs 0..7 and 8..15
         if INTERPRETED:
             dots = tl.zeros(pairs.shape, dtype=tl.float32)
-            first = group_inputs + 2 * tl.arange(0, HALF)
             for plane in tl.static_range(8):
-                x_even = tl.load(first + plane * WORDS, mask=inside, other=0).to(tl.float32)
-                x_odd = tl.load(first + plane * WORDS + 1, mask=inside, other=0).to(tl.float32)
-                dots += (_int4_codes(even, plane, False) * scale + offset) * x_even
-                dots += (_int4_codes(odd, plane, False) * scale + offset) * x_odd
+                x_even = tl.load(pair_inputs + _plane_input(plane), mask=inside, other=0).to(tl.float32)
+                x_odd = tl.load(pair_inputs + 8 + _plane_input(plane), mask=inside, other=0).to(tl.float32)
+                dots += (_int4_codes(even, plane) * scale + offset) * x_even
+                dots += (_int4_codes(odd, plane) * scale + offset) * x_odd
             return dots
-        dtype = group_inputs.dtype.element_ty
+        dtype = pair_inputs.dtype.element_ty
         scale, offset = scale.to(dtype), offset.to(dtype)
-        # plane i's inputs of words 2j and 2j + 1: one aligned 32-bit pair
-        x = group_inputs.to(tl.pointer_type(tl.uint32)) + tl.arange(0, HALF)
-        arguments = [even, odd, tl.load(x, mask=inside, other=0), tl.load(x + HALF, mask=inside, other=0),
-                     tl.load(x + 2 * HALF, mask=inside, other=0), tl.load(x + 3 * HALF, mask=inside, other=0),
-                     tl.load(x + 4 * HALF, mask=inside, other=0), tl.load(x + 5 * HALF, mask=inside, other=0),
-                     tl.load(x + 6 * HALF, mask=inside, other=0), tl.load(x + 7 * HALF, mask=inside, other=0),
+        x = pair_inputs.to(tl.pointer_type(tl.int64))  # four inputs a load
+        arguments = [even, odd, tl.load(x, mask=inside, other=0), tl.load(x + 1, mask=inside, other=0),
+                     tl.load(x + 2, mask=inside, other=0), tl.load(x + 3, mask=inside, other=0),
                      scale.to(tl.uint16, bitcast=True), offset.to(tl.uint16, bitcast=True)]
         asm: tl.constexpr = BF16_PAIR_DOT_ASM if dtype == tl.bfloat16 else F16_PAIR_DOT_ASM
         return tl.inline_asm_elementwise(asm, PAIR_DOT_CONSTRAINTS, arguments, dtype=tl.float32, is_pure=True, pack=1)
@@ -336,21 +297,20 @@ if triton is not None:
         float32 (BIT_CAST: how its codes become floats)."""
         if INT4:
             GROUPS: tl.constexpr = K // GROUP
-            WORDS: tl.constexpr = GROUP // 8  # int32 words of one group; plane i of word j: input i * WORDS + j
+            HALF: tl.constexpr = GROUP // 16  # word pairs of a group
             STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
-            pairs = tl.arange(0, WORDS // 2)
-            accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, WORDS // 2), dtype=tl.float32)
+            pairs = tl.arange(0, HALF)
+            accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, HALF), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
                 groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
                 inside = groups < GROUPS
-                pair = groups[None, :, None] * (WORDS // 2) + pairs[None, None, :]  # (1, groups, word pairs)
+                pair = groups[None, :, None] * HALF + pairs[None, None, :]  # (1, groups, word pairs)
                 # each weight is read once: evict_first keeps L1 for the input, scales and offsets (+8-20% on H100)
                 packed = tl.load(q_ptr.to(tl.pointer_type(tl.int64)) + rows[:, None, None] * (K // 16) + pair,
                                  mask=inside[None, :, None], other=0, eviction_policy="evict_first")
-                scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, False)
-                accumulator += _int4_word_pair_dots(packed, x_ptr + groups[None, :, None] * GROUP,
-                                                    inside[None, :, None], WORDS, scale[:, :, None],
-                                                    offset[:, :, None])
+                scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside)
+                accumulator += _int4_word_pair_dots(packed, x_ptr + 16 * pair, inside[None, :, None],
+                                                    scale[:, :, None], offset[:, :, None])
             return tl.sum(tl.sum(accumulator, axis=2), axis=1)
         else:
             accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
@@ -378,15 +338,15 @@ if triton is not None:
     @triton.jit
     def _quantized_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
                           K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
-                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr,
-                          WHOLE_TILE: tl.constexpr = False, WEIGHTS_FIRST: tl.constexpr = False,
-                          ROW_BUCKET: tl.constexpr = 0, GATED: tl.constexpr = False):
+                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr = False,
+                          WEIGHTS_FIRST: tl.constexpr = False, ROW_BUCKET: tl.constexpr = 0,
+                          GATED: tl.constexpr = False):
         """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
         columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
-        inputs a step on the CUDA cores. Several rows: on the tensor cores, int4 one plane of BLOCK_K / 8 inputs at a
-        time or (WHOLE_TILE, int8 always) the step's whole tile at once, as x @ w.T or (WEIGHTS_FIRST) w @ x.T.
-        BIT_CAST: how codes become floats (`_int8_to_float`, `_int4_codes`). ROW_BUCKET: only autotune's key. GATED
-        (one row): out = silu(x @ w0.T) * (x @ w1.T), each product rounded to out's dtype as the unfused ops do."""
+        inputs a step on the CUDA cores (BIT_CAST: how int8 codes become floats, `_int8_to_float`). Several rows: a
+        tile of BLOCK_K inputs a step on the tensor cores, as x @ w.T or (WEIGHTS_FIRST) w @ x.T. ROW_BUCKET: only
+        autotune's key. GATED (one row): out = silu(x @ w0.T) * (x @ w1.T), each product rounded to out's dtype as the
+        unfused ops do."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
         if start < n0:
             q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
@@ -397,8 +357,6 @@ if triton is not None:
         rows = first + tl.arange(0, BLOCK_N)  # weight rows
         columns = start + tl.arange(0, BLOCK_N)  # output columns
         m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
-        GROUPS: tl.constexpr = K // GROUP
-        WORDS: tl.constexpr = GROUP // 8  # int32 words of one int4 group; plane i of word j: input i * WORDS + j
         if BLOCK_M == 1:
             dots = _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, K, GROUP, INT4, BLOCK_N, BLOCK_K,
                              BIT_CAST)
@@ -418,28 +376,14 @@ if triton is not None:
             else:
                 accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
-                if INT4 and not WHOLE_TILE:  # one plane of the step's words at a time: eight products a step
-                    step_words = tl.arange(0, BLOCK_K // 8)  # group after group
-                    groups = k0 // GROUP + step_words // WORDS
-                    inside = groups < GROUPS
-                    packed = tl.load(q_ptr + rows[:, None] * (K // 8) + k0 // 8 + step_words[None, :],
-                                     mask=inside[None, :], other=0)
-                    # one scale per word: its group's
-                    scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside, BIT_CAST)
-                    first_input = groups * GROUP + step_words % WORDS
-                    for plane in tl.static_range(8):
-                        accumulator = _tile_product(accumulator, _int4_codes(packed, plane, BIT_CAST) * scale + offset,
-                                                    x_ptr, m, first_input + plane * WORDS, inside, M, K, WEIGHTS_FIRST)
-                else:  # the step's whole tile at once, one product
-                    inputs = k0 + tl.arange(0, BLOCK_K)
-                    if INT4:  # columns in the order the words hold them: x comes in that order (`_pair_order_kernel`)
-                        weights = _int4_pair_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0,
-                                                  x_ptr.dtype.element_ty, K, GROUP, BLOCK_N, BLOCK_K)
-                    else:  # |codes| <= 127: exact in bf16; the row's scale applies to the sums
-                        weights = _int8_to_float(tl.load(q_ptr + rows[:, None] * K + inputs[None, :],
-                                                         mask=inputs[None, :] < K, other=0), BIT_CAST)
-                    accumulator = _tile_product(accumulator, weights, x_ptr, m, inputs, inputs < K, M, K,
-                                                WEIGHTS_FIRST)
+                inputs = k0 + tl.arange(0, BLOCK_K)
+                if INT4:
+                    weights = _int4_pair_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, x_ptr.dtype.element_ty,
+                                              K, GROUP, BLOCK_N, BLOCK_K)
+                else:  # |codes| <= 127: exact in bf16; the row's scale applies to the sums
+                    weights = _int8_to_float(tl.load(q_ptr + rows[:, None] * K + inputs[None, :],
+                                                     mask=inputs[None, :] < K, other=0), False)
+                accumulator = _tile_product(accumulator, weights, x_ptr, m, inputs, inputs < K, M, K, WEIGHTS_FIRST)
             row_scale = tl.load(s_ptr + rows).to(tl.float32) if not INT4 else tl.full((BLOCK_N,), 1.0, tl.float32)
             if WEIGHTS_FIRST:
                 tl.store(out_ptr + m[None, :] * N + columns[:, None],
@@ -460,7 +404,7 @@ if triton is not None:
              for config in configs], **options, **AUTOTUNE_CACHE,
         )(_quantized_kernel)
 
-    # One row: the block sizes and how codes become floats are chosen by timing on first use per weight shape.
+    # One row: the block sizes (and int8's conversion) are chosen by timing on first use per weight shape.
     _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], prune_configs_by={
         "early_config_prune": lambda configs, named, **launch: [
             config for config in configs if not ({**named, **launch}["INT4"] and config.kwargs["BIT_CAST"])]})
@@ -475,22 +419,9 @@ if triton is not None:
 def kernel_config(rows: int, bits: int) -> dict:
     """A configuration that works for these rows (tests, tuning); CUDA launches time their own."""
     if rows == 1:
-        return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "BIT_CAST": bits == 4, "num_warps": 4}
+        return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "BIT_CAST": bits == 8, "num_warps": 4}
     return {"BLOCK_M": min(row_bucket(rows), 64), "BLOCK_N": 64, "BLOCK_K": MIN_BLOCK_K if bits == 4 else 128,
-            "BIT_CAST": bits == 4, "num_warps": 4}
-
-
-def takes_whole_tiles(rows: int, config: dict | None) -> bool:
-    """Whether several rows' int4 products take whole tiles (their input then reordered to the tiles' columns): as
-    `config` says, or, autotuned, as the bucket's tiles do (each int4 bucket's are all of one kind)."""
-    return config.get("WHOLE_TILE", False) if config is not None else ROWS_TILES[(4, row_bucket(rows))][0][1]
-
-
-def pair_ordered(x: torch.Tensor, group: int) -> torch.Tensor:
-    """x's columns in the order int4 whole tiles hold their weights (`_pair_tile_inputs`), one launch."""
-    ordered = torch.empty_like(x)
-    _pair_order_kernel[(x.shape[0], triton.cdiv(x.shape[1], MIN_BLOCK_K))](x, ordered, x.shape[1], group, MIN_BLOCK_K)
-    return ordered
+            "num_warps": 4}
 
 
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
@@ -503,8 +434,9 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     outputs = sizes[0] if gated else sum(sizes)
     padded = weights + [weights[-1]] * (3 - len(weights))
     out = x.new_empty(x.shape[0], outputs)
-    whole_int4_tiles = bits == 4 and x.shape[0] > 1 and takes_whole_tiles(x.shape[0], config)
-    arguments = (pair_ordered(x, group) if whole_int4_tiles else x, out, *(weight.qweight for weight in padded),
+    if x.data_ptr() % 16:  # the kernels load several inputs at once: 8-byte words, 16-byte rows of int4 codes
+        x = x.clone()
+    arguments = (x, out, *(weight.qweight for weight in padded),
                  *(weight.scale for weight in padded),
                  *((weight.offset if bits == 4 else weight.scale) for weight in padded),
                  sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4)

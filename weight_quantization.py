@@ -2,9 +2,11 @@
 
 - int8: one scale per output row, symmetric: `weight ~ q * scale`, q in [-127, 127].
 - int4: groups of `group_size` consecutive inputs per output row, each with its own scale and offset (asymmetric, so a
-  group's range is used fully): `weight ~ q * scale + offset`, q in [0, 15], eight codes per int32 word. A group's
-  `group_size / 8` words hold it in eight planes: bits 4i..4i+3 of its word j hold input `i * group_size / 8 + j`, so
-  a kernel takes one plane of many words with one shift and multiplies it by a contiguous run of the input.
+  group's range is used fully): `weight ~ q * scale + offset`, q in [0, 15], eight codes per int32 word. Word j holds
+  inputs 8j..8j+7, the even ones in its low half and the odd ones in its high half: bits 4n..4n+3 hold input 8j + 2n
+  and bits 16 + 4n..19 + 4n input 8j + 2n + 1 (n = 0..3). One shift and one mask of a word then give the codes of two
+  neighbouring inputs side by side in two 16-bit halves, the pairs the decode kernels multiply two at a time, and the
+  columns of a dequantized tile come out in the input's own order.
 Scales and offsets are stored group-major, (groups, rows): the decode kernels read one group's values for many rows
 at once, contiguously.
 
@@ -70,11 +72,14 @@ def quantize_int4(weight: torch.Tensor, group_size: int = INT4_GROUP_SIZE) -> di
     scale = torch.where(offset.float() + 15 * scale.float() < high, torch.nextafter(scale, scale.new_tensor(torch.inf)),
                         scale)
     codes = torch.round((groups - offset.float()) / scale.float()).clamp(0, 15).to(torch.int64)
-    planes = codes.view(rows, columns // group_size, 8, group_size // 8)  # (rows, groups, plane, word)
-    shifts = 4 * torch.arange(8, device=weight.device).view(1, 1, 8, 1)
-    words = (planes << shifts).sum(dim=2).view(rows, columns // 8)
+    words = (codes.view(rows, columns // 8, 8) << word_shifts(weight.device)).sum(dim=-1)
     packed = torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)  # the same 32 bits, signed
     return {"qweight": packed, "scale": scale.squeeze(-1).T.contiguous(), "offset": offset.squeeze(-1).T.contiguous()}
+
+
+def word_shifts(device: torch.device | str) -> torch.Tensor:
+    """Where each of a word's 8 inputs sits, in bits: input 2n at 4n, input 2n + 1 at 16 + 4n."""
+    return torch.tensor([0, 16, 4, 20, 8, 24, 12, 28], device=device)
 
 
 def stored_rounded(values: torch.Tensor, dtype: torch.dtype, towards: float) -> torch.Tensor:
@@ -90,9 +95,8 @@ def dequantize(*, qweight: torch.Tensor, scale: torch.Tensor, bits: int, group_s
     if bits == 8:
         return (qweight.float() * scale.float().T).to(scale.dtype)
     rows, columns = qweight.shape[0], qweight.shape[1] * 8
-    words = qweight.view(rows, columns // group_size, 1, group_size // 8)
-    groups = ((words >> (4 * torch.arange(8, device=qweight.device).view(1, 1, 8, 1))) & 0xF).float()
-    groups = groups.view(rows, columns // group_size, group_size)
+    codes = (qweight.unsqueeze(-1) >> word_shifts(qweight.device)) & 0xF
+    groups = codes.float().view(rows, columns // group_size, group_size)
     weight = groups * scale.float().T.unsqueeze(-1) + offset.float().T.unsqueeze(-1)
     return weight.view(rows, columns).to(scale.dtype)
 

@@ -8,7 +8,7 @@ The pointer arguments are declared 16-byte aligned, as a launch on real tensors 
 loads compile to one element each, which is not what the GPU runs.
 
     python benchmarks/inspect_kernel.py --bits 4 --block_n 8 --block_k 512 --warps 4
-    python benchmarks/inspect_kernel.py --bits 4 --block_m 128 --block_n 128 --block_k 128 --warps 4 --whole_tile
+    python benchmarks/inspect_kernel.py --bits 4 --block_m 128 --block_n 128 --block_k 128 --warps 4
 """
 
 import argparse
@@ -32,18 +32,16 @@ INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_
 
 
 def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int,
-                   block_m: int = 1, whole_tile: bool = False, weights_first: bool = False, dtype: str = "bf16",
+                   block_m: int = 1, weights_first: bool = False, dtype: str = "bf16",
                    capability: int = 90, stages: int = 3) -> dict:
-    """The kernel compiled for a `dtype` input (bf16 or fp16; one row, or tiles of `block_m` rows, int4 a plane or
-    `whole_tile` at a time, software-pipelined `stages` deep) and a GPU of this compute capability: its code by stage
-    (`ptx`, `cubin`, `ttgir`, ...)."""
+    """The kernel compiled for a `dtype` input (bf16 or fp16; one row, or tiles of `block_m` rows software-pipelined
+    `stages` deep) and a GPU of this compute capability: its code by stage (`ptx`, `cubin`, `ttgir`, ...)."""
     int4 = bits == 4
     types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
     types.update({name: "*i32" if int4 else "*i8" for name in ("q0", "q1", "q2")})
     types.update({name: f"*{dtype}" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
     constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": block_m,
-                 "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile,
-                 "WEIGHTS_FIRST": weights_first}
+                 "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WEIGHTS_FIRST": weights_first}
     names = _quantized_kernel.arg_names
     aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
     source = ASTSource(fn=_quantized_kernel, signature={name: types.get(name, "constexpr") for name in names},
@@ -80,9 +78,9 @@ def main_loop(sass: str) -> list[str]:
 
 def arithmetic(options: dict) -> str:
     """How the configuration turns codes into products."""
-    if options["bits"] == 4 and (options["block_m"] == 1 or options["whole_tile"]):
+    if options["bits"] == 4:
         return "16-bit pairs"
-    return "bit tricks" if options["bit_cast"] else "conversions"
+    return "bit tricks" if options["bit_cast"] and options["block_m"] == 1 else "conversions"
 
 
 def report(options: dict) -> str:
@@ -101,7 +99,7 @@ def report(options: dict) -> str:
     layouts = sorted(set(re.findall(r"#ttg\.blocked<\{[^}]*\}>", compiled["ttgir"])))
     shape = (f"{block_n} rows x {block_k} inputs a step" if options["block_m"] == 1 else
              f"tiles of {options['block_m']} input rows x {block_n} weight rows x {block_k} inputs"
-             f"{', whole tile' if options['whole_tile'] else ''}{', weights first' if options['weights_first'] else ''}"
+             f"{', weights first' if options['weights_first'] else ''}"
              f", {options['stages']} stages")
     lines = [f"int{options['bits']}, {shape}, {options['warps']} warps, {arithmetic(options)}, "
              f"{options['dtype']} input, rows of {options['columns']} inputs, sm_{options['capability']}",
@@ -122,10 +120,9 @@ def main() -> None:
     parser.add_argument("--block_k", type=int, default=1024, help="inputs a loop step")
     parser.add_argument("--warps", type=int, default=8)
     parser.add_argument("--stages", type=int, default=3, help="software-pipeline depth (several rows)")
-    parser.add_argument("--whole_tile", action="store_true", help="several int4 rows: the whole tile at once")
     parser.add_argument("--weights_first", action="store_true", help="several rows: w @ x.T, not x @ w.T")
     parser.add_argument("--bit_cast", action="store_true",
-                        help="int8 and int4 planes: codes become floats by bit tricks, not conversions")
+                        help="int8, one row: codes become floats by bit tricks, not conversions")
     parser.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16", help="the input's type")
     parser.add_argument("--capability", type=int, default=90, help="the GPU's compute capability (H100: 90)")
     parser.add_argument("--columns", type=int, default=4096, help="the weight's input width (Llama-2-7B: 4096, 11008)")

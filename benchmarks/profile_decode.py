@@ -100,17 +100,16 @@ SWEEP_ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_
 
 def several_rows_configs(rows: int, bits: int) -> list[dict]:
     """Autotune's candidates for this kind and bucket of rows (ROWS_TILES), then variants of `kernel_config`'s tile:
-    the other conversion, other widths and depths, more warps, weights first; for int4 also wider whole tiles."""
+    other widths and depths, more warps, weights first; for int4 also wider tiles on 8 warps."""
     tiles = ROWS_TILES[(bits, row_bucket(rows))]
     candidates = [config for config in ROWS_CONFIGS if tile_of(config) in tiles]
     chosen = kernel_config(rows, bits)
-    variants = [{"BIT_CAST": not chosen["BIT_CAST"]}, {"BLOCK_N": 32}, {"BLOCK_N": 128}, {"num_warps": 8},
-                {"BLOCK_K": 512 if bits == 4 else 256}, {"WHOLE_TILE": True, "WEIGHTS_FIRST": True, "BLOCK_N": 32}]
+    variants = [{"BLOCK_N": 32}, {"BLOCK_N": 128}, {"num_warps": 8}, {"BLOCK_K": 512 if bits == 4 else 256},
+                {"WEIGHTS_FIRST": True, "BLOCK_N": 32}]
     if bits == 8:
         variants.append({"BLOCK_K": 64})
     else:
-        variants += [{"BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": False, "WHOLE_TILE": True, "num_warps": warps}
-                     for n, k, warps in ((64, 512, 8), (128, 256, 8))]
+        variants += [{"BLOCK_N": n, "BLOCK_K": k, "num_warps": warps} for n, k, warps in ((64, 512, 8), (128, 256, 8))]
     return candidates + [{**chosen, **variant} for variant in variants]
 
 

@@ -17,9 +17,9 @@ from weight_quantization import QuantizedLinear, quantize_int4, quantize_int8, q
 
 
 # Run in a child process with Triton's interpreter on (it must be on before triton is imported, and the interpreter
-# writes kernel outputs through raw pointers: kept out of the test process). One row takes the matrix-vector branch,
-# several the tensor-core branch (int4 a plane or the whole tile at a time, int8 whole tiles; x @ w.T or weights first,
-# w @ x.T); 192 inputs end inside a block; codes become floats by conversion or by bit tricks.
+# writes kernel outputs through raw pointers: kept out of the test process). One row takes the matrix-vector branch
+# (int8's codes becoming floats by conversion or by bit tricks), several the tensor-core branch (x @ w.T or weights
+# first, w @ x.T); 192 inputs end inside a block.
 INTERPRETED_KERNELS = """
 import torch
 import quantized_decode_kernels as kernels
@@ -42,21 +42,19 @@ def packed_weights(bits, columns):
 
 failures = 0
 # One row: steps of 128 inputs, and of 1024 (wider than the row: one step, its groups past the end masked).
-cases = [(bits, bit_cast, columns, 1, False, False, block_k) for bits in (8, 4) for bit_cast in (False, True)
-         for columns in (256, 192) for block_k in (128, 1024)]
-cases += [(bits, bit_cast, columns, rows, False, False, None) for bits in (8, 4) for bit_cast in (False, True)
-          for columns in (256, 192) for rows in (3, 20)]
-cases += [(4, bit_cast, columns, rows, whole_tile, weights_first, None) for bit_cast in (False, True)
-          for columns in (256, 192) for rows in (3, 20) for whole_tile, weights_first in ((True, False), (True, True),
-                                                                                      (False, True))]
-cases += [(8, False, columns, rows, True, True, None) for columns in (256, 192) for rows in (3, 20)]
-for bits, bit_cast, columns, rows, whole_tile, weights_first, block_k in cases:
+ONE_ROW_KINDS = ((8, False), (8, True), (4, False))  # (bits, bit_cast)
+cases = [(bits, bit_cast, columns, 1, False, block_k) for bits, bit_cast in ONE_ROW_KINDS for columns in (256, 192)
+         for block_k in (128, 1024)]
+cases += [(bits, False, columns, rows, weights_first, None) for bits in (8, 4) for columns in (256, 192)
+          for rows in (3, 20) for weights_first in (False, True)]
+for bits, bit_cast, columns, rows, weights_first, block_k in cases:
     weights = packed_weights(bits, columns)
     # The interpreter computes bfloat16 tensor-core products wrongly (numpy has no bfloat16): float16.
     dtype = torch.bfloat16 if rows == 1 else torch.float16
     x = torch.randn(rows, columns).to(dtype)
-    config = {**kernels.kernel_config(rows, bits), "BIT_CAST": bit_cast, "WHOLE_TILE": whole_tile,
-              "WEIGHTS_FIRST": weights_first}
+    config = {**kernels.kernel_config(rows, bits), "WEIGHTS_FIRST": weights_first}
+    if rows == 1:
+        config["BIT_CAST"] = bit_cast
     if block_k:
         config["BLOCK_K"] = block_k
     ours = kernels.launch_quantized_kernel(x, weights, config).float()
@@ -65,11 +63,10 @@ for bits, bit_cast, columns, rows, whole_tile, weights_first, block_k in cases:
     step = torch.finfo(dtype).eps * reference.abs().clamp(min=1)
     ok = ours.shape == (rows, 384) and bool(((ours - reference).abs() <= step).all())
     failures += not ok
-    print(f"bits={bits} bit_cast={bit_cast} whole_tile={whole_tile} weights_first={weights_first} columns={columns}",
+    print(f"bits={bits} bit_cast={bit_cast} weights_first={weights_first} columns={columns}",
           f"rows={rows} block_k={block_k}:", "ok" if ok else f"max error {float((ours - reference).abs().max())}")
 # One row, gate|up with the SiLU gate in the kernel: each product and the gate rounded to bfloat16 (a few steps).
-for bits, bit_cast, columns in [(bits, bit_cast, columns) for bits in (8, 4) for bit_cast in (False, True)
-                                for columns in (256, 192)]:
+for bits, bit_cast, columns in [(bits, bit_cast, columns) for bits, bit_cast in ONE_ROW_KINDS for columns in (256, 192)]:
     gate, up = packed(bits, 128, columns), packed(bits, 128, columns)
     x = torch.randn(1, columns).bfloat16()
     config = {**kernels.kernel_config(1, bits), "BIT_CAST": bit_cast, "BLOCK_K": 128}
@@ -86,11 +83,11 @@ print("failures", failures)
 
 
 def test_kernels_equal_dequantize_then_matmul(tmp_path):
-    """Every branch (int8/int4, one row/several, both conversions, a ragged last block, one row's gate|up with the
-    SiLU gate) against the reference."""
+    """Every branch (int8/int4, one row/several, int8's two conversions, x @ w.T and weights first, a ragged last
+    block, one row's gate|up with the SiLU gate) against the reference."""
     pytest.importorskip("triton")
     output = run_child(INTERPRETED_KERNELS, tmp_path, interpret=True)
-    assert output.count(": ok") == 68 and "failures 0" in output, output
+    assert output.count(": ok") == 34 and "failures 0" in output, output
 
 
 def packed_weights(bits: int, columns: int) -> list:
@@ -106,7 +103,7 @@ def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
     """Autotune's candidates for several rows: the tiles listed for the kind and bucket of rows, an int4 step holding
     whole groups, and no block of output columns straddling two stacked weights (a q|k|v of 576 | 192 | 192 takes
     no 128-wide blocks)."""
-    from quantized_decode_kernels import ROWS_CONFIGS, ROWS_TILES, tile_fits, tile_of
+    from quantized_decode_kernels import ROWS_CONFIGS, tile_fits, tile_of
 
     def fitting(bits, rows, group, sizes):
         arguments = {"INT4": bits == 4, "ROW_BUCKET": row_bucket(rows), "GROUP": group, "n0": sizes[0],
@@ -114,16 +111,14 @@ def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
         return [tile_of(config) for config in ROWS_CONFIGS if tile_fits(config, arguments)]
 
     assert [row_bucket(rows) for rows in (2, 16, 17, 32, 64, 65, 4000)] == [16, 16, 32, 32, 64, 128, 128]
-    # takes_whole_tiles reads a bucket's kind from its first tile: every int4 bucket's tiles are of one kind
-    assert all(len({tile[1] for tile in ROWS_TILES[(4, bucket)]}) == 1 for bucket in (16, 32, 64, 128))
     for bits in (4, 8):
         for rows in (8, 32, 64, 96):  # every bucket has a tile for any weight the kernels take
             assert fitting(bits, rows, 64 if bits == 4 else 4096, [4096])
-            assert {tile[2] for tile in fitting(bits, rows, 64 if bits == 4 else 4096, [4096])} <= {
+            assert {tile[1] for tile in fitting(bits, rows, 64 if bits == 4 else 4096, [4096])} <= {
                 row_bucket(rows), row_bucket(rows) // 2}
-    assert (False, True, 128, 128, 128, 2) in fitting(4, 96, 64, [4096, 1024, 1024])
-    assert all(tile[3] <= 64 for tile in fitting(4, 96, 64, [576, 192, 192]))
-    assert all(tile[4] % 256 == 0 for tile in fitting(4, 96, 256, [4096]))  # groups of 256: whole groups a step
+    assert (False, 128, 128, 128, 2) in fitting(4, 96, 64, [4096, 1024, 1024])
+    assert all(tile[2] <= 64 for tile in fitting(4, 96, 64, [576, 192, 192]))
+    assert all(tile[3] % 256 == 0 for tile in fitting(4, 96, 256, [4096]))  # groups of 256: whole groups a step
     assert fitting(4, 96, 512, [4096]) == []  # and kernel_tiles refuses groups that not every bucket holds
     one_group_of_512 = PackedWeight(torch.zeros(64, 64, dtype=torch.int32), torch.zeros(1, 64), torch.zeros(1, 64))
     assert not kernel_tiles([one_group_of_512])
@@ -175,22 +170,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(quantized_decode_kernels.__file_
 from inspect_kernel import compile_kernel
 
 for bits in (4, 8):
-    for block_m, block_n, block_k, whole_tile, weights_first in (
-            (1, 4, 512, False, False), (16, 64, 256, False, False), (16, 64, 256, True, False),
-            (128, 64, 128, True, True)):
-        for bit_cast in (False, True):
+    for block_m, block_n, block_k, weights_first in ((1, 4, 512, False), (16, 64, 256, False), (128, 64, 128, True)):
+        for bit_cast in ((False, True) if bits == 8 and block_m == 1 else (False,)):
             ptx = compile_kernel(bits=bits, block_m=block_m, block_n=block_n, block_k=block_k, warps=4,
-                                 bit_cast=bit_cast, columns=4096, whole_tile=whole_tile,
-                                 weights_first=weights_first)["ptx"]
+                                 bit_cast=bit_cast, columns=4096, weights_first=weights_first)["ptx"]
             conversions = sum(ptx.count(f"cvt.rn.f32.{kind}") for kind in ("u8", "u16", "u32", "s8", "s16", "s32"))
-            print(bits, block_m, whole_tile, bit_cast, conversions)
+            print(bits, block_m, bit_cast, conversions)
             assert not (bit_cast and conversions), "the bit-cast kernels convert no integers to floats"
-# int4 in 16-bit pairs (inline PTX), the one-row products and several rows' whole tiles: bf16 and fp16 inputs, for the
+# int4 in 16-bit pairs (inline PTX), the one-row products and several rows' tiles: bf16 and fp16 inputs, for the
 # H100 and for the Ampere and Ada cards (sm_80, sm_86, sm_89) the PTX must also assemble for.
 for dtype, capability in (("bf16", 90), ("fp16", 90), ("bf16", 80), ("fp16", 86), ("bf16", 89)):
     for block_m, block_n, block_k in ((1, 8, 512), (64, 64, 128)):
         ptx = compile_kernel(bits=4, block_m=block_m, block_n=block_n, block_k=block_k, warps=4, bit_cast=False,
-                             columns=4096, whole_tile=block_m > 1, dtype=dtype, capability=capability)["ptx"]
+                             columns=4096, dtype=dtype, capability=capability)["ptx"]
         pairs = "bf16x2" if dtype == "bf16" else "f16x2"
         assert ptx.count(f"fma.rn.{pairs}") >= 12 and "cvt.rn.f32.s32" not in ptx, (dtype, capability, block_m)
 print("compiled")
@@ -198,9 +190,9 @@ print("compiled")
 
 
 def test_the_kernels_compile_for_the_h100_and_bit_casting_leaves_no_conversions(tmp_path):
-    """Triton compiles the kernels for sm_90 without a GPU: every branch (int4/int8, one row/several, both ways of
-    turning codes into floats) compiles, and the bit-cast ones hold no integer-to-float conversion instructions; int4's
-    inline PTX (16-bit pairs: one row's products, several rows' whole tiles) assembles for bf16 and fp16 inputs on
+    """Triton compiles the kernels for sm_90 without a GPU: every branch (int4/int8, one row/several, int8's two ways
+    of turning codes into floats) compiles, and the bit-cast one holds no integer-to-float conversion instructions;
+    int4's inline PTX (16-bit pairs: one row's products, several rows' tiles) assembles for bf16 and fp16 inputs on
     sm_80 to sm_90."""
     pytest.importorskip("triton")
     assert "compiled" in run_child(COMPILE_FOR_H100, tmp_path, interpret=False)
@@ -210,7 +202,7 @@ def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
     """benchmarks/inspect_kernel.py: the one-row int4 kernel compiled for the H100 offline, its registers, and a loop
     of products in 16-bit pairs (HFMA2) whose weights arrive in 16-byte loads (the aligned pointers a launch
     specialises; unaligned, every load would fetch one element) marked evict-first (EF), so that they do not push the
-    input out of L1; a several-row whole tile's loop, its weights made in pairs and multiplied on the tensor cores."""
+    input out of L1; a several-row tile's loop, its weights made in pairs and multiplied on the tensor cores."""
     pytest.importorskip("triton")
     result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--bits", "4",
                              "--block_n", "8", "--block_k", "512", "--warps", "4"],
@@ -219,9 +211,9 @@ def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
     loop = re.search(r"main loop: \d+ instructions for 32 weights a thread \((\d+\.\d+) per weight\)", result.stdout)
     assert loop and 1 < float(loop.group(1)) < 20 and "HFMA2" in result.stdout, result.stdout
     assert "LDG.E.EF.128" in result.stdout.split("loads:")[-1], result.stdout
-    # several rows' int4 whole tiles: the weights made in 16-bit pairs, multiplied on the tensor cores (sm_90: HGMMA)
+    # several rows' int4 tiles: the weights made in 16-bit pairs, multiplied on the tensor cores (sm_90: HGMMA)
     result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--bits", "4",
-                             "--block_m", "64", "--block_n", "64", "--block_k", "128", "--warps", "4", "--whole_tile",
+                             "--block_m", "64", "--block_n", "64", "--block_k", "128", "--warps", "4",
                              "--weights_first"], capture_output=True, text=True, timeout=300, check=True)
-    assert "whole tile, weights first" in result.stdout and "HFMA2" in result.stdout, result.stdout
+    assert "weights first" in result.stdout and "HFMA2" in result.stdout, result.stdout
     assert "HGMMA" in result.stdout, result.stdout

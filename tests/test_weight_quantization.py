@@ -21,20 +21,21 @@ def test_int8_rows_round_to_within_half_a_step():
     assert bool((error <= stored["scale"].T / 2 + 1e-6).all())
 
 
-def test_int4_codes_pack_eight_per_word_in_planes():
-    """Bits 4i..4i+3 of word j of a group of 64 hold its input 8i + j: plane i of a group's 8 words is a contiguous run
-    of 8 inputs."""
+def test_int4_codes_pack_eight_per_word_evens_low_odds_high():
+    """Word j holds inputs 8j..8j+7: bits 4n..4n+3 input 8j + 2n, bits 16 + 4n..19 + 4n input 8j + 2n + 1, so one
+    shift and one mask give the codes of two neighbouring inputs in the word's two 16-bit halves."""
     codes = torch.randint(0, 16, (4, 128))
     codes[:, 0], codes[:, 1] = 0, 15  # every group of 64 spans 0..15, so the codes come back exactly
     codes[:, 64], codes[:, 65] = 0, 15
-    codes[:, 7 * 8 + 3] = 15  # the top plane's 15 sets the word's sign bit
+    codes[:, 3 * 8 + 7] = 15  # input 8j + 7 sits in bits 28..31: its 15 sets word j's sign bit
     weight = codes.float() * 0.5 - 3.0
     stored = quantize_int4(weight, group_size=64)
     assert stored["qweight"].shape == (4, 16) and stored["qweight"].dtype == torch.int32
     words = stored["qweight"].long() & 0xFFFFFFFF
-    for group, plane, word in ((0, 0, 0), (0, 1, 0), (0, 7, 3), (1, 0, 1), (1, 5, 7)):
-        unpacked = (words[:, group * 8 + word] >> (4 * plane)) & 0xF
-        assert torch.equal(unpacked, codes[:, group * 64 + plane * 8 + word]), (group, plane, word)
+    for word, n in ((0, 0), (0, 3), (3, 1), (8, 0), (15, 2)):
+        pair = (words[:, word] >> (4 * n)) & 0x000F000F
+        assert torch.equal(pair & 0xF, codes[:, 8 * word + 2 * n]), (word, n)
+        assert torch.equal(pair >> 16, codes[:, 8 * word + 2 * n + 1]), (word, n)
     assert bool((stored["qweight"][:, 3] < 0).all())
     torch.testing.assert_close(stored["scale"], torch.full((2, 4), 0.5))
     torch.testing.assert_close(stored["offset"], torch.full((2, 4), -3.0))

@@ -1,12 +1,13 @@
-"""Prototype for the next session (2026-11-28, sixteenth session; not run: the device time was spent): the shipped
-one-row int4 loop (two words a 64-bit load, 16-bit pairs by inline PTX) with the next step's words loaded before the
-current step's arithmetic (a loop-carried prefetch), so that each thread keeps two steps' loads in flight. The pair
+"""Prototype (prepared in the sixteenth session for its int4 layout; run in the seventeenth on the new one,
+words of 8 neighbouring inputs): the shipped one-row int4 loop (two words a 64-bit load, 16-bit pairs by inline PTX)
+with the next step's words loaded before the current step's arithmetic (a loop-carried prefetch), so that each thread
+keeps two steps' loads in flight. The pair
 loop issues 4.0 instructions a weight and read 2.1-2.3 TB/s on an H200, about 44% of the issue rate: no longer bound
 by issuing, so the loads in flight may be what bounds it now (the same idea gave +0-4% on the older float32 loop,
 which was issue-bound). Timed as next_unrolled.py times (7B shapes, q|k|v and gate|up as one stacked weight of the
 same bytes, 6 copies rotated, CUDA-graph replays, TB/s of codes, scales and offsets) against the shipped launch.
-    python benchmarks/results/quantized_decoding_2026-11-28c/next_prefetch.py          # on a GPU
-    TRITON_INTERPRET=1 python benchmarks/results/quantized_decoding_2026-11-28c/next_prefetch.py check
+    python benchmarks/results/quantized_decoding_2026-11-28d/next_prefetch.py          # on a GPU
+    TRITON_INTERPRET=1 python benchmarks/results/quantized_decoding_2026-11-28d/next_prefetch.py check
 """
 import itertools
 import json
@@ -46,8 +47,9 @@ def int4_row_prefetch_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, N, K: tl.const
         groups = k0 // GROUP + tl.arange(0, BLOCK_K // GROUP)
         inside = groups < K // GROUP
         scale, offset = _group_scales(s_ptr, f_ptr, rows, N, groups, inside, False)
-        accumulator += _int4_word_pair_dots(packed, x_ptr + groups[None, :, None] * GROUP, inside[None, :, None],
-                                            GROUP // 8, scale[:, :, None], offset[:, :, None])
+        pair = groups[None, :, None] * (GROUP // 16) + tl.arange(0, GROUP // 16)[None, None, :]
+        accumulator += _int4_word_pair_dots(packed, x_ptr + 16 * pair, inside[None, :, None], scale[:, :, None],
+                                            offset[:, :, None])
         if PREFETCH:
             packed = following
     tl.store(out_ptr + rows, tl.sum(tl.sum(accumulator, axis=2), axis=1).to(out_ptr.dtype.element_ty))
