@@ -168,7 +168,7 @@ def pair_weights_asm(kind: str) -> str:
     as `_weight_pairs_ptx` makes them, $p (p = 0..7) holding the pair of inputs 2p and 2p + 1; $10, $11 the group's
     scale and offset. Two instructions a weight where converting each code to float32 took about five."""
     lines = _weight_pairs_ptx(kind, words=("$8", "$9"), scale="$10", offset="$11",
-                              use=lambda plane: [f"mov.b32 ${plane}, w;"])
+                              use=lambda pair: [f"mov.b32 ${pair}, w;"])
     return "\n".join(["{", ".reg .b32 t, w, one, bias, s2, o2;", *lines, "}"])
 
 
@@ -193,15 +193,15 @@ if triton is not None:
         return codes.to(tl.float32)
 
     @triton.jit
-    def _int4_codes(words, PLANE: tl.constexpr):
-        """The codes held in bits 4 PLANE..4 PLANE + 3 of int32 `words` (each word's input `_plane_input(PLANE)`) as
-        float32 (Triton's interpreter; the GPU makes them by inline PTX)."""
-        return ((words >> 4 * PLANE) & 0xF).to(tl.float32)
+    def _int4_codes(words, NIBBLE: tl.constexpr):
+        """The codes held in bits 4 NIBBLE..4 NIBBLE + 3 of int32 `words` (each word's input `_nibble_input(NIBBLE)`)
+        as float32 (Triton's interpreter; the GPU makes them by inline PTX)."""
+        return ((words >> 4 * NIBBLE) & 0xF).to(tl.float32)
 
     @triton.jit
-    def _plane_input(PLANE: tl.constexpr):
-        """Which of its word's eight inputs bits 4 PLANE..4 PLANE + 3 hold (weight_quantization.py's layout)."""
-        return 2 * (PLANE % 4) + PLANE // 4
+    def _nibble_input(NIBBLE: tl.constexpr):
+        """Which of its word's eight inputs bits 4 NIBBLE..4 NIBBLE + 3 hold (weight_quantization.py's layout)."""
+        return 2 * (NIBBLE % 4) + NIBBLE // 4
 
     @triton.jit
     def _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside):
@@ -274,11 +274,11 @@ if triton is not None:
         even, odd = pairs.to(tl.int32), (pairs >> 32).to(tl.int32)  # inputs 0..7 and 8..15
         if INTERPRETED:
             dots = tl.zeros(pairs.shape, dtype=tl.float32)
-            for plane in tl.static_range(8):
-                x_even = tl.load(pair_inputs + _plane_input(plane), mask=inside, other=0).to(tl.float32)
-                x_odd = tl.load(pair_inputs + 8 + _plane_input(plane), mask=inside, other=0).to(tl.float32)
-                dots += (_int4_codes(even, plane) * scale + offset) * x_even
-                dots += (_int4_codes(odd, plane) * scale + offset) * x_odd
+            for nibble in tl.static_range(8):
+                x_even = tl.load(pair_inputs + _nibble_input(nibble), mask=inside, other=0).to(tl.float32)
+                x_odd = tl.load(pair_inputs + 8 + _nibble_input(nibble), mask=inside, other=0).to(tl.float32)
+                dots += (_int4_codes(even, nibble) * scale + offset) * x_even
+                dots += (_int4_codes(odd, nibble) * scale + offset) * x_odd
             return dots
         dtype = pair_inputs.dtype.element_ty
         scale, offset = scale.to(dtype), offset.to(dtype)
