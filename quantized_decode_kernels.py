@@ -419,7 +419,7 @@ if triton is not None:
 def kernel_config(rows: int, bits: int) -> dict:
     """A configuration that works for these rows (tests, tuning); CUDA launches time their own."""
     if rows == 1:
-        return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "BIT_CAST": bits == 8, "num_warps": 4}
+        return {"BLOCK_M": 1, "BLOCK_N": 4, "BLOCK_K": 512, "num_warps": 4}
     return {"BLOCK_M": min(row_bucket(rows), 64), "BLOCK_N": 64, "BLOCK_K": MIN_BLOCK_K if bits == 4 else 128,
             "num_warps": 4}
 
