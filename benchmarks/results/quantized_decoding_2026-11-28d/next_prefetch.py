@@ -46,7 +46,7 @@ def int4_row_prefetch_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, N, K: tl.const
             packed = _step_words(q_ptr, rows, k0, K, GROUP, BLOCK_K)
         groups = k0 // GROUP + tl.arange(0, BLOCK_K // GROUP)
         inside = groups < K // GROUP
-        scale, offset = _group_scales(s_ptr, f_ptr, rows, N, groups, inside, False)
+        scale, offset = _group_scales(s_ptr, f_ptr, rows, N, groups, inside)
         pair = groups[None, :, None] * (GROUP // 16) + tl.arange(0, GROUP // 16)[None, None, :]
         accumulator += _int4_word_pair_dots(packed, x_ptr + 16 * pair, inside[None, :, None], scale[:, :, None],
                                             offset[:, :, None])
