@@ -213,6 +213,22 @@ if triton is not None:
         return scale, offset
 
     @triton.jit
+    def _step_word_pairs(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, K: tl.constexpr, GROUP: tl.constexpr,
+                         BLOCK_K: tl.constexpr, EVICTION: tl.constexpr):
+        """The int4 codes of `rows` for the step's inputs k0..k0 + BLOCK_K, two neighbouring words a 64-bit load:
+        `packed` (rows, groups, word pairs), zero past the row's end; each word pair's index in the row (`pair`, its 16
+        inputs start at input 16 * pair); whether its group exists (`inside`, (groups,)); and the groups' scale and
+        offset, (rows, groups, 1). EVICTION: the codes' load's eviction policy."""
+        HALF: tl.constexpr = GROUP // 16  # word pairs of a group
+        groups = k0 // GROUP + tl.arange(0, BLOCK_K // GROUP)
+        inside = groups < K // GROUP
+        pair = groups[None, :, None] * HALF + tl.arange(0, HALF)[None, None, :]  # (1, groups, word pairs)
+        packed = tl.load(q_ptr.to(tl.pointer_type(tl.int64)) + rows[:, None, None] * (K // 16) + pair,
+                         mask=inside[None, :, None], other=0, eviction_policy=EVICTION)
+        scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside)
+        return packed, pair, inside, scale[:, :, None], offset[:, :, None]
+
+    @triton.jit
     def _interpreted_weight_pair(words, N: tl.constexpr, scale, offset, dtype: tl.constexpr):
         """What pair_weights_asm leaves for the words' pair N (inputs 2N and 2N + 1 of each), computed in float32 and
         rounded to `dtype` (Triton's interpreter)."""
@@ -232,15 +248,8 @@ if triton is not None:
         """The weights of `rows` for the step's inputs k0..k0 + BLOCK_K in `dtype`, (BLOCK_N, BLOCK_K), as
         dequantize() gives them, two words (one 64-bit load) at a time by inline PTX (`pair_weights_asm`; Triton's
         interpreter computes the same in float32)."""
-        GROUPS: tl.constexpr = K // GROUP
-        HALF: tl.constexpr = GROUP // 16  # word pairs of a group
-        groups = k0 // GROUP + tl.arange(0, BLOCK_K // GROUP)
-        inside = groups < GROUPS
-        pair = groups[None, :, None] * HALF + tl.arange(0, HALF)[None, None, :]  # (1, groups, word pairs)
-        packed = tl.load(q_ptr.to(tl.pointer_type(tl.int64)) + rows[:, None, None] * (K // 16) + pair,
-                         mask=inside[None, :, None], other=0)
-        scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside)
-        scale, offset = scale[:, :, None], offset[:, :, None]
+        packed, _, _, scale, offset = _step_word_pairs(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, K, GROUP, BLOCK_K,
+                                                       "")
         even, odd = packed.to(tl.int32), (packed >> 32).to(tl.int32)
         if INTERPRETED:
             pairs = _pairs_in_order(
@@ -296,21 +305,12 @@ if triton is not None:
         inputs a step, int4 two words (16 weights) at a time in 16-bit pairs (`_int4_word_pair_dots`), int8 in
         float32 (BIT_CAST: how its codes become floats)."""
         if INT4:
-            GROUPS: tl.constexpr = K // GROUP
-            HALF: tl.constexpr = GROUP // 16  # word pairs of a group
-            STEP_GROUPS: tl.constexpr = BLOCK_K // GROUP
-            pairs = tl.arange(0, HALF)
-            accumulator = tl.zeros((BLOCK_N, STEP_GROUPS, HALF), dtype=tl.float32)
+            accumulator = tl.zeros((BLOCK_N, BLOCK_K // GROUP, GROUP // 16), dtype=tl.float32)
             for k0 in range(0, K, BLOCK_K):
-                groups = k0 // GROUP + tl.arange(0, STEP_GROUPS)
-                inside = groups < GROUPS
-                pair = groups[None, :, None] * HALF + pairs[None, None, :]  # (1, groups, word pairs)
                 # each weight is read once: evict_first keeps L1 for the input, scales and offsets (+8-20% on H100)
-                packed = tl.load(q_ptr.to(tl.pointer_type(tl.int64)) + rows[:, None, None] * (K // 16) + pair,
-                                 mask=inside[None, :, None], other=0, eviction_policy="evict_first")
-                scale, offset = _group_scales(s_ptr, f_ptr, rows, rows_in_weight, groups, inside)
-                accumulator += _int4_word_pair_dots(packed, x_ptr + 16 * pair, inside[None, :, None],
-                                                    scale[:, :, None], offset[:, :, None])
+                packed, pair, inside, scale, offset = _step_word_pairs(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0,
+                                                                       K, GROUP, BLOCK_K, "evict_first")
+                accumulator += _int4_word_pair_dots(packed, x_ptr + 16 * pair, inside[None, :, None], scale, offset)
             return tl.sum(tl.sum(accumulator, axis=2), axis=1)
         else:
             accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
