@@ -2,8 +2,8 @@
 dependent launch (PDL, sm_90+) between the one-row int4 products of a decode step. A batch-1 int4 step on an H200
 replays in 2.37 ms of which the products take 1.76 ms in 128 launches (four a layer), each ramping up and draining
 on its own. With PDL a launch's programs may start while the previous launch finishes: they read their first step's
-weights (which no earlier kernel writes), then wait (`gdc_wait`) for the previous kernel's output before reading
-their input; each program lets the next launch start as soon as it begins (`gdc_launch_dependents`).
+weights, scales and offsets (which no earlier kernel writes), then wait (`gdc_wait`) for the previous kernel's output
+before reading their input; each program lets the next launch start as soon as it begins (`gdc_launch_dependents`).
 
 The chain imitates a step's products, each reading the previous one's output: q|k|v (4096 -> 12288), o (its first
 4096 -> 4096), gate|up (-> 22016, not gated here), down (its first 11008 -> 4096), for 32 layers of distinct weights,
@@ -22,19 +22,9 @@ import triton.language as tl
 
 sys.path.insert(0, ".")
 sys.path.insert(0, "benchmarks")
-from quantized_decode_kernels import INTERPRETED, PackedWeight, _group_scales, _int4_word_pair_dots  # noqa: E402
+from quantized_decode_kernels import INTERPRETED, PackedWeight, _int4_word_pair_dots, _step_word_pairs  # noqa: E402
 from quantized_decode_kernels import launch_quantized_kernel, reference_product  # noqa: E402
 from weight_quantization import quantize_int4  # noqa: E402
-
-
-@triton.jit
-def _step_words(q_ptr, rows, k0, K: tl.constexpr, GROUP: tl.constexpr, BLOCK_K: tl.constexpr):
-    """One step's word pairs (as the shipped _row_dots loads them), zero past the row's end."""
-    HALF: tl.constexpr = GROUP // 16
-    groups = k0 // GROUP + tl.arange(0, BLOCK_K // GROUP)
-    pair = groups[None, :, None] * HALF + tl.arange(0, HALF)[None, None, :]
-    return tl.load(q_ptr.to(tl.pointer_type(tl.int64)) + rows[:, None, None] * (K // 16) + pair,
-                   mask=(groups < K // GROUP)[None, :, None], other=0, eviction_policy="evict_first")
 
 
 @triton.jit
@@ -44,18 +34,16 @@ def int4_row_pdl_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, N, K: tl.constexpr,
         tl.extra.cuda.gdc_launch_dependents()
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     accumulator = tl.zeros((BLOCK_N, BLOCK_K // GROUP, GROUP // 16), dtype=tl.float32)
-    packed = _step_words(q_ptr, rows, 0, K, GROUP, BLOCK_K)  # the weights: no earlier kernel writes them
+    # the first step's weights, scales and offsets: no earlier kernel writes them
+    packed, pair, inside, scale, offset = _step_word_pairs(q_ptr, s_ptr, f_ptr, rows, N, 0, K, GROUP, BLOCK_K,
+                                                           "evict_first")
     if USE_GDC and not INTERPRETED:
         tl.extra.cuda.gdc_wait()  # the input: the previous kernel's output, complete and visible from here
     for k0 in range(0, K, BLOCK_K):
         if k0 > 0:
-            packed = _step_words(q_ptr, rows, k0, K, GROUP, BLOCK_K)
-        groups = k0 // GROUP + tl.arange(0, BLOCK_K // GROUP)
-        inside = groups < K // GROUP
-        scale, offset = _group_scales(s_ptr, f_ptr, rows, N, groups, inside)
-        pair = groups[None, :, None] * (GROUP // 16) + tl.arange(0, GROUP // 16)[None, None, :]
-        accumulator += _int4_word_pair_dots(packed, x_ptr + 16 * pair, inside[None, :, None], scale[:, :, None],
-                                            offset[:, :, None])
+            packed, pair, inside, scale, offset = _step_word_pairs(q_ptr, s_ptr, f_ptr, rows, N, k0, K, GROUP,
+                                                                   BLOCK_K, "evict_first")
+        accumulator += _int4_word_pair_dots(packed, x_ptr + 16 * pair, inside[None, :, None], scale, offset)
     tl.store(out_ptr + rows, tl.sum(tl.sum(accumulator, axis=2), axis=1).to(out_ptr.dtype.element_ty))
 
 
