@@ -19,8 +19,10 @@ input width (q|k|v, gate|up), like decode_kernels.py.
 - Several rows (batched decoding, prompts): each step's tile of the weight is dequantized to the input's dtype in
   registers (int4 two words at a time by inline PTX, `pair_weights_asm`; its columns come out in the input's order)
   and multiplied on the tensor cores, as x @ w.T or weights first, w @ x.T (weight rows on the products' M side, which
-  a tensor-core instruction wants 64 wide, and the few input rows on the N side, which may be 16). Which, and the tile
-  sizes, are timed on first use per weight shape and bucket of rows (ROWS_TILES).
+  a tensor-core instruction wants 64 wide, and the few input rows on the N side, which may be 16). A weight of few
+  tiles (4096 outputs: o, down) would leave most of the GPU idle, so a tile's steps may be split among programs that
+  each write float32 partial sums, added by a second small kernel (`SPLIT_K`). Which, and the tile sizes, are timed
+  on first use per weight shape and bucket of rows (ROWS_TILES), by CUDA-graph replays as the decoder runs them.
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 try:
     import triton
     import triton.language as tl
+    import triton.testing
 except ImportError:  # CPU-only installs: the op falls back to dequantize + F.linear
     triton = None
 
@@ -57,22 +60,31 @@ ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, 
                                              (4, 1024, 4, False), (16, 512, 4, False))]
 
 # Several rows: the tiles autotune chooses among, by kind and bucket of rows (`row_bucket`), each (weights first,
-# BLOCK_M, BLOCK_N, BLOCK_K, pipeline stages): the fastest of sweeps at 8, 32 and 96 rows (benchmarks/RESULTS.md,
-# "Several rows"; int8 on an H100, int4 on an H200, where one tile won every shape up to 16 rows). Prompts 128 rows a
-# tile (each weight tile dequantized once) or 64 for narrow weights (down), the widest tile also with two stages
-# (gate|up +15% on an H200).
+# BLOCK_M, BLOCK_N, BLOCK_K, pipeline stages, programs sharing a tile's inputs): the fastest of sweeps at 8, 32 and 96
+# rows (benchmarks/RESULTS.md, "Several rows"; int8 on an H100, int4 on an H200). Prompts 128 rows a tile (each weight
+# tile dequantized once) or 64 for narrow weights (down), the widest tile also with two stages (gate|up +15% on an
+# H200). Up to 128 rows int4 tiles may also split their steps among 4 programs (SPLIT_K), which autotune takes for
+# weights of few tiles (o and down, 4096 outputs: 1.2-2x faster on an H200); the launch then holds 4 x rows x outputs
+# float32 partial sums (45 MB for a 7B gate|up at 128 rows), so longer prompts, which have tiles enough, take none.
+PROMPT_TILES = {4: [(False, 128, 128, 128, 3, 1), (False, 128, 128, 128, 2, 1), (True, 64, 128, 128, 3, 1),
+                    (False, 64, 64, 256, 3, 1), (True, 128, 64, 256, 3, 1), (True, 128, 64, 64, 3, 1)],
+                8: [(True, 128, 64, 128, 3, 1), (True, 64, 64, 256, 3, 1), (True, 64, 64, 128, 3, 1)]}
 ROWS_TILES = {
-    (4, 16): [(True, 16, 64, 256, 3)],
-    (4, 32): [(True, 32, 64, 256, 3), (True, 32, 128, 128, 3), (True, 32, 128, 256, 3)],
-    (4, 64): [(False, 64, 128, 128, 3), (True, 64, 128, 128, 3), (False, 64, 64, 256, 3), (True, 64, 64, 256, 3)],
-    (4, 128): [(False, 128, 128, 128, 3), (False, 128, 128, 128, 2), (True, 64, 128, 128, 3), (False, 64, 64, 256, 3),
-               (True, 128, 64, 256, 3)],
-    (8, 16): [(False, 16, 64, 128, 3), (True, 16, 32, 256, 3), (True, 16, 64, 128, 3)],
-    (8, 32): [(False, 32, 64, 128, 3), (True, 32, 64, 128, 3), (True, 32, 64, 256, 3)],
-    (8, 64): [(False, 64, 64, 128, 3), (True, 64, 64, 128, 3), (True, 64, 64, 256, 3)],
-    (8, 128): [(True, 128, 64, 128, 3), (True, 64, 64, 256, 3), (True, 64, 64, 128, 3)],
+    (4, 16): [(True, 16, 64, 256, 3, 1), (True, 16, 64, 256, 3, 4), (True, 16, 128, 128, 3, 4)],
+    (4, 32): [(True, 32, 64, 256, 3, 1), (True, 32, 128, 128, 3, 1), (True, 32, 128, 256, 3, 1),
+              (True, 32, 64, 256, 3, 4), (True, 32, 128, 128, 3, 4)],
+    (4, 64): [(False, 64, 128, 128, 3, 1), (True, 64, 128, 128, 3, 1), (False, 64, 64, 256, 3, 1),
+              (True, 64, 64, 256, 3, 1)],
+    (4, 128): PROMPT_TILES[4] + [(False, 128, 128, 128, 3, 4)],
+    (4, 256): PROMPT_TILES[4],
+    (8, 16): [(False, 16, 64, 128, 3, 1), (True, 16, 32, 256, 3, 1), (True, 16, 64, 128, 3, 1)],
+    (8, 32): [(False, 32, 64, 128, 3, 1), (True, 32, 64, 128, 3, 1), (True, 32, 64, 256, 3, 1)],
+    (8, 64): [(False, 64, 64, 128, 3, 1), (True, 64, 64, 128, 3, 1), (True, 64, 64, 256, 3, 1)],
+    (8, 128): PROMPT_TILES[8],
+    (8, 256): PROMPT_TILES[8],
 }
-TILE_FIELDS = ("WEIGHTS_FIRST", "BLOCK_M", "BLOCK_N", "BLOCK_K", "num_stages")
+TILE_FIELDS = ("WEIGHTS_FIRST", "BLOCK_M", "BLOCK_N", "BLOCK_K", "num_stages", "SPLIT_K")
+SUM_BLOCK = 1024  # outputs a program of the kernel that adds split tiles' partial sums
 ROWS_CONFIGS = [{**dict(zip(TILE_FIELDS, tile)), "num_warps": 4}
                 for tile in sorted({tile for tiles in ROWS_TILES.values() for tile in tiles})]
 
@@ -97,8 +109,8 @@ def group_size(weight: PackedWeight) -> int:
 
 
 def row_bucket(rows: int) -> int:
-    """Several rows are tuned by bucket: up to 16 (batched decoding), 32, 64, and more (prompts)."""
-    return 16 if rows <= 16 else 32 if rows <= 32 else 64 if rows <= 64 else 128
+    """Several rows are tuned by bucket: up to 16 (batched decoding), 32, 64, 128 (short prompts), and more (256)."""
+    return next((bucket for bucket in (16, 32, 64, 128) if rows <= bucket), 256)
 
 
 def tile_of(config: dict) -> tuple:
@@ -336,17 +348,19 @@ if triton is not None:
         return accumulator
 
     @triton.jit
-    def _quantized_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
+    def _quantized_kernel(x_ptr, out_ptr, partials_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
                           K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
                           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr = False,
                           WEIGHTS_FIRST: tl.constexpr = False, ROW_BUCKET: tl.constexpr = 0,
-                          GATED: tl.constexpr = False):
+                          GATED: tl.constexpr = False, SPLIT_K: tl.constexpr = 1):
         """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
         columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
         inputs a step on the CUDA cores (BIT_CAST: how int8 codes become floats, `_int8_to_float`). Several rows: a
-        tile of BLOCK_K inputs a step on the tensor cores, as x @ w.T or (WEIGHTS_FIRST) w @ x.T. ROW_BUCKET: only
-        autotune's key. GATED (one row): out = silu(x @ w0.T) * (x @ w1.T), each product rounded to out's dtype as the
-        unfused ops do."""
+        tile of BLOCK_K inputs a step on the tensor cores, as x @ w.T or (WEIGHTS_FIRST) w @ x.T; with SPLIT_K > 1
+        the tile's steps are shared among SPLIT_K programs (grid axis 2), each writing its float32 partial sums to
+        its slice of partials_ptr (SPLIT_K, M, N) for `_split_sum_kernel` to add. ROW_BUCKET: only autotune's key.
+        GATED (one row): out = silu(x @ w0.T) * (x @ w1.T), each product rounded to out's dtype as the unfused ops
+        do."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
         if start < n0:
             q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
@@ -375,7 +389,16 @@ if triton is not None:
                 accumulator = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
             else:
                 accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            for k0 in range(0, K, BLOCK_K):
+            if SPLIT_K == 1:
+                first_input, end_input = 0, K
+            else:  # this program's share of the steps; its partial sums go to slice `split` of partials_ptr
+                STEPS: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
+                SPLIT_STEPS: tl.constexpr = (STEPS + SPLIT_K - 1) // SPLIT_K
+                split = tl.program_id(2)
+                first_input = split * SPLIT_STEPS * BLOCK_K
+                end_input = tl.minimum((split + 1) * SPLIT_STEPS, STEPS) * BLOCK_K
+                out_ptr = partials_ptr + split.to(tl.int64) * M * N
+            for k0 in range(first_input, end_input, BLOCK_K):
                 inputs = k0 + tl.arange(0, BLOCK_K)
                 if INT4:
                     weights = _int4_pair_tile(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0, x_ptr.dtype.element_ty,
@@ -392,8 +415,41 @@ if triton is not None:
                 tl.store(out_ptr + m[:, None] * N + columns[None, :],
                          (accumulator * row_scale[None, :]).to(out_ptr.dtype.element_ty), mask=m[:, None] < M)
 
+    @triton.jit
+    def _split_sum_kernel(partials_ptr, out_ptr, size, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr):
+        """out = the SPLIT_K float32 partial products (SPLIT_K, size) summed in order, in out's dtype."""
+        where = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        inside = where < size
+        total = tl.load(partials_ptr + where, mask=inside, other=0)
+        for split in tl.static_range(1, SPLIT_K):
+            total += tl.load(partials_ptr + split * size + where, mask=inside, other=0)
+        tl.store(out_ptr + where, total.to(out_ptr.dtype.element_ty), mask=inside)
+
     # Timings kept in Triton's cache directory where Triton can (3.4 and later): a later process does not time again.
     AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
+
+    def add_partials(arguments: dict, exception: Exception | None = None) -> None:
+        """After a several-row launch whose tiles' inputs were split among programs (SPLIT_K > 1): out = the partial
+        sums added. Autotune's hook after each timed launch (so that the timings include it), and the launcher's."""
+        split = arguments.get("SPLIT_K", 1)
+        if split > 1 and exception is None:
+            out = arguments["out_ptr"]
+            _split_sum_kernel[(triton.cdiv(out.numel(), SUM_BLOCK),)](arguments["partials_ptr"], out, out.numel(),
+                                                                     split, SUM_BLOCK)
+
+    def replayed_timings(kernel_call, quantiles: tuple) -> list[float]:
+        """Triton's do_bench (the L2 cache flushed before each run) of `kernel_call` replayed from a CUDA graph, as
+        the decoder runs it: a split tile's two launches (the tile, then its partial sums) then run back to back.
+        Launched from Python, the second waited for Python's launch overhead, and autotune passed over split tiles
+        that replays ran 1.2-2x faster (benchmarks/RESULTS.md)."""
+        kernel_call()  # compiles outside the capture (and raises there for tiles this GPU cannot run)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            kernel_call()
+        return triton.testing.do_bench(graph.replay, quantiles=quantiles)
+
+    # Several rows' timings by replays where Triton takes a timing function (3.2 and later).
+    REPLAYED = {"do_bench": replayed_timings} if "do_bench" in inspect.signature(triton.autotune).parameters else {}
 
     def _autotuned(configs: list[dict], **options):
         """`_quantized_kernel` choosing among `configs` (block sizes, num_warps, num_stages: the software pipeline's
@@ -410,7 +466,7 @@ if triton is not None:
             config for config in configs if not ({**named, **launch}["INT4"] and config.kwargs["BIT_CAST"])]})
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
-        ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"],
+        ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=add_partials, **REPLAYED,
         prune_configs_by={"early_config_prune": lambda configs, named, **launch: [
             config for config in configs
             if tile_fits({**config.kwargs, "num_stages": config.num_stages}, {**named, **launch})]})
@@ -433,23 +489,32 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     sizes = [weight.qweight.shape[0] for weight in weights]
     outputs = sizes[0] if gated else sum(sizes)
     padded = weights + [weights[-1]] * (3 - len(weights))
-    out = x.new_empty(x.shape[0], outputs)
+    rows = x.shape[0]
+    out = x.new_empty(rows, outputs)
+    # split tiles' float32 partial sums: room for the most programs a tile's inputs may be split among
+    splits = (config or {}).get("SPLIT_K", 1) if config or rows == 1 else max(
+        tile[-1] for tile in ROWS_TILES[(bits, row_bucket(rows))])
+    partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
     if x.data_ptr() % 16:  # the kernels load several inputs at once: 8-byte words, 16-byte rows of int4 codes
         x = x.clone()
-    arguments = (x, out, *(weight.qweight for weight in padded),
+    arguments = (x, out, partials, *(weight.qweight for weight in padded),
                  *(weight.scale for weight in padded),
                  *((weight.offset if bits == 4 else weight.scale) for weight in padded),
-                 sizes[0], sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], group, bits == 4)
+                 sizes[0], sum(sizes[:2]), rows, sum(sizes), x.shape[1], group, bits == 4)
     if gated:
-        assert x.shape[0] == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
-    if config is None and x.shape[0] == 1:
+        assert rows == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
+    if config is None and rows == 1:
         _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1)](*arguments, GATED=gated)
-    elif config is None:
-        _rows_kernel[lambda meta: (sum(sizes) // meta["BLOCK_N"], triton.cdiv(x.shape[0], meta["BLOCK_M"]))](
-            *arguments, ROW_BUCKET=row_bucket(x.shape[0]))
+        return out
+    if config is None:
+        _rows_kernel[lambda meta: (outputs // meta["BLOCK_N"], triton.cdiv(rows, meta["BLOCK_M"]), meta["SPLIT_K"])](
+            *arguments, ROW_BUCKET=row_bucket(rows))
+        split = _rows_kernel.best_config.kwargs["SPLIT_K"]
     else:
-        _quantized_kernel[(outputs // config["BLOCK_N"], triton.cdiv(x.shape[0], config["BLOCK_M"]))](
+        split = config.get("SPLIT_K", 1)
+        _quantized_kernel[(outputs // config["BLOCK_N"], triton.cdiv(rows, config["BLOCK_M"]), split)](
             *arguments, **config, GATED=gated)
+    add_partials({"SPLIT_K": split, "out_ptr": out, "partials_ptr": partials})
     return out
 
 

@@ -33,15 +33,18 @@ INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_
 
 def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int,
                    block_m: int = 1, weights_first: bool = False, dtype: str = "bf16",
-                   capability: int = 90, stages: int = 3) -> dict:
+                   capability: int = 90, stages: int = 3, split_k: int = 1) -> dict:
     """The kernel compiled for a `dtype` input (bf16 or fp16; one row, or tiles of `block_m` rows software-pipelined
-    `stages` deep) and a GPU of this compute capability: its code by stage (`ptx`, `cubin`, `ttgir`, ...)."""
+    `stages` deep, their inputs split among `split_k` programs) and a GPU of this compute capability: its code by
+    stage (`ptx`, `cubin`, `ttgir`, ...)."""
     int4 = bits == 4
-    types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
+    types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "partials_ptr": "*fp32", "n0": "i32", "n01": "i32",
+             "M": "i32", "N": "i32"}
     types.update({name: "*i32" if int4 else "*i8" for name in ("q0", "q1", "q2")})
     types.update({name: f"*{dtype}" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
     constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": block_m,
-                 "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WEIGHTS_FIRST": weights_first}
+                 "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WEIGHTS_FIRST": weights_first,
+                 "SPLIT_K": split_k}
     names = _quantized_kernel.arg_names
     aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
     source = ASTSource(fn=_quantized_kernel, signature={name: types.get(name, "constexpr") for name in names},
@@ -100,7 +103,7 @@ def report(options: dict) -> str:
     shape = (f"{block_n} rows x {block_k} inputs a step" if options["block_m"] == 1 else
              f"tiles of {options['block_m']} input rows x {block_n} weight rows x {block_k} inputs"
              f"{', weights first' if options['weights_first'] else ''}"
-             f", {options['stages']} stages")
+             f", {options['stages']} stages, inputs split {options['split_k']} ways")
     lines = [f"int{options['bits']}, {shape}, {options['warps']} warps, {arithmetic(options)}, "
              f"{options['dtype']} input, rows of {options['columns']} inputs, sm_{options['capability']}",
              f"registers per thread: {registers.group(1) if registers else 'unknown'}",
@@ -120,6 +123,7 @@ def main() -> None:
     parser.add_argument("--block_k", type=int, default=1024, help="inputs a loop step")
     parser.add_argument("--warps", type=int, default=8)
     parser.add_argument("--stages", type=int, default=3, help="software-pipeline depth (several rows)")
+    parser.add_argument("--split_k", type=int, default=1, help="several rows: programs sharing a tile's inputs")
     parser.add_argument("--weights_first", action="store_true", help="several rows: w @ x.T, not x @ w.T")
     parser.add_argument("--bit_cast", action="store_true",
                         help="int8, one row: codes become floats by bit tricks, not conversions")

@@ -143,9 +143,11 @@ def test_decode_kernels_match_linear():
 @pytest.mark.parametrize("bits", [8, 4])
 def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
     """Compiled, on the 7B and SmolLM2 shapes: q|k|v, gate|up, down; one row (decoding; bf16 and fp16 inputs), 8 and
-    32 (batched decoding), 100 (a prompt)."""
+    32 (batched decoding), 100 (a prompt): the tiles autotune chooses, and every tile of the bucket that splits its
+    inputs among programs (whichever autotune would choose on another GPU)."""
     from quantized_decode_kernels import (
-        PackedWeight, _use_kernel, quantized_gated, quantized_product, reference_product,
+        ROWS_CONFIGS, PackedWeight, _use_kernel, launch_quantized_kernel, quantized_gated, quantized_product,
+        reference_product, row_bucket, tile_fits,
     )
     from weight_quantization import quantize_int4, quantize_int8
 
@@ -165,6 +167,11 @@ def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
             cases = {"bf16": lambda: quantized_product(x, weights)}
             if rows == 1:
                 cases["fp16"] = lambda: quantized_product(x.half(), weights)  # int4: the products in fp16 pairs
+            arguments = {"INT4": bits == 4, "ROW_BUCKET": row_bucket(rows), "GROUP": 64 if bits == 4 else width,
+                         "n0": sizes[0], "n01": sum(sizes[:2]), "N": sum(sizes)}
+            for config in ROWS_CONFIGS:
+                if rows > 1 and config["SPLIT_K"] > 1 and tile_fits(config, arguments):
+                    cases[str(config)] = lambda config=config: launch_quantized_kernel(x, weights, config)
             for case, product in cases.items():
                 errors[(width, sizes, rows, case)] = (product().double() - reference).norm() / reference.norm()
             if len(sizes) == 2:  # gate|up, the SiLU gate in the kernel for one row

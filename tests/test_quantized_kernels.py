@@ -19,7 +19,8 @@ from weight_quantization import QuantizedLinear, quantize_int4, quantize_int8, q
 # Run in a child process with Triton's interpreter on (it must be on before triton is imported, and the interpreter
 # writes kernel outputs through raw pointers: kept out of the test process). One row takes the matrix-vector branch
 # (int8's codes becoming floats by conversion or by bit tricks), several the tensor-core branch (x @ w.T or weights
-# first, w @ x.T); 192 inputs end inside a block.
+# first, w @ x.T, and with a tile's steps split among three programs, the last without any); 192 inputs end inside a
+# block.
 INTERPRETED_KERNELS = """
 import torch
 import quantized_decode_kernels as kernels
@@ -43,16 +44,18 @@ def packed_weights(bits, columns):
 failures = 0
 # One row: steps of 128 inputs, and of 1024 (wider than the row: one step, its groups past the end masked).
 ONE_ROW_KINDS = ((8, False), (8, True), (4, False))  # (bits, bit_cast)
-cases = [(bits, bit_cast, columns, 1, False, block_k) for bits, bit_cast in ONE_ROW_KINDS for columns in (256, 192)
-         for block_k in (128, 1024)]
-cases += [(bits, False, columns, rows, weights_first, None) for bits in (8, 4) for columns in (256, 192)
+cases = [(bits, bit_cast, columns, 1, False, block_k, 1) for bits, bit_cast in ONE_ROW_KINDS
+         for columns in (256, 192) for block_k in (128, 1024)]
+cases += [(bits, False, columns, rows, weights_first, None, 1) for bits in (8, 4) for columns in (256, 192)
           for rows in (3, 20) for weights_first in (False, True)]
-for bits, bit_cast, columns, rows, weights_first, block_k in cases:
+cases += [(bits, False, columns, 20, weights_first, 64, 3) for bits in (8, 4) for columns in (256, 192)
+          for weights_first in (False, True)]
+for bits, bit_cast, columns, rows, weights_first, block_k, split in cases:
     weights = packed_weights(bits, columns)
     # The interpreter computes bfloat16 tensor-core products wrongly (numpy has no bfloat16): float16.
     dtype = torch.bfloat16 if rows == 1 else torch.float16
     x = torch.randn(rows, columns).to(dtype)
-    config = {**kernels.kernel_config(rows, bits), "WEIGHTS_FIRST": weights_first}
+    config = {**kernels.kernel_config(rows, bits), "WEIGHTS_FIRST": weights_first, "SPLIT_K": split}
     if rows == 1:
         config["BIT_CAST"] = bit_cast
     if block_k:
@@ -64,7 +67,7 @@ for bits, bit_cast, columns, rows, weights_first, block_k in cases:
     ok = ours.shape == (rows, 384) and bool(((ours - reference).abs() <= step).all())
     failures += not ok
     print(f"bits={bits} bit_cast={bit_cast} weights_first={weights_first} columns={columns}",
-          f"rows={rows} block_k={block_k}:", "ok" if ok else f"max error {float((ours - reference).abs().max())}")
+          f"rows={rows} block_k={block_k} split={split}:", "ok" if ok else f"max error {float((ours - reference).abs().max())}")
 # One row, gate|up with the SiLU gate in the kernel: each product and the gate rounded to bfloat16 (a few steps).
 for bits, bit_cast, columns in [(bits, bit_cast, columns) for bits, bit_cast in ONE_ROW_KINDS for columns in (256, 192)]:
     gate, up = packed(bits, 128, columns), packed(bits, 128, columns)
@@ -83,11 +86,11 @@ print("failures", failures)
 
 
 def test_kernels_equal_dequantize_then_matmul(tmp_path):
-    """Every branch (int8/int4, one row/several, int8's two conversions, x @ w.T and weights first, a ragged last
-    block, one row's gate|up with the SiLU gate) against the reference."""
+    """Every branch (int8/int4, one row/several, int8's two conversions, x @ w.T and weights first, split tiles, a
+    ragged last block, one row's gate|up with the SiLU gate) against the reference."""
     pytest.importorskip("triton")
     output = run_child(INTERPRETED_KERNELS, tmp_path, interpret=True)
-    assert output.count(": ok") == 34 and "failures 0" in output, output
+    assert output.count(": ok") == 42 and "failures 0" in output, output
 
 
 def packed_weights(bits: int, columns: int) -> list:
@@ -110,13 +113,16 @@ def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
                      "n01": sum(sizes[:2]), "N": sum(sizes)}
         return [tile_of(config) for config in ROWS_CONFIGS if tile_fits(config, arguments)]
 
-    assert [row_bucket(rows) for rows in (2, 16, 17, 32, 64, 65, 4000)] == [16, 16, 32, 32, 64, 128, 128]
+    assert [row_bucket(rows) for rows in (2, 16, 17, 32, 64, 65, 128, 129, 4000)] == [16, 16, 32, 32, 64, 128, 128,
+                                                                                       256, 256]
     for bits in (4, 8):
-        for rows in (8, 32, 64, 96):  # every bucket has a tile for any weight the kernels take
+        for rows in (8, 32, 64, 96, 200):  # every bucket has a tile for any weight the kernels take
             assert fitting(bits, rows, 64 if bits == 4 else 4096, [4096])
-            assert {tile[1] for tile in fitting(bits, rows, 64 if bits == 4 else 4096, [4096])} <= {
-                row_bucket(rows), row_bucket(rows) // 2}
-    assert (False, 128, 128, 128, 2) in fitting(4, 96, 64, [4096, 1024, 1024])
+            widest = min(row_bucket(rows), 128)  # longer prompts take several 128-row tiles
+            assert {tile[1] for tile in fitting(bits, rows, 64 if bits == 4 else 4096, [4096])} <= {widest,
+                                                                                                    widest // 2}
+    assert (False, 128, 128, 128, 2, 1) in fitting(4, 96, 64, [4096, 1024, 1024])
+    assert {tile[-1] for tile in fitting(4, 200, 64, [4096])} == {1}  # long prompts: no float32 partial sums
     assert all(tile[2] <= 64 for tile in fitting(4, 96, 64, [576, 192, 192]))
     assert all(tile[3] % 256 == 0 for tile in fitting(4, 96, 256, [4096]))  # groups of 256: whole groups a step
     assert fitting(4, 96, 512, [4096]) == []  # and kernel_tiles refuses groups that not every bucket holds
