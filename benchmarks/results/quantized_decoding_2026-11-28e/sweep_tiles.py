@@ -5,12 +5,13 @@ shapes. 6 weight copies rotated, CUDA-graph replays; TB/s of int4 codes, scales 
 are the comparable figure), and each tile's relative error against dequantize-then-matmul.
 
 The `split` family (run in the second call): the inputs of each tile split among 1-8 programs (SPLIT_K), float32
-partial sums added in order by a second kernel, on tiles small enough for several programs an SM.
+partial sums added in order by a second kernel, on tiles small enough for several programs an SM. `split8`: the same
+for int8 (f.sh).
 
 `compile` launches every configuration once in worker processes (filling Triton's cache), so that the timing process
 only times.
-    python benchmarks/results/quantized_decoding_2026-11-28e/sweep_tiles.py compile tiles|split WORKERS
-    python benchmarks/results/quantized_decoding_2026-11-28e/sweep_tiles.py time tiles|split ROWS[,ROWS...]"""
+    python benchmarks/results/quantized_decoding_2026-11-28e/sweep_tiles.py compile tiles|split|split8 WORKERS
+    python benchmarks/results/quantized_decoding_2026-11-28e/sweep_tiles.py time tiles|split|split8 ROWS[,ROWS...]"""
 import itertools
 import json
 import multiprocessing
@@ -52,12 +53,22 @@ SPLIT_TILES = {8: [(True, 16, 64, 256, 3), (True, 16, 64, 128, 3), (True, 16, 64
                     (False, 64, 64, 128, 3), (True, 128, 128, 64, 3)]}
 
 
-def split_configs(rows: int) -> list[dict]:
+# int8: the tiles its buckets list (ROWS_TILES), and a few with shorter steps
+INT8_SPLIT_TILES = {8: [(False, 16, 64, 128, 3), (True, 16, 32, 256, 3), (True, 16, 64, 128, 3), (True, 16, 64, 64, 3),
+                        (True, 16, 128, 128, 3)],
+                    32: [(False, 32, 64, 128, 3), (True, 32, 64, 128, 3), (True, 32, 64, 256, 3), (True, 32, 64, 64, 3)],
+                    96: [(True, 128, 64, 128, 3), (True, 64, 64, 256, 3), (True, 64, 64, 128, 3),
+                         (False, 128, 128, 64, 3)]}
+
+
+def split_configs(rows: int, tiles: dict = SPLIT_TILES) -> list[dict]:
     return [dict(WEIGHTS_FIRST=first, BLOCK_M=m, BLOCK_N=n, BLOCK_K=k, num_stages=stages, num_warps=4, SPLIT_K=split)
-            for (first, m, n, k, stages), split in itertools.product(SPLIT_TILES[rows], (1, 2, 4, 8))]
+            for (first, m, n, k, stages), split in itertools.product(tiles[rows], (1, 2, 4, 8))]
 
 
-FAMILIES = {"tiles": configs, "split": split_configs}
+FAMILIES = {"tiles": configs, "split": split_configs,
+            "split8": lambda rows: split_configs(rows, INT8_SPLIT_TILES)}
+BITS = {"tiles": 4, "split": 4, "split8": 8}
 
 
 def emit(**fields):
@@ -65,9 +76,9 @@ def emit(**fields):
 
 
 def compile_part(part: list) -> None:
-    for shape, rows, config in part:
+    for bits, shape, rows, config in part:
         parts = SHAPES[shape]
-        weights = rotated_quantized_weights(4, parts, copies=1)[0][0]
+        weights = rotated_quantized_weights(bits, parts, copies=1)[0][0]
         x = torch.randn(rows, parts[0][1], device="cuda", dtype=torch.bfloat16)
         try:
             launch_quantized_kernel(x, weights, config)
@@ -78,7 +89,8 @@ def compile_part(part: list) -> None:
 
 def compile_all(family: str, workers: int) -> None:
     # Triton's cache keys by K (a constexpr) and the configuration, not by N: one shape per K is enough
-    jobs = [(shape, rows, config) for rows in ROWS for config in FAMILIES[family](rows) for shape in ("o", "down")]
+    jobs = [(BITS[family], shape, rows, config) for rows in ROWS for config in FAMILIES[family](rows)
+            for shape in ("o", "down")]
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers) as pool:
         pool.map(compile_part, [jobs[index::workers] for index in range(workers)])
@@ -88,7 +100,7 @@ def compile_all(family: str, workers: int) -> None:
 def time_rows(family: str, rows_list: list[int]) -> None:
     for rows in rows_list:
         for shape, parts in SHAPES.items():
-            sets, nbytes = rotated_quantized_weights(4, parts)
+            sets, nbytes = rotated_quantized_weights(BITS[family], parts)
             x = torch.randn(rows, parts[0][1], device="cuda", dtype=torch.bfloat16)
             plain = [torch.randn(sum(n for n, _ in parts), parts[0][1], device="cuda", dtype=torch.bfloat16)
                      for _ in range(6)]
