@@ -428,7 +428,7 @@ if triton is not None:
     # Timings kept in Triton's cache directory where Triton can (3.4 and later): a later process does not time again.
     AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
-    def add_partials(arguments: dict, exception: Exception | None = None) -> None:
+    def _add_partials(arguments: dict, exception: Exception | None = None) -> None:
         """After a several-row launch whose tiles' inputs were split among programs (SPLIT_K > 1): out = the partial
         sums added. Autotune's hook after each timed launch (so that the timings include it), and the launcher's."""
         split = arguments.get("SPLIT_K", 1)
@@ -437,7 +437,7 @@ if triton is not None:
             _split_sum_kernel[(triton.cdiv(out.numel(), SUM_BLOCK),)](arguments["partials_ptr"], out, out.numel(),
                                                                      split, SUM_BLOCK)
 
-    def replayed_timings(kernel_call, quantiles: tuple) -> list[float]:
+    def _replayed_timings(kernel_call, quantiles: tuple) -> list[float]:
         """Triton's do_bench (the L2 cache flushed before each run) of `kernel_call` replayed from a CUDA graph, as
         the decoder runs it: a split tile's two launches (the tile, then its partial sums) then run back to back.
         Launched from Python, the second waited for Python's launch overhead, and autotune passed over split tiles
@@ -449,7 +449,7 @@ if triton is not None:
         return triton.testing.do_bench(graph.replay, quantiles=quantiles)
 
     # Several rows' timings by replays where Triton takes a timing function (3.2 and later).
-    REPLAYED = {"do_bench": replayed_timings} if "do_bench" in inspect.signature(triton.autotune).parameters else {}
+    REPLAYED = {"do_bench": _replayed_timings} if "do_bench" in inspect.signature(triton.autotune).parameters else {}
 
     def _autotuned(configs: list[dict], **options):
         """`_quantized_kernel` choosing among `configs` (block sizes, num_warps, num_stages: the software pipeline's
@@ -466,7 +466,7 @@ if triton is not None:
             config for config in configs if not ({**named, **launch}["INT4"] and config.kwargs["BIT_CAST"])]})
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
-        ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=add_partials, **REPLAYED,
+        ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=_add_partials, **REPLAYED,
         prune_configs_by={"early_config_prune": lambda configs, named, **launch: [
             config for config in configs
             if tile_fits({**config.kwargs, "num_stages": config.num_stages}, {**named, **launch})]})
@@ -480,6 +480,13 @@ def kernel_config(rows: int, bits: int) -> dict:
             "num_warps": 4}
 
 
+def _most_splits(rows: int, bits: int, config: dict | None) -> int:
+    """Into how many programs a launch may split a tile's steps: the float32 partial sums it needs room for."""
+    if config is not None:
+        return config.get("SPLIT_K", 1)
+    return 1 if rows == 1 else max(tile[-1] for tile in ROWS_TILES[(bits, row_bucket(rows))])
+
+
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
                             gated: bool = False) -> torch.Tensor:
     """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
@@ -491,9 +498,7 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     padded = weights + [weights[-1]] * (3 - len(weights))
     rows = x.shape[0]
     out = x.new_empty(rows, outputs)
-    # split tiles' float32 partial sums: room for the most programs a tile's inputs may be split among
-    splits = (config or {}).get("SPLIT_K", 1) if config or rows == 1 else max(
-        tile[-1] for tile in ROWS_TILES[(bits, row_bucket(rows))])
+    splits = _most_splits(rows, bits, config)
     partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
     if x.data_ptr() % 16:  # the kernels load several inputs at once: 8-byte words, 16-byte rows of int4 codes
         x = x.clone()
@@ -514,7 +519,7 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
         split = config.get("SPLIT_K", 1)
         _quantized_kernel[(outputs // config["BLOCK_N"], triton.cdiv(rows, config["BLOCK_M"]), split)](
             *arguments, **config, GATED=gated)
-    add_partials({"SPLIT_K": split, "out_ptr": out, "partials_ptr": partials})
+    _add_partials({"SPLIT_K": split, "out_ptr": out, "partials_ptr": partials})
     return out
 
 

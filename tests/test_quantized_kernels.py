@@ -67,9 +67,11 @@ for bits, bit_cast, columns, rows, weights_first, block_k, split in cases:
     ok = ours.shape == (rows, 384) and bool(((ours - reference).abs() <= step).all())
     failures += not ok
     print(f"bits={bits} bit_cast={bit_cast} weights_first={weights_first} columns={columns}",
-          f"rows={rows} block_k={block_k} split={split}:", "ok" if ok else f"max error {float((ours - reference).abs().max())}")
+          f"rows={rows} block_k={block_k} split={split}:",
+          "ok" if ok else f"max error {float((ours - reference).abs().max())}")
 # One row, gate|up with the SiLU gate in the kernel: each product and the gate rounded to bfloat16 (a few steps).
-for bits, bit_cast, columns in [(bits, bit_cast, columns) for bits, bit_cast in ONE_ROW_KINDS for columns in (256, 192)]:
+for bits, bit_cast, columns in [(bits, bit_cast, columns) for bits, bit_cast in ONE_ROW_KINDS
+                                for columns in (256, 192)]:
     gate, up = packed(bits, 128, columns), packed(bits, 128, columns)
     x = torch.randn(1, columns).bfloat16()
     config = {**kernels.kernel_config(1, bits), "BIT_CAST": bit_cast, "BLOCK_K": 128}

@@ -56,7 +56,8 @@ SPLIT_TILES = {8: [(True, 16, 64, 256, 3), (True, 16, 64, 128, 3), (True, 16, 64
 # int8: the tiles its buckets list (ROWS_TILES), and a few with shorter steps
 INT8_SPLIT_TILES = {8: [(False, 16, 64, 128, 3), (True, 16, 32, 256, 3), (True, 16, 64, 128, 3), (True, 16, 64, 64, 3),
                         (True, 16, 128, 128, 3)],
-                    32: [(False, 32, 64, 128, 3), (True, 32, 64, 128, 3), (True, 32, 64, 256, 3), (True, 32, 64, 64, 3)],
+                    32: [(False, 32, 64, 128, 3), (True, 32, 64, 128, 3), (True, 32, 64, 256, 3),
+                         (True, 32, 64, 64, 3)],
                     96: [(True, 128, 64, 128, 3), (True, 64, 64, 256, 3), (True, 64, 64, 128, 3),
                          (False, 128, 128, 64, 3)]}
 
