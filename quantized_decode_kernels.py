@@ -516,7 +516,7 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
             *arguments, ROW_BUCKET=row_bucket(rows))
         split = _rows_kernel.best_config.kwargs["SPLIT_K"]
     else:
-        split = config.get("SPLIT_K", 1)
+        split = splits  # the configuration's own
         _quantized_kernel[(outputs // config["BLOCK_N"], triton.cdiv(rows, config["BLOCK_M"]), split)](
             *arguments, **config, GATED=gated)
     _add_partials({"SPLIT_K": split, "out_ptr": out, "partials_ptr": partials})

@@ -21,6 +21,15 @@ from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig  # noqa: 
 from default_model import SMOLLM2_GGUF, smollm2_folder  # noqa: E402
 from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor  # noqa: E402
+from quantized_decode_kernels import ROWS_CONFIGS, row_bucket, tile_fits  # noqa: E402
+
+def fitting_configs(bits: int, rows: int, group: int, sizes: list[int]) -> list[dict]:
+    """The several-row configurations autotune times for a launch of `rows` over stacked weights of these output
+    `sizes` (int4 groups of `group` inputs; int8: the row's width)."""
+    arguments = {"INT4": bits == 4, "ROW_BUCKET": row_bucket(rows), "GROUP": group, "n0": sizes[0],
+                 "n01": sum(sizes[:2]), "N": sum(sizes)}
+    return [config for config in ROWS_CONFIGS if tile_fits(config, arguments)]
+
 
 TINY_IMAGEBIND = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24)
 

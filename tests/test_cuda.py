@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, tiny_text_config
+from conftest import REPO_ROOT, fitting_configs, tiny_text_config
 from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor
@@ -146,8 +146,7 @@ def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
     32 (batched decoding), 100 (a prompt): the tiles autotune chooses, and every tile of the bucket that splits its
     inputs among programs (whichever autotune would choose on another GPU)."""
     from quantized_decode_kernels import (
-        ROWS_CONFIGS, PackedWeight, _use_kernel, launch_quantized_kernel, quantized_gated, quantized_product,
-        reference_product, row_bucket, tile_fits,
+        PackedWeight, _use_kernel, launch_quantized_kernel, quantized_gated, quantized_product, reference_product,
     )
     from weight_quantization import quantize_int4, quantize_int8
 
@@ -167,10 +166,8 @@ def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
             cases = {"bf16": lambda: quantized_product(x, weights)}
             if rows == 1:
                 cases["fp16"] = lambda: quantized_product(x.half(), weights)  # int4: the products in fp16 pairs
-            arguments = {"INT4": bits == 4, "ROW_BUCKET": row_bucket(rows), "GROUP": 64 if bits == 4 else width,
-                         "n0": sizes[0], "n01": sum(sizes[:2]), "N": sum(sizes)}
-            for config in ROWS_CONFIGS:
-                if rows > 1 and config["SPLIT_K"] > 1 and tile_fits(config, arguments):
+            for config in fitting_configs(bits, rows, 64 if bits == 4 else width, sizes) if rows > 1 else []:
+                if config["SPLIT_K"] > 1:
                     cases[str(config)] = lambda config=config: launch_quantized_kernel(x, weights, config)
             for case, product in cases.items():
                 errors[(width, sizes, rows, case)] = (product().double() - reference).norm() / reference.norm()

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from conftest import REPO_ROOT, run_child, tiny_text_config
+from conftest import REPO_ROOT, fitting_configs, run_child, tiny_text_config
 from fast_decoder import LlamaFamilyDecoder, unsupported_reason
 from quantized_decode_kernels import PackedWeight, kernel_tiles, quantized_product, reference_product, row_bucket
 from weight_quantization import QuantizedLinear, quantize_int4, quantize_int8, quantize_language_model
@@ -108,12 +108,10 @@ def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
     """Autotune's candidates for several rows: the tiles listed for the kind and bucket of rows, an int4 step holding
     whole groups, and no block of output columns straddling two stacked weights (a q|k|v of 576 | 192 | 192 takes
     no 128-wide blocks)."""
-    from quantized_decode_kernels import ROWS_CONFIGS, tile_fits, tile_of
+    from quantized_decode_kernels import tile_of
 
     def fitting(bits, rows, group, sizes):
-        arguments = {"INT4": bits == 4, "ROW_BUCKET": row_bucket(rows), "GROUP": group, "n0": sizes[0],
-                     "n01": sum(sizes[:2]), "N": sum(sizes)}
-        return [tile_of(config) for config in ROWS_CONFIGS if tile_fits(config, arguments)]
+        return [tile_of(config) for config in fitting_configs(bits, rows, group, sizes)]
 
     assert [row_bucket(rows) for rows in (2, 16, 17, 32, 64, 65, 128, 129, 4000)] == [16, 16, 32, 32, 64, 128, 128,
                                                                                        256, 256]
