@@ -63,7 +63,7 @@ ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, 
 # BLOCK_M, BLOCK_N, BLOCK_K, pipeline stages, programs sharing a tile's inputs): the fastest of sweeps at 8, 32 and 96
 # rows (benchmarks/RESULTS.md, "Several rows"; int8 on an H100, int4 on an H200). Prompts 128 rows a tile (each weight
 # tile dequantized once) or 64 for narrow weights (down), the widest tile also with two stages (gate|up +15% on an
-# H200). Up to 128 rows int4 tiles may also split their steps among 4 programs (SPLIT_K), which autotune takes for
+# H200). Up to 128 rows tiles may also split their steps among 4 programs (SPLIT_K), which autotune takes for
 # weights of few tiles (o and down, 4096 outputs: 1.2-2x faster on an H200); the launch then holds 4 x rows x outputs
 # float32 partial sums (45 MB for a 7B gate|up at 128 rows), so longer prompts, which have tiles enough, take none.
 PROMPT_TILES = {4: [(False, 128, 128, 128, 3, 1), (False, 128, 128, 128, 2, 1), (True, 64, 128, 128, 3, 1),
@@ -77,10 +77,12 @@ ROWS_TILES = {
               (True, 64, 64, 256, 3, 1)],
     (4, 128): PROMPT_TILES[4] + [(False, 128, 128, 128, 3, 4)],
     (4, 256): PROMPT_TILES[4],
-    (8, 16): [(False, 16, 64, 128, 3, 1), (True, 16, 32, 256, 3, 1), (True, 16, 64, 128, 3, 1)],
-    (8, 32): [(False, 32, 64, 128, 3, 1), (True, 32, 64, 128, 3, 1), (True, 32, 64, 256, 3, 1)],
+    (8, 16): [(False, 16, 64, 128, 3, 1), (True, 16, 32, 256, 3, 1), (True, 16, 64, 128, 3, 1),
+              (False, 16, 64, 128, 3, 4)],
+    (8, 32): [(False, 32, 64, 128, 3, 1), (True, 32, 64, 128, 3, 1), (True, 32, 64, 256, 3, 1),
+              (False, 32, 64, 128, 3, 4)],
     (8, 64): [(False, 64, 64, 128, 3, 1), (True, 64, 64, 128, 3, 1), (True, 64, 64, 256, 3, 1)],
-    (8, 128): PROMPT_TILES[8],
+    (8, 128): PROMPT_TILES[8] + [(True, 128, 64, 128, 3, 4), (False, 128, 128, 64, 3, 4)],
     (8, 256): PROMPT_TILES[8],
 }
 TILE_FIELDS = ("WEIGHTS_FIRST", "BLOCK_M", "BLOCK_N", "BLOCK_K", "num_stages", "SPLIT_K")
