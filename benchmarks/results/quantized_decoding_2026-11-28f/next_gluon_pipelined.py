@@ -5,8 +5,11 @@ registers (as `next_gluon_registers.py`) and every operand brought in by asynchr
 issued one step before (registers), so the loop ran at the memory's latency. Here the words, scales, offsets and
 inputs of step s + STAGES - 2 are copied (cp.async) into a ring of STAGES shared buffers while step s is dequantized
 and multiplied; the buffer a copy overwrites was last read two steps before, by wgmmas every warp group has waited
-for at the barrier that precedes the copy. The A fragment of the wgmma in flight is kept alive through the wait
-(`deps`), which `next_gluon_registers.py` omitted (its errors: the next step's dequantization reused those registers).
+for at the barrier that precedes the copy. `l.sh` ran this with the A fragment "kept alive" through the wait (`deps`):
+36-53 us where the shipped launch takes 48-71, but wrong: the wait's operands are the fragment's 16-bit halves, and
+ptxas gave the next step's words the packed 32-bit registers the wgmma in flight was reading (the SASS). So now the
+weights either stay in registers with each wgmma waited for at once, or are stored to one of two shared buffers
+(the eighteenth session's tile, with this pipeline) and one wgmma stays in flight.
 
     python benchmarks/results/quantized_decoding_2026-11-28f/next_gluon_pipelined.py compile   # offline, sm_90
     python benchmarks/results/quantized_decoding_2026-11-28f/next_gluon_pipelined.py           # on an sm_90 GPU
@@ -25,9 +28,9 @@ sys.path.insert(0, ".")
 sys.path.insert(0, "benchmarks")
 
 GROUP = ttgl.constexpr(64)  # inputs a step: one group's words (8 words of 8 codes) for each output
-# (outputs a program, rows a program, warps, shared buffers)
-CONFIGS = [(64, 128, 4, 4), (64, 128, 4, 5), (64, 128, 4, 6), (128, 128, 8, 4), (128, 128, 8, 5), (64, 64, 4, 4),
-           (64, 64, 4, 6), (128, 64, 8, 5)]
+# (outputs a program, rows a program, warps, shared buffers, weights in registers: else stored to shared memory)
+CONFIGS = [(64, 128, 4, 4, True), (64, 64, 4, 6, True), (64, 128, 4, 4, False), (64, 128, 4, 5, False),
+           (64, 64, 4, 6, False), (128, 128, 8, 4, False), (128, 64, 8, 5, False), (128, 128, 8, 5, False)]
 # every thread of the program waits here (Gluon's name for it until Triton 3.6; `barrier` later)
 _thread_barrier = getattr(ttgl, "thread_barrier", None) or ttgl.barrier
 
@@ -76,7 +79,7 @@ def _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_off
 @gluon.jit
 def gluon_int4_rows_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, M, N, K: ttgl.constexpr, BLOCK_OUT: ttgl.constexpr,
                            BLOCK_ROWS: ttgl.constexpr, WARPS: ttgl.constexpr, STAGES: ttgl.constexpr,
-                           a_layout: ttgl.constexpr, words_layout: ttgl.constexpr):
+                           A_IN_REGISTERS: ttgl.constexpr, a_layout: ttgl.constexpr, words_layout: ttgl.constexpr):
     """out[m, n] = x @ dequantized(w).T for outputs n of one BLOCK_OUT tile and rows m of one BLOCK_ROWS tile."""
     WORDS: ttgl.constexpr = GROUP // 8
     STEPS: ttgl.constexpr = K // GROUP
@@ -97,6 +100,8 @@ def gluon_int4_rows_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, M, N, K: ttgl.co
     w_smem = ttgl.allocate_shared_memory(ttgl.int32, [STAGES, BLOCK_OUT, WORDS], plain)
     s_smem = ttgl.allocate_shared_memory(ttgl.bfloat16, [STAGES, BLOCK_OUT], plain_1d)
     f_smem = ttgl.allocate_shared_memory(ttgl.bfloat16, [STAGES, BLOCK_OUT], plain_1d)
+    a_shared: ttgl.constexpr = ttgl.NVMMASharedLayout.get_default_for([BLOCK_OUT, GROUP], ttgl.bfloat16)
+    a_smem = ttgl.allocate_shared_memory(ttgl.bfloat16, [2, BLOCK_OUT, GROUP], a_shared)
     m = first_m + ttgl.arange(0, BLOCK_ROWS, layout=ttgl.SliceLayout(1, x_layout))
     inputs = ttgl.arange(0, GROUP, layout=ttgl.SliceLayout(0, x_layout))
     x_offsets = m[:, None] * K + inputs[None, :]
@@ -108,15 +113,14 @@ def gluon_int4_rows_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, M, N, K: ttgl.co
     lane_pair = ttgl.arange(0, 8, layout=ttgl.SliceLayout(0, ttgl.SliceLayout(0, words_layout)))
     shifts = ttgl.expand_dims(ttgl.expand_dims(4 * ((lane_pair // 2) % 4), 0), 0)
     accumulator = ttgl.zeros([BLOCK_OUT, BLOCK_ROWS], ttgl.float32, mma_layout)
-    a_in_flight = ttgl.zeros([BLOCK_OUT, GROUP], ttgl.bfloat16, dot_a)
     for ahead in ttgl.static_range(AHEAD):
         _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_offsets, x_rows, word_offsets,
                    out_offsets, N, ahead, ahead, WORDS)
     for step in range(STEPS):
         buffer = step % STAGES
         async_copy.wait_group(AHEAD - 1)  # this step's copies have landed (AHEAD groups were issued after it)
-        _thread_barrier()  # ... for every thread, and every warp group has waited for the wgmma two steps back
         fence_async_shared()
+        _thread_barrier()  # ... for every thread, and every warp group has waited for the wgmma two steps back
         _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_offsets, x_rows, word_offsets,
                    out_offsets, N, ttgl.minimum(step + AHEAD, STEPS - 1), (step + AHEAD) % STAGES, WORDS)
         packed = w_smem.index(buffer).load(row_words)
@@ -129,10 +133,22 @@ def gluon_int4_rows_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, M, N, K: ttgl.co
              ttgl.broadcast(ttgl.expand_dims(ttgl.expand_dims(scale, 1), 2), word_of_each)[0],
              ttgl.broadcast(ttgl.expand_dims(ttgl.expand_dims(offset, 1), 2), word_of_each)[0]],
             dtype=ttgl.bfloat16, is_pure=True, pack=2)
-        a = ttgl.convert_layout(ttgl.convert_layout(ttgl.reshape(weights, [BLOCK_OUT, GROUP]), a_layout), dot_a)
-        accumulator = warpgroup_mma(a, x_smem.index(buffer).permute((1, 0)), accumulator, is_async=True)
-        accumulator, _, a_in_flight = warpgroup_mma_wait(num_outstanding=1, deps=[accumulator, a_in_flight, a])
-    accumulator, _ = warpgroup_mma_wait(num_outstanding=0, deps=[accumulator, a_in_flight])
+        weights = ttgl.reshape(weights, [BLOCK_OUT, GROUP])
+        if A_IN_REGISTERS:
+            # ptxas gave the next step's words the registers of the A fragment still in flight (`k.sh`, the
+            # SASS): so each wgmma is waited for at once, no overlap (a check of everything else)
+            a = ttgl.convert_layout(ttgl.convert_layout(weights, a_layout), dot_a)
+            accumulator = warpgroup_mma(a, x_smem.index(buffer).permute((1, 0)), accumulator, is_async=True)
+            accumulator, a_in_flight = warpgroup_mma_wait(num_outstanding=0, deps=[accumulator, a])
+        else:
+            # two shared buffers: the wgmma that read this one (two steps back) was waited for before the barrier
+            a_smem.index(step % 2).store(weights)
+            fence_async_shared()
+            _thread_barrier()
+            accumulator = warpgroup_mma(a_smem.index(step % 2), x_smem.index(buffer).permute((1, 0)), accumulator,
+                                        is_async=True)
+            accumulator = warpgroup_mma_wait(num_outstanding=1, deps=[accumulator])
+    accumulator = warpgroup_mma_wait(num_outstanding=0, deps=[accumulator])
     async_copy.wait_group(0)
     out_columns = first_out + ttgl.arange(0, BLOCK_OUT, layout=ttgl.SliceLayout(1, mma_layout))
     out_rows = first_m + ttgl.arange(0, BLOCK_ROWS, layout=ttgl.SliceLayout(0, mma_layout))
@@ -141,10 +157,10 @@ def gluon_int4_rows_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, M, N, K: ttgl.co
 
 
 def launch_arguments(config: tuple) -> dict:
-    outputs, rows, warps, stages = config
+    outputs, rows, warps, stages, in_registers = config
     a_layout, words_layout = fragment_layouts(outputs, warps)
-    return dict(BLOCK_OUT=outputs, BLOCK_ROWS=rows, WARPS=warps, STAGES=stages, a_layout=a_layout,
-                words_layout=words_layout)
+    return dict(BLOCK_OUT=outputs, BLOCK_ROWS=rows, WARPS=warps, STAGES=stages, A_IN_REGISTERS=in_registers,
+                a_layout=a_layout, words_layout=words_layout)
 
 
 def gluon_product(x: torch.Tensor, weight, config: tuple) -> torch.Tensor:
