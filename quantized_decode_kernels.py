@@ -23,6 +23,8 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   tiles (4096 outputs: o, down) would leave most of the GPU idle, so a tile's steps may be split among programs that
   each write float32 partial sums, added by a second small kernel (`SPLIT_K`). Which, and the tile sizes, are timed
   on first use per weight shape and bucket of rows (ROWS_TILES), by CUDA-graph replays as the decoder runs them.
+  On Hopper, an int4 prompt's products over weights of at least one tile an SM (q|k|v, gate|up) take
+  quantized_prompt_kernel.py (Gluon) instead, which hands the dequantized weights to the tensor cores in registers.
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
@@ -43,13 +45,17 @@ except ImportError:  # CPU-only installs: the op falls back to dequantize + F.li
 
 try:
     from .decode_kernels import define_op
+    from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from .weight_quantization import dequantize
 except ImportError:
     from decode_kernels import define_op
+    from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from weight_quantization import dequantize
 
 ROW_MULTIPLE = 64  # every stacked weight's output size must be a multiple of this (the BLOCK_N every path can take)
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
+# The 16-bit pairs' MAGIC (128 in bf16, 1024 in f16: its last mantissa bit is worth 1) and one, by kind.
+PAIR_MAGIC = {"bf16": (0x4300, 0x3F80), "f16": (0x6400, 0x3C00)}
 MIN_BLOCK_K = 256  # int4 groups must divide it: several rows then have configurations whose steps hold whole groups
 # One row: the block sizes (rows x inputs a step, warps) and conversions autotune chooses among: the two fastest for
 # each kind and shape of the 7B model in profile_decode.py's wider sweep, and 16 x 512 for int4's products in pairs
@@ -137,22 +143,34 @@ def _weight_pairs_ptx(kind: str, *, words: tuple[str, str], scale: str, offset: 
     in the low mantissa bits of both halves of MAGIC (128 in bf16, 1024 in f16: its last bit is worth 1), a
     multiply-add takes MAGIC away exactly, another makes the weights with one rounding as dequantize() does. `scale`
     and `offset`: 16-bit operands, the group's."""
-    magic, one = {"bf16": (0x4300, 0x3F80), "f16": (0x6400, 0x3C00)}[kind]
-
-    def pairs(value: int) -> str:  # a 16-bit value in both halves of a 32-bit register
-        return f"0x{value:04X}{value:04X}"
-
-    lines = [f"mov.b32 one, {pairs(one)};", f"mov.b32 bias, {pairs(magic | 0x8000)};",
-             f"mov.b32 s2, {{{scale}, {scale}}};", f"mov.b32 o2, {{{offset}, {offset}}};"]
+    lines = [*_pair_constants(kind), f"mov.b32 s2, {{{scale}, {scale}}};", f"mov.b32 o2, {{{offset}, {offset}}};"]
     for index, word in enumerate(words):
         for n in range(4):
             if n:
                 lines.append(f"shr.u32 t, {word}, {4 * n};")
-            lines += [f"lop3.b32 w, {'t' if n else word}, 0x000F000F, {pairs(magic)}, 0xEA;",  # (a & b) | c
-                      f"fma.rn.{kind}x2 w, w, one, bias;",  # the two codes
-                      f"fma.rn.{kind}x2 w, w, s2, o2;",  # the two weights
+            lines += [*_pair_of_codes(kind, "t" if n else word, weights="w", scales="s2", offsets="o2"),
                       *use(4 * index + n)]
     return lines
+
+
+def _both_halves(value: int) -> str:
+    """A 16-bit value in both halves of a 32-bit register."""
+    return f"0x{value:04X}{value:04X}"
+
+
+def _pair_constants(kind: str) -> list[str]:
+    """PTX setting `one` and `bias` (-MAGIC) in both halves for `_pair_of_codes`."""
+    magic, one = PAIR_MAGIC[kind]
+    return [f"mov.b32 one, {_both_halves(one)};", f"mov.b32 bias, {_both_halves(magic | 0x8000)};"]
+
+
+def _pair_of_codes(kind: str, shifted: str, *, weights: str, scales: str, offsets: str) -> list[str]:
+    """PTX making register `weights` the pair of weights whose codes are bits 0.. and 16.. of `shifted`: an and-or
+    places them in MAGIC's low mantissa bits, a multiply-add takes MAGIC away exactly, another applies the scales and
+    offsets (both halves of `scales`, `offsets`) with one rounding."""
+    return [f"lop3.b32 {weights}, {shifted}, 0x000F000F, {_both_halves(PAIR_MAGIC[kind][0])}, 0xEA;",  # (a & b) | c
+            f"fma.rn.{kind}x2 {weights}, {weights}, one, bias;",  # the two codes
+            f"fma.rn.{kind}x2 {weights}, {weights}, {scales}, {offsets};"]  # the two weights
 
 
 def pair_dot_asm(kind: str) -> str:
@@ -177,6 +195,15 @@ def pair_dot_asm(kind: str) -> str:
     return "\n".join(["{", registers, ".reg .b16 l, h;", ".reg .f32 a, c;", *lines, "}"])
 
 
+def fragment_pair_asm(kind: str) -> str:
+    """Inline PTX for quantized_prompt_kernel.py (pack=2): the pair of weights $0 from bits $3.. and 16 + $3.. of
+    word $1 ($2 and $4: the pair's second copies of the word and the shift), $5 and $6 the group's scale and offset in
+    both halves, as `_weight_pairs_ptx` makes them."""
+    lines = [*_pair_constants(kind), "shr.u32 t, $1, $3;", *_pair_of_codes(kind, "t", weights="$0", scales="$5",
+                                                                         offsets="$6")]
+    return "\n".join(["{", ".reg .b32 t, one, bias;", *lines, "}"])
+
+
 def pair_weights_asm(kind: str) -> str:
     """Inline PTX for the several-row products' int4 tiles: the 16 weights of two neighbouring int32 words ($8, $9)
     as `_weight_pairs_ptx` makes them, $p (p = 0..7) holding the pair of inputs 2p and 2p + 1; $10, $11 the group's
@@ -185,6 +212,8 @@ def pair_weights_asm(kind: str) -> str:
                               use=lambda pair: [f"mov.b32 ${pair}, w;"])
     return "\n".join(["{", ".reg .b32 t, w, one, bias, s2, o2;", *lines, "}"])
 
+
+FRAGMENT_PAIR_ASM = {torch.bfloat16: fragment_pair_asm("bf16"), torch.float16: fragment_pair_asm("f16")}
 
 if triton is not None:
 
@@ -492,18 +521,21 @@ def _most_splits(rows: int, bits: int, config: dict | None) -> int:
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
                             gated: bool = False) -> torch.Tensor:
     """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
-    timing, per weight shape for one row and per shape and bucket of rows for several. `gated` (one row, weights
+    timing, per weight shape for one row and per shape and bucket of rows for several, and int4 prompts over weights
+    of many tiles on Hopper take quantized_prompt_kernel.py instead. `gated` (one row, weights
     [gate, up] of one shape): silu(x @ gate.T) * (x @ up.T) instead of the products side by side."""
     bits, group = weight_bits(weights[0].qweight), group_size(weights[0])
     sizes = [weight.qweight.shape[0] for weight in weights]
     outputs = sizes[0] if gated else sum(sizes)
+    if x.data_ptr() % 16:  # the kernels load several inputs at once: 8-byte words, 16-byte rows of int4 codes
+        x = x.clone()
+    if config is None and takes_prompt_kernel(x, bits=bits, group=group, outputs=outputs):
+        return prompt_product(x, weights, FRAGMENT_PAIR_ASM[x.dtype])
     padded = weights + [weights[-1]] * (3 - len(weights))
     rows = x.shape[0]
     out = x.new_empty(rows, outputs)
     splits = _most_splits(rows, bits, config)
     partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
-    if x.data_ptr() % 16:  # the kernels load several inputs at once: 8-byte words, 16-byte rows of int4 codes
-        x = x.clone()
     arguments = (x, out, partials, *(weight.qweight for weight in padded),
                  *(weight.scale for weight in padded),
                  *((weight.offset if bits == 4 else weight.scale) for weight in padded),

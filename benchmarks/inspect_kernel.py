@@ -9,6 +9,7 @@ loads compile to one element each, which is not what the GPU runs.
 
     python benchmarks/inspect_kernel.py --bits 4 --block_n 8 --block_k 512 --warps 4
     python benchmarks/inspect_kernel.py --bits 4 --block_m 128 --block_n 128 --block_k 128 --warps 4
+    python benchmarks/inspect_kernel.py --prompt     # quantized_prompt_kernel.py (Gluon, sm_90 only)
 """
 
 import argparse
@@ -24,7 +25,8 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from quantized_decode_kernels import _quantized_kernel  # noqa: E402
+import quantized_prompt_kernel  # noqa: E402
+from quantized_decode_kernels import FRAGMENT_PAIR_ASM, _quantized_kernel  # noqa: E402
 from weight_quantization import INT4_GROUP_SIZE  # noqa: E402
 
 TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
@@ -52,6 +54,44 @@ def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cas
                        attrs={(names.index(name),): [["tt.divisibility", 16]] for name in aligned})
     return triton.compile(source, target=GPUTarget("cuda", capability, 32),
                           options={"num_warps": warps, "num_stages": stages}).asm
+
+
+def compile_prompt_kernel(*, dtype: str = "bf16", columns: int = 4096) -> dict:
+    """quantized_prompt_kernel.py's Gluon kernel compiled for the H100 (sm_90) and a `dtype` input: its code by stage."""
+    from triton.experimental.gluon._runtime import GluonASTSource
+    kernel = quantized_prompt_kernel._prompt_kernel
+    types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
+    types.update({name: "*i32" for name in ("q0", "q1", "q2")})
+    types.update({name: f"*{dtype}" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
+    torch_dtype = quantized_prompt_kernel.torch.bfloat16 if dtype == "bf16" else quantized_prompt_kernel.torch.float16
+    constants = {"K": columns, "PAIR_ASM": FRAGMENT_PAIR_ASM[torch_dtype], **quantized_prompt_kernel.launch_arguments()}
+    names = kernel.arg_names
+    aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
+    source = GluonASTSource(fn=kernel, signature={name: types.get(name, "constexpr") for name in names},
+                            constexprs={(names.index(name),): value for name, value in constants.items()},
+                            attrs={(names.index(name),): [["tt.divisibility", 16]] for name in aligned})
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": quantized_prompt_kernel.WARPS}).asm
+
+
+def prompt_report(dtype: str) -> str:
+    """The Gluon prompt kernel's resources and loop; whether its wgmma takes the weights from registers."""
+    compiled = compile_prompt_kernel(dtype=dtype)
+    usage = tool_output("cuobjdump", compiled["cubin"], "--dump-resource-usage")
+    sass = tool_output("nvdisasm", compiled["cubin"], "-c")
+    loop = main_loop(sass)
+    weights_per_thread = quantized_prompt_kernel.BLOCK_OUT * quantized_prompt_kernel.GROUP / (
+        32 * quantized_prompt_kernel.WARPS)
+    operands = "registers" if re.search(r"HGMMA\.\S+ R\d+, R\d+, gdesc", sass) else "shared memory"
+    registers, stack = (re.search(pattern, usage).group(1) for pattern in (r"REG:(\d+)", r"STACK:(\d+)"))
+    return "\n".join([
+        f"int4 prompt kernel (Gluon), {dtype} input, sm_90",
+        f"registers per thread: {registers}, stack: {stack} bytes",
+        f"wgmma's weights from: {operands}",
+        f"main loop: {len(loop)} instructions for {weights_per_thread:.0f} weights a thread "
+        f"({len(loop) / weights_per_thread:.2f} per weight)",
+        "  by kind: " + ", ".join(f"{kind} {count}" for kind, count in Counter(
+            name.split(".")[0] for name in loop).most_common())])
 
 
 def tool_output(tool: str, cubin: bytes, *flags: str) -> str:
@@ -130,7 +170,10 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["bf16", "fp16"], default="bf16", help="the input's type")
     parser.add_argument("--capability", type=int, default=90, help="the GPU's compute capability (H100: 90)")
     parser.add_argument("--columns", type=int, default=4096, help="the weight's input width (Llama-2-7B: 4096, 11008)")
-    print(report(vars(parser.parse_args())))
+    parser.add_argument("--prompt", action="store_true",
+                        help="the Gluon int4 prompt kernel instead (quantized_prompt_kernel.py; --dtype applies)")
+    options = vars(parser.parse_args())
+    print(prompt_report(options["dtype"]) if options.pop("prompt") else report(options))
 
 
 if __name__ == "__main__":

@@ -182,6 +182,33 @@ def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
         assert error < (1e-2 if bits == 4 and key[2] == 1 else 5e-3), (key, float(error))
 
 
+def test_int4_prompt_kernel_matches_dequantize_then_matmul_on_hopper():
+    """quantized_prompt_kernel.py (Gluon, sm_90) through the fast path's op: stacked weights of equal and unequal
+    sizes (q|k|v of Llama-2-7B and of a grouped-query model, gate|up), prompts of one to three row tiles (some rows
+    masked), bf16 and fp16 inputs, against dequantize-then-matmul in float64."""
+    import quantized_prompt_kernel
+    from quantized_decode_kernels import PackedWeight, group_size, quantized_product, reference_product
+    from weight_quantization import quantize_int4
+
+    if torch.cuda.get_device_capability() != (9, 0) or quantized_prompt_kernel.gluon is None:
+        pytest.skip("the Gluon prompt kernel runs on sm_90 with Triton's Gluon Hopper API")
+    torch.manual_seed(0)
+    for sizes in ((4096, 4096, 4096), (8192, 1024, 1024), (11008, 11008)):
+        weights = []
+        for rows in sizes:
+            stored = quantize_int4((torch.randn(rows, 4096, device="cuda") / 64).bfloat16())
+            weights.append(PackedWeight(stored["qweight"], stored["scale"], stored["offset"]))
+        for rows in (65, 100, 128, 200, 300):
+            for dtype in (torch.bfloat16, torch.float16):
+                x = torch.randn(rows, 4096, device="cuda", dtype=dtype)
+                assert quantized_prompt_kernel.takes_prompt_kernel(x, bits=4, group=group_size(weights[0]),
+                                                                   outputs=sum(sizes))
+                reference = reference_product(x.double(), weights)
+                error = (quantized_product(x, weights).double() - reference).norm() / reference.norm()
+                print(sizes, rows, dtype, f"{float(error):.5f}")
+                assert error < 5e-3, (sizes, rows, dtype, float(error))
+
+
 @pytest.mark.parametrize("heads, kv_heads, head_dim", [(32, 32, 128), (9, 3, 64)], ids=["llama2_7b", "smollm2"])
 def test_decode_attention_matches_sdpa_on_cuda(heads, kv_heads, head_dim):
     """Compiled, at batch 1 (many slices) and 8 rows: rows ending at different slots, masks with holes, cache views

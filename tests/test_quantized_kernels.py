@@ -204,6 +204,23 @@ def test_the_kernels_compile_for_the_h100_and_bit_casting_leaves_no_conversions(
     assert "compiled" in run_child(COMPILE_FOR_H100, tmp_path, interpret=False)
 
 
+def test_the_gluon_prompt_kernel_compiles_for_the_h100_with_the_weights_in_registers():
+    """quantized_prompt_kernel.py compiled for sm_90 without a GPU (bf16 and fp16): its wgmma takes the dequantized
+    weights from registers (not shared memory), nothing spills, and few enough registers that three 4-warp programs
+    fit an SM (the overlap among programs it relies on)."""
+    pytest.importorskip("triton")
+    import quantized_prompt_kernel
+    if quantized_prompt_kernel.gluon is None:
+        pytest.skip("this Triton has no Gluon Hopper API")
+    for dtype in ("bf16", "fp16"):
+        result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--prompt",
+                                 "--dtype", dtype], capture_output=True, text=True, timeout=300, check=True)
+        assert "wgmma's weights from: registers" in result.stdout, result.stdout
+        registers, stack = re.search(r"registers per thread: (\d+), stack: (\d+)", result.stdout).groups()
+        assert int(stack) == 0 and int(registers) * 128 * 3 <= 65536, result.stdout
+        assert "HFMA2 32" in result.stdout, result.stdout  # 32 weights a thread a step, two an instruction
+
+
 def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
     """benchmarks/inspect_kernel.py: the one-row int4 kernel compiled for the H100 offline, its registers, and a loop
     of products in 16-bit pairs (HFMA2) whose weights arrive in 16-byte loads (the aligned pointers a launch

@@ -1,0 +1,168 @@
+"""int4 prompt products on Hopper (sm_90) in Gluon: the weights dequantized straight into the tensor cores' registers.
+
+quantized_decode_kernels.py's several-row int4 tiles (Triton) dequantize a weight tile, store it to shared memory and
+wait for each step's wgmma before dequantizing the next (their compiled TTGIR). Here each thread loads exactly the
+int32 words of its fragment of wgmma's left operand (`fragment_layouts`: the fragment's layout over (output, word,
+input of the word)); the four lanes that share a fragment row load the same word and each makes its own pair of
+neighbouring weights from it, with the other int4 kernels' arithmetic (a shift, an and-or into a 16-bit number's
+mantissa, two multiply-adds of 16-bit pairs: dequantize()'s values). The registers go to wgmma as they are, w @ x.T,
+the input rows on the right from shared memory. Words, scales, offsets and inputs arrive by asynchronous copies
+(cp.async) STAGES - 2 steps ahead of the step multiplied, into a ring of STAGES shared buffers. Each wgmma is waited
+for before the next step's weights are made: the fragment's registers cannot be held for a wgmma in flight (its
+16-bit halves are what the compiler tracks; ptxas gave the packed registers to the next step, and results went
+wrong), so the programs an SM holds (up to three) overlap one another's dequantization and products instead.
+
+A weight of few output tiles (4096 outputs: o, down) would leave SMs idle without the split steps the Triton tiles
+have, so only weights of at least one tile an SM take this kernel. H200, 7B shapes at 96 rows: q|k|v 41.5 us and
+gate|up 56 us against the Triton tiles' 48.5 and 70.6 (bf16 cuBLAS 29.2 and 48.2; benchmarks/RESULTS.md).
+"""
+
+import torch
+
+try:
+    import triton
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as ttgl
+    from triton.experimental.gluon.language.nvidia.ampere import async_copy
+    from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma, warpgroup_mma_wait
+except ImportError:  # no Triton, or one without Gluon's Hopper API (before 3.5): the Triton tiles serve
+    gluon = None
+
+GROUP = 64  # inputs a step: the int4 group this kernel takes
+BLOCK_OUT, BLOCK_ROWS, WARPS, STAGES = 64, 128, 4, 4  # outputs and rows a program, shared buffers (H200 sweep)
+MIN_ROWS = 65  # prompts: up to 64 rows the Triton tiles were as fast or faster (H200, 32 rows)
+
+
+def fragment_layouts(outputs: int, warps: int) -> tuple:
+    """wgmma's A-operand layout for (outputs, GROUP) 16-bit inputs as Triton 3.6 builds it (`to_linear_layout`:
+    registers k1, m8, k8, k16, k32, then m beyond the warps; lanes k2, k4, m1, m2, m4; warps m16, m32, ..), its
+    registers listed in another order (a renaming, no data moves: each row's words then come in one vector load), and
+    the same layout over (outputs, word, input of the word), input k = 8 word + i."""
+    register_m = [[m, 0] for m in (2 ** e for e in range(20)) if 16 * warps <= m < outputs]
+    reg = [[0, 1], [0, 8], [0, 16], [0, 32], [8, 0]] + register_m
+    lane = [[0, 2], [0, 4], [1, 0], [2, 0], [4, 0]]
+    warp = [[16 * 2 ** e, 0] for e in range(warps.bit_length() - 1)]
+
+    def split(bases: list) -> list:
+        return [[m, k // 8, 0] if k >= 8 else [m, 0, k] for m, k in bases]
+
+    return (ttgl.DistributedLinearLayout(reg, lane, warp, [], [outputs, GROUP]),
+            ttgl.DistributedLinearLayout(split(reg), split(lane), split(warp), [], [outputs, GROUP // 8, 8]))
+
+
+if gluon is not None:
+    _GROUP = ttgl.constexpr(GROUP)
+    # Gluon's names change between Triton releases: up to 3.6, and after
+    _thread_barrier = getattr(ttgl, "thread_barrier", None) or ttgl.barrier  # every thread of the program waits
+    _async_load = getattr(async_copy, "async_load", None) or async_copy.async_copy_global_to_shared  # cp.async
+
+    @gluon.jit
+    def _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_offsets, x_rows, word_offsets,
+                   scale_offsets, rows_in_weight, step, buffer):
+        """Asynchronous copies of one step's inputs, words, scales and offsets into shared buffer `buffer`."""
+        _async_load(x_smem.index(buffer), x_ptr + x_offsets + step * _GROUP, mask=x_rows)
+        _async_load(w_smem.index(buffer), q_ptr + word_offsets + step * (_GROUP // 8))
+        _async_load(s_smem.index(buffer), s_ptr + step * rows_in_weight + scale_offsets)
+        _async_load(f_smem.index(buffer), f_ptr + step * rows_in_weight + scale_offsets)
+        async_copy.commit_group()
+
+    @gluon.jit
+    def _prompt_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N, K: ttgl.constexpr,
+                       PAIR_ASM: ttgl.constexpr, BLOCK_OUT: ttgl.constexpr, BLOCK_ROWS: ttgl.constexpr,
+                       WARPS: ttgl.constexpr, STAGES: ttgl.constexpr, a_layout: ttgl.constexpr,
+                       words_layout: ttgl.constexpr):
+        """out[m, n] = x @ dequantized(w).T for BLOCK_OUT output columns n (of weight 0, 1 or 2: a tile never
+        straddles two) and BLOCK_ROWS rows m. PAIR_ASM makes one pair of weights from its word (`fragment_pair_asm`)."""
+        WORDS: ttgl.constexpr = _GROUP // 8
+        STEPS: ttgl.constexpr = K // _GROUP
+        AHEAD: ttgl.constexpr = STAGES - 2  # steps copied ahead of the one multiplied
+        mma_layout: ttgl.constexpr = ttgl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[WARPS, 1],
+                                                                 instr_shape=[16, BLOCK_ROWS, 16])
+        dot_a: ttgl.constexpr = ttgl.DotOperandLayout(operand_index=0, parent=mma_layout, k_width=2)
+        x_layout: ttgl.constexpr = ttgl.BlockedLayout([1, 8], [4, 8], [WARPS, 1], [1, 0])  # 16-byte copies
+        words_copy: ttgl.constexpr = ttgl.BlockedLayout([1, 4], [16, 2], [WARPS, 1], [1, 0])
+        pairs_copy: ttgl.constexpr = ttgl.BlockedLayout([2], [32], [WARPS], [0])  # 4-byte copies: cp.async's least
+        row_words: ttgl.constexpr = ttgl.SliceLayout(2, words_layout)
+        start = ttgl.program_id(0) * BLOCK_OUT
+        if start < n0:
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
+        elif start < n01:
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q1, s1, f1, start - n0, n01 - n0
+        else:
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q2, s2, f2, start - n01, N - n01
+        dtype = x_ptr.dtype.element_ty
+        x_smem = ttgl.allocate_shared_memory(dtype, [STAGES, BLOCK_ROWS, _GROUP],
+                                             ttgl.NVMMASharedLayout.get_default_for([BLOCK_ROWS, _GROUP], dtype))
+        w_smem = ttgl.allocate_shared_memory(ttgl.int32, [STAGES, BLOCK_OUT, WORDS],
+                                             ttgl.SwizzledSharedLayout(1, 1, 1, [1, 0]))
+        s_smem = ttgl.allocate_shared_memory(dtype, [STAGES, BLOCK_OUT], ttgl.SwizzledSharedLayout(1, 1, 1, [0]))
+        f_smem = ttgl.allocate_shared_memory(dtype, [STAGES, BLOCK_OUT], ttgl.SwizzledSharedLayout(1, 1, 1, [0]))
+        m = ttgl.program_id(1) * BLOCK_ROWS + ttgl.arange(0, BLOCK_ROWS, layout=ttgl.SliceLayout(1, x_layout))
+        inputs = ttgl.arange(0, _GROUP, layout=ttgl.SliceLayout(0, x_layout))
+        x_offsets = m[:, None] * K + inputs[None, :]
+        x_rows = ttgl.broadcast((m < M)[:, None], x_offsets)[0]
+        copy_rows = first + ttgl.arange(0, BLOCK_OUT, layout=ttgl.SliceLayout(1, words_copy))
+        copy_words = ttgl.arange(0, WORDS, layout=ttgl.SliceLayout(0, words_copy))
+        word_offsets = copy_rows[:, None] * (K // 8) + copy_words[None, :]
+        scale_offsets = first + ttgl.arange(0, BLOCK_OUT, layout=pairs_copy)
+        lane_pair = ttgl.arange(0, 8, layout=ttgl.SliceLayout(0, ttgl.SliceLayout(0, words_layout)))
+        shifts = ttgl.expand_dims(ttgl.expand_dims(4 * ((lane_pair // 2) % 4), 0), 0)  # input i: bits 4 (i // 2)..
+        accumulator = ttgl.zeros([BLOCK_OUT, BLOCK_ROWS], ttgl.float32, mma_layout)
+        for ahead in ttgl.static_range(AHEAD):
+            _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_offsets, x_rows, word_offsets,
+                       scale_offsets, rows_in_weight, ahead, ahead)
+        for step in range(STEPS):
+            buffer = step % STAGES
+            async_copy.wait_group(AHEAD - 1)  # this step's copies have landed (AHEAD groups were issued after it)
+            fence_async_shared()
+            _thread_barrier()  # ... for every thread; and no thread still reads the buffer copied into next
+            _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_offsets, x_rows, word_offsets,
+                       scale_offsets, rows_in_weight, ttgl.minimum(step + AHEAD, STEPS - 1), (step + AHEAD) % STAGES)
+            words = ttgl.expand_dims(w_smem.index(buffer).load(row_words), 2)
+            scale = ttgl.expand_dims(ttgl.expand_dims(s_smem.index(buffer).load(ttgl.SliceLayout(1, row_words)), 1), 2)
+            offset = ttgl.expand_dims(ttgl.expand_dims(f_smem.index(buffer).load(ttgl.SliceLayout(1, row_words)), 1), 2)
+            word_of_each, shift_of_each = ttgl.broadcast(words, shifts)
+            weights = ttgl.inline_asm_elementwise(
+                PAIR_ASM, "=r,r,r,r,r,r,r",
+                [word_of_each, shift_of_each, ttgl.broadcast(scale, word_of_each)[0],
+                 ttgl.broadcast(offset, word_of_each)[0]], dtype=dtype, is_pure=True, pack=2)
+            a = ttgl.convert_layout(ttgl.convert_layout(ttgl.reshape(weights, [BLOCK_OUT, _GROUP]), a_layout), dot_a)
+            accumulator = warpgroup_mma(a, x_smem.index(buffer).permute((1, 0)), accumulator, is_async=True)
+            accumulator = warpgroup_mma_wait(num_outstanding=0, deps=[accumulator])
+        async_copy.wait_group(0)
+        columns = start + ttgl.arange(0, BLOCK_OUT, layout=ttgl.SliceLayout(1, mma_layout))
+        rows = ttgl.program_id(1) * BLOCK_ROWS + ttgl.arange(0, BLOCK_ROWS, layout=ttgl.SliceLayout(0, mma_layout))
+        ttgl.store(out_ptr + rows[None, :] * N + columns[:, None], accumulator.to(dtype), mask=(rows < M)[None, :])
+
+
+def takes_prompt_kernel(x: torch.Tensor, *, bits: int, group: int, outputs: int) -> bool:
+    """Whether this kernel serves the product: Gluon's Hopper API at hand, an sm_90 GPU, a prompt's rows, int4 groups
+    of GROUP inputs, 16-bit inputs, and at least one tile of outputs for every SM."""
+    if gluon is None or not x.is_cuda or x.dtype not in (torch.bfloat16, torch.float16):
+        return False
+    properties = torch.cuda.get_device_properties(x.device)
+    return ((properties.major, properties.minor) == (9, 0) and x.shape[0] >= MIN_ROWS and bits == 4
+            and group == GROUP and x.shape[1] % GROUP == 0 and outputs // BLOCK_OUT >= properties.multi_processor_count)
+
+
+def launch_arguments(*, outputs: int = BLOCK_OUT, rows: int = BLOCK_ROWS, warps: int = WARPS,
+                     stages: int = STAGES) -> dict:
+    """The kernel's tile constants (benchmarks and offline compiles vary them)."""
+    a_layout, words_layout = fragment_layouts(outputs, warps)
+    return dict(BLOCK_OUT=outputs, BLOCK_ROWS=rows, WARPS=warps, STAGES=stages, a_layout=a_layout,
+                words_layout=words_layout)
+
+
+def prompt_product(x: torch.Tensor, weights: list, pair_asm: str) -> torch.Tensor:
+    """torch.cat([x @ dequantized(w).T for w in weights], -1) for one to three int4 PackedWeights of GROUP-input
+    groups (x: (rows, K), contiguous; `takes_prompt_kernel`); `pair_asm`: one pair of weights from a word in x's
+    dtype (quantized_decode_kernels.fragment_pair_asm)."""
+    sizes = [weight.qweight.shape[0] for weight in weights]
+    padded = weights + [weights[-1]] * (3 - len(weights))
+    rows, columns = x.shape
+    out = x.new_empty(rows, sum(sizes))
+    _prompt_kernel[(sum(sizes) // BLOCK_OUT, triton.cdiv(rows, BLOCK_ROWS))](
+        x, out, *(weight.qweight for weight in padded), *(weight.scale for weight in padded),
+        *(weight.offset for weight in padded), sizes[0], sum(sizes[:2]), rows, sum(sizes), columns, pair_asm,
+        **launch_arguments(), num_warps=WARPS)
+    return out
