@@ -95,8 +95,9 @@ if gluon is not None:
                                              ttgl.NVMMASharedLayout.get_default_for([BLOCK_ROWS, _GROUP], dtype))
         w_smem = ttgl.allocate_shared_memory(ttgl.int32, [STAGES, BLOCK_OUT, WORDS],
                                              ttgl.SwizzledSharedLayout(1, 1, 1, [1, 0]))
-        s_smem = ttgl.allocate_shared_memory(dtype, [STAGES, BLOCK_OUT], ttgl.SwizzledSharedLayout(1, 1, 1, [0]))
-        f_smem = ttgl.allocate_shared_memory(dtype, [STAGES, BLOCK_OUT], ttgl.SwizzledSharedLayout(1, 1, 1, [0]))
+        stored = s0.dtype.element_ty  # the scales' and offsets' dtype, converted to the input's once loaded
+        s_smem = ttgl.allocate_shared_memory(stored, [STAGES, BLOCK_OUT], ttgl.SwizzledSharedLayout(1, 1, 1, [0]))
+        f_smem = ttgl.allocate_shared_memory(stored, [STAGES, BLOCK_OUT], ttgl.SwizzledSharedLayout(1, 1, 1, [0]))
         m = ttgl.program_id(1) * BLOCK_ROWS + ttgl.arange(0, BLOCK_ROWS, layout=ttgl.SliceLayout(1, x_layout))
         inputs = ttgl.arange(0, _GROUP, layout=ttgl.SliceLayout(0, x_layout))
         x_offsets = m[:, None] * K + inputs[None, :]
@@ -119,8 +120,8 @@ if gluon is not None:
             _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_offsets, x_rows, word_offsets,
                        scale_offsets, rows_in_weight, ttgl.minimum(step + AHEAD, STEPS - 1), (step + AHEAD) % STAGES)
             words = ttgl.expand_dims(w_smem.index(buffer).load(row_words), 2)
-            scale = ttgl.expand_dims(ttgl.expand_dims(s_smem.index(buffer).load(ttgl.SliceLayout(1, row_words)), 1), 2)
-            offset = ttgl.expand_dims(ttgl.expand_dims(f_smem.index(buffer).load(ttgl.SliceLayout(1, row_words)), 1), 2)
+            scale = ttgl.expand_dims(s_smem.index(buffer).load(ttgl.SliceLayout(1, row_words)).to(dtype)[:, None], 2)
+            offset = ttgl.expand_dims(f_smem.index(buffer).load(ttgl.SliceLayout(1, row_words)).to(dtype)[:, None], 2)
             word_of_each, shift_of_each = ttgl.broadcast(words, shifts)
             weights = ttgl.inline_asm_elementwise(
                 PAIR_ASM, "=r,r,r,r,r,r,r",
