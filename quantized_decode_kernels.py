@@ -521,9 +521,9 @@ def _most_splits(rows: int, bits: int, config: dict | None) -> int:
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
                             gated: bool = False) -> torch.Tensor:
     """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
-    timing, per weight shape for one row and per shape and bucket of rows for several, and int4 prompts over weights
-    of many tiles on Hopper take quantized_prompt_kernel.py instead. `gated` (one row, weights
-    [gate, up] of one shape): silu(x @ gate.T) * (x @ up.T) instead of the products side by side."""
+    timing, per weight shape for one row and per shape and bucket of rows for several (int4 prompts over weights of
+    many tiles on Hopper take quantized_prompt_kernel.py instead). `gated` (one row, weights [gate, up] of one
+    shape): silu(x @ gate.T) * (x @ up.T) instead of the products side by side."""
     bits, group = weight_bits(weights[0].qweight), group_size(weights[0])
     sizes = [weight.qweight.shape[0] for weight in weights]
     outputs = sizes[0] if gated else sum(sizes)

@@ -13,8 +13,9 @@ for before the next step's weights are made: the fragment's registers cannot be 
 wrong), so the programs an SM holds (up to three) overlap one another's dequantization and products instead.
 
 A weight of few output tiles (4096 outputs: o, down) would leave SMs idle without the split steps the Triton tiles
-have, so only weights of at least one tile an SM take this kernel. H200, 7B shapes at 96 rows: q|k|v 41.5 us and
-gate|up 56 us against the Triton tiles' 48.5 and 70.6 (bf16 cuBLAS 29.2 and 48.2; benchmarks/RESULTS.md).
+have, so only weights of at least one tile an SM take this kernel. H200, 7B shapes at 96 rows: q|k|v 40.3 us and
+gate|up 55.9 us against the Triton tiles' 51.8 and 71.0 in the same call (bf16 cuBLAS about 29 and 48); int4's first
+token 9.45 ms against 10.37 before and bf16's 9.71 (benchmarks/RESULTS.md).
 """
 
 import torch
@@ -30,7 +31,7 @@ except ImportError:  # no Triton, or one without Gluon's Hopper API (before 3.5)
 
 GROUP = 64  # inputs a step: the int4 group this kernel takes
 BLOCK_OUT, BLOCK_ROWS, WARPS, STAGES = 64, 128, 4, 4  # outputs and rows a program, shared buffers (H200 sweep)
-MIN_ROWS = 65  # prompts: up to 64 rows the Triton tiles were as fast or faster (H200, 32 rows)
+MIN_ROWS = 65  # prompts: at 32 rows the Triton tiles were faster (H200); 33-64 rows not measured
 
 
 def fragment_layouts(outputs: int, warps: int) -> tuple:
