@@ -7,7 +7,7 @@ input of the word)); the four lanes that share a fragment row load the same word
 neighbouring weights from it, with the other int4 kernels' arithmetic (a shift, an and-or into a 16-bit number's
 mantissa, two multiply-adds of 16-bit pairs: dequantize()'s values). The registers go to wgmma as they are, w @ x.T,
 the input rows on the right from shared memory. Words, scales, offsets and inputs arrive by asynchronous copies
-(cp.async) STAGES - 2 steps ahead of the step multiplied, into a ring of STAGES shared buffers. Each wgmma is waited
+(cp.async) AHEAD steps ahead of the step multiplied, into a ring of STAGES shared buffers. Each wgmma is waited
 for before the next step's weights are made: the fragment's registers cannot be held for a wgmma in flight (its
 16-bit halves are what the compiler tracks; ptxas gave the packed registers to the next step, and results went
 wrong), so the programs an SM holds (up to three) overlap one another's dequantization and products instead.
@@ -31,6 +31,9 @@ except ImportError:  # no Triton, or one without Gluon's Hopper API (before 3.5)
 
 GROUP = 64  # inputs a step: the int4 group this kernel takes
 BLOCK_OUT, BLOCK_ROWS, WARPS, STAGES = 64, 128, 4, 4  # outputs and rows a program, shared buffers (H200 sweep)
+# Steps copied ahead of the one multiplied. Each wgmma is waited for within its step, so once a step's barrier is
+# passed the step before's buffer is free and up to STAGES - 1 would be safe; STAGES - 2 is what was measured.
+AHEAD = STAGES - 2
 MIN_ROWS = 65  # prompts: at 32 rows the Triton tiles were faster (H200); 33-64 rows not measured
 
 
@@ -70,13 +73,12 @@ if gluon is not None:
     @gluon.jit
     def _prompt_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N, K: ttgl.constexpr,
                        PAIR_ASM: ttgl.constexpr, BLOCK_OUT: ttgl.constexpr, BLOCK_ROWS: ttgl.constexpr,
-                       WARPS: ttgl.constexpr, STAGES: ttgl.constexpr, a_layout: ttgl.constexpr,
+                       WARPS: ttgl.constexpr, STAGES: ttgl.constexpr, AHEAD: ttgl.constexpr, a_layout: ttgl.constexpr,
                        words_layout: ttgl.constexpr):
         """out[m, n] = x @ dequantized(w).T for BLOCK_OUT output columns n (of weight 0, 1 or 2: a tile never
         straddles two) and BLOCK_ROWS rows m. PAIR_ASM makes one pair of weights from its word (`fragment_pair_asm`)."""
         WORDS: ttgl.constexpr = _GROUP // 8
         STEPS: ttgl.constexpr = K // _GROUP
-        AHEAD: ttgl.constexpr = STAGES - 2  # steps copied ahead of the one multiplied
         mma_layout: ttgl.constexpr = ttgl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[WARPS, 1],
                                                                  instr_shape=[16, BLOCK_ROWS, 16])
         dot_a: ttgl.constexpr = ttgl.DotOperandLayout(operand_index=0, parent=mma_layout, k_width=2)
@@ -148,10 +150,10 @@ def takes_prompt_kernel(x: torch.Tensor, *, bits: int, group: int, outputs: int)
 
 
 def launch_arguments(*, outputs: int = BLOCK_OUT, rows: int = BLOCK_ROWS, warps: int = WARPS,
-                     stages: int = STAGES) -> dict:
+                     stages: int = STAGES, ahead: int = AHEAD) -> dict:
     """The kernel's tile constants (benchmarks and offline compiles vary them)."""
     a_layout, words_layout = fragment_layouts(outputs, warps)
-    return dict(BLOCK_OUT=outputs, BLOCK_ROWS=rows, WARPS=warps, STAGES=stages, a_layout=a_layout,
+    return dict(BLOCK_OUT=outputs, BLOCK_ROWS=rows, WARPS=warps, STAGES=stages, AHEAD=ahead, a_layout=a_layout,
                 words_layout=words_layout)
 
 
