@@ -37,21 +37,23 @@ AHEAD = STAGES - 2
 MIN_ROWS = 65  # prompts: at 32 rows the Triton tiles were faster (H200); 33-64 rows not measured
 
 
-def fragment_layouts(outputs: int, warps: int) -> tuple:
+def fragment_layouts(outputs: int, warps: int, *, inputs_per_word: int = 8) -> tuple:
     """wgmma's A-operand layout for (outputs, GROUP) 16-bit inputs as Triton 3.6 builds it (`to_linear_layout`:
     registers k1, m8, k8, k16, k32, then m beyond the warps; lanes k2, k4, m1, m2, m4; warps m16, m32, ..), its
     registers listed in another order (a renaming, no data moves: each row's words then come in one vector load), and
-    the same layout over (outputs, word, input of the word), input k = 8 word + i."""
+    the same layout over (outputs, word, input of the word), input k = inputs_per_word x word + i (8 int4 codes a
+    word; 4 int8)."""
     register_m = [[m, 0] for m in (2 ** e for e in range(20)) if 16 * warps <= m < outputs]
     reg = [[0, 1], [0, 8], [0, 16], [0, 32], [8, 0]] + register_m
     lane = [[0, 2], [0, 4], [1, 0], [2, 0], [4, 0]]
     warp = [[16 * 2 ** e, 0] for e in range(warps.bit_length() - 1)]
 
     def split(bases: list) -> list:
-        return [[m, k // 8, 0] if k >= 8 else [m, 0, k] for m, k in bases]
+        return [[m, k // inputs_per_word, 0] if k >= inputs_per_word else [m, 0, k] for m, k in bases]
 
     return (ttgl.DistributedLinearLayout(reg, lane, warp, [], [outputs, GROUP]),
-            ttgl.DistributedLinearLayout(split(reg), split(lane), split(warp), [], [outputs, GROUP // 8, 8]))
+            ttgl.DistributedLinearLayout(split(reg), split(lane), split(warp), [],
+                                         [outputs, GROUP // inputs_per_word, inputs_per_word]))
 
 
 if gluon is not None:

@@ -25,7 +25,7 @@ from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared,
 
 sys.path.insert(0, ".")
 sys.path.insert(0, "benchmarks")
-from quantized_prompt_kernel import _async_load, _thread_barrier  # noqa: E402
+from quantized_prompt_kernel import _async_load, _thread_barrier, fragment_layouts  # noqa: E402
 
 STEP = ttgl.constexpr(64)  # inputs a step: 16 words of four codes a row
 BLOCK_OUT, BLOCK_ROWS, WARPS, STAGES = 64, 128, 4, 4
@@ -48,20 +48,6 @@ def pair_asm(kind: str) -> str:
                   "fma.rn.bf16x2 h, h, sixteen, c;",  # 16 (high nibble ^ 8) - 256: exact
                   "add.rn.bf16x2 $0, h, l;"]  # the code, exact
     return "\n".join(lines + ["}"])
-
-
-def fragment_layouts(outputs: int, warps: int) -> tuple:
-    """As quantized_prompt_kernel.fragment_layouts, the inputs split four a word."""
-    register_m = [[m, 0] for m in (2 ** e for e in range(20)) if 16 * warps <= m < outputs]
-    reg = [[0, 1], [0, 8], [0, 16], [0, 32], [8, 0]] + register_m
-    lane = [[0, 2], [0, 4], [1, 0], [2, 0], [4, 0]]
-    warp = [[16 * 2 ** e, 0] for e in range(warps.bit_length() - 1)]
-
-    def split(bases: list) -> list:
-        return [[m, k // 4, 0] if k >= 4 else [m, 0, k] for m, k in bases]
-
-    return (ttgl.DistributedLinearLayout(reg, lane, warp, [], [outputs, STEP.value]),
-            ttgl.DistributedLinearLayout(split(reg), split(lane), split(warp), [], [outputs, STEP.value // 4, 4]))
 
 
 @gluon.jit
@@ -126,7 +112,7 @@ def int8_prompt_kernel(x_ptr, out_ptr, q_ptr, s_ptr, M, N, K: ttgl.constexpr, PA
 
 
 def launch_arguments(dtype: torch.dtype) -> dict:
-    a_layout, words_layout = fragment_layouts(BLOCK_OUT, WARPS)
+    a_layout, words_layout = fragment_layouts(BLOCK_OUT, WARPS, inputs_per_word=4)
     return dict(PAIR_ASM=pair_asm("bf16" if dtype == torch.bfloat16 else "f16"), BLOCK_OUT=BLOCK_OUT,
                 BLOCK_ROWS=BLOCK_ROWS, WARPS=WARPS, STAGES=STAGES, a_layout=a_layout, words_layout=words_layout)
 
