@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections import Counter
 
+import torch
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
@@ -33,6 +34,25 @@ TOOLS = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bi
 INSTRUCTION = re.compile(r"^\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)")
 
 
+def _argument_types(dtype: str, codes: str) -> dict:
+    """The decode kernels' tensor and size arguments for a `dtype` input and weights of `codes` (*i32, *i8)."""
+    types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
+    types.update({name: codes for name in ("q0", "q1", "q2")})
+    types.update({name: f"*{dtype}" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
+    return types
+
+
+def _compiled(source_type, kernel, *, types: dict, constants: dict, capability: int, options: dict) -> dict:
+    """`kernel` compiled for a GPU of this compute capability, the pointers and the weights' sizes declared 16-byte
+    aligned as a launch on real tensors specialises them: its code by stage (`ptx`, `cubin`, `ttgir`, ...)."""
+    names = kernel.arg_names
+    aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
+    source = source_type(fn=kernel, signature={name: types.get(name, "constexpr") for name in names},
+                         constexprs={(names.index(name),): value for name, value in constants.items()},
+                         attrs={(names.index(name),): [["tt.divisibility", 16]] for name in aligned})
+    return triton.compile(source, target=GPUTarget("cuda", capability, 32), options=options).asm
+
+
 def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cast: bool, columns: int,
                    block_m: int = 1, weights_first: bool = False, dtype: str = "bf16",
                    capability: int = 90, stages: int = 3, split_k: int = 1) -> dict:
@@ -40,38 +60,21 @@ def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cas
     `stages` deep, their inputs split among `split_k` programs) and a GPU of this compute capability: its code by
     stage (`ptx`, `cubin`, `ttgir`, ...)."""
     int4 = bits == 4
-    types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "partials_ptr": "*fp32", "n0": "i32", "n01": "i32",
-             "M": "i32", "N": "i32"}
-    types.update({name: "*i32" if int4 else "*i8" for name in ("q0", "q1", "q2")})
-    types.update({name: f"*{dtype}" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
+    types = {**_argument_types(dtype, "*i32" if int4 else "*i8"), "partials_ptr": "*fp32"}
     constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": block_m,
                  "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WEIGHTS_FIRST": weights_first,
                  "SPLIT_K": split_k}
-    names = _quantized_kernel.arg_names
-    aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
-    source = ASTSource(fn=_quantized_kernel, signature={name: types.get(name, "constexpr") for name in names},
-                       constexprs={(names.index(name),): value for name, value in constants.items()},
-                       attrs={(names.index(name),): [["tt.divisibility", 16]] for name in aligned})
-    return triton.compile(source, target=GPUTarget("cuda", capability, 32),
-                          options={"num_warps": warps, "num_stages": stages}).asm
+    return _compiled(ASTSource, _quantized_kernel, types=types, constants=constants, capability=capability,
+                     options={"num_warps": warps, "num_stages": stages})
 
 
 def compile_prompt_kernel(*, dtype: str = "bf16", columns: int = 4096) -> dict:
     """quantized_prompt_kernel.py's Gluon kernel compiled for the H100 (sm_90) and a `dtype` input: its code by stage."""
     from triton.experimental.gluon._runtime import GluonASTSource
-    kernel = quantized_prompt_kernel._prompt_kernel
-    types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "n0": "i32", "n01": "i32", "M": "i32", "N": "i32"}
-    types.update({name: "*i32" for name in ("q0", "q1", "q2")})
-    types.update({name: f"*{dtype}" for name in ("s0", "s1", "s2", "f0", "f1", "f2")})
-    torch_dtype = quantized_prompt_kernel.torch.bfloat16 if dtype == "bf16" else quantized_prompt_kernel.torch.float16
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     constants = {"K": columns, "PAIR_ASM": FRAGMENT_PAIR_ASM[torch_dtype], **quantized_prompt_kernel.launch_arguments()}
-    names = kernel.arg_names
-    aligned = [name for name, kind in types.items() if kind.startswith("*") or name in ("n0", "n01", "N")]
-    source = GluonASTSource(fn=kernel, signature={name: types.get(name, "constexpr") for name in names},
-                            constexprs={(names.index(name),): value for name, value in constants.items()},
-                            attrs={(names.index(name),): [["tt.divisibility", 16]] for name in aligned})
-    return triton.compile(source, target=GPUTarget("cuda", 90, 32),
-                          options={"num_warps": quantized_prompt_kernel.WARPS}).asm
+    return _compiled(GluonASTSource, quantized_prompt_kernel._prompt_kernel, types=_argument_types(dtype, "*i32"),
+                     constants=constants, capability=90, options={"num_warps": quantized_prompt_kernel.WARPS})
 
 
 def prompt_report(dtype: str) -> str:
