@@ -46,11 +46,11 @@ except ImportError:  # CPU-only installs: the op falls back to dequantize + F.li
 try:
     from .decode_kernels import define_op
     from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
-    from .weight_quantization import dequantize
+    from .weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 except ImportError:
     from decode_kernels import define_op
     from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
-    from weight_quantization import dequantize
+    from weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 
 ROW_MULTIPLE = 64  # every stacked weight's output size must be a multiple of this (the BLOCK_N every path can take)
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
@@ -104,6 +104,13 @@ class PackedWeight(NamedTuple):
     qweight: torch.Tensor
     scale: torch.Tensor
     offset: torch.Tensor | None
+
+
+def packed_weight(weight: torch.Tensor, bits: int, *, group_size: int = INT4_GROUP_SIZE) -> PackedWeight:
+    """`weight` stored as weight_quantization.py stores it (int8 rows, or int4 groups of `group_size`), as the kernels
+    take it (tests, benchmarks; the fast decoder reads QuantizedLinear's buffers)."""
+    stored = quantize_int8(weight) if bits == 8 else quantize_int4(weight, group_size)
+    return PackedWeight(stored["qweight"], stored["scale"], stored.get("offset"))
 
 
 def weight_bits(qweight: torch.Tensor) -> int:

@@ -41,9 +41,9 @@ from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
 from quantized_decode_kernels import (  # noqa: E402
-    ROWS_CONFIGS, ROWS_TILES, PackedWeight, kernel_config, launch_quantized_kernel, row_bucket, tile_of,
+    ROWS_CONFIGS, ROWS_TILES, kernel_config, launch_quantized_kernel, packed_weight, row_bucket, tile_of,
 )
-from weight_quantization import QUANTIZE_BITS, quantize_int4, quantize_int8, quantize_named  # noqa: E402
+from weight_quantization import QUANTIZE_BITS, quantize_named  # noqa: E402
 
 
 def replay_seconds(function, repeats: int = 20) -> float:
@@ -118,9 +118,8 @@ def rotated_quantized_weights(bits: int, parts: list[tuple[int, int]], copies: i
     read in turn so that the L2 cache cannot serve them, and the bytes of codes, scales and offsets of all sets."""
     sets = []
     for _ in range(copies):
-        stored = [(quantize_int4 if bits == 4 else quantize_int8)(
-            torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5) for n, k in parts]
-        sets.append([PackedWeight(part["qweight"], part["scale"], part.get("offset")) for part in stored])
+        sets.append([packed_weight(torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5, bits)
+                     for n, k in parts])
     tensors = [t for weights in sets for weight in weights for t in weight if t is not None]
     return sets, sum(t.numel() * t.element_size() for t in tensors)
 

@@ -23,6 +23,7 @@ from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor  # noqa: E402
 from quantized_decode_kernels import ROWS_CONFIGS, row_bucket, tile_fits  # noqa: E402
 
+
 def fitting_configs(bits: int, rows: int, group: int, sizes: list[int]) -> list[dict]:
     """The several-row configurations autotune times for a launch of `rows` over stacked weights of these output
     `sizes` (int4 groups of `group` inputs; int8: the row's width)."""

@@ -146,18 +146,14 @@ def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
     32 (batched decoding), 100 (a prompt): the tiles autotune chooses, and every tile of the bucket that splits its
     inputs among programs (whichever autotune would choose on another GPU)."""
     from quantized_decode_kernels import (
-        PackedWeight, _use_kernel, launch_quantized_kernel, quantized_gated, quantized_product, reference_product,
+        _use_kernel, launch_quantized_kernel, packed_weight, quantized_gated, quantized_product, reference_product,
     )
-    from weight_quantization import quantize_int4, quantize_int8
 
     torch.manual_seed(bits)
     errors = {}  # (shape, rows, case): relative error against the reference
     for width, sizes in ((4096, (4096, 4096, 4096)), (4096, (11008, 11008)), (11008, (4096,)), (576, (576, 192, 192))):
-        weights = []
-        for rows in sizes:
-            weight = (torch.randn(rows, width, device="cuda") / width**0.5).bfloat16()
-            stored = quantize_int4(weight) if bits == 4 else quantize_int8(weight)
-            weights.append(PackedWeight(stored["qweight"], stored["scale"], stored.get("offset")))
+        weights = [packed_weight((torch.randn(rows, width, device="cuda") / width**0.5).bfloat16(), bits)
+                   for rows in sizes]
         for rows in (1, 8, 32, 100):
             x = torch.randn(rows, width, device="cuda", dtype=torch.bfloat16)
             assert _use_kernel(x, weights)
@@ -187,17 +183,13 @@ def test_int4_prompt_kernel_matches_dequantize_then_matmul_on_hopper():
     sizes (q|k|v of Llama-2-7B and of a grouped-query model, gate|up), prompts of one to three row tiles (some rows
     masked), bf16 and fp16 inputs, against dequantize-then-matmul in float64."""
     import quantized_prompt_kernel
-    from quantized_decode_kernels import PackedWeight, group_size, quantized_product, reference_product
-    from weight_quantization import quantize_int4
+    from quantized_decode_kernels import group_size, packed_weight, quantized_product, reference_product
 
     if torch.cuda.get_device_capability() != (9, 0) or quantized_prompt_kernel.gluon is None:
         pytest.skip("the Gluon prompt kernel runs on sm_90 with Triton's Gluon Hopper API")
     torch.manual_seed(0)
     for sizes in ((4096, 4096, 4096), (8192, 1024, 1024), (11008, 11008)):
-        weights = []
-        for rows in sizes:
-            stored = quantize_int4((torch.randn(rows, 4096, device="cuda") / 64).bfloat16())
-            weights.append(PackedWeight(stored["qweight"], stored["scale"], stored["offset"]))
+        weights = [packed_weight((torch.randn(rows, 4096, device="cuda") / 64).bfloat16(), 4) for rows in sizes]
         for rows in (65, 100, 128, 200, 300):
             for dtype in (torch.bfloat16, torch.float16):
                 x = torch.randn(rows, 4096, device="cuda", dtype=dtype)

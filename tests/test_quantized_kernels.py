@@ -12,8 +12,10 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from conftest import REPO_ROOT, fitting_configs, run_child, tiny_text_config
 from fast_decoder import LlamaFamilyDecoder, unsupported_reason
-from quantized_decode_kernels import PackedWeight, kernel_tiles, quantized_product, reference_product, row_bucket
-from weight_quantization import QuantizedLinear, quantize_int4, quantize_int8, quantize_language_model
+from quantized_decode_kernels import (
+    PackedWeight, kernel_tiles, packed_weight, quantized_product, reference_product, row_bucket,
+)
+from weight_quantization import QuantizedLinear, quantize_language_model
 
 
 # Run in a child process with Triton's interpreter on (it must be on before triton is imported, and the interpreter
@@ -24,11 +26,9 @@ from weight_quantization import QuantizedLinear, quantize_int4, quantize_int8, q
 INTERPRETED_KERNELS = """
 import torch
 import quantized_decode_kernels as kernels
-from weight_quantization import quantize_int4, quantize_int8
 
 def packed(bits, rows, columns):
-    stored = (quantize_int4 if bits == 4 else quantize_int8)((0.05 * torch.randn(rows, columns)).bfloat16())
-    return kernels.PackedWeight(stored["qweight"], stored["scale"], stored.get("offset"))
+    return kernels.packed_weight((0.05 * torch.randn(rows, columns)).bfloat16(), bits)
 
 def float32_reference(x, weights):
     # The dequantize-then-matmul product with float32 input, scales and offsets.
@@ -97,11 +97,7 @@ def test_kernels_equal_dequantize_then_matmul(tmp_path):
 
 def packed_weights(bits: int, columns: int) -> list:
     torch.manual_seed(bits + columns)
-    weights = []
-    for rows in (64, 128, 192):
-        stored = (quantize_int4 if bits == 4 else quantize_int8)((0.05 * torch.randn(rows, columns)).bfloat16())
-        weights.append(PackedWeight(stored["qweight"], stored["scale"], stored.get("offset")))
-    return weights
+    return [packed_weight((0.05 * torch.randn(rows, columns)).bfloat16(), bits) for rows in (64, 128, 192)]
 
 
 def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
@@ -139,8 +135,8 @@ def test_untileable_weights_and_cpu_inputs_take_the_reference():
                                   offset=weights[0].offset[:, :40])
     assert not kernel_tiles([rows_40])  # not whole blocks of rows
     assert not kernel_tiles([weights[0], packed_weights(8, 256)[0]])
-    stored = quantize_int4((0.05 * torch.randn(64, 256)).bfloat16(), group_size=8)
-    assert not kernel_tiles([PackedWeight(stored["qweight"], stored["scale"], stored["offset"])])  # one word a group
+    one_word_groups = packed_weight((0.05 * torch.randn(64, 256)).bfloat16(), 4, group_size=8)
+    assert not kernel_tiles([one_word_groups])  # one word a group
 
 
 @pytest.mark.parametrize("bits", [8, 4])
