@@ -159,16 +159,18 @@ def launch_arguments(*, outputs: int = BLOCK_OUT, rows: int = BLOCK_ROWS, warps:
                 words_layout=words_layout)
 
 
-def prompt_product(x: torch.Tensor, weights: list, pair_asm: str) -> torch.Tensor:
+def prompt_product(x: torch.Tensor, weights: list, pair_asm: str, *, tiles: dict | None = None) -> torch.Tensor:
     """torch.cat([x @ dequantized(w).T for w in weights], -1) for one to three int4 PackedWeights of GROUP-input
     groups (x: (rows, K), contiguous; `takes_prompt_kernel`); `pair_asm`: one pair of weights from a word in x's
-    dtype (quantized_decode_kernels.fragment_pair_asm)."""
+    dtype (quantized_decode_kernels.fragment_pair_asm); `tiles`: launch_arguments' keywords (benchmarks sweep them;
+    the shipped constants by default)."""
+    constants = launch_arguments(**(tiles or {}))
     sizes = [weight.qweight.shape[0] for weight in weights]
     padded = weights + [weights[-1]] * (3 - len(weights))
     rows, columns = x.shape
     out = x.new_empty(rows, sum(sizes))
-    _prompt_kernel[(sum(sizes) // BLOCK_OUT, triton.cdiv(rows, BLOCK_ROWS))](
+    _prompt_kernel[(sum(sizes) // constants["BLOCK_OUT"], triton.cdiv(rows, constants["BLOCK_ROWS"]))](
         x, out, *(weight.qweight for weight in padded), *(weight.scale for weight in padded),
         *(weight.offset for weight in padded), sizes[0], sum(sizes[:2]), rows, sum(sizes), columns, pair_asm,
-        **launch_arguments(), num_warps=WARPS)
+        **constants, num_warps=constants["WARPS"])
     return out

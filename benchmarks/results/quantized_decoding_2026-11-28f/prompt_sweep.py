@@ -7,7 +7,6 @@ import json
 import sys
 
 import torch
-import triton
 
 sys.path.insert(0, ".")
 sys.path.insert(0, "benchmarks")
@@ -22,14 +21,8 @@ CONFIGS = [(64, 4, 4, 2), (64, 4, 4, 3), (64, 4, 3, 2), (64, 4, 5, 3), (64, 4, 5
 
 def product(x: torch.Tensor, weights: list, config: tuple) -> torch.Tensor:
     outputs, warps, stages, ahead = config
-    sizes = [weight.qweight.shape[0] for weight in weights]
-    padded = weights + [weights[-1]] * (3 - len(weights))
-    out = x.new_empty(x.shape[0], sum(sizes))
-    prompt._prompt_kernel[(sum(sizes) // outputs, triton.cdiv(x.shape[0], prompt.BLOCK_ROWS))](
-        x, out, *(w.qweight for w in padded), *(w.scale for w in padded), *(w.offset for w in padded), sizes[0],
-        sum(sizes[:2]), x.shape[0], sum(sizes), x.shape[1], FRAGMENT_PAIR_ASM[x.dtype],
-        **prompt.launch_arguments(outputs=outputs, warps=warps, stages=stages, ahead=ahead), num_warps=warps)
-    return out
+    return prompt.prompt_product(x, weights, FRAGMENT_PAIR_ASM[x.dtype],
+                                 tiles=dict(outputs=outputs, warps=warps, stages=stages, ahead=ahead))
 
 
 with torch.no_grad():
