@@ -62,21 +62,23 @@ if triton is not None:
         tl.store(out_ptr + start + tl.arange(0, BLOCK_N), silu * up)
 
 
-def define_op(name: str, fake: Callable[..., torch.Tensor]) -> Callable[[Callable], Callable]:
-    """`torch.library.custom_op` (no mutated arguments) with its fake (shape-only) implementation, defined once per
-    process. transformers imports a model's remote code again as `transformers_modules.<folder>.<module>`, so a kernel
-    module can run several times in one process; defining an op again would free the operator that the first copy's
-    functions still call (they crash at their next call), so a later copy takes the op already defined."""
+def define_op(name: str, fake: Callable[..., torch.Tensor], *, mutates_args: tuple[str, ...] = ()
+              ) -> Callable[[Callable], Callable]:
+    """`torch.library.custom_op` (writing into the arguments named by `mutates_args`, if any) with its fake
+    (shape-only) implementation, defined once per process. transformers imports a model's remote code again as
+    `transformers_modules.<folder>.<module>`, so a kernel module can run several times in one process; defining an op
+    again would free the operator that the first copy's functions still call (they crash at their next call), so a
+    later copy takes the op already defined."""
 
     def define(implementation: Callable) -> Callable:
         namespace, op_name = name.split("::")
         try:
             existing = getattr(getattr(torch.ops, namespace), op_name).default
         except AttributeError:
-            op = torch.library.custom_op(name, mutates_args=())(implementation)
+            op = torch.library.custom_op(name, mutates_args=mutates_args)(implementation)
             op.register_fake(fake)
             return op
-        wanted = name + str(torch.library.infer_schema(implementation, mutates_args=()))
+        wanted = name + str(torch.library.infer_schema(implementation, mutates_args=mutates_args))
         if str(existing._schema) != wanted:
             raise RuntimeError(f"{name} is already defined as {existing._schema} by another copy of this code, which "
                                f"this copy ({wanted}) cannot share: load one version of the model code per process")

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 
 try:
-    from .decode_attention import decode_attention
+    from .decode_attention import rotate, step_attention
     from .decode_kernels import gated_matvec, stacked_matvec
     from .quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product
     from .weight_quantization import QuantizedLinear
 except ImportError:
-    from decode_attention import decode_attention
+    from decode_attention import rotate, step_attention
     from decode_kernels import gated_matvec, stacked_matvec
     from quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product
     from weight_quantization import QuantizedLinear
@@ -87,14 +87,6 @@ def gated_product(hidden: torch.Tensor, gate: Projection, up: Projection) -> tor
     return F.silu(gate_out) * up_out
 
 
-def rotate(hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Llama's rotary embedding of (batch, heads, length, head_dim) by (batch, length, head_dim) cos/sin. Our own
-    copy of transformers' formula: Liger's training kernels replace transformers' module-level function in the whole
-    process, and theirs cannot be compiled into one graph."""
-    first, second = hidden.chunk(2, dim=-1)
-    return hidden * cos.unsqueeze(1) + torch.cat((-second, first), dim=-1) * sin.unsqueeze(1)
-
-
 def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """Llama's RMSNorm: normalised in float32, scaled in the input dtype."""
     as_float = hidden.float()
@@ -146,8 +138,9 @@ def layer_forward(
     attend_cache: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One decoder layer over (batch, length) new tokens, written into cache `rows` (batch,) at `slots` (batch,
-    length). The new tokens attend to the whole cache (decoding) or only to each other (prompts, whose rows start
-    afresh); `mask` is boolean, True = attend. The layer's input is `hidden + pending`, and it returns its output
+    length). The new tokens attend to the whole cache (decoding: one token a row, the caches' first `batch` rows,
+    which `key_cache` and `value_cache` are then cut to) or only to each other (prompts, whose rows start afresh);
+    `mask` is boolean, True = attend. The layer's input is `hidden + pending`, and it returns its output
     the same way, as (hidden, pending): the MLP's residual add is left to the next layer, whose input norm then makes
     it in the same kernel (one launch a layer fewer)."""
     batch, length, _ = hidden.shape
@@ -157,16 +150,19 @@ def layer_forward(
     if weights.q_bias is not None:
         qkv = qkv + torch.cat([weights.q_bias, weights.k_bias, weights.v_bias])
     query, key, value = qkv.split([shape.heads * shape.head_dim] + [shape.kv_heads * shape.head_dim] * 2, dim=-1)
-    query = query.view(batch, length, shape.heads, shape.head_dim)
-    key = key.view(batch, length, shape.kv_heads, shape.head_dim)
-    value = value.view(batch, length, shape.kv_heads, shape.head_dim)
-    query, key = rotate(query.transpose(1, 2), cos, sin), rotate(key.transpose(1, 2), cos, sin)
-    value = value.transpose(1, 2)
-    key_cache[rows[:, None], :, slots] = key.transpose(1, 2)
-    value_cache[rows[:, None], :, slots] = value.transpose(1, 2)
-    if attend_cache:  # one new token per row: attention over what each row's cache holds up to its new slot
-        attention = decode_attention(query, key_cache, value_cache, mask[:, 0, 0], slots[:, -1] + 1, shape.scaling)
+    if attend_cache:  # one new token per row (the cache's first rows): rotated, written and attended in one launch
+        attention = step_attention(
+            query=query.view(batch, shape.heads, shape.head_dim), key=key.view(batch, shape.kv_heads, shape.head_dim),
+            value=value.view(batch, shape.kv_heads, shape.head_dim), cos=cos[:, 0], sin=sin[:, 0],
+            key_cache=key_cache, value_cache=value_cache, mask=mask[:, 0, 0], slots=slots[:, -1], scale=shape.scaling)
     else:
+        query = query.view(batch, length, shape.heads, shape.head_dim)
+        key = key.view(batch, length, shape.kv_heads, shape.head_dim)
+        value = value.view(batch, length, shape.kv_heads, shape.head_dim)
+        query, key = rotate(query.transpose(1, 2), cos, sin), rotate(key.transpose(1, 2), cos, sin)
+        value = value.transpose(1, 2)
+        key_cache[rows[:, None], :, slots] = key.transpose(1, 2)
+        value_cache[rows[:, None], :, slots] = value.transpose(1, 2)
         groups = shape.heads // shape.kv_heads
         if groups > 1:
             key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)

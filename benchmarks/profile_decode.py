@@ -10,8 +10,9 @@
 - `prefills`: what a server's prefill of a group of requests costs (continuous_batching.py): the tower and the
   language model's prefill into continuous batching's 64-row cache, eager (as groups run) against CUDA-graphed, by
   group size, with the compute rate reached;
-- `attention`: the decode step's attention (decode_attention.py) against SDPA over the whole cache (what the step ran
-  before it), one layer of the 7B shape, by rows, cache length and how much of the cache the rows have filled;
+- `attention`: the decode step's attention (decode_attention.py: the new token's rotary embedding, its cache writes
+  and the attention in one launch) against the same in torch ops with SDPA over the whole cache, one layer of the 7B
+  shape, by rows, cache length and how much of the cache the rows have filled;
 - `quantized`: the int8 and int4 kernels (quantized_decode_kernels.py) on the same shapes, bytes read per second
   (codes, scales and offsets) for each block-size configuration tried, at 1, 8, 32 and 96 rows (a prompt).
 
@@ -36,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # noqa: E402
-from decode_attention import decode_attention  # noqa: E402
+from decode_attention import reference_step_attention, step_attention  # noqa: E402
 from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
@@ -145,22 +146,28 @@ def quantized_bandwidths(record) -> None:
 
 
 def attention_times(record) -> None:
-    """The decode attention kernels against SDPA with the cache's mask, per layer (32 heads of 128), 8 caches rotated
-    so that the 50 MB L2 cache cannot serve them, each timed as a CUDA graph; bytes: the filled slots' keys and
-    values."""
+    """The decode step's attention launch against torch ops with SDPA (rotate, write the new key and value, attend
+    with the cache's mask), per layer (32 heads of 128), 8 caches rotated so that the 50 MB L2 cache cannot serve
+    them, each timed as a CUDA graph; bytes: the filled slots' keys and values."""
     heads, head_dim, copies, scale = 32, 128, 8, 128 ** -0.5
     for rows in (1, 8, 32):
         for length in (512, 2048):
             caches = [[torch.randn(rows, heads, length, head_dim, device="cuda", dtype=torch.bfloat16)
                        for _ in range(2)] for _ in range(copies)]
-            query = torch.randn(rows, heads, 1, head_dim, device="cuda", dtype=torch.bfloat16)
+            query, key, value = (torch.randn(rows, heads, head_dim, device="cuda", dtype=torch.bfloat16)
+                                 for _ in range(3))
+            cos, sin = (torch.rand(rows, head_dim, device="cuda", dtype=torch.bfloat16) for _ in range(2))
             for filled in (0.25, 1.0):
-                ends = torch.full((rows,), int(length * filled), device="cuda")
-                mask = torch.arange(length, device="cuda")[None, :] < ends[:, None]
-                sdpa = replay_seconds(lambda: [F.scaled_dot_product_attention(
-                    query, key, value, attn_mask=mask[:, None, None], scale=scale) for key, value in caches]) / copies
-                ours = replay_seconds(lambda: [decode_attention(query, key, value, mask, ends, scale)
-                                               for key, value in caches]) / copies
+                slots = torch.full((rows,), int(length * filled) - 1, device="cuda")
+                mask = torch.arange(length, device="cuda")[None, :] <= slots[:, None]
+                arguments = dict(query=query, key=key, value=value, cos=cos, sin=sin, mask=mask, slots=slots,
+                                 scale=scale)
+                sdpa = replay_seconds(lambda: [reference_step_attention(**arguments, key_cache=key_cache,
+                                                                        value_cache=value_cache)
+                                               for key_cache, value_cache in caches]) / copies
+                ours = replay_seconds(lambda: [step_attention(**arguments, key_cache=key_cache,
+                                                              value_cache=value_cache)
+                                               for key_cache, value_cache in caches]) / copies
                 read = 2 * rows * heads * int(length * filled) * head_dim * 2
                 record(kind="attention", rows=rows, cache_length=length, filled=filled, sdpa_us=sdpa * 1e6,
                        ours_us=ours * 1e6, speedup=sdpa / ours, ours_TBps=read / ours / 1e12)

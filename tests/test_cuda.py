@@ -202,25 +202,44 @@ def test_int4_prompt_kernel_matches_dequantize_then_matmul_on_hopper():
 
 
 @pytest.mark.parametrize("heads, kv_heads, head_dim", [(32, 32, 128), (9, 3, 64)], ids=["llama2_7b", "smollm2"])
-def test_decode_attention_matches_sdpa_on_cuda(heads, kv_heads, head_dim):
-    """Compiled, at batch 1 (many slices) and 8 rows: rows ending at different slots, masks with holes, cache views
-    cut from longer caches."""
-    from decode_attention import decode_attention, reference_attention
+def test_step_attention_matches_sdpa_on_cuda(heads, kv_heads, head_dim):
+    """At batch 1 (many slices, combined by the last program of each head), 8 rows and 64 rows (one slice: each
+    program reads a whole cache), three steps each (the slices' counters back at 0 after each): new tokens at different
+    slots, masks with holes, cache views cut from longer
+    caches, the new token's q|k|v as views of one product; the rotated keys and the values written where the torch
+    ops write them."""
+    from decode_attention import reference_step_attention, step_attention
 
     torch.manual_seed(heads)
-    for rows, length in ((1, 512), (8, 1024)):
-        query = torch.randn(rows, heads, 1, head_dim, device="cuda", dtype=torch.bfloat16)
-        key, value = (torch.randn(rows + 2, kv_heads, length + 256, head_dim, device="cuda", dtype=torch.bfloat16)
-                      [:rows, :, :length] for _ in range(2))
-        ends = torch.randint(4, length + 1, (rows,), device="cuda")
-        ends[0] = length
-        mask = torch.arange(length, device="cuda")[None, :] < ends[:, None]
-        mask[:, :3] = False  # left padding
-        ours = decode_attention(query, key, value, mask, ends, head_dim ** -0.5).double()
-        reference = reference_attention(query=query.double(), key=key.double(), value=value.double(), mask=mask,
-                                        ends=ends, scale=head_dim ** -0.5)
-        error = (ours - reference).norm() / reference.norm()
-        assert error < 5e-3, (rows, length, float(error))
+    for rows, length in ((1, 512), (8, 1024), (64, 256)):
+        caches = [torch.randn(rows + 2, kv_heads, length + 256, head_dim, device="cuda", dtype=torch.bfloat16)
+                  for _ in range(2)]
+        slots = torch.randint(3, length, (rows,), device="cuda")
+        slots[0] = length - 1
+        for _ in range(3):
+            qkv = torch.randn(rows, (heads + 2 * kv_heads) * head_dim, device="cuda", dtype=torch.bfloat16)
+            query, key, value = (part.view(rows, -1, head_dim) for part in qkv.split(
+                [heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1))
+            angles = torch.rand(rows, head_dim // 2, device="cuda") * 6
+            cos, sin = (torch.cat([f(angles)] * 2, dim=-1).bfloat16() for f in (torch.cos, torch.sin))
+            mask = torch.arange(length, device="cuda")[None, :] <= slots[:, None]
+            mask[:, :3] = False  # left padding
+            ours_caches = [cache.clone() for cache in caches]
+            ours = step_attention(query=query, key=key, value=value, cos=cos, sin=sin,
+                                  key_cache=ours_caches[0][:rows, :, :length],
+                                  value_cache=ours_caches[1][:rows, :, :length], mask=mask, slots=slots,
+                                  scale=head_dim ** -0.5).double()
+            expected_caches = [cache[:rows, :, :length].double() for cache in caches]
+            expected = reference_step_attention(query=query.double(), key=key.double(), value=value.double(),
+                                                cos=cos.double(), sin=sin.double(), key_cache=expected_caches[0],
+                                                value_cache=expected_caches[1], mask=mask, slots=slots,
+                                                scale=head_dim ** -0.5)
+            error = (ours - expected).norm() / expected.norm()
+            assert error < 5e-3, (rows, length, float(error))
+            for written, reference in zip(ours_caches, expected_caches):
+                step = torch.finfo(torch.bfloat16).eps * reference.abs()
+                assert bool(((written[:rows, :, :length].double() - reference).abs() <= step).all())
+            slots = (slots + 1).clamp(max=length - 1)
 
 
 QUANTIZED_DECODER_ON_CUDA = """

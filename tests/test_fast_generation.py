@@ -180,7 +180,7 @@ def test_a_second_copy_of_the_kernel_modules_shares_their_ops_instead_of_redefin
         second = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(second)
         for name in ("stacked_matvec", "gated_matvec", "quantized_stacked_product", "quantized_gated_product",
-                     "decode_attention"):
+                     "step_attention"):
             if hasattr(first, name):
                 op = getattr(torch.ops.nextgpt, name).default
                 assert getattr(first, name)._opoverload is op and getattr(second, name) is op
