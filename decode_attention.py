@@ -64,8 +64,8 @@ if triton is not None:
         it, float32), or with one slice the attention itself. The slice holding the new slot rotates the new key,
         writes it and the new value into the cache (once per key/value head) and attends to them from registers, as
         lane 0's first slot. Each of the BLOCK_S lanes keeps its own online softmax over the slots it reads (no
-        reduction across lanes until the end). With several slices, the last of a (row, head)'s programs to finish (counted in
-        `arrivals`, which it sets back to 0) combines their partials."""
+        reduction across lanes until the end). With several slices, the last of a (row, head)'s programs to finish
+        (counted in `arrivals`, which it sets back to 0) combines their partials."""
         row, head, piece = tl.program_id(0), tl.program_id(1), tl.program_id(2)
         row64, kv_head = row.to(tl.int64), head // GROUPS
         new_slot = tl.load(slots_ptr + row)

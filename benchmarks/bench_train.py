@@ -315,8 +315,8 @@ def parse_variant(text: str) -> dict:
 def print_table(records: list[dict]) -> None:
     # Efficiency by median step too: steps that stall now and then (a CUDA graph captured for a new packed length
     # stalls every rank) weigh on seq/s over a short run but not on the median.
-    print("| variant | GPUs | micro-batch | seq/s | real tok/s | MFU | median step s | efficiency by seq/s / median step "
-          "| peak alloc / reserved GiB | max loss diff vs first | error |")
+    print("| variant | GPUs | micro-batch | seq/s | real tok/s | MFU | median step s "
+          "| efficiency by seq/s / median step | peak alloc / reserved GiB | max loss diff vs first | error |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in records:
         if "error" in r:

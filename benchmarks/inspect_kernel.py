@@ -69,7 +69,8 @@ def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cas
 
 
 def compile_prompt_kernel(*, dtype: str = "bf16", columns: int = 4096) -> dict:
-    """quantized_prompt_kernel.py's Gluon kernel compiled for the H100 (sm_90) and a `dtype` input: its code by stage."""
+    """quantized_prompt_kernel.py's Gluon kernel compiled for the H100 (sm_90) and a `dtype` input: its code by
+    stage."""
     from triton.experimental.gluon._runtime import GluonASTSource
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     constants = {"K": columns, "PAIR_ASM": FRAGMENT_PAIR_ASM[torch_dtype], **quantized_prompt_kernel.launch_arguments()}

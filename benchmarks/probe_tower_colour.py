@@ -131,7 +131,8 @@ def main() -> None:
             "drawn (draw_shapes.py)": drawn_pictures(args.drawn)}
     colour_ids, shape_ids = {c: i for i, c in enumerate(COLOURS)}, {s: i for i, s in enumerate(SHAPES)}
     data = {name: (pooled_features(tower, processor, [p for p, _, _ in items], args.layer),
-                   torch.tensor([colour_ids[c] for _, c, _ in items]), torch.tensor([shape_ids[s] for _, _, s in items]))
+                   torch.tensor([colour_ids[c] for _, c, _ in items]),
+                   torch.tensor([shape_ids[s] for _, _, s in items]))
             for name, items in sets.items()}
     results = {}
     for training in (["easy-VQA train"], ["easy-VQA train", "easy-VQA train, re-rendered"]):

@@ -78,7 +78,8 @@ def test_slices_fill_the_gpu_without_slices_shorter_than_a_step():
 def test_cpu_writes_the_rotated_key_and_takes_sdpa_over_the_masked_slots_through_the_new_one():
     torch.manual_seed(0)
     query, key, value = torch.randn(2, 4, 16), torch.randn(2, 2, 16), torch.randn(2, 2, 16)
-    cos, sin = torch.cos(torch.tensor([[0.3], [1.1]])).expand(2, 16), torch.sin(torch.tensor([[0.3], [1.1]])).expand(2, 16)
+    angles = torch.tensor([[0.3], [1.1]]).expand(2, 16)
+    cos, sin = torch.cos(angles), torch.sin(angles)
     key_cache, value_cache = torch.randn(2, 2, 10, 16), torch.randn(2, 2, 10, 16)
     before = key_cache.clone()
     mask = torch.ones(2, 10, dtype=torch.bool)
