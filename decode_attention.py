@@ -211,10 +211,13 @@ def reference_step_attention(*, query: torch.Tensor, key: torch.Tensor, value: t
                                value=value_cache, mask=mask, ends=slots + 1, scale=scale)
 
 
-def _use_kernels(tensors: list[torch.Tensor], mask: torch.Tensor) -> bool:
-    return (triton is not None and mask.is_cuda and tensors[0].shape[-1] in HEAD_DIMS
-            and all(tensor.stride(-1) == 1 for tensor in tensors) and mask.dtype == torch.bool
-            and mask.stride(1) == 1 and all(tensor.stride(1) == tensor.shape[-1] for tensor in tensors[:3]))
+def _use_kernels(new: list[torch.Tensor], others: list[torch.Tensor], mask: torch.Tensor) -> bool:
+    """On CUDA, a head size the kernel takes, unit strides along head_dim, the new token's heads (`new`: query, key,
+    value) side by side in each row, a boolean mask with unit stride along the slots."""
+    return (triton is not None and mask.is_cuda and new[0].shape[-1] in HEAD_DIMS
+            and all(tensor.stride(-1) == 1 for tensor in new + others)
+            and all(tensor.stride(1) == tensor.shape[-1] for tensor in new)
+            and mask.dtype == torch.bool and mask.stride(1) == 1)
 
 
 def _step_attention_shape(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cos: torch.Tensor,
@@ -232,8 +235,7 @@ def step_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, 
     written into row r's caches (rows, kv_heads, length, head_dim) at slots[r], and the query attends to the slots up
     to and including it that boolean `mask` (rows, length) keeps. Returns (rows, heads, 1, head_dim). (A custom op's
     tensors cannot be keyword-only; call it with keywords all the same.)"""
-    tensors = [query, key, value, cos, sin, key_cache, value_cache]
-    if not _use_kernels(tensors, mask):
+    if not _use_kernels([query, key, value], [cos, sin, key_cache, value_cache], mask):
         return reference_step_attention(query=query, key=key, value=value, cos=cos, sin=sin, key_cache=key_cache,
                                         value_cache=value_cache, mask=mask, slots=slots, scale=scale)
     slices = slices_for(query.shape[0] * query.shape[1], key_cache.shape[2], _multiprocessors(query.device))

@@ -205,9 +205,8 @@ def test_int4_prompt_kernel_matches_dequantize_then_matmul_on_hopper():
 def test_step_attention_matches_sdpa_on_cuda(heads, kv_heads, head_dim):
     """At batch 1 (many slices, combined by the last program of each head), 8 rows and 64 rows (one slice: each
     program reads a whole cache), three steps each (the slices' counters back at 0 after each): new tokens at different
-    slots, masks with holes, cache views cut from longer
-    caches, the new token's q|k|v as views of one product; the rotated keys and the values written where the torch
-    ops write them."""
+    slots, masks with holes, cache views cut from longer caches, the new token's q|k|v as views of one product; the
+    rotated keys and the values written where the torch ops write them."""
     from decode_attention import reference_step_attention, step_attention
 
     torch.manual_seed(heads)
