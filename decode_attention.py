@@ -28,9 +28,9 @@ except ImportError:  # CPU-only installs: the op falls back to SDPA
     triton = None
 
 try:
-    from .decode_kernels import define_op, launch_options, wait_for_inputs
+    from .decode_kernels import define_op
 except ImportError:
-    from decode_kernels import define_op, launch_options, wait_for_inputs
+    from decode_kernels import define_op
 
 # Cache slots a program reads per step, and its warps. Where the cache is cut into slices (small batches: short
 # programs), 64 x 4, the least total time in an H100 sweep (attention_sweep.py); where each program reads a whole cache
@@ -58,17 +58,14 @@ if triton is not None:
                                q_row, k_new_row, v_new_row, cos_row, k_row, k_head, k_slot, v_row, v_head, v_slot,
                                mask_row, length, slice_slots, scale,
                                HEADS: tl.constexpr, GROUPS: tl.constexpr, SLICES: tl.constexpr,
-                               SLICES_POW2: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr,
-                               DEPENDENT: tl.constexpr):
+                               SLICES_POW2: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr):
         """One (row, head)'s attention over one slice of its cache, the new token included where its slot falls in
         the slice: softmax partials (the largest score, the sum of exp(score - largest) and the values weighted by
         it, float32), or with one slice the attention itself. The slice holding the new slot rotates the new key,
         writes it and the new value into the cache (once per key/value head) and attends to them from registers, as
         lane 0's first slot. Each of the BLOCK_S lanes keeps its own online softmax over the slots it reads (no
         reduction across lanes until the end). With several slices, the last of a (row, head)'s programs to finish
-        (counted in `arrivals`, which it sets back to 0) combines their partials. DEPENDENT: decode_kernels.py's
-        `wait_for_inputs`."""
-        wait_for_inputs(DEPENDENT)
+        (counted in `arrivals`, which it sets back to 0) combines their partials."""
         row, head, piece = tl.program_id(0), tl.program_id(1), tl.program_id(2)
         row64, kv_head = row.to(tl.int64), head // GROUPS
         new_slot = tl.load(slots_ptr + row)
@@ -178,7 +175,7 @@ def launch_step_attention(*, query: torch.Tensor, key: torch.Tensor, value: torc
         total, arrivals, query.stride(0), key.stride(0), value.stride(0), cos.stride(0), *key_cache.stride()[:3],
         *value_cache.stride()[:3], mask.stride(0), length, slice_slots, scale,
         HEADS=heads, GROUPS=heads // key_cache.shape[1], SLICES=slices, SLICES_POW2=triton.next_power_of_2(slices),
-        HEAD_DIM=head_dim, BLOCK_S=block_slots, num_warps=warps, **launch_options(query),
+        HEAD_DIM=head_dim, BLOCK_S=block_slots, num_warps=warps,
     )
     return out
 

@@ -5,16 +5,8 @@ matrix-vector products stream weights. cuBLAS reaches 2.0-2.6 TB/s on the 7B sha
 is 3.0 TB/s; these kernels stream several weights in one launch (q|k|v), apply the SiLU gate inside the gate|up
 product, and reach 2.3-3.0 TB/s (benchmarks/RESULTS.md). Anything else (several rows, CPU, sizes the kernels do not
 tile) goes to `F.linear`, so the ops are exact drop-ins wherever they run.
-
-On Hopper and later, every kernel of a decode step here and in quantized_decode_kernels.py and decode_attention.py is
-launched as a programmatic dependent launch (`dependent_launch`): its programs may start while the kernel before it
-finishes, ask the L2 cache for their weights, then wait (`wait_for_inputs`) until that kernel's writes are visible.
-Each kernel lets the next one start only once it has waited itself, so at most one kernel runs ahead and everything
-it reads before waiting (weights) was written before the step began. A step's 200-odd launches otherwise each left the
-GPU idle while one kernel drained and the next filled it (benchmarks/RESULTS.md).
 """
 
-import functools
 from typing import Callable
 
 import torch
@@ -28,30 +20,8 @@ except ImportError:  # CPU-only installs: the ops fall back to F.linear
 
 BLOCK_ROWS = 4  # weight rows per program: many small programs keep every SM streaming
 BLOCK_COLUMNS = 512
-DEPENDENT_LAUNCH = True  # benchmarks/profile_decode.py turns it off to time the step without
-PREFETCH_WEIGHTS = True
 
 if triton is not None:
-
-    @triton.jit
-    def wait_for_inputs(DEPENDENT: tl.constexpr):
-        """In a dependent launch: wait until the kernel before has finished and its writes are visible, then let
-        the next kernel start (its programs wait in turn before reading what this one writes)."""
-        if DEPENDENT:
-            tl.extra.cuda.gdc_wait()
-            tl.extra.cuda.gdc_launch_dependents()
-
-    @triton.jit
-    def prefetch_rows(ptr, rows, ROW_BYTES: tl.constexpr, PREFETCH: tl.constexpr):
-        """Asks the L2 cache for weight rows `rows` (ROW_BYTES each, from `ptr`), one 128-byte line an element, so
-        that a program's loads find them there: its whole share of the weight is requested at once (registers bound
-        how many loads are in flight; prefetches hold none), before the wait for the kernel before."""
-        if PREFETCH:
-            base = ptr.to(tl.pointer_type(tl.int8)) + rows.to(tl.int64)[:, None] * ROW_BYTES
-            for first in tl.static_range(0, ROW_BYTES, 16 * 128):
-                lines = tl.minimum(first + 128 * tl.arange(0, 16), ROW_BYTES - 1)
-                tl.inline_asm_elementwise("prefetch.global.L2 [$1]; // $0", "=r,l", [base + lines[None, :]],
-                                          dtype=tl.int32, is_pure=False, pack=1)
 
     @triton.jit
     def _row_dots(w_ptr, x_ptr, K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -68,10 +38,8 @@ if triton is not None:
 
     @triton.jit
     def _stacked_matvec_kernel(x_ptr, out_ptr, w0_ptr, w1_ptr, w2_ptr, n0, n01, K: tl.constexpr,
-                               BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DEPENDENT: tl.constexpr,
-                               PREFETCH: tl.constexpr):
-        """out = [w0 @ x, w1 @ x, w2 @ x]; row blocks never straddle two weights (sizes are multiples of BLOCK_N).
-        DEPENDENT, PREFETCH: `wait_for_inputs`, `prefetch_rows`."""
+                               BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """out = [w0 @ x, w1 @ x, w2 @ x]; row blocks never straddle two weights (sizes are multiples of BLOCK_N)."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
         if start < n0:
             w_ptr = w0_ptr + start * K
@@ -79,28 +47,19 @@ if triton is not None:
             w_ptr = w1_ptr + (start - n0) * K
         else:
             w_ptr = w2_ptr + (start - n01) * K
-        prefetch_rows(w_ptr, tl.arange(0, BLOCK_N), K * 2, PREFETCH)
-        wait_for_inputs(DEPENDENT)
         dots = _row_dots(w_ptr, x_ptr, K, BLOCK_N, BLOCK_K)
         tl.store(out_ptr + start + tl.arange(0, BLOCK_N), dots.to(out_ptr.dtype.element_ty))
 
     @triton.jit
     def _gated_matvec_kernel(x_ptr, out_ptr, gate_ptr, up_ptr, K: tl.constexpr, BLOCK_N: tl.constexpr,
-                             BLOCK_K: tl.constexpr, DEPENDENT: tl.constexpr, PREFETCH: tl.constexpr):
+                             BLOCK_K: tl.constexpr):
         """out = silu(gate @ x) * (up @ x), rounded to the output dtype after each product like the unfused ops."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
-        rows = start + tl.arange(0, BLOCK_N)
-        prefetch_rows(gate_ptr, rows, K * 2, PREFETCH)
-        prefetch_rows(up_ptr, rows, K * 2, PREFETCH)
-        wait_for_inputs(DEPENDENT)
         gate = _row_dots(gate_ptr + start * K, x_ptr, K, BLOCK_N, BLOCK_K).to(out_ptr.dtype.element_ty)
         up = _row_dots(up_ptr + start * K, x_ptr, K, BLOCK_N, BLOCK_K).to(out_ptr.dtype.element_ty)
         gate = gate.to(tl.float32)
         silu = (gate / (1.0 + tl.exp(-gate))).to(out_ptr.dtype.element_ty)
         tl.store(out_ptr + start + tl.arange(0, BLOCK_N), silu * up)
-
-else:  # nothing launches the kernels that call these
-    wait_for_inputs = prefetch_rows = None
 
 
 def define_op(name: str, fake: Callable[..., torch.Tensor], *, mutates_args: tuple[str, ...] = ()
@@ -128,29 +87,6 @@ def define_op(name: str, fake: Callable[..., torch.Tensor], *, mutates_args: tup
     return define
 
 
-@functools.cache
-def _hopper_or_later(device: torch.device) -> bool:
-    return torch.cuda.get_device_capability(device)[0] >= 9
-
-
-def dependent_launch(x: torch.Tensor) -> bool:
-    """Whether kernels on x's device are launched as programmatic dependent launches (Hopper and later, with a Triton
-    that has them): the kernels' DEPENDENT and Triton's `launch_pdl`."""
-    return (DEPENDENT_LAUNCH and triton is not None and x.is_cuda and hasattr(tl.extra.cuda, "gdc_wait")
-            and _hopper_or_later(x.device))
-
-
-def launch_options(x: torch.Tensor) -> dict:
-    """The keywords of a kernel launch on x's device: its DEPENDENT and Triton's `launch_pdl` (`dependent_launch`)."""
-    dependent = dependent_launch(x)
-    return {"DEPENDENT": dependent, "launch_pdl": dependent}
-
-
-def prefetch_weights(x: torch.Tensor) -> bool:
-    """Whether weight-streaming kernels on x's device ask L2 for their weights first (`prefetch_rows`)."""
-    return PREFETCH_WEIGHTS and triton is not None and x.is_cuda
-
-
 def _use_kernels(x: torch.Tensor, weights: list[torch.Tensor]) -> bool:
     """One row, on CUDA, contiguous weights whose sizes the kernels tile."""
     return (
@@ -172,8 +108,7 @@ def stacked_matvec(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor
     out = x.new_empty(*x.shape[:-1], sum(sizes))
     padded = weights + [weights[-1]] * (3 - len(weights))
     _stacked_matvec_kernel[(sum(sizes) // BLOCK_ROWS,)](
-        x.contiguous(), out, *padded, sizes[0], sum(sizes[:2]), x.shape[-1], BLOCK_ROWS, BLOCK_COLUMNS, num_warps=4,
-        PREFETCH=prefetch_weights(x), **launch_options(x)
+        x.contiguous(), out, *padded, sizes[0], sum(sizes[:2]), x.shape[-1], BLOCK_ROWS, BLOCK_COLUMNS, num_warps=4
     )
     return out
 
@@ -189,11 +124,9 @@ def gated_matvec(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch
         return F.silu(F.linear(x, gate)) * F.linear(x, up)
     out = x.new_empty(*x.shape[:-1], gate.shape[0])
     _gated_matvec_kernel[(gate.shape[0] // BLOCK_ROWS,)](
-        x.contiguous(), out, gate, up, x.shape[-1], BLOCK_ROWS, BLOCK_COLUMNS, num_warps=4,
-        PREFETCH=prefetch_weights(x), **launch_options(x)
+        x.contiguous(), out, gate, up, x.shape[-1], BLOCK_ROWS, BLOCK_COLUMNS, num_warps=4
     )
     return out
 
 
-__all__ = ["define_op", "dependent_launch", "gated_matvec", "launch_options", "prefetch_weights",
-           "stacked_matvec"]
+__all__ = ["define_op", "gated_matvec", "stacked_matvec"]

@@ -44,11 +44,11 @@ except ImportError:  # CPU-only installs: the op falls back to dequantize + F.li
     triton = None
 
 try:
-    from .decode_kernels import define_op, launch_options, prefetch_rows, prefetch_weights, wait_for_inputs
+    from .decode_kernels import define_op
     from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from .weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 except ImportError:
-    from decode_kernels import define_op, launch_options, prefetch_rows, prefetch_weights, wait_for_inputs
+    from decode_kernels import define_op
     from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 
@@ -374,14 +374,6 @@ if triton is not None:
             return tl.sum(accumulator, axis=1) * tl.load(s_ptr + rows).to(tl.float32)
 
     @triton.jit
-    def _prefetch_codes(q_ptr, rows, K: tl.constexpr, INT4: tl.constexpr, PREFETCH: tl.constexpr):
-        """`prefetch_rows` for the codes of `rows` (K inputs each)."""
-        if INT4:
-            prefetch_rows(q_ptr, rows, K // 2, PREFETCH)
-        else:
-            prefetch_rows(q_ptr, rows, K, PREFETCH)
-
-    @triton.jit
     def _tile_product(accumulator, weights, x_ptr, m, inputs, inside, M, K: tl.constexpr, WEIGHTS_FIRST: tl.constexpr):
         """accumulator + x[m, inputs] @ weights.T, or (WEIGHTS_FIRST, the accumulator transposed) weights @
         x[m, inputs].T, on the tensor cores in the input's dtype; `inside`: which inputs exist."""
@@ -398,8 +390,7 @@ if triton is not None:
                           K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
                           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr = False,
                           WEIGHTS_FIRST: tl.constexpr = False, ROW_BUCKET: tl.constexpr = 0,
-                          GATED: tl.constexpr = False, SPLIT_K: tl.constexpr = 1, DEPENDENT: tl.constexpr = False,
-                          PREFETCH: tl.constexpr = False):
+                          GATED: tl.constexpr = False, SPLIT_K: tl.constexpr = 1):
         """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
         columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
         inputs a step on the CUDA cores (BIT_CAST: how int8 codes become floats, `_int8_to_float`). Several rows: a
@@ -407,7 +398,7 @@ if triton is not None:
         the tile's steps are shared among SPLIT_K programs (grid axis 2), each writing its float32 partial sums to
         its slice of partials_ptr (SPLIT_K, M, N) for `_split_sum_kernel` to add. ROW_BUCKET: only autotune's key.
         GATED (one row): out = silu(x @ w0.T) * (x @ w1.T), each product rounded to out's dtype as the unfused ops
-        do. DEPENDENT, PREFETCH (one row): decode_kernels.py's `wait_for_inputs`, `prefetch_rows`."""
+        do."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
         if start < n0:
             q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
@@ -418,11 +409,6 @@ if triton is not None:
         rows = first + tl.arange(0, BLOCK_N)  # weight rows
         columns = start + tl.arange(0, BLOCK_N)  # output columns
         m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
-        if BLOCK_M == 1:
-            _prefetch_codes(q_ptr, rows, K, INT4, PREFETCH)
-            if GATED:
-                _prefetch_codes(q1, rows, K, INT4, PREFETCH)
-        wait_for_inputs(DEPENDENT)
         if BLOCK_M == 1:
             dots = _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, K, GROUP, INT4, BLOCK_N, BLOCK_K,
                              BIT_CAST)
@@ -468,10 +454,8 @@ if triton is not None:
                          (accumulator * row_scale[None, :]).to(out_ptr.dtype.element_ty), mask=m[:, None] < M)
 
     @triton.jit
-    def _split_sum_kernel(partials_ptr, out_ptr, size, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr,
-                          DEPENDENT: tl.constexpr):
+    def _split_sum_kernel(partials_ptr, out_ptr, size, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr):
         """out = the SPLIT_K float32 partial products (SPLIT_K, size) summed in order, in out's dtype."""
-        wait_for_inputs(DEPENDENT)
         where = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         inside = where < size
         total = tl.load(partials_ptr + where, mask=inside, other=0)
@@ -489,7 +473,7 @@ if triton is not None:
         if split > 1 and exception is None:
             out = arguments["out_ptr"]
             _split_sum_kernel[(triton.cdiv(out.numel(), SUM_BLOCK),)](arguments["partials_ptr"], out, out.numel(),
-                                                                     split, SUM_BLOCK, **launch_options(out))
+                                                                     split, SUM_BLOCK)
 
     def _replayed_timings(kernel_call, quantiles: tuple) -> list[float]:
         """Triton's do_bench (the L2 cache flushed before each run) of `kernel_call` replayed from a CUDA graph, as
@@ -566,17 +550,16 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     if gated:
         assert rows == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
     if config is None and rows == 1:
-        _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1)](*arguments, GATED=gated,
-                                                                   PREFETCH=prefetch_weights(x), **launch_options(x))
+        _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1)](*arguments, GATED=gated)
         return out
     if config is None:
         _rows_kernel[lambda meta: (outputs // meta["BLOCK_N"], triton.cdiv(rows, meta["BLOCK_M"]), meta["SPLIT_K"])](
-            *arguments, ROW_BUCKET=row_bucket(rows), **launch_options(x))
+            *arguments, ROW_BUCKET=row_bucket(rows))
         split = _rows_kernel.best_config.kwargs["SPLIT_K"]
     else:
         split = splits  # the configuration's own
         _quantized_kernel[(outputs // config["BLOCK_N"], triton.cdiv(rows, config["BLOCK_M"]), split)](
-            *arguments, **config, GATED=gated, **launch_options(x))
+            *arguments, **config, GATED=gated)
     _add_partials({"SPLIT_K": split, "out_ptr": out, "partials_ptr": partials})
     return out
 

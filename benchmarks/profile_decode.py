@@ -10,8 +10,6 @@
 - `prefills`: what a server's prefill of a group of requests costs (continuous_batching.py): the tower and the
   language model's prefill into continuous batching's 64-row cache, eager (as groups run) against CUDA-graphed, by
   group size, with the compute rate reached;
-- `launches`: a decode step at 1, 8 and 32 rows with its kernels launched as Hopper's dependent launches and asking
-  L2 for their weights first (decode_kernels.py), against neither and each alone, the four replayed in turn;
 - `attention`: the decode step's attention (decode_attention.py: the new token's rotary embedding, its cache writes
   and the attention in one launch) against the same in torch ops with SDPA over the whole cache, one layer of the 7B
   shape, by rows, cache length and how much of the cache the rows have filled;
@@ -40,7 +38,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # noqa: E402
 from decode_attention import reference_step_attention, step_attention  # noqa: E402
-import decode_kernels  # noqa: E402
 from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
@@ -54,16 +51,11 @@ def replay_seconds(function, repeats: int = 20) -> float:
     """Median seconds per replay of `function` captured as a CUDA graph."""
     graphed = GraphedCall(function)
     graphed()
-    return median_seconds(graphed.graph.replay, repeats)
-
-
-def median_seconds(run, repeats: int) -> float:
-    """Median seconds of `run()` on the GPU (CUDA events)."""
     times = []
     for _ in range(repeats):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        run()
+        graphed.graph.replay()
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) / 1e3)
@@ -225,33 +217,6 @@ def rows_profile(fast: FastGenerator, record) -> None:
     kernel_table(lambda: shared._step(tokens, positions, shared.next_slot[:rows], length=256), record, rows=64)
 
 
-def launch_variants(fast: FastGenerator, record, rounds: int = 5) -> None:
-    """A decode step over 512 cache slots with decode_kernels.py's DEPENDENT_LAUNCH and PREFETCH_WEIGHTS on and off
-    (each setting read when the step's graph is captured), the four graphs replayed in turn `rounds` times: the
-    median of each one's replays."""
-    settings = {"neither": (False, False), "dependent": (True, False), "prefetch": (False, True), "both": (True, True)}
-    shipped = decode_kernels.DEPENDENT_LAUNCH, decode_kernels.PREFETCH_WEIGHTS
-    for rows in (1, 8, 32):
-        tokens, positions = torch.full((rows,), 5, device="cuda"), torch.full((rows,), 100, device="cuda")
-        steps = {}
-        for name, setting in settings.items():
-            decode_kernels.DEPENDENT_LAUNCH, decode_kernels.PREFETCH_WEIGHTS = setting
-            decoder = LlamaFamilyDecoder(fast.model.language_model, rows, 512, fast.layer)
-            steps[name] = GraphedCall(lambda decoder=decoder: decoder._step(tokens, positions, decoder.next_slot,
-                                                                            length=512))
-            steps[name]()
-        decode_kernels.DEPENDENT_LAUNCH, decode_kernels.PREFETCH_WEIGHTS = shipped
-        times = {name: [] for name in steps}
-        for _ in range(rounds):
-            for name, step in steps.items():
-                times[name].append(median_seconds(step.graph.replay, repeats=10))
-        milliseconds = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-        record(kind="launches", rows=rows, cache_length=512, **{f"{name}_ms": value for name, value in
-                                                               milliseconds.items()},
-               **{f"{name}_tokens_per_s": rows / value * 1e3 for name, value in milliseconds.items()})
-        del steps
-
-
 def prefill_groups(model, fast: FastGenerator, record) -> None:
     """A group prefill of `size` prompts of the serving benchmark's length (one image + 19 words: 100 tokens, padded
     to 128), split into the tower and the language model, each eager and CUDA-graphed; TFLOP/s counts 2 x parameters
@@ -296,7 +261,7 @@ def kernel_table(step, record, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", default=["gemv", "ttft", "step"],
-                        choices=["gemv", "ttft", "step", "rows", "launches", "attention", "quantized", "prefills"])
+                        choices=["gemv", "ttft", "step", "rows", "attention", "quantized", "prefills"])
     parser.add_argument("--output", default="profile_decode.jsonl")
     parser.add_argument("--quantize", choices=["none", *QUANTIZE_BITS], default="none",
                         help="the model's projections for ttft, step, rows and prefills (quantized_decode_kernels.py)")
@@ -315,7 +280,7 @@ def main() -> None:
         quantized_bandwidths(record)
     if "attention" in args.parts:
         attention_times(record)
-    if not {"ttft", "step", "rows", "launches", "prefills"} & set(args.parts):
+    if not {"ttft", "step", "rows", "prefills"} & set(args.parts):
         return
     model = quantize_named(build_model("embedding"), None if args.quantize == "none" else args.quantize)
     fast = FastGenerator(model)
@@ -325,8 +290,6 @@ def main() -> None:
         step_profile(fast, record)
     if "rows" in args.parts:
         rows_profile(fast, record)
-    if "launches" in args.parts:
-        launch_variants(fast, record)
     if "prefills" in args.parts:
         prefill_groups(model, fast, record)
 
