@@ -28,9 +28,9 @@ except ImportError:  # CPU-only installs: the op falls back to SDPA
     triton = None
 
 try:
-    from .decode_kernels import define_op
+    from .decode_kernels import arrival_counters, define_op
 except ImportError:
-    from decode_kernels import define_op
+    from decode_kernels import arrival_counters, define_op
 
 # Cache slots a program reads per step, and its warps. Where the cache is cut into slices (small batches: short
 # programs), 64 x 4, the least total time in an H100 sweep (attention_sweep.py); where each program reads a whole cache
@@ -134,21 +134,6 @@ def _multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-_ARRIVALS: dict[torch.device, list[torch.Tensor]] = {}
-
-
-def _arrivals(device: torch.device, pairs: int) -> torch.Tensor:
-    """Zeroed int32 counters, one per (row, head), that the kernel's programs count themselves in and leave at 0.
-    Kept for the process: a captured CUDA graph holds their address, so a larger set is added, never swapped in."""
-    held = _ARRIVALS.setdefault(device, [])
-    if not held or held[-1].numel() < pairs:
-        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-            raise RuntimeError("step attention's counters must be allocated before a CUDA graph capture: run the "
-                               "step once uncaptured first (GraphedCall's warm-up does)")
-        held.append(torch.zeros(pairs, dtype=torch.int32, device=device))
-    return held[-1]
-
-
 def slices_for(pairs: int, length: int, multiprocessors: int) -> int:
     """How many slices each of `pairs` (row, head) cuts its `length` cache slots into: enough programs for every SM
     to hold a few, and no slice shorter than a step of BLOCK_SLOTS."""
@@ -169,7 +154,7 @@ def launch_step_attention(*, query: torch.Tensor, key: torch.Tensor, value: torc
     partials = out if slices == 1 else query.new_empty(rows, heads, slices, head_dim, dtype=torch.float32)
     best = query.new_empty(rows, heads, slices, dtype=torch.float32)
     total = torch.empty_like(best)
-    arrivals = best if slices == 1 else _arrivals(query.device, rows * heads)
+    arrivals = best if slices == 1 else arrival_counters(query.device, rows * heads)
     _step_attention_kernel[(rows, heads, slices)](
         query, key, value, cos, sin, key_cache, value_cache, mask.view(torch.uint8), slots, out, partials, best,
         total, arrivals, query.stride(0), key.stride(0), value.stride(0), cos.stride(0), *key_cache.stride()[:3],

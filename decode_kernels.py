@@ -87,6 +87,23 @@ def define_op(name: str, fake: Callable[..., torch.Tensor], *, mutates_args: tup
     return define
 
 
+_ARRIVALS: dict[torch.device, list[torch.Tensor]] = {}
+
+
+def arrival_counters(device: torch.device, count: int) -> torch.Tensor:
+    """At least `count` zeroed int32 counters that a launch's programs count themselves in, the last to arrive
+    combining the others' partial results and setting its counter back to 0 (decode_attention.py's slices, one-row
+    quantized products split along their inputs). Launches run one after another on a stream, so all share them.
+    Kept for the process: a captured CUDA graph holds their address, so a larger set is added, never swapped in."""
+    held = _ARRIVALS.setdefault(device, [])
+    if not held or held[-1].numel() < count:
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError("arrival counters must be allocated before a CUDA graph capture: run the launch once "
+                               "uncaptured first (GraphedCall's warm-up does)")
+        held.append(torch.zeros(count, dtype=torch.int32, device=device))
+    return held[-1]
+
+
 def _use_kernels(x: torch.Tensor, weights: list[torch.Tensor]) -> bool:
     """One row, on CUDA, contiguous weights whose sizes the kernels tile."""
     return (
@@ -129,4 +146,4 @@ def gated_matvec(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch
     return out
 
 
-__all__ = ["define_op", "gated_matvec", "stacked_matvec"]
+__all__ = ["arrival_counters", "define_op", "gated_matvec", "stacked_matvec"]

@@ -104,16 +104,16 @@ def test_cpu_writes_the_rotated_key_and_takes_sdpa_over_the_masked_slots_through
 def test_arrival_counters_are_kept_for_captured_graphs_and_grow_without_being_replaced():
     """A captured CUDA graph holds the counters' address: a launch needing more counters gets a larger set added,
     and the earlier set stays alive (and zeroed) for the graphs that use it."""
-    import decode_attention
+    import decode_kernels
 
     device = torch.device("cpu")
-    decode_attention._ARRIVALS.pop(device, None)
-    small = decode_attention._arrivals(device, 8)
+    decode_kernels._ARRIVALS.pop(device, None)
+    small = decode_kernels.arrival_counters(device, 8)
     assert small.dtype == torch.int32 and small.numel() == 8 and not small.any()
-    assert decode_attention._arrivals(device, 4) is small
-    large = decode_attention._arrivals(device, 64)
+    assert decode_kernels.arrival_counters(device, 4) is small
+    large = decode_kernels.arrival_counters(device, 64)
     assert large.numel() == 64 and large is not small
-    held = decode_attention._ARRIVALS[device]
+    held = decode_kernels._ARRIVALS[device]
     assert len(held) == 2 and held[0] is small and held[1] is large
-    assert decode_attention._arrivals(device, 8) is large
-    decode_attention._ARRIVALS.pop(device)
+    assert decode_kernels.arrival_counters(device, 8) is large
+    decode_kernels._ARRIVALS.pop(device)
