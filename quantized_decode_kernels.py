@@ -480,7 +480,7 @@ if triton is not None:
         tl.debug_barrier()  # every thread's sums stored before the release below
         block = tl.program_id(0)
         if tl.atomic_add(arrivals_ptr + block, 1, sem="acq_rel", scope="gpu") == SPLIT_K - 1:
-            total = tl.load(partials_ptr + columns, cache_modifier=".cg")  # past L1, which holds no other program's
+            total = tl.load(partials_ptr + columns, cache_modifier=".cg")  # past L1: other programs' sums
             for piece in tl.static_range(1, SPLIT_K):
                 total += tl.load(partials_ptr + piece * N + columns, cache_modifier=".cg")
             tl.store(out_ptr + columns, total.to(out_ptr.dtype.element_ty))
@@ -556,7 +556,7 @@ def _most_splits(rows: int, bits: int, config: dict | None, *, gated: bool) -> i
     if config is not None:
         return config.get("SPLIT_K", 1)
     if rows == 1:
-        return 1 if gated else max(config["SPLIT_K"] for config in ROW_CONFIGS)
+        return 1 if gated else max(candidate["SPLIT_K"] for candidate in ROW_CONFIGS)
     return max(tile[-1] for tile in ROWS_TILES[(bits, row_bucket(rows))])
 
 
