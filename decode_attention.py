@@ -28,9 +28,9 @@ except ImportError:  # CPU-only installs: the op falls back to SDPA
     triton = None
 
 try:
-    from .decode_kernels import arrival_counters, define_op
+    from .decode_kernels import arrival_counters, define_op, last_to_arrive
 except ImportError:
-    from decode_kernels import arrival_counters, define_op
+    from decode_kernels import arrival_counters, define_op, last_to_arrive
 
 # Cache slots a program reads per step, and its warps. Where the cache is cut into slices (small batches: short
 # programs), 64 x 4, the least total time in an H100 sweep (attention_sweep.py); where each program reads a whole cache
@@ -114,8 +114,7 @@ if triton is not None:
             tl.store(partial_ptr + partial * HEAD_DIM + dims, weighted)
             tl.store(best_ptr + partial, largest)
             tl.store(total_ptr + partial, total)
-            tl.debug_barrier()  # every thread's partials stored before the release below
-            if tl.atomic_add(arrivals_ptr + pair, 1, sem="acq_rel", scope="gpu") == SLICES - 1:
+            if last_to_arrive(arrivals_ptr, pair, SLICES):
                 pieces = tl.arange(0, SLICES_POW2)
                 present = pieces < SLICES
                 bests = tl.load(best_ptr + pair * SLICES + pieces, mask=present, other=-float("inf"),
@@ -126,7 +125,6 @@ if triton is not None:
                                    mask=present[:, None], other=0, cache_modifier=".cg")
                 result = tl.sum(partials * to_largest[:, None], axis=0) / tl.sum(totals * to_largest, axis=0)
                 tl.store(out_ptr + pair * HEAD_DIM + dims, result.to(out_ptr.dtype.element_ty))
-                tl.store(arrivals_ptr + pair, 0)
 
 
 @functools.cache

@@ -61,6 +61,19 @@ if triton is not None:
         silu = (gate / (1.0 + tl.exp(-gate))).to(out_ptr.dtype.element_ty)
         tl.store(out_ptr + start + tl.arange(0, BLOCK_N), silu * up)
 
+    @triton.jit
+    def last_to_arrive(arrivals_ptr, index, PROGRAMS: tl.constexpr):
+        """After this program has stored its partial results: whether it is the last of the PROGRAMS programs counted
+        in counter `index` of `arrival_counters`, which the last sets back to 0. A barrier first, so that every
+        thread's stores precede the release; the last program then reads the others' results past L1 (`.cg`)."""
+        tl.debug_barrier()
+        last = tl.atomic_add(arrivals_ptr + index, 1, sem="acq_rel", scope="gpu") == PROGRAMS - 1
+        tl.store(arrivals_ptr + index, 0, mask=last)  # no program of this launch counts here again
+        return last
+
+else:  # only the kernels call it
+    last_to_arrive = None
+
 
 def define_op(name: str, fake: Callable[..., torch.Tensor], *, mutates_args: tuple[str, ...] = ()
               ) -> Callable[[Callable], Callable]:
@@ -91,10 +104,11 @@ _ARRIVALS: dict[torch.device, list[torch.Tensor]] = {}
 
 
 def arrival_counters(device: torch.device, count: int) -> torch.Tensor:
-    """At least `count` zeroed int32 counters that a launch's programs count themselves in, the last to arrive
-    combining the others' partial results and setting its counter back to 0 (decode_attention.py's slices, one-row
-    quantized products split along their inputs). Launches run one after another on a stream, so all share them.
-    Kept for the process: a captured CUDA graph holds their address, so a larger set is added, never swapped in."""
+    """At least `count` zeroed int32 counters that a launch's programs count themselves in (`last_to_arrive`), the
+    last to arrive combining the others' partial results and setting its counter back to 0 (decode_attention.py's
+    slices, one-row quantized products split along their inputs). Launches run one after another on a stream, so
+    all share them. Kept for the process: a captured CUDA graph holds their address, so a larger set is added, never
+    swapped in."""
     held = _ARRIVALS.setdefault(device, [])
     if not held or held[-1].numel() < count:
         if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
@@ -146,4 +160,4 @@ def gated_matvec(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch
     return out
 
 
-__all__ = ["arrival_counters", "define_op", "gated_matvec", "stacked_matvec"]
+__all__ = ["arrival_counters", "define_op", "gated_matvec", "last_to_arrive", "stacked_matvec"]

@@ -46,11 +46,11 @@ except ImportError:  # CPU-only installs: the op falls back to dequantize + F.li
     triton = None
 
 try:
-    from .decode_kernels import arrival_counters, define_op
+    from .decode_kernels import arrival_counters, define_op, last_to_arrive
     from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from .weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 except ImportError:
-    from decode_kernels import arrival_counters, define_op
+    from decode_kernels import arrival_counters, define_op, last_to_arrive
     from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 
@@ -474,17 +474,14 @@ if triton is not None:
     @triton.jit
     def _add_split_row(dots, partials_ptr, out_ptr, arrivals_ptr, columns, split, N, SPLIT_K: tl.constexpr):
         """One row split along its inputs: this program's float32 sums `dots` of output `columns` go to slice `split`
-        of partials_ptr (SPLIT_K, N); the last of the block's SPLIT_K programs to arrive (its counter in arrivals_ptr,
-        set back to 0) adds the slices in order, so that the sum does not depend on which finished first."""
+        of partials_ptr (SPLIT_K, N); the last of the block's SPLIT_K programs to arrive (`last_to_arrive`) adds the
+        slices in order, so that the sum does not depend on which finished first."""
         tl.store(partials_ptr + split * N + columns, dots)
-        tl.debug_barrier()  # every thread's sums stored before the release below
-        block = tl.program_id(0)
-        if tl.atomic_add(arrivals_ptr + block, 1, sem="acq_rel", scope="gpu") == SPLIT_K - 1:
+        if last_to_arrive(arrivals_ptr, tl.program_id(0), SPLIT_K):
             total = tl.load(partials_ptr + columns, cache_modifier=".cg")  # past L1: other programs' sums
             for piece in tl.static_range(1, SPLIT_K):
                 total += tl.load(partials_ptr + piece * N + columns, cache_modifier=".cg")
             tl.store(out_ptr + columns, total.to(out_ptr.dtype.element_ty))
-            tl.store(arrivals_ptr + block, 0)
 
     @triton.jit
     def _split_sum_kernel(partials_ptr, out_ptr, size, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr):
