@@ -106,9 +106,8 @@ _ARRIVALS: dict[torch.device, list[torch.Tensor]] = {}
 def arrival_counters(device: torch.device, count: int) -> torch.Tensor:
     """At least `count` zeroed int32 counters that a launch's programs count themselves in (`last_to_arrive`), the
     last to arrive combining the others' partial results and setting its counter back to 0 (decode_attention.py's
-    slices, one-row quantized products split along their inputs). Launches run one after another on a stream, so
-    all share them. Kept for the process: a captured CUDA graph holds their address, so a larger set is added, never
-    swapped in."""
+    slices). Launches run one after another on a stream, so all share them. Kept for the process: a captured CUDA
+    graph holds their address, so a larger set is added, never swapped in."""
     held = _ARRIVALS.setdefault(device, [])
     if not held or held[-1].numel() < count:
         if device.type == "cuda" and torch.cuda.is_current_stream_capturing():

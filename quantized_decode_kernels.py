@@ -14,10 +14,8 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   The block sizes (and int8's conversion) are whichever is faster on the GPU at hand among ROW_CONFIGS, timed on
   first use (Triton's autotune; the timings kept in Triton's cache directory, so a machine times them once). Weights
   are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). gate|up applies
-  the SiLU gate in the same launch (`GATED`), as decode_kernels.py does for bf16. Weights of few outputs (o, down)
-  may also split their inputs among 2 or 4 programs (`SPLIT_K`), the last of a block's programs to arrive adding
-  their sums in order (`_add_split_row`): more loads in flight than one program a block keeps. Figures:
-  benchmarks/RESULTS.md, "Quantized fast decoding".
+  the SiLU gate in the same launch (`GATED`), as decode_kernels.py does for bf16. Figures: benchmarks/RESULTS.md,
+  "Quantized fast decoding".
 - Several rows (batched decoding, prompts): each step's tile of the weight is dequantized to the input's dtype in
   registers (int4 two words at a time by inline PTX, `pair_weights_asm`; its columns come out in the input's order)
   and multiplied on the tensor cores, as x @ w.T or weights first, w @ x.T (weight rows on the products' M side, which
@@ -46,11 +44,11 @@ except ImportError:  # CPU-only installs: the op falls back to dequantize + F.li
     triton = None
 
 try:
-    from .decode_kernels import arrival_counters, define_op, last_to_arrive
+    from .decode_kernels import define_op
     from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from .weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 except ImportError:
-    from decode_kernels import arrival_counters, define_op, last_to_arrive
+    from decode_kernels import define_op
     from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 
@@ -62,13 +60,10 @@ MIN_BLOCK_K = 256  # int4 groups must divide it: several rows then have configur
 # One row: the block sizes (rows x inputs a step, warps) and conversions autotune chooses among: the two fastest for
 # each kind and shape of the 7B model in profile_decode.py's wider sweep, and 16 x 512 for int4's products in pairs
 # (benchmarks/RESULTS.md). int4 takes those without bit casts only (its one-row products convert no codes to float32).
-# Weights of few outputs (o, down: 4096) give too few programs to keep enough loads in flight, so their inputs may
-# also be split among 2 or 4 programs (SPLIT_K; not for gate|up's gated launch).
-ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, "SPLIT_K": split, "num_warps": warps}
-               for n, k, warps, bit_cast, split in (
-                   (8, 1024, 8, True, 1), (8, 1024, 8, False, 1), (8, 512, 4, False, 1), (8, 1024, 4, True, 1),
-                   (4, 1024, 4, True, 1), (4, 512, 2, True, 1), (4, 1024, 4, False, 1), (16, 512, 4, False, 1),
-                   (8, 512, 4, False, 2), (8, 512, 4, False, 4), (16, 512, 4, False, 2), (16, 512, 4, False, 4))]
+ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, "num_warps": warps}
+               for n, k, warps, bit_cast in ((8, 1024, 8, True), (8, 1024, 8, False), (8, 512, 4, False),
+                                             (8, 1024, 4, True), (4, 1024, 4, True), (4, 512, 2, True),
+                                             (4, 1024, 4, False), (16, 512, 4, False))]
 
 # Several rows: the tiles autotune chooses among, by kind and bucket of rows (`row_bucket`), each (weights first,
 # BLOCK_M, BLOCK_N, BLOCK_K, pipeline stages, programs sharing a tile's inputs): the fastest of sweeps at 8, 32 and 96
@@ -136,12 +131,6 @@ def row_bucket(rows: int) -> int:
 def tile_of(config: dict) -> tuple:
     """A several-row configuration's tile, as ROWS_TILES lists it."""
     return tuple(config[name] for name in TILE_FIELDS)
-
-
-def row_config_fits(config: dict, arguments: dict) -> bool:
-    """Whether a one-row configuration is a candidate for this launch: int4 converts no codes (no bit casts), and a
-    gated launch (gate|up, wide) splits no inputs."""
-    return not (arguments["INT4"] and config["BIT_CAST"]) and not (arguments["GATED"] and config["SPLIT_K"] > 1)
 
 
 def tile_fits(config: dict, arguments: dict) -> bool:
@@ -360,16 +349,14 @@ if triton is not None:
         return tl.inline_asm_elementwise(asm, PAIR_DOT_CONSTRAINTS, arguments, dtype=tl.float32, is_pure=True, pack=1)
 
     @triton.jit
-    def _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, first_input, end_input, K: tl.constexpr,
-                  GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                  BIT_CAST: tl.constexpr):
-        """One input row (x, K) times the dequantized weight `rows` over inputs first_input..end_input (whole steps;
-        those past K count nothing), float32 (BLOCK_N,), on the CUDA cores: BLOCK_K inputs a step, int4 two words (16
-        weights) at a time in 16-bit pairs (`_int4_word_pair_dots`), int8 in float32 (BIT_CAST: how its codes become
-        floats)."""
+    def _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, K: tl.constexpr, GROUP: tl.constexpr,
+                  INT4: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr):
+        """One input row (x, K) times the dequantized weight `rows`, float32 (BLOCK_N,), on the CUDA cores: BLOCK_K
+        inputs a step, int4 two words (16 weights) at a time in 16-bit pairs (`_int4_word_pair_dots`), int8 in
+        float32 (BIT_CAST: how its codes become floats)."""
         if INT4:
             accumulator = tl.zeros((BLOCK_N, BLOCK_K // GROUP, GROUP // 16), dtype=tl.float32)
-            for k0 in range(first_input, end_input, BLOCK_K):
+            for k0 in range(0, K, BLOCK_K):
                 # each weight is read once: evict_first keeps L1 for the input, scales and offsets (+8-20% on H100)
                 packed, pair, inside, scale, offset = _step_word_pairs(q_ptr, s_ptr, f_ptr, rows, rows_in_weight, k0,
                                                                        K, GROUP, BLOCK_K, "evict_first")
@@ -377,7 +364,7 @@ if triton is not None:
             return tl.sum(tl.sum(accumulator, axis=2), axis=1)
         else:
             accumulator = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
-            for k0 in range(first_input, end_input, BLOCK_K):
+            for k0 in range(0, K, BLOCK_K):
                 inputs = k0 + tl.arange(0, BLOCK_K)
                 inside = inputs < K
                 codes = tl.load(q_ptr + rows[:, None] * K + inputs[None, :], mask=inside[None, :], other=0,
@@ -399,7 +386,7 @@ if triton is not None:
         return accumulator
 
     @triton.jit
-    def _quantized_kernel(x_ptr, out_ptr, partials_ptr, arrivals_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
+    def _quantized_kernel(x_ptr, out_ptr, partials_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
                           K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr, BLOCK_M: tl.constexpr,
                           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BIT_CAST: tl.constexpr = False,
                           WEIGHTS_FIRST: tl.constexpr = False, ROW_BUCKET: tl.constexpr = 0,
@@ -407,10 +394,9 @@ if triton is not None:
         """out[:, block] = x @ dequantized(w).T for the weight (0, 1 or 2) holding this program's BLOCK_N output
         columns; row blocks never straddle two weights. `f*` (offsets) are only read for int4. One row: BLOCK_K
         inputs a step on the CUDA cores (BIT_CAST: how int8 codes become floats, `_int8_to_float`). Several rows: a
-        tile of BLOCK_K inputs a step on the tensor cores, as x @ w.T or (WEIGHTS_FIRST) w @ x.T. With SPLIT_K > 1
-        the steps are shared among SPLIT_K programs (grid axis 2), each writing its float32 partial sums to its slice
-        of partials_ptr (SPLIT_K, M, N); several rows' are added by `_split_sum_kernel`, one row's by the last of the
-        block's programs to arrive (`_add_split_row`, counted in arrivals_ptr). ROW_BUCKET: only autotune's key.
+        tile of BLOCK_K inputs a step on the tensor cores, as x @ w.T or (WEIGHTS_FIRST) w @ x.T; with SPLIT_K > 1
+        the tile's steps are shared among SPLIT_K programs (grid axis 2), each writing its float32 partial sums to
+        its slice of partials_ptr (SPLIT_K, M, N) for `_split_sum_kernel` to add. ROW_BUCKET: only autotune's key.
         GATED (one row): out = silu(x @ w0.T) * (x @ w1.T), each product rounded to out's dtype as the unfused ops
         do."""
         start = tl.program_id(0).to(tl.int64) * BLOCK_N
@@ -423,28 +409,17 @@ if triton is not None:
         rows = first + tl.arange(0, BLOCK_N)  # weight rows
         columns = start + tl.arange(0, BLOCK_N)  # output columns
         m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
-        split = tl.program_id(2)
-        if SPLIT_K == 1:
-            first_input, end_input = 0, K
-        else:  # this program's share of the steps
-            STEPS: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
-            SPLIT_STEPS: tl.constexpr = (STEPS + SPLIT_K - 1) // SPLIT_K
-            first_input = split * SPLIT_STEPS * BLOCK_K
-            end_input = tl.minimum((split + 1) * SPLIT_STEPS, STEPS) * BLOCK_K
         if BLOCK_M == 1:
-            dots = _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, first_input, end_input, K, GROUP, INT4,
-                             BLOCK_N, BLOCK_K, BIT_CAST)
+            dots = _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, rows_in_weight, K, GROUP, INT4, BLOCK_N, BLOCK_K,
+                             BIT_CAST)
             if GATED:  # this program's rows of the gate (weight 0) and the same rows of up (weight 1)
                 dtype = out_ptr.dtype.element_ty  # each step rounded to it; the product of two such is exact in float32
                 gate = dots.to(dtype).to(tl.float32)
-                up = _row_dots(q1, s1, f1, x_ptr, rows, rows_in_weight, 0, K, K, GROUP, INT4, BLOCK_N, BLOCK_K,
-                               BIT_CAST)
+                up = _row_dots(q1, s1, f1, x_ptr, rows, rows_in_weight, K, GROUP, INT4, BLOCK_N, BLOCK_K, BIT_CAST)
                 silu = (gate / (1.0 + tl.exp(-gate))).to(dtype).to(tl.float32)
                 tl.store(out_ptr + columns, (silu * up.to(dtype).to(tl.float32)).to(dtype))
-            elif SPLIT_K == 1:
-                tl.store(out_ptr + columns, dots.to(out_ptr.dtype.element_ty))
             else:
-                _add_split_row(dots, partials_ptr, out_ptr, arrivals_ptr, columns, split, N, SPLIT_K)
+                tl.store(out_ptr + columns, dots.to(out_ptr.dtype.element_ty))
         else:
             # Several rows on the tensor cores, as x @ w.T or weights first, w @ x.T (weight rows on the products' M
             # side, which an H100's instructions take 64 wide, the few input rows on the N side).
@@ -452,7 +427,14 @@ if triton is not None:
                 accumulator = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
             else:
                 accumulator = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            if SPLIT_K > 1:  # the partial sums go to slice `split` of partials_ptr
+            if SPLIT_K == 1:
+                first_input, end_input = 0, K
+            else:  # this program's share of the steps; its partial sums go to slice `split` of partials_ptr
+                STEPS: tl.constexpr = (K + BLOCK_K - 1) // BLOCK_K
+                SPLIT_STEPS: tl.constexpr = (STEPS + SPLIT_K - 1) // SPLIT_K
+                split = tl.program_id(2)
+                first_input = split * SPLIT_STEPS * BLOCK_K
+                end_input = tl.minimum((split + 1) * SPLIT_STEPS, STEPS) * BLOCK_K
                 out_ptr = partials_ptr + split.to(tl.int64) * M * N
             for k0 in range(first_input, end_input, BLOCK_K):
                 inputs = k0 + tl.arange(0, BLOCK_K)
@@ -470,18 +452,6 @@ if triton is not None:
             else:
                 tl.store(out_ptr + m[:, None] * N + columns[None, :],
                          (accumulator * row_scale[None, :]).to(out_ptr.dtype.element_ty), mask=m[:, None] < M)
-
-    @triton.jit
-    def _add_split_row(dots, partials_ptr, out_ptr, arrivals_ptr, columns, split, N, SPLIT_K: tl.constexpr):
-        """One row split along its inputs: this program's float32 sums `dots` of output `columns` go to slice `split`
-        of partials_ptr (SPLIT_K, N); the last of the block's SPLIT_K programs to arrive (`last_to_arrive`) adds the
-        slices in order, so that the sum does not depend on which finished first."""
-        tl.store(partials_ptr + split * N + columns, dots)
-        if last_to_arrive(arrivals_ptr, tl.program_id(0), SPLIT_K):
-            total = tl.load(partials_ptr + columns, cache_modifier=".cg")  # past L1: other programs' sums
-            for piece in tl.static_range(1, SPLIT_K):
-                total += tl.load(partials_ptr + piece * N + columns, cache_modifier=".cg")
-            tl.store(out_ptr + columns, total.to(out_ptr.dtype.element_ty))
 
     @triton.jit
     def _split_sum_kernel(partials_ptr, out_ptr, size, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr):
@@ -531,7 +501,7 @@ if triton is not None:
     # One row: the block sizes (and int8's conversion) are chosen by timing on first use per weight shape.
     _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], prune_configs_by={
         "early_config_prune": lambda configs, named, **launch: [
-            config for config in configs if row_config_fits(config.kwargs, {**named, **launch})]})
+            config for config in configs if not ({**named, **launch}["INT4"] and config.kwargs["BIT_CAST"])]})
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
         ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=_add_partials, **REPLAYED,
@@ -548,13 +518,11 @@ def kernel_config(rows: int, bits: int) -> dict:
             "num_warps": 4}
 
 
-def _most_splits(rows: int, bits: int, config: dict | None, *, gated: bool) -> int:
-    """Into how many programs a launch may split its steps: the float32 partial sums it needs room for."""
+def _most_splits(rows: int, bits: int, config: dict | None) -> int:
+    """Into how many programs a launch may split a tile's steps: the float32 partial sums it needs room for."""
     if config is not None:
         return config.get("SPLIT_K", 1)
-    if rows == 1:
-        return 1 if gated else max(candidate["SPLIT_K"] for candidate in ROW_CONFIGS)
-    return max(tile[-1] for tile in ROWS_TILES[(bits, row_bucket(rows))])
+    return 1 if rows == 1 else max(tile[-1] for tile in ROWS_TILES[(bits, row_bucket(rows))])
 
 
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
@@ -573,21 +541,16 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     padded = weights + [weights[-1]] * (3 - len(weights))
     rows = x.shape[0]
     out = x.new_empty(rows, outputs)
-    splits = _most_splits(rows, bits, config, gated=gated)
+    splits = _most_splits(rows, bits, config)
     partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
-    if rows == 1 and splits > 1:  # one row's split blocks count their arrivals, a counter a block
-        blocks = outputs // (config["BLOCK_N"] if config else min(candidate["BLOCK_N"] for candidate in ROW_CONFIGS))
-        arrivals = arrival_counters(x.device, blocks)
-    else:
-        arrivals = partials
-    arguments = (x, out, partials, arrivals, *(weight.qweight for weight in padded),
+    arguments = (x, out, partials, *(weight.qweight for weight in padded),
                  *(weight.scale for weight in padded),
                  *((weight.offset if bits == 4 else weight.scale) for weight in padded),
                  sizes[0], sum(sizes[:2]), rows, sum(sizes), x.shape[1], group, bits == 4)
     if gated:
         assert rows == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
     if config is None and rows == 1:
-        _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1, meta["SPLIT_K"])](*arguments, GATED=gated)
+        _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1)](*arguments, GATED=gated)
         return out
     if config is None:
         _rows_kernel[lambda meta: (outputs // meta["BLOCK_N"], triton.cdiv(rows, meta["BLOCK_M"]), meta["SPLIT_K"])](
@@ -597,8 +560,7 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
         split = splits  # the configuration's own
         _quantized_kernel[(outputs // config["BLOCK_N"], triton.cdiv(rows, config["BLOCK_M"]), split)](
             *arguments, **config, GATED=gated)
-    if rows > 1:  # one row's split blocks add their own partial sums
-        _add_partials({"SPLIT_K": split, "out_ptr": out, "partials_ptr": partials})
+    _add_partials({"SPLIT_K": split, "out_ptr": out, "partials_ptr": partials})
     return out
 
 

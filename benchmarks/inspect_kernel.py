@@ -60,7 +60,7 @@ def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cas
     `stages` deep, their inputs split among `split_k` programs) and a GPU of this compute capability: its code by
     stage (`ptx`, `cubin`, `ttgir`, ...)."""
     int4 = bits == 4
-    types = {**_argument_types(dtype, "*i32" if int4 else "*i8"), "partials_ptr": "*fp32", "arrivals_ptr": "*i32"}
+    types = {**_argument_types(dtype, "*i32" if int4 else "*i8"), "partials_ptr": "*fp32"}
     constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if int4 else columns, "INT4": int4, "BLOCK_M": block_m,
                  "BLOCK_N": block_n, "BLOCK_K": block_k, "BIT_CAST": bit_cast, "WEIGHTS_FIRST": weights_first,
                  "SPLIT_K": split_k}
@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--block_k", type=int, default=1024, help="inputs a loop step")
     parser.add_argument("--warps", type=int, default=8)
     parser.add_argument("--stages", type=int, default=3, help="software-pipeline depth (several rows)")
-    parser.add_argument("--split_k", type=int, default=1, help="programs sharing a block's inputs")
+    parser.add_argument("--split_k", type=int, default=1, help="several rows: programs sharing a tile's inputs")
     parser.add_argument("--weights_first", action="store_true", help="several rows: w @ x.T, not x @ w.T")
     parser.add_argument("--bit_cast", action="store_true",
                         help="int8, one row: codes become floats by bit tricks, not conversions")

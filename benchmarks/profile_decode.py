@@ -14,8 +14,7 @@
   and the attention in one launch) against the same in torch ops with SDPA over the whole cache, one layer of the 7B
   shape, by rows, cache length and how much of the cache the rows have filled;
 - `quantized`: the int8 and int4 kernels (quantized_decode_kernels.py) on the same shapes, bytes read per second
-  (codes, scales and offsets) for each block-size configuration tried (one row: also with its inputs split among
-  programs), at 1, 8, 32 and 96 rows (a prompt).
+  (codes, scales and offsets) for each block-size configuration tried, at 1, 8, 32 and 96 rows (a prompt).
 
 `--quantize int8|int4` runs `ttft`, `step`, `rows` and `prefills` over the quantized projections
 (weight_quantization.py) instead of bf16, so that a quantized decode step's kernels can be read beside bf16's.
@@ -43,7 +42,7 @@ from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
 from fast_decoder import GraphedCall, LlamaFamilyDecoder, layer_forward  # noqa: E402
 from fast_generation import FastGenerator, padded_prompt_length  # noqa: E402
 from quantized_decode_kernels import (  # noqa: E402
-    ROW_CONFIGS, ROWS_CONFIGS, ROWS_TILES, kernel_config, launch_quantized_kernel, packed_weight, row_bucket, tile_of,
+    ROWS_CONFIGS, ROWS_TILES, kernel_config, launch_quantized_kernel, packed_weight, row_bucket, tile_of,
 )
 from weight_quantization import QUANTIZE_BITS, quantize_named  # noqa: E402
 
@@ -98,7 +97,6 @@ SWEEP_ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_
                                          (16, 256, 2), (4, 512, 4), (4, 1024, 4), (8, 512, 4), (8, 1024, 4),
                                          (16, 512, 4), (8, 1024, 8), (16, 1024, 8), (32, 512, 8))
                      for bit_cast in (False, True)]
-SPLIT_ROW_CONFIGS = [config for config in ROW_CONFIGS if config["SPLIT_K"] > 1]  # one row's inputs split
 
 
 def several_rows_configs(rows: int, bits: int) -> list[dict]:
@@ -136,8 +134,7 @@ def quantized_bandwidths(record) -> None:
             sets, nbytes = rotated_quantized_weights(bits, parts, copies)
             for rows in (1, 8, 32, 96):
                 x = torch.randn(rows, parts[0][1], device="cuda", dtype=torch.bfloat16)
-                configs = [None] + (SWEEP_ROW_CONFIGS + SPLIT_ROW_CONFIGS if rows == 1
-                                    else several_rows_configs(rows, bits))
+                configs = [None] + (SWEEP_ROW_CONFIGS if rows == 1 else several_rows_configs(rows, bits))
                 for config in configs:  # None: what the fast path launches (autotuned at one row)
                     try:
                         seconds = replay_seconds(lambda: [launch_quantized_kernel(x, w, config) for w in sets])

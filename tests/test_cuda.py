@@ -143,11 +143,10 @@ def test_decode_kernels_match_linear():
 @pytest.mark.parametrize("bits", [8, 4])
 def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
     """Compiled, on the 7B and SmolLM2 shapes: q|k|v, gate|up, down; one row (decoding; bf16 and fp16 inputs), 8 and
-    32 (batched decoding), 100 (a prompt): the tiles autotune chooses, and every configuration of the row count that
-    splits its inputs among programs (whichever autotune would choose on another GPU)."""
+    32 (batched decoding), 100 (a prompt): the tiles autotune chooses, and every tile of the bucket that splits its
+    inputs among programs (whichever autotune would choose on another GPU)."""
     from quantized_decode_kernels import (
-        ROW_CONFIGS, _use_kernel, launch_quantized_kernel, packed_weight, quantized_gated, quantized_product,
-        reference_product,
+        _use_kernel, launch_quantized_kernel, packed_weight, quantized_gated, quantized_product, reference_product,
     )
 
     torch.manual_seed(bits)
@@ -163,8 +162,7 @@ def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
             cases = {"bf16": lambda: quantized_product(x, weights)}
             if rows == 1:
                 cases["fp16"] = lambda: quantized_product(x.half(), weights)  # int4: the products in fp16 pairs
-            one_row = [config for config in ROW_CONFIGS if not (bits == 4 and config["BIT_CAST"])]
-            for config in fitting_configs(bits, rows, 64 if bits == 4 else width, sizes) if rows > 1 else one_row:
+            for config in fitting_configs(bits, rows, 64 if bits == 4 else width, sizes) if rows > 1 else []:
                 if config["SPLIT_K"] > 1:
                     cases[str(config)] = lambda config=config: launch_quantized_kernel(x, weights, config)
             for case, product in cases.items():
