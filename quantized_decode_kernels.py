@@ -12,7 +12,8 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   input's 16-bit type by inline PTX (`pair_dot_asm`): two neighbouring words (one 64-bit load) become 16 weights as
   dequantize() gives them, which meet their 16 inputs (four 64-bit loads) two an instruction.
   The block sizes (and int8's conversion) are whichever is faster on the GPU at hand among ROW_CONFIGS, timed on
-  first use (Triton's autotune; the timings kept in Triton's cache directory, so a machine times them once). Weights
+  first use (Triton's autotune, replayed from CUDA graphs: `_replayed_timings`; the timings kept in Triton's cache
+  directory, so a machine times them once). Weights
   are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). gate|up applies
   the SiLU gate in the same launch (`GATED`), as decode_kernels.py does for bf16. Figures: benchmarks/RESULTS.md,
   "Quantized fast decoding".
@@ -477,16 +478,18 @@ if triton is not None:
 
     def _replayed_timings(kernel_call, quantiles: tuple) -> list[float]:
         """Triton's do_bench (the L2 cache flushed before each run) of `kernel_call` replayed from a CUDA graph, as
-        the decoder runs it: a split tile's two launches (the tile, then its partial sums) then run back to back.
-        Launched from Python, the second waited for Python's launch overhead, and autotune passed over split tiles
-        that replays ran 1.2-2x faster (benchmarks/RESULTS.md)."""
+        the decoder runs it. Launched from Python, a launch waits for Python's overhead, longer than one row's
+        products (6-40 us): their picks varied between processes (int4 o at 0.76 TB/s in one, 1.29 for the best);
+        replayed, each pick was within 3% of the fastest in a stream of weights that L2 cannot hold. A split
+        tile's two launches (the tile, then its partial sums) run back to back, as they do in the decoder (launched
+        from Python, autotune passed over split tiles that replays ran 1.2-2x faster). benchmarks/RESULTS.md."""
         kernel_call()  # compiles outside the capture (and raises there for tiles this GPU cannot run)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             kernel_call()
         return triton.testing.do_bench(graph.replay, quantiles=quantiles)
 
-    # Several rows' timings by replays where Triton takes a timing function (3.2 and later).
+    # Timings by replays where Triton takes a timing function (3.2 and later).
     REPLAYED = {"do_bench": _replayed_timings} if "do_bench" in inspect.signature(triton.autotune).parameters else {}
 
     def _autotuned(configs: list[dict], **options):
@@ -499,7 +502,7 @@ if triton is not None:
         )(_quantized_kernel)
 
     # One row: the block sizes (and int8's conversion) are chosen by timing on first use per weight shape.
-    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], prune_configs_by={
+    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], **REPLAYED, prune_configs_by={
         "early_config_prune": lambda configs, named, **launch: [
             config for config in configs if not ({**named, **launch}["INT4"] and config.kwargs["BIT_CAST"])]})
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
