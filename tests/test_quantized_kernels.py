@@ -126,6 +126,18 @@ def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
     assert not kernel_tiles([one_group_of_512])
 
 
+def test_both_autotuners_time_cuda_graph_replays():
+    """One row's products (6-40 us on an H200) take less than Python's launch overhead, so timed as launched from
+    Python their picks were noise; both autotuners, one row and several, time replays of a captured launch."""
+    triton = pytest.importorskip("triton")
+    import quantized_decode_kernels as kernels
+
+    if not kernels.REPLAYED:
+        pytest.skip(f"Triton {triton.__version__} takes no timing function")
+    for tuner in (kernels._row_kernel, kernels._rows_kernel):
+        assert tuner.do_bench is kernels._replayed_timings
+
+
 def test_untileable_weights_and_cpu_inputs_take_the_reference():
     weights = packed_weights(4, 256)
     assert kernel_tiles(weights)
