@@ -13,10 +13,9 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   dequantize() gives them, which meet their 16 inputs (four 64-bit loads) two an instruction.
   The block sizes (and int8's conversion) are whichever is faster on the GPU at hand among ROW_CONFIGS, timed on
   first use (Triton's autotune, replayed from CUDA graphs: `_replayed_timings`; the timings kept in Triton's cache
-  directory, so a machine times them once). Weights
-  are loaded with `evict_first` (read once, they would push the input, scales and offsets out of L1). gate|up applies
-  the SiLU gate in the same launch (`GATED`), as decode_kernels.py does for bf16. Figures: benchmarks/RESULTS.md,
-  "Quantized fast decoding".
+  directory, so a machine times them once). Weights are loaded with `evict_first` (read once, they would push the
+  input, scales and offsets out of L1). gate|up applies the SiLU gate in the same launch (`GATED`), as
+  decode_kernels.py does for bf16. Figures: benchmarks/RESULTS.md, "Quantized fast decoding".
 - Several rows (batched decoding, prompts): each step's tile of the weight is dequantized to the input's dtype in
   registers (int4 two words at a time by inline PTX, `pair_weights_asm`; its columns come out in the input's order)
   and multiplied on the tensor cores, as x @ w.T or weights first, w @ x.T (weight rows on the products' M side, which
@@ -494,20 +493,21 @@ if triton is not None:
 
     def _autotuned(configs: list[dict], **options):
         """`_quantized_kernel` choosing among `configs` (block sizes, num_warps, num_stages: the software pipeline's
-        depth, Triton's 3 unless given) by timing, on first use per key."""
+        depth, Triton's 3 unless given) by timing, on first use per key: replays (`REPLAYED`) unless `options` give
+        another `do_bench`."""
         return triton.autotune(
             [triton.Config({key: value for key, value in config.items() if key not in ("num_warps", "num_stages")},
                            num_warps=config["num_warps"], num_stages=config.get("num_stages", 3))
-             for config in configs], **options, **AUTOTUNE_CACHE,
+             for config in configs], **{**REPLAYED, **options}, **AUTOTUNE_CACHE,
         )(_quantized_kernel)
 
     # One row: the block sizes (and int8's conversion) are chosen by timing on first use per weight shape.
-    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], **REPLAYED, prune_configs_by={
+    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], prune_configs_by={
         "early_config_prune": lambda configs, named, **launch: [
             config for config in configs if not ({**named, **launch}["INT4"] and config.kwargs["BIT_CAST"])]})
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
-        ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=_add_partials, **REPLAYED,
+        ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=_add_partials,
         prune_configs_by={"early_config_prune": lambda configs, named, **launch: [
             config for config in configs
             if tile_fits({**config.kwargs, "num_stages": config.num_stages}, {**named, **launch})]})
