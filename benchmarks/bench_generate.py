@@ -20,7 +20,6 @@ logits against the bf16 model's on one prompt (KL divergence, top-1 agreement).
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -30,6 +29,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench_records import append_record  # noqa: E402
 from configuration_nextgpt import NextGPTConfig  # noqa: E402
 from fast_generation import FastGenerator  # noqa: E402
 from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
@@ -201,9 +201,7 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
 
     def record(**fields):
-        print(json.dumps(fields), flush=True)
-        with open(args.output, "a") as handle:
-            handle.write(json.dumps(fields) + "\n")
+        append_record(args.output, fields)
 
     bandwidth = copy_bandwidth()
     for mode in args.modes.split(","):

@@ -24,6 +24,8 @@ import sys
 import threading
 import time
 
+from bench_records import append_record
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUESTION = "Describe the image in detail, with the shapes, their colours and where they are in the picture."
 
@@ -181,9 +183,7 @@ def main() -> None:
                           max_tokens=args.max_tokens, stream=args.stream, server_args=args.server_args,
                           label=args.label, serve_script=os.path.relpath(args.serve_script, REPO_ROOT))
             records.append(record)
-            print(json.dumps(record), flush=True)
-            with open(args.output, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_record(args.output, record)
     finally:
         server.terminate()
         server.wait(60)

@@ -42,6 +42,7 @@ from PIL import Image
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from bench_records import append_record  # noqa: E402
 from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig  # noqa: E402
 from fast_generation import round_up  # noqa: E402
 from graphed_layers import BUCKET_TOKENS  # noqa: E402
@@ -440,9 +441,7 @@ def main() -> None:
                                                          peak_tflops=args.peak_tflops, gpus=gpus),
                           "max_loss_difference_vs_first": max_loss_difference(result, first)}
             records.append(record)
-            print(json.dumps(record), flush=True)
-            with open(args.output, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_record(args.output, record)
     finished = [record for record in records if "error" not in record]
     if finished:
         plot_loss_curves(finished, os.path.splitext(args.output)[0] + ".png")

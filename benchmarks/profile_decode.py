@@ -24,7 +24,6 @@
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -36,6 +35,7 @@ import triton
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from bench_records import append_record  # noqa: E402
 from bench_generate import build_model, copy_bandwidth, make_inputs, timed  # noqa: E402
 from decode_attention import reference_step_attention, step_attention  # noqa: E402
 from decode_kernels import gated_matvec, stacked_matvec  # noqa: E402
@@ -268,9 +268,7 @@ def main() -> None:
     args = parser.parse_args()
 
     def record(**fields):
-        print(json.dumps(fields), flush=True)
-        with open(args.output, "a") as handle:
-            handle.write(json.dumps(fields) + "\n")
+        append_record(args.output, fields)
 
     record(kind="device", name=torch.cuda.get_device_name(), torch=torch.__version__,
            copy_bandwidth_TBps=copy_bandwidth() / 1e12, quantize=args.quantize)

@@ -8,7 +8,6 @@ session's stream timings put it near 2.7 us (benchmarks/RESULTS.md).
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -19,6 +18,7 @@ BENCHMARKS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 sys.path.insert(0, os.path.dirname(BENCHMARKS))
 sys.path.insert(0, BENCHMARKS)
 
+from bench_records import append_record  # noqa: E402
 from profile_decode import replay_seconds, rotated_quantized_weights  # noqa: E402
 from quantized_decode_kernels import launch_quantized_kernel  # noqa: E402
 
@@ -44,9 +44,7 @@ def main() -> None:
         row = dict(bits=bits, copies=copies, MB=nbytes / copies / 1e6, launch_us=launch_us,
                    one_launch_TBps=nbytes / copies / micros["one launch"] / 1e6,
                    **{f"{way} us": us for way, us in micros.items()})
-        print(json.dumps(row), flush=True)
-        with open(args.output, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+        append_record(args.output, row)
 
 
 if __name__ == "__main__":

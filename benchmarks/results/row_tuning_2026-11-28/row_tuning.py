@@ -13,7 +13,6 @@ Then the pick of each timing and what the pick costs in the stream against the s
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -26,6 +25,7 @@ sys.path.insert(0, os.path.dirname(BENCHMARKS))
 sys.path.insert(0, BENCHMARKS)
 
 import quantized_decode_kernels  # noqa: E402
+from bench_records import append_record  # noqa: E402
 from profile_decode import replay_seconds, rotated_quantized_weights  # noqa: E402
 from quantized_decode_kernels import ROW_CONFIGS, launch_quantized_kernel  # noqa: E402
 
@@ -67,9 +67,7 @@ def main() -> None:
               "replayed": replayed_us, "clean": lambda call: clean_flush_ms(call, flush)[0] * 1e3}
 
     def record(**fields):
-        print(json.dumps(fields), flush=True)
-        with open(args.output, "a") as handle:
-            handle.write(json.dumps(fields) + "\n")
+        append_record(args.output, fields)
 
     for bits in (4, 8):
         for name, parts in SHAPES.items():
@@ -79,7 +77,8 @@ def main() -> None:
             sets, _ = rotated_quantized_weights(bits, parts, copies)
             x = torch.randn(1, parts[0][1], device="cuda", dtype=torch.bfloat16)
             launch_quantized_kernel(x, one[0], gated=gated)  # autotune's own pick for this shape
-            picked = {str(key): config.all_kwargs() for key, config in quantized_decode_kernels._row_kernel.cache.items()}
+            tuned = quantized_decode_kernels._row_kernel.cache
+            picked = {str(key): config.all_kwargs() for key, config in tuned.items()}
             configs = [config for config in ROW_CONFIGS if not (bits == 4 and config["BIT_CAST"])]
             rows = []
             for config in configs:
