@@ -26,7 +26,7 @@ for r in data:
     print("==", r[head.index("Kernel Name")][:40], r[head.index("NVTX Range")] if "NVTX Range" in head else "")
     for name in want:
         if name in head: print("  ", name, r[head.index(name)])
-    stalls = [(float(r[i].replace(",", "")), h) for i, h in enumerate(head) if "issue_stalled" in h and h.endswith("warp_active.ratio") and r[i] not in ("", "n/a")]
-    for value, h in sorted(stalls, reverse=True)[:6]: print("   stall", round(value, 2), h)
+    stalls = [(float(r[i].replace(",", "")), h) for i, h in enumerate(head) if "issue_stalled" in h and r[i] not in ("", "n/a") and r[i].replace(".", "").replace(",", "").isdigit()]
+    for value, h in sorted(stalls, reverse=True)[:10]: print("   stall", round(value, 2), h)
 PY
 stamp end
