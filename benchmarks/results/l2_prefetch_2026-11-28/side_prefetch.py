@@ -109,7 +109,7 @@ def main() -> None:
         hot = replay_seconds(lambda: [call(layers[0][name]) for _ in range(8)]) / 8
         cold = replay_seconds(lambda: [call(layer[name]) for layer in layers[:8]]) / 8
         size = sum(t.numel() * t.element_size() for t in tensors_of(layers[0][name]))
-        append_record(args.output, dict(kind="one product", product=name, MB=size / 1e6, hot_us=hot * 1e6,
+        append_record(args.output, dict(measured="one product", product=name, MB=size / 1e6, hot_us=hot * 1e6,
                                         cold_us=cold * 1e6, hot_TBps=size / hot / 1e12, cold_TBps=size / cold / 1e12))
     variants = [dict(budget=0, programs=0, kind="L2")]
     variants += [dict(budget=mb << 20, programs=p, kind=kind) for mb in (8, 16, 32) for p in (16, 66)
@@ -118,7 +118,7 @@ def main() -> None:
         for repeat in range(2):
             for variant in variants:
                 seconds = replay_seconds(lambda: run_products(layers, x, gaps=gaps, **variant), repeats=10)
-                append_record(args.output, dict(kind="32 layers", gaps=gaps, repeat=repeat, **variant,
+                append_record(args.output, dict(measured="32 layers", gaps=gaps, repeat=repeat, **variant,
                                                 ms=seconds * 1e3, TBps=nbytes / seconds / 1e12))
 
 
