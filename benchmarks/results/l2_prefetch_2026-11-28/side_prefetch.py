@@ -54,8 +54,8 @@ def prefetch(tensors: list[torch.Tensor], *, budget: int, programs: int, kind: s
         budget -= nbytes
 
 
-def layer_weights(width: int = 4096, hidden: int = 11008) -> dict:
-    make = lambda n, k: packed_weight(torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5, 4)  # noqa: E731
+def layer_weights(bits: int, width: int = 4096, hidden: int = 11008) -> dict:
+    make = lambda n, k: packed_weight(torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5, bits)  # noqa: E731
     return {"qkv": [make(width, width) for _ in range(3)], "o": [make(width, width)],
             "gate_up": [make(hidden, width), make(hidden, width)], "down": [make(width, hidden)]}
 
@@ -97,9 +97,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="side_prefetch.jsonl")
     parser.add_argument("--layers", type=int, default=32)
+    parser.add_argument("--bits", type=int, choices=[4, 8], default=4)
+    parser.add_argument("--budgets_mb", default="8,16,32", help="prefetch budgets to try, MB a product")
+    parser.add_argument("--programs", default="16,66", help="prefetch launch sizes to try")
     args = parser.parse_args()
     torch.manual_seed(0)
-    layers = [layer_weights() for _ in range(args.layers)]
+    layers = [layer_weights(args.bits) for _ in range(args.layers)]
     nbytes = sum(t.numel() * t.element_size() for layer in layers for w in layer.values() for t in tensors_of(w))
     x = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
     x_down = torch.randn(1, 11008, device="cuda", dtype=torch.bfloat16)
@@ -109,16 +112,16 @@ def main() -> None:
         hot = replay_seconds(lambda: [call(layers[0][name]) for _ in range(8)]) / 8
         cold = replay_seconds(lambda: [call(layer[name]) for layer in layers[:8]]) / 8
         size = sum(t.numel() * t.element_size() for t in tensors_of(layers[0][name]))
-        append_record(args.output, dict(measured="one product", product=name, MB=size / 1e6, hot_us=hot * 1e6,
+        append_record(args.output, dict(measured="one product", bits=args.bits, product=name, MB=size / 1e6, hot_us=hot * 1e6,
                                         cold_us=cold * 1e6, hot_TBps=size / hot / 1e12, cold_TBps=size / cold / 1e12))
     variants = [dict(budget=0, programs=0, kind="L2")]
-    variants += [dict(budget=mb << 20, programs=p, kind=kind) for mb in (8, 16, 32) for p in (16, 66)
-                 for kind in ("L2", "L2_evict_last")]
+    variants += [dict(budget=int(mb) << 20, programs=int(p), kind=kind) for mb in args.budgets_mb.split(",")
+                 for p in args.programs.split(",") for kind in ("L2", "L2_evict_last")]
     for gaps in (False, True):
         for repeat in range(2):
             for variant in variants:
                 seconds = replay_seconds(lambda: run_products(layers, x, gaps=gaps, **variant), repeats=10)
-                append_record(args.output, dict(measured="32 layers", gaps=gaps, repeat=repeat, **variant,
+                append_record(args.output, dict(measured="32 layers", bits=args.bits, gaps=gaps, repeat=repeat, **variant,
                                                 ms=seconds * 1e3, TBps=nbytes / seconds / 1e12))
 
 
