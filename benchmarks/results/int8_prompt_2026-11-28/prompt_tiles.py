@@ -34,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="prompt_tiles.jsonl")
     parser.add_argument("--rows", type=int, default=96)
+    parser.add_argument("--baselines_only", action="store_true", help="only the autotuned launch and cuBLAS")
     args = parser.parse_args()
     for shape, (n, k) in SHAPES.items():
         copies = max(4, math.ceil(200e6 / (n * k)))
@@ -46,7 +47,7 @@ def main() -> None:
         for name, call in baseline.items():
             append_record(args.output, dict(shape=shape, rows=args.rows, config=name,
                                             us=replay_seconds(call) / copies * 1e6))
-        for tile in TILES:
+        for tile in [] if args.baselines_only else TILES:
             config = {**dict(zip(TILE_FIELDS, tile)), "num_warps": 4}
             try:
                 out = launch_quantized_kernel(x, [packed[0]], config)
