@@ -69,14 +69,12 @@ ROW_CONFIGS = [{"BLOCK_M": 1, "BLOCK_N": n, "BLOCK_K": k, "BIT_CAST": bit_cast, 
 # BLOCK_M, BLOCK_N, BLOCK_K, pipeline stages, programs sharing a tile's inputs): the fastest of sweeps at 8, 32 and 96
 # rows (benchmarks/RESULTS.md, "Several rows"; int8 on an H100, int4 on an H200). Prompts 128 rows a tile (each weight
 # tile dequantized once) or 64 for narrow weights (down), the widest tile also with two stages (gate|up +15% on an
-# H200), int8's also in steps of 64 inputs (gate|up at 96 rows 67.5 us against 74.9 on an H200). Up to 128 rows tiles
-# may also split their steps among 4 programs (SPLIT_K), which autotune takes for weights of few tiles (o and down,
-# 4096 outputs: 1.2-2x faster on an H200); the launch then holds 4 x rows x outputs float32 partial sums (45 MB for a
-# 7B gate|up at 128 rows), so longer prompts, which have tiles enough, take none.
+# H200). Up to 128 rows tiles may also split their steps among 4 programs (SPLIT_K), which autotune takes for
+# weights of few tiles (o and down, 4096 outputs: 1.2-2x faster on an H200); the launch then holds 4 x rows x outputs
+# float32 partial sums (45 MB for a 7B gate|up at 128 rows), so longer prompts, which have tiles enough, take none.
 PROMPT_TILES = {4: [(False, 128, 128, 128, 3, 1), (False, 128, 128, 128, 2, 1), (True, 64, 128, 128, 3, 1),
                     (False, 64, 64, 256, 3, 1), (True, 128, 64, 256, 3, 1), (True, 128, 64, 64, 3, 1)],
-                8: [(True, 128, 64, 128, 3, 1), (True, 128, 64, 64, 3, 1), (True, 64, 64, 256, 3, 1),
-                    (True, 64, 64, 128, 3, 1)]}
+                8: [(True, 128, 64, 128, 3, 1), (True, 64, 64, 256, 3, 1), (True, 64, 64, 128, 3, 1)]}
 ROWS_TILES = {
     (4, 16): [(True, 16, 64, 256, 3, 1), (True, 16, 64, 256, 3, 4), (True, 16, 128, 128, 3, 4)],
     (4, 32): [(True, 32, 64, 256, 3, 1), (True, 32, 128, 128, 3, 1), (True, 32, 128, 256, 3, 1),
