@@ -13,7 +13,8 @@ weights = [packed_weight(torch.randn(4096, 4096, device="cuda", dtype=torch.bflo
 x = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
 config = {"BLOCK_N": 8, "GROUPS": 8, "num_warps": 4, "SCALES_IN_ASM": True, "HINT": ""}
 whole = stacked(weights)
-calls = {"shipped": lambda: launch_quantized_kernel(x, weights), "coalesced": lambda: coalesced_product(x, whole, config)}
+calls = {"shipped": lambda: launch_quantized_kernel(x, weights),
+         "coalesced": lambda: coalesced_product(x, whole, config)}
 with torch.no_grad():
     for name, call in calls.items():
         for _ in range(3):

@@ -51,7 +51,8 @@ def word_dot_asm(kind: str, *, scales_in_asm: bool, code_hint: str) -> str:
                   f"fma.rn.{kind}x2 w, w, s2, o2;",
                   f"fma.rn.{kind}x2 a2, w, x{n}, {'a2' if n else 'zero'};"]
     lines += ["mov.b32 {l, h}, a2;", f"cvt.f32.{kind} a, l;", f"cvt.f32.{kind} b, h;", "add.f32 $0, a, b;"]
-    registers = [".reg .b32 c, t, w, a2, s2, o2, x0, x1, x2, x3, one, bias, zero;", ".reg .b16 l, h, s, o;", ".reg .f32 a, b;"]
+    registers = [".reg .b32 c, t, w, a2, s2, o2, x0, x1, x2, x3, one, bias, zero;", ".reg .b16 l, h, s, o;",
+                 ".reg .f32 a, b;"]
     return "\n".join(["{", *registers, *lines, "}"])
 
 
@@ -78,8 +79,9 @@ def coalesced_int4_row_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, N, K: tl.cons
         if SCALES_IN_ASM:
             scale = tl.broadcast_to(s_ptr + where, (BLOCK_N, GROUPS, WORDS))
             offset = tl.broadcast_to(f_ptr + where, (BLOCK_N, GROUPS, WORDS))
-            dots = tl.inline_asm_elementwise(ASM_TEXT, "=r,l,l,l,l", [codes.to(tl.int64), inputs.to(tl.int64), scale.to(tl.int64),
-                                              offset.to(tl.int64)], dtype=tl.float32, is_pure=True, pack=1)
+            addresses = [codes.to(tl.int64), inputs.to(tl.int64), scale.to(tl.int64), offset.to(tl.int64)]
+            dots = tl.inline_asm_elementwise(ASM_TEXT, "=r,l,l,l,l", addresses, dtype=tl.float32, is_pure=True,
+                                             pack=1)
         else:
             scale = tl.broadcast_to(tl.load(s_ptr + where), (BLOCK_N, GROUPS, WORDS))
             offset = tl.broadcast_to(tl.load(f_ptr + where), (BLOCK_N, GROUPS, WORDS))

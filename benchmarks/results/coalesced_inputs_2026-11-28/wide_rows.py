@@ -42,7 +42,9 @@ def main() -> None:
                             for n, k, w in TILES]
         for repeat in range(2):
             for config in configs:
-                call = lambda: [launch_quantized_kernel(x, weights, config, gated=gated) for weights in sets]  # noqa: E731
+                def call(config=config):
+                    return [launch_quantized_kernel(x, weights, config, gated=gated) for weights in sets]
+
                 try:
                     seconds = replay_seconds(call)
                 except Exception as error:  # noqa: BLE001 - a tile that does not compile or fit is recorded

@@ -20,7 +20,8 @@ sys.path.insert(0, BENCHMARKS)
 
 from bench_records import append_record  # noqa: E402
 from profile_decode import replay_seconds  # noqa: E402
-from quantized_decode_kernels import TILE_FIELDS, launch_quantized_kernel, packed_weight, reference_product  # noqa: E402
+from quantized_decode_kernels import TILE_FIELDS, launch_quantized_kernel, packed_weight  # noqa: E402
+from quantized_decode_kernels import reference_product  # noqa: E402
 
 SHAPES = {"q|k|v": (12288, 4096), "gate|up": (22016, 4096)}
 TILES = ([(False, 128, n, k, stages, split) for n, k, stages, split in itertools.product(

@@ -55,7 +55,9 @@ def prefetch(tensors: list[torch.Tensor], *, budget: int, programs: int, kind: s
 
 
 def layer_weights(bits: int, width: int = 4096, hidden: int = 11008) -> dict:
-    make = lambda n, k: packed_weight(torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5, bits)  # noqa: E731
+    def make(n: int, k: int):
+        return packed_weight(torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k**0.5, bits)
+
     return {"qkv": [make(width, width) for _ in range(3)], "o": [make(width, width)],
             "gate_up": [make(hidden, width), make(hidden, width)], "down": [make(width, hidden)]}
 
@@ -112,8 +114,9 @@ def main() -> None:
         hot = replay_seconds(lambda: [call(layers[0][name]) for _ in range(8)]) / 8
         cold = replay_seconds(lambda: [call(layer[name]) for layer in layers[:8]]) / 8
         size = sum(t.numel() * t.element_size() for t in tensors_of(layers[0][name]))
-        append_record(args.output, dict(measured="one product", bits=args.bits, product=name, MB=size / 1e6, hot_us=hot * 1e6,
-                                        cold_us=cold * 1e6, hot_TBps=size / hot / 1e12, cold_TBps=size / cold / 1e12))
+        append_record(args.output, dict(measured="one product", bits=args.bits, product=name, MB=size / 1e6,
+                                        hot_us=hot * 1e6, cold_us=cold * 1e6, hot_TBps=size / hot / 1e12,
+                                        cold_TBps=size / cold / 1e12))
     variants = [dict(budget=0, programs=0, kind="L2")]
     variants += [dict(budget=int(mb) << 20, programs=int(p), kind=kind) for mb in args.budgets_mb.split(",")
                  for p in args.programs.split(",") for kind in ("L2", "L2_evict_last")]
@@ -121,8 +124,8 @@ def main() -> None:
         for repeat in range(2):
             for variant in variants:
                 seconds = replay_seconds(lambda: run_products(layers, x, gaps=gaps, **variant), repeats=10)
-                append_record(args.output, dict(measured="32 layers", bits=args.bits, gaps=gaps, repeat=repeat, **variant,
-                                                ms=seconds * 1e3, TBps=nbytes / seconds / 1e12))
+                append_record(args.output, dict(measured="32 layers", bits=args.bits, gaps=gaps, repeat=repeat,
+                                                **variant, ms=seconds * 1e3, TBps=nbytes / seconds / 1e12))
 
 
 if __name__ == "__main__":
