@@ -133,7 +133,8 @@ def inspect() -> None:
         compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                                   options={"num_warps": config["num_warps"]}).asm
         usage = tool_output("cuobjdump", compiled["cubin"], "--dump-resource-usage")
-        releases, acquires = (len(re.findall(pattern, compiled["ptx"])) for pattern in (r"atom\.\S*release", r"acquire"))
+        releases, acquires = (len(re.findall(pattern, compiled["ptx"]))
+                              for pattern in (r"atom\.\S*release", r"acquire"))
         print(f"int{bits}", config, "registers", re.search(r"REG:(\d+)", usage).group(1), "release atomics",
               releases, "acquire loads", acquires)
 
