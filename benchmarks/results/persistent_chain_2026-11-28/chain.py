@@ -66,41 +66,42 @@ def stacked(weights: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return codes, scales, offsets
 
 
-def chain_arguments(x: torch.Tensor, weights: list, packed: tuple, first: int) -> tuple:
-    """chain_kernel's tensors for a chain starting at product `first`: its input, and every tensor from there."""
-    size = x.shape[-1]
+def weights_from(packed: tuple, first: int, size: int) -> tuple:
+    """The stacked codes, scales and offsets (`stacked`) from product `first` on."""
     codes, scales, offsets = packed
     per_product = scales.shape[1] * scales.shape[2]
-    return (x, codes, scales.view(-1), offsets.view(-1)) if first == 0 else (
-        None, codes[first * size:], scales.view(-1)[first * per_product:], offsets.view(-1)[first * per_product:])
+    return codes[first * size:], scales.view(-1)[first * per_product:], offsets.view(-1)[first * per_product:]
 
 
-def run_chain(x: torch.Tensor, weights: list, packed: tuple, *, config: dict, programs: int, counters: torch.Tensor,
+def launch_chain(x_in: torch.Tensor, outs: torch.Tensor, packed: tuple, *, first: int, count: int,
+                 counter: torch.Tensor, config: dict, programs: int):
+    """chain_kernel over products first..first + count - 1 of the stacked weights, from `x_in` into `outs`; returns
+    the compiled kernel."""
+    size, int4 = x_in.shape[-1], packed[0].dtype == torch.int32
+    return chain_kernel[(programs,)](
+        x_in, outs, *weights_from(packed, first, size), counter, count, N=size,
+        GROUP=size // packed[1].shape[1] if int4 else size, INT4=int4, BLOCK_N=config["BLOCK_N"],
+        BLOCK_K=config["BLOCK_K"], BIT_CAST=False, num_warps=config["num_warps"])
+
+
+def run_chain(x: torch.Tensor, packed: tuple, *, config: dict, programs: int, counters: torch.Tensor,
               one_product_a_launch: bool) -> torch.Tensor:
     """The chain through chain_kernel: one launch, or one launch a product (each with its own counter)."""
-    size, int4 = x.shape[-1], weights[0].offset is not None
-    outs = x.new_empty(len(weights), size)
+    products = packed[1].shape[0]
+    outs = x.new_empty(products, x.shape[-1])
     counters.zero_()
-    launches = [(p, 1) for p in range(len(weights))] if one_product_a_launch else [(0, len(weights))]
+    launches = [(p, 1) for p in range(products)] if one_product_a_launch else [(0, products)]
     for first, count in launches:
-        x_in, codes, scales, offsets = chain_arguments(x, weights, packed, first)
-        chain_kernel[(programs,)](
-            outs[first - 1] if first else x_in, outs[first:], codes, scales, offsets, counters[first:], count, N=size,
-            GROUP=size // weights[0].scale.shape[0] if int4 else size, INT4=int4, BLOCK_N=config["BLOCK_N"],
-            BLOCK_K=config["BLOCK_K"], BIT_CAST=False, num_warps=config["num_warps"])
+        launch_chain(outs[first - 1] if first else x, outs[first:], packed, first=first, count=count,
+                     counter=counters[first:], config=config, programs=programs)
     return outs[-1]
 
 
-def resident_programs(x: torch.Tensor, weights: list, packed: tuple, config: dict) -> int:
+def resident_programs(x: torch.Tensor, packed: tuple, config: dict) -> int:
     """How many programs of this configuration an SM holds at once (registers and warps; no shared memory beyond
     the barrier's), from a launch that runs no product."""
-    int4 = weights[0].offset is not None
-    _, codes, scales, offsets = chain_arguments(x, weights, packed, 0)
-    compiled = chain_kernel[(1,)](x, x.new_empty(1, x.shape[-1]), codes, scales, offsets,
-                                  torch.zeros(1, dtype=torch.int32, device=x.device), 0, N=x.shape[-1],
-                                  GROUP=x.shape[-1] // weights[0].scale.shape[0] if int4 else x.shape[-1], INT4=int4,
-                                  BLOCK_N=config["BLOCK_N"], BLOCK_K=config["BLOCK_K"], BIT_CAST=False,
-                                  num_warps=config["num_warps"])
+    compiled = launch_chain(x, torch.empty_like(x), packed, first=0, count=0,
+                            counter=torch.zeros(1, dtype=torch.int32, device=x.device), config=config, programs=1)
     registers = -(-compiled.n_regs // 8) * 8 * 32 * config["num_warps"]
     return min(65536 // registers, 64 // config["num_warps"], 32)
 
@@ -159,14 +160,14 @@ def main() -> None:
         launches_us = replay_seconds(lambda: run_launches(x, weights)) / args.products * 1e6
         append_record(args.output, dict(bits=bits, way="launches", us=launches_us))
         for config in CONFIGS:
-            resident = resident_programs(x, weights, packed, config)
+            resident = resident_programs(x, packed, config)
             for per_sm in map(int, args.programs_per_sm.split(",")):
                 if per_sm > resident:  # programs that cannot all be resident would wait at the barrier for ever
                     append_record(args.output, dict(bits=bits, config=config, per_sm=per_sm, skipped=resident))
                     continue
                 for one_product_a_launch in (False, True):
                     def call(config=config, programs=sms * per_sm, one=one_product_a_launch):
-                        return run_chain(x, weights, packed, config=config, programs=programs, counters=counters,
+                        return run_chain(x, packed, config=config, programs=programs, counters=counters,
                                          one_product_a_launch=one)
                     error = float((call().float() - reference).norm() / reference.norm())
                     us = replay_seconds(call) / args.products * 1e6
