@@ -5,6 +5,10 @@ matrix-vector products stream weights. cuBLAS reaches 2.0-2.6 TB/s on the 7B sha
 is 3.0 TB/s; these kernels stream several weights in one launch (q|k|v), apply the SiLU gate inside the gate|up
 product, and reach 2.3-3.0 TB/s (benchmarks/RESULTS.md). Anything else (several rows, CPU, sizes the kernels do not
 tile) goes to `F.linear`, so the ops are exact drop-ins wherever they run.
+
+A product followed by a residual add and an RMSNorm (a Llama layer's o and down projections) can take both into its
+launch (`matvec_residual_norm`): its last program to finish adds and normalises the whole row, where a kernel of its
+own would cost a launch, about as long as the work (benchmarks/RESULTS.md, "The norm in the product's launch").
 """
 
 from typing import Callable
@@ -20,6 +24,7 @@ except ImportError:  # CPU-only installs: the ops fall back to F.linear
 
 BLOCK_ROWS = 4  # weight rows per program: many small programs keep every SM streaming
 BLOCK_COLUMNS = 512
+MAX_NORM_WIDTH = 8192  # the widest row one program adds and normalises in registers (`residual_norm_by_last`)
 
 if triton is not None:
 
@@ -62,7 +67,7 @@ if triton is not None:
         tl.store(out_ptr + start + tl.arange(0, BLOCK_N), silu * up)
 
     @triton.jit
-    def last_to_arrive(arrivals_ptr, index, PROGRAMS: tl.constexpr):
+    def last_to_arrive(arrivals_ptr, index, PROGRAMS):
         """After this program has stored its partial results: whether it is the last of the PROGRAMS programs counted
         in counter `index` of `arrival_counters`, which the last sets back to 0. A barrier first, so that every
         thread's stores precede the release; the last program then reads the others' results past L1 (`.cg`)."""
@@ -71,8 +76,38 @@ if triton is not None:
         tl.store(arrivals_ptr + index, 0, mask=last)  # no program of this launch counts here again
         return last
 
-else:  # only the kernels call it
-    last_to_arrive = None
+    @triton.jit
+    def residual_norm_by_last(out_ptr, residual_ptr, norm_ptr, hidden_ptr, normed_ptr, arrivals_ptr, eps, N,
+                              NORM_BLOCK: tl.constexpr):
+        """Called by every program of a one-row product's launch (grid axis 0) once it has stored its outputs of
+        `out` (N values): the last to finish writes hidden = residual + out and normed = RMSNorm(hidden) * norm,
+        rounded as `residual_norm` rounds them (the sum in hidden's dtype, normalised in float32, scaled in normed's
+        dtype). NORM_BLOCK: N rounded up to a power of two (at most MAX_NORM_WIDTH, held in registers)."""
+        if last_to_arrive(arrivals_ptr, 0, tl.num_programs(0)):
+            where = tl.arange(0, NORM_BLOCK)
+            inside = where < N
+            out = tl.load(out_ptr + where, mask=inside, other=0, cache_modifier=".cg").to(tl.float32)
+            hidden = (tl.load(residual_ptr + where, mask=inside, other=0).to(tl.float32) + out).to(
+                hidden_ptr.dtype.element_ty)
+            tl.store(hidden_ptr + where, hidden, mask=inside)
+            as_float = hidden.to(tl.float32)
+            normalised = (as_float * tl.rsqrt(tl.sum(as_float * as_float, axis=0) / N + eps)).to(hidden.dtype)
+            scaled = tl.load(norm_ptr + where, mask=inside, other=0).to(tl.float32) * normalised.to(tl.float32)
+            tl.store(normed_ptr + where, scaled.to(normed_ptr.dtype.element_ty), mask=inside)
+
+    @triton.jit
+    def _matvec_residual_norm_kernel(x_ptr, out_ptr, w_ptr, residual_ptr, norm_ptr, hidden_ptr, normed_ptr,
+                                     arrivals_ptr, eps, N, K: tl.constexpr, BLOCK_N: tl.constexpr,
+                                     BLOCK_K: tl.constexpr, NORM_BLOCK: tl.constexpr):
+        """out = w @ x, then (its last program) hidden = residual + out and normed = its RMSNorm times norm."""
+        start = tl.program_id(0).to(tl.int64) * BLOCK_N
+        dots = _row_dots(w_ptr + start * K, x_ptr, K, BLOCK_N, BLOCK_K)
+        tl.store(out_ptr + start + tl.arange(0, BLOCK_N), dots.to(out_ptr.dtype.element_ty))
+        residual_norm_by_last(out_ptr, residual_ptr, norm_ptr, hidden_ptr, normed_ptr, arrivals_ptr, eps, N,
+                              NORM_BLOCK)
+
+else:  # only the kernels call them
+    last_to_arrive = residual_norm_by_last = None
 
 
 def define_op(name: str, fake: Callable[..., torch.Tensor], *, mutates_args: tuple[str, ...] = ()
@@ -117,6 +152,41 @@ def arrival_counters(device: torch.device, count: int) -> torch.Tensor:
     return held[-1]
 
 
+def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Llama's RMSNorm: normalised in float32, scaled in the input dtype."""
+    as_float = hidden.float()
+    as_float = as_float * torch.rsqrt(as_float.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * as_float.to(hidden.dtype)
+
+
+def residual_norm(residual: torch.Tensor, product: torch.Tensor, norm: torch.Tensor,
+                  eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden, normed): hidden = residual + product and its RMSNorm, as a Llama layer adds and normalises."""
+    hidden = residual + product
+    return hidden, rms_norm(hidden, norm, eps)
+
+
+def fuses_residual_norm(x: torch.Tensor, residual: torch.Tensor, norm: torch.Tensor) -> bool:
+    """Whether a product's launch can add the residual and normalise (`residual_norm_by_last`): one row on CUDA, of
+    a width one program holds, in one dtype throughout."""
+    return (triton is not None and x.is_cuda and x.numel() == x.shape[-1] and residual.numel() == residual.shape[-1]
+            and residual.shape[-1] <= MAX_NORM_WIDTH and residual.is_contiguous() and norm.is_contiguous()
+            and x.dtype == residual.dtype == norm.dtype)
+
+
+def launch_residual_norm(kernel, grid: tuple | Callable[[dict], tuple], *, x: torch.Tensor, weight_arguments: tuple,
+                         residual: torch.Tensor, norm: torch.Tensor, eps: float,
+                         **meta) -> tuple[torch.Tensor, torch.Tensor]:
+    """Runs a one-row product kernel whose programs end in `residual_norm_by_last`, with the arguments they share:
+    (x, out, *weight_arguments, residual, norm, hidden, normed, arrivals, eps, N, ..., NORM_BLOCK). Returns (hidden,
+    normed)."""
+    width = residual.shape[-1]
+    out, hidden, normed = (residual.new_empty(residual.shape) for _ in range(3))
+    kernel[grid](x.contiguous(), out, *weight_arguments, residual, norm, hidden, normed,
+                 arrival_counters(x.device, 1), eps, width, **meta, NORM_BLOCK=triton.next_power_of_2(width))
+    return hidden, normed
+
+
 def _use_kernels(x: torch.Tensor, weights: list[torch.Tensor]) -> bool:
     """One row, on CUDA, contiguous weights whose sizes the kernels tile."""
     return (
@@ -159,4 +229,22 @@ def gated_matvec(x: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> torch
     return out
 
 
-__all__ = ["arrival_counters", "define_op", "gated_matvec", "last_to_arrive", "stacked_matvec"]
+def _residual_norm_shape(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor, norm: torch.Tensor,
+                         eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    return residual.new_empty(residual.shape), residual.new_empty(residual.shape)
+
+
+@define_op("nextgpt::matvec_residual_norm", fake=_residual_norm_shape)
+def matvec_residual_norm(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor, norm: torch.Tensor,
+                         eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`residual_norm(residual, F.linear(x, weight), norm, eps)`: for one row on CUDA in the product's launch."""
+    if not (fuses_residual_norm(x, residual, norm) and _use_kernels(x, [weight]) and residual.numel() == len(weight)):
+        return residual_norm(residual, F.linear(x, weight), norm, eps)
+    return launch_residual_norm(_matvec_residual_norm_kernel, (len(weight) // BLOCK_ROWS,), x=x,
+                                weight_arguments=(weight,), residual=residual, norm=norm, eps=eps,
+                                K=x.shape[-1], BLOCK_N=BLOCK_ROWS, BLOCK_K=BLOCK_COLUMNS, num_warps=4)
+
+
+__all__ = ["arrival_counters", "define_op", "fuses_residual_norm", "gated_matvec", "last_to_arrive",
+           "launch_residual_norm", "matvec_residual_norm", "residual_norm", "residual_norm_by_last", "rms_norm",
+           "stacked_matvec"]

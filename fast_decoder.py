@@ -20,13 +20,13 @@ import torch.nn.functional as F
 
 try:
     from .decode_attention import rotate, step_attention
-    from .decode_kernels import gated_matvec, stacked_matvec
-    from .quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product
+    from .decode_kernels import gated_matvec, matvec_residual_norm, residual_norm, rms_norm, stacked_matvec
+    from .quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product, quantized_residual_norm
     from .weight_quantization import QuantizedLinear
 except ImportError:
     from decode_attention import rotate, step_attention
-    from decode_kernels import gated_matvec, stacked_matvec
-    from quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product
+    from decode_kernels import gated_matvec, matvec_residual_norm, residual_norm, rms_norm, stacked_matvec
+    from quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product, quantized_residual_norm
     from weight_quantization import QuantizedLinear
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
@@ -49,6 +49,7 @@ class LayerWeights(NamedTuple):
     gate: Projection
     up: Projection
     down: Projection
+    next_norm: torch.Tensor  # the norm of the layer's output: the next layer's input norm, or the model's final norm
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,17 @@ def gated_product(hidden: torch.Tensor, gate: Projection, up: Projection) -> tor
     return F.silu(gate_out) * up_out
 
 
-def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """Llama's RMSNorm: normalised in float32, scaled in the input dtype."""
-    as_float = hidden.float()
-    as_float = as_float * torch.rsqrt(as_float.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * as_float.to(hidden.dtype)
+def project_residual_norm(x: torch.Tensor, weight: Projection, *, bias: torch.Tensor | None, residual: torch.Tensor,
+                          norm: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden, normed): hidden = residual + x @ weight.T (+ bias) and its RMSNorm. One row: in the product's launch,
+    whose last program adds and normalises (a launch fewer; on the CPU the op computes the same unfused). Several
+    rows: the product, then the add and norm, which the compiler fuses into one kernel."""
+    if bias is None and x.numel() == x.shape[-1]:
+        if isinstance(weight, PackedWeight):
+            return quantized_residual_norm(x, weight, residual=residual, norm=norm, eps=eps)
+        return matvec_residual_norm(x, weight, residual, norm, eps)
+    product = project(x, [weight])
+    return residual_norm(residual, product if bias is None else product + bias, norm, eps)
 
 
 class GraphedCall:
@@ -125,7 +132,7 @@ class GraphedCall:
 
 def layer_forward(
     hidden: torch.Tensor,
-    pending: torch.Tensor,
+    normed: torch.Tensor | None,
     cos: torch.Tensor,
     sin: torch.Tensor,
     weights: LayerWeights,
@@ -140,12 +147,13 @@ def layer_forward(
     """One decoder layer over (batch, length) new tokens, written into cache `rows` (batch,) at `slots` (batch,
     length). The new tokens attend to the whole cache (decoding: one token a row, the caches' first `batch` rows,
     which `key_cache` and `value_cache` are then cut to) or only to each other (prompts, whose rows start afresh);
-    `mask` is boolean, True = attend. The layer's input is `hidden + pending`, and it returns its output
-    the same way, as (hidden, pending): the MLP's residual add is left to the next layer, whose input norm then makes
-    it in the same kernel (one launch a layer fewer)."""
+    `mask` is boolean, True = attend. The layer takes its input `hidden` with the input norm of it, `normed` (None:
+    made here, in the first layer), and returns its output the same way, normed by `weights.next_norm` (the next
+    layer's input norm or the model's final norm): each residual add and the norm after it are done in the launch of
+    the product before them for one row (`project_residual_norm`)."""
     batch, length, _ = hidden.shape
-    hidden = hidden + pending
-    normed = rms_norm(hidden, weights.input_norm, shape.eps)
+    if normed is None:
+        normed = rms_norm(hidden, weights.input_norm, shape.eps)
     qkv = project(normed, [weights.q, weights.k, weights.v])
     if weights.q_bias is not None:
         qkv = qkv + torch.cat([weights.q_bias, weights.k_bias, weights.v_bias])
@@ -167,10 +175,10 @@ def layer_forward(
         if groups > 1:
             key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
         attention = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=shape.scaling)
-    output = project(attention.transpose(1, 2).reshape(batch, length, -1), [weights.o])
-    hidden = hidden + (output if weights.o_bias is None else output + weights.o_bias)
-    normed = rms_norm(hidden, weights.post_norm, shape.eps)
-    return hidden, project(gated_product(normed, weights.gate, weights.up), [weights.down])
+    hidden, normed = project_residual_norm(attention.transpose(1, 2).reshape(batch, length, -1), weights.o,
+                                           bias=weights.o_bias, residual=hidden, norm=weights.post_norm, eps=shape.eps)
+    return project_residual_norm(gated_product(normed, weights.gate, weights.up), weights.down, bias=None,
+                                 residual=hidden, norm=weights.next_norm, eps=shape.eps)
 
 
 def unsupported_reason(language_model) -> str | None:
@@ -220,13 +228,13 @@ class LlamaFamilyDecoder:
                 projection(layer.self_attn.v_proj), layer.self_attn.q_proj.bias, layer.self_attn.k_proj.bias,
                 layer.self_attn.v_proj.bias, projection(layer.self_attn.o_proj), layer.self_attn.o_proj.bias,
                 layer.post_attention_layernorm.weight, projection(layer.mlp.gate_proj), projection(layer.mlp.up_proj),
-                projection(layer.mlp.down_proj),
+                projection(layer.mlp.down_proj), following.input_layernorm.weight if following else base.norm.weight,
             )
-            for layer in base.layers
+            for layer, following in zip(base.layers, [*base.layers[1:], None])
         ]
-        self.embed, self.rotary, self.final_norm = base.embed_tokens, base.rotary_emb, base.norm.weight
+        self.embed, self.rotary = base.embed_tokens, base.rotary_emb
         self.head = language_model.get_output_embeddings()
-        weight = self.final_norm
+        weight = base.norm.weight
         self.batch_size, self.cache_length = batch_size, cache_length
         cache_shape = (batch_size, self.shape.kv_heads, cache_length, self.shape.head_dim)
         self.key_cache = [torch.zeros(cache_shape, dtype=weight.dtype, device=weight.device) for _ in self.layers]
@@ -247,10 +255,9 @@ class LlamaFamilyDecoder:
             self.graphs[key] = GraphedCall(function, pool=self.prefill_pool if key[0] == "prefill" else None)
         return self.graphs[key](*inputs)
 
-    def _logits(self, hidden: torch.Tensor, pending: torch.Tensor) -> torch.Tensor:
-        """The last layer's output (hidden + pending, `layer_forward`) at each row's last position, through the head."""
-        last = hidden[:, -1] + pending[:, -1]
-        logits = stacked_matvec(rms_norm(last, self.final_norm, self.shape.eps), [self.head.weight])
+    def _logits(self, normed: torch.Tensor) -> torch.Tensor:
+        """The last layer's normed output (`layer_forward`) at each row's last position, through the head."""
+        logits = stacked_matvec(normed[:, -1], [self.head.weight])
         return (logits if self.head.bias is None else logits + self.head.bias).float()
 
     def prefill(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
@@ -281,11 +288,11 @@ class LlamaFamilyDecoder:
         mask = (causal & filled) | torch.eye(length, dtype=torch.bool, device=causal.device)
         slots = torch.arange(length, device=inputs_embeds.device).expand(len(rows), length)
         cos, sin = self.rotary(inputs_embeds, positions)
-        hidden, pending = inputs_embeds, torch.zeros_like(inputs_embeds)
+        hidden, normed = inputs_embeds, None
         for weights, key_cache, value_cache in zip(self.layers, self.key_cache, self.value_cache):
-            hidden, pending = self.layer(hidden, pending, cos, sin, weights, key_cache, value_cache, rows, slots, mask,
-                                         self.shape, False)
-        return self._logits(hidden, pending)
+            hidden, normed = self.layer(hidden, normed, cos, sin, weights, key_cache, value_cache, rows, slots, mask,
+                                        self.shape, False)
+        return self._logits(normed)
 
     def _step(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, length: int) -> torch.Tensor:
         rows = len(tokens)
@@ -293,12 +300,12 @@ class LlamaFamilyDecoder:
         cos, sin = self.rotary(hidden, positions[:, None])
         mask = self.filled[:rows, None, None, :length]
         row_ids = torch.arange(rows, device=tokens.device)
-        pending = torch.zeros_like(hidden)
+        normed = None
         for weights, key_cache, value_cache in zip(self.layers, self.key_cache, self.value_cache):
-            hidden, pending = self.layer(hidden, pending, cos, sin, weights, key_cache[:rows, :, :length],
-                                         value_cache[:rows, :, :length], row_ids, slots[:, None], mask, self.shape,
-                                         True)
-        return self._logits(hidden, pending)
+            hidden, normed = self.layer(hidden, normed, cos, sin, weights, key_cache[:rows, :, :length],
+                                        value_cache[:rows, :, :length], row_ids, slots[:, None], mask, self.shape,
+                                        True)
+        return self._logits(normed)
 
     def step(self, tokens: torch.Tensor, positions: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Writes one token for each of the first len(tokens) rows (at its rotary `positions`) into the row's next

@@ -15,7 +15,9 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   first use (Triton's autotune, replayed from CUDA graphs: `_replayed_timings`; the timings kept in Triton's cache
   directory, so a machine times them once). Weights are loaded with `evict_first` (read once, they would push the
   input, scales and offsets out of L1). gate|up applies the SiLU gate in the same launch (`GATED`), as
-  decode_kernels.py does for bf16. Figures: benchmarks/RESULTS.md, "Quantized fast decoding".
+  decode_kernels.py does for bf16, and a product followed by a residual add and an RMSNorm (o, down) may do those
+  too, in its last program (`quantized_residual_norm`, as decode_kernels.matvec_residual_norm). Figures:
+  benchmarks/RESULTS.md, "Quantized fast decoding".
 - Several rows (batched decoding, prompts): each step's tile of the weight is dequantized to the input's dtype in
   registers (int4 two words at a time by inline PTX, `pair_weights_asm`; its columns come out in the input's order)
   and multiplied on the tensor cores, as x @ w.T or weights first, w @ x.T (weight rows on the products' M side, which
@@ -44,11 +46,15 @@ except ImportError:  # CPU-only installs: the op falls back to dequantize + F.li
     triton = None
 
 try:
-    from .decode_kernels import define_op
+    from .decode_kernels import (
+        define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
+    )
     from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from .weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 except ImportError:
-    from decode_kernels import define_op
+    from decode_kernels import (
+        define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
+    )
     from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 
@@ -454,6 +460,20 @@ if triton is not None:
                          (accumulator * row_scale[None, :]).to(out_ptr.dtype.element_ty), mask=m[:, None] < M)
 
     @triton.jit
+    def _residual_norm_kernel(x_ptr, out_ptr, q_ptr, s_ptr, f_ptr, residual_ptr, norm_ptr, hidden_ptr, normed_ptr,
+                              arrivals_ptr, eps, N, K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr,
+                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, NORM_BLOCK: tl.constexpr,
+                              BIT_CAST: tl.constexpr = False, BLOCK_M: tl.constexpr = 1):
+        """One row: out = x @ dequantized(w).T (BLOCK_N outputs a program, as `_quantized_kernel`), then, by the last
+        program to finish, hidden = residual + out and normed = its RMSNorm times norm
+        (decode_kernels.residual_norm_by_last). BLOCK_M: only ROW_CONFIGS' (one row)."""
+        rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        dots = _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, N, K, GROUP, INT4, BLOCK_N, BLOCK_K, BIT_CAST)
+        tl.store(out_ptr + rows, dots.to(out_ptr.dtype.element_ty))
+        residual_norm_by_last(out_ptr, residual_ptr, norm_ptr, hidden_ptr, normed_ptr, arrivals_ptr, eps, N,
+                              NORM_BLOCK)
+
+    @triton.jit
     def _split_sum_kernel(partials_ptr, out_ptr, size, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr):
         """out = the SPLIT_K float32 partial products (SPLIT_K, size) summed in order, in out's dtype."""
         where = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -491,20 +511,22 @@ if triton is not None:
     # Timings by replays where Triton takes a timing function (3.2 and later).
     REPLAYED = {"do_bench": _replayed_timings} if "do_bench" in inspect.signature(triton.autotune).parameters else {}
 
-    def _autotuned(configs: list[dict], **options):
-        """`_quantized_kernel` choosing among `configs` (block sizes, num_warps, num_stages: the software pipeline's
-        depth, Triton's 3 unless given) by timing, on first use per key: replays (`REPLAYED`) unless `options` give
-        another `do_bench`."""
+    def _autotuned(configs: list[dict], kernel=_quantized_kernel, **options):
+        """`kernel` choosing among `configs` (block sizes, num_warps, num_stages: the software pipeline's depth,
+        Triton's 3 unless given) by timing, on first use per key: replays (`REPLAYED`) unless `options` give another
+        `do_bench`."""
         return triton.autotune(
             [triton.Config({key: value for key, value in config.items() if key not in ("num_warps", "num_stages")},
                            num_warps=config["num_warps"], num_stages=config.get("num_stages", 3))
              for config in configs], **{**REPLAYED, **options}, **AUTOTUNE_CACHE,
-        )(_quantized_kernel)
+        )(kernel)
 
     # One row: the block sizes (and int8's conversion) are chosen by timing on first use per weight shape.
-    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], prune_configs_by={
-        "early_config_prune": lambda configs, named, **launch: [
-            config for config in configs if not ({**named, **launch}["INT4"] and config.kwargs["BIT_CAST"])]})
+    ONE_ROW_PRUNING = {"early_config_prune": lambda configs, named, **launch: [
+        config for config in configs if not ({**named, **launch}["INT4"] and config.kwargs["BIT_CAST"])]}
+    _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], prune_configs_by=ONE_ROW_PRUNING)
+    _residual_norm_row_kernel = _autotuned(ROW_CONFIGS, _residual_norm_kernel, key=["N", "K", "INT4"],
+                                           prune_configs_by=ONE_ROW_PRUNING)
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
         ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=_add_partials,
@@ -639,6 +661,37 @@ def _op_arguments(weights: list[PackedWeight]) -> tuple[list, list, list]:
     return [weight.qweight for weight in weights], [weight.scale for weight in weights], offsets
 
 
+def _quantized_product_residual_norm_shape(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor,
+                                   offset: torch.Tensor | None, residual: torch.Tensor, norm: torch.Tensor,
+                                   eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    return residual.new_empty(residual.shape), residual.new_empty(residual.shape)
+
+
+@define_op("nextgpt::quantized_product_residual_norm", fake=_quantized_product_residual_norm_shape)
+def quantized_product_residual_norm(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor,
+                               offset: torch.Tensor | None, residual: torch.Tensor, norm: torch.Tensor,
+                               eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`residual_norm(residual, x @ dequantized(w).T, norm, eps)`: for one row on CUDA in the product's launch
+    (its last program adding and normalising); `offset` is None for int8."""
+    weight = PackedWeight(qweight, scale, offset)
+    if not (fuses_residual_norm(x, residual, norm) and _use_kernel(x, [weight])
+            and residual.numel() == len(qweight)):
+        return residual_norm(residual, quantized_stacked_product(x, [qweight], [scale], [] if offset is None
+                                                                 else [offset]), norm, eps)
+    if x.data_ptr() % 16:  # as launch_quantized_kernel: several inputs a load
+        x = x.clone()
+    return launch_residual_norm(
+        _residual_norm_row_kernel, lambda meta: (len(qweight) // meta["BLOCK_N"],), x=x,
+        weight_arguments=(qweight, scale, scale if offset is None else offset), residual=residual, norm=norm,
+        eps=eps, K=x.shape[-1], GROUP=group_size(weight), INT4=weight_bits(qweight) == 4)
+
+
+def quantized_residual_norm(x: torch.Tensor, weight: PackedWeight, *, residual: torch.Tensor, norm: torch.Tensor,
+                            eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The residual add and RMSNorm after a product over a PackedWeight: (hidden, normed)."""
+    return quantized_product_residual_norm(x, weight.qweight, weight.scale, weight.offset, residual, norm, eps)
+
+
 def quantized_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:
     """The stacked product over PackedWeights."""
     return quantized_stacked_product(x, *_op_arguments(weights))
@@ -649,4 +702,5 @@ def quantized_gated(x: torch.Tensor, gate: PackedWeight, up: PackedWeight) -> to
     return quantized_gated_product(x, *_op_arguments([gate, up]))
 
 
-__all__ = ["PackedWeight", "launch_quantized_kernel", "quantized_gated", "quantized_product", "reference_product"]
+__all__ = ["PackedWeight", "launch_quantized_kernel", "quantized_gated", "quantized_product", "quantized_residual_norm",
+           "reference_product"]

@@ -178,6 +178,34 @@ def test_quantized_kernels_match_dequantize_then_matmul_on_cuda(bits):
         assert error < (1e-2 if bits == 4 and key[2] == 1 else 5e-3), (key, float(error))
 
 
+@pytest.mark.parametrize("kind", ["bf16", "int8", "int4"])
+def test_products_add_the_residual_and_normalise_in_their_launch_on_cuda(kind):
+    """fast_decoder.project_residual_norm for one row (the o and down projections of Llama-2-7B, SmolLM2's 576-wide
+    row, whose norm block is masked past it), autotuned and compiled, against the product then the unfused add and
+    norm; twice, the arrival counter back at 0 after each launch."""
+    from decode_kernels import arrival_counters, residual_norm
+    from fast_decoder import project, project_residual_norm
+    from quantized_decode_kernels import packed_weight
+
+    torch.manual_seed(0)
+    for width, outputs in ((4096, 4096), (11008, 4096), (1536, 576)):
+        weight = (torch.randn(outputs, width, device="cuda") / width**0.5).bfloat16()
+        projection = weight if kind == "bf16" else packed_weight(weight, int(kind[-1]))
+        x = torch.randn(1, 1, width, device="cuda", dtype=torch.bfloat16)
+        residual = torch.randn(1, 1, outputs, device="cuda", dtype=torch.bfloat16)
+        norm = 1 + 0.1 * torch.randn(outputs, device="cuda", dtype=torch.bfloat16)
+        expected = residual_norm(residual, project(x, [projection]), norm, 1e-5)
+        for repeat in range(2):
+            ours = project_residual_norm(x, projection, bias=None, residual=residual, norm=norm, eps=1e-5)
+            assert int(arrival_counters(x.device, 1)[0]) == 0
+            for name, a, b in zip(("hidden", "normed"), ours, expected):
+                # the products' float32 sums may differ in order (each launch its own block sizes): an output's
+                # rounding step at most
+                error = ((a.float() - b.float()).norm() / b.float().norm()).item()
+                print(kind, width, outputs, repeat, name, f"{error:.2e}")
+                assert a.shape == b.shape and error < 2e-3, (kind, width, name, error)
+
+
 def test_int4_prompt_kernel_matches_dequantize_then_matmul_on_hopper():
     """quantized_prompt_kernel.py (Gluon, sm_90) through the fast path's op: stacked weights of equal and unequal
     sizes (q|k|v of Llama-2-7B and of a grouped-query model, gate|up), prompts of one to three row tiles (some rows

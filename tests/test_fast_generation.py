@@ -179,8 +179,8 @@ def test_a_second_copy_of_the_kernel_modules_shares_their_ops_instead_of_redefin
         spec = importlib.util.spec_from_file_location(f"second_copy_of_{first.__name__}", first.__file__)
         second = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(second)
-        for name in ("stacked_matvec", "gated_matvec", "quantized_stacked_product", "quantized_gated_product",
-                     "step_attention"):
+        for name in ("stacked_matvec", "gated_matvec", "matvec_residual_norm", "quantized_stacked_product",
+                     "quantized_gated_product", "quantized_product_residual_norm", "step_attention"):
             if hasattr(first, name):
                 op = getattr(torch.ops.nextgpt, name).default
                 assert getattr(first, name)._opoverload is op and getattr(second, name) is op
