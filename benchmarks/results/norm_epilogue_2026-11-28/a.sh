@@ -1,5 +1,5 @@
-# Prepared 2026-11-28 (twenty-third session), not yet run (no device time left): norm_epilogue.py, the residual add and
-# RMSNorm done by a one-row product's last program against their own compiled kernel (int4, int8; o and down shapes),
+# Prepared 2026-11-28 (twenty-third session), run 2026-11-29 through ../persistent_chain_2026-11-28/b.sh:
+# norm_epilogue.py, the residual add and RMSNorm done by a one-row product's last program against their own compiled kernel (int4, int8; o and down shapes),
 # then the check on the GPU (hidden must equal the compiled add's exactly there). Carry .whl.
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh
 stamp norm epilogue

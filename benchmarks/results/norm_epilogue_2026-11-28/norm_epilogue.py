@@ -1,5 +1,6 @@
-"""Prepared (2026-11-28, twenty-third session), not yet run: the residual add and RMSNorm after a one-row product done
-by the product launch's last program, in place of their own kernel.
+"""Prepared (2026-11-28, twenty-third session), run 2026-11-29: the residual add and RMSNorm after a one-row product
+done by the product launch's last program, in place of their own kernel (now shipped: quantized_decode_kernels.
+_residual_norm_kernel).
 
 A batch-1 step runs, per layer, two compiled add + RMSNorm kernels (2.3 us each, 0.145 ms a step; benchmarks/
 RESULTS.md, "Where a batch-1 step goes now") after the o and down products. Here the product's programs count

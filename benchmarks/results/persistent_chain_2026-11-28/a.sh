@@ -1,4 +1,4 @@
-# Prepared 2026-11-28 (twenty-third session), not yet run (no device time left): chain.py, a grid barrier against a
+# Prepared 2026-11-28 (twenty-third session), run 2026-11-29 through b.sh: chain.py, a grid barrier against a
 # launch boundary (int4 and int8 chains of 32 dependent 4096 x 4096 one-row products). Carry .whl. The timeout guards
 # against programs that could not all be resident (chain.py skips those by its register count).
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh

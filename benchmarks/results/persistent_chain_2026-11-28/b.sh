@@ -1,4 +1,4 @@
-# Prepared 2026-11-28 (twenty-third session), not yet run: both of this session's prepared measurements in one call
+# Prepared 2026-11-28 (twenty-third session), run 2026-11-29 (records in a/ here and in ../norm_epilogue_2026-11-28/a/): both of this session's prepared measurements in one call
 # (one machine start): chain.py (a grid barrier against a launch boundary), then ../norm_epilogue_2026-11-28/'s
 # norm_epilogue.py (the add + RMSNorm in a product's last program) and its check on the GPU. Carry .whl.
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh

@@ -1,4 +1,4 @@
-"""Prepared (2026-11-28, twenty-third session), not yet run: what a grid barrier costs against a launch boundary.
+"""Prepared (2026-11-28, twenty-third session), run 2026-11-29: what a grid barrier costs against a launch boundary.
 
 A one-row product launch costs about 3.0 us (int4) and 3.4 us (int8) beyond its bytes, and does not get shorter with
 its weights in L2 (../l2_prefetch_2026-11-28/). A step that ran a layer's products without returning to the host
