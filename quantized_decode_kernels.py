@@ -466,8 +466,8 @@ if triton is not None:
                               BIT_CAST: tl.constexpr = False, BLOCK_M: tl.constexpr = 1):
         """One row: out = x @ dequantized(w).T (BLOCK_N outputs a program, as `_quantized_kernel`), then, by the last
         program to finish, hidden = residual + out and normed = its RMSNorm times norm
-        (decode_kernels.residual_norm_by_last). BLOCK_M: only ROW_CONFIGS' (one row)."""
-        rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        (decode_kernels.residual_norm_by_last). BLOCK_M: ROW_CONFIGS' 1, taken and unused."""
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
         dots = _row_dots(q_ptr, s_ptr, f_ptr, x_ptr, rows, N, K, GROUP, INT4, BLOCK_N, BLOCK_K, BIT_CAST)
         tl.store(out_ptr + rows, dots.to(out_ptr.dtype.element_ty))
         residual_norm_by_last(out_ptr, residual_ptr, norm_ptr, hidden_ptr, normed_ptr, arrivals_ptr, eps, N,
@@ -662,15 +662,15 @@ def _op_arguments(weights: list[PackedWeight]) -> tuple[list, list, list]:
 
 
 def _quantized_product_residual_norm_shape(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor,
-                                   offset: torch.Tensor | None, residual: torch.Tensor, norm: torch.Tensor,
-                                   eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+                                           offset: torch.Tensor | None, residual: torch.Tensor, norm: torch.Tensor,
+                                           eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     return residual.new_empty(residual.shape), residual.new_empty(residual.shape)
 
 
 @define_op("nextgpt::quantized_product_residual_norm", fake=_quantized_product_residual_norm_shape)
 def quantized_product_residual_norm(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor,
-                               offset: torch.Tensor | None, residual: torch.Tensor, norm: torch.Tensor,
-                               eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+                                    offset: torch.Tensor | None, residual: torch.Tensor, norm: torch.Tensor,
+                                    eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """`residual_norm(residual, x @ dequantized(w).T, norm, eps)`: for one row on CUDA in the product's launch
     (its last program adding and normalising); `offset` is None for int8."""
     weight = PackedWeight(qweight, scale, offset)
