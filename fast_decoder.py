@@ -20,12 +20,16 @@ import torch.nn.functional as F
 
 try:
     from .decode_attention import rotate, step_attention
-    from .decode_kernels import gated_matvec, matvec_residual_norm, residual_norm, rms_norm, stacked_matvec
+    from .decode_kernels import (
+        fuses_residual_norm, gated_matvec, matvec_residual_norm, residual_norm, rms_norm, stacked_matvec,
+    )
     from .quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product, quantized_residual_norm
     from .weight_quantization import QuantizedLinear
 except ImportError:
     from decode_attention import rotate, step_attention
-    from decode_kernels import gated_matvec, matvec_residual_norm, residual_norm, rms_norm, stacked_matvec
+    from decode_kernels import (
+        fuses_residual_norm, gated_matvec, matvec_residual_norm, residual_norm, rms_norm, stacked_matvec,
+    )
     from quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product, quantized_residual_norm
     from weight_quantization import QuantizedLinear
 
@@ -90,10 +94,10 @@ def gated_product(hidden: torch.Tensor, gate: Projection, up: Projection) -> tor
 
 def project_residual_norm(x: torch.Tensor, weight: Projection, *, bias: torch.Tensor | None, residual: torch.Tensor,
                           norm: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hidden, normed): hidden = residual + x @ weight.T (+ bias) and its RMSNorm. One row: in the product's launch,
-    whose last program adds and normalises (a launch fewer; on the CPU the op computes the same unfused). Several
-    rows: the product, then the add and norm, which the compiler fuses into one kernel."""
-    if bias is None and x.numel() == x.shape[-1]:
+    """(hidden, normed): hidden = residual + x @ weight.T (+ bias) and its RMSNorm. One row on the GPU: in the
+    product's launch, whose last program adds and normalises (a launch fewer). Otherwise (several rows, the CPU, rows
+    wider than one program holds): the product, then the add and norm, which the compiler fuses into one kernel."""
+    if bias is None and fuses_residual_norm(x, residual, norm):
         if isinstance(weight, PackedWeight):
             return quantized_residual_norm(x, weight, residual=residual, norm=norm, eps=eps)
         return matvec_residual_norm(x, weight, residual, norm, eps)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import run_child
-from decode_kernels import matvec_residual_norm, residual_norm
+from decode_kernels import fuses_residual_norm, matvec_residual_norm, residual_norm
 from fast_decoder import project_residual_norm
 from quantized_decode_kernels import packed_weight, quantized_residual_norm
 
@@ -61,22 +61,24 @@ def test_launches_add_the_residual_and_normalise_as_the_unfused_ops_do(tmp_path)
 
 
 @pytest.mark.parametrize("weight_kind", ["bf16", "int8", "int4"])
-def test_the_ops_and_the_decoder_step_fall_back_to_the_unfused_ops_off_the_gpu(weight_kind):
-    """On the CPU (and for anything the kernels do not take) the ops compute the unfused add and norm: the fast
-    decoder's one-row steps go through them, its several rows through the plain ops; both give the same numbers."""
+def test_off_the_gpu_the_ops_and_the_decoder_take_the_unfused_add_and_norm(weight_kind):
+    """On the CPU (and for anything the kernels do not take) the ops compute the unfused add and norm, and the fast
+    decoder's layers call the product and the add and norm themselves (for the compiler to fuse), one row or
+    several; all give the same numbers."""
     torch.manual_seed(0)
     weight = 0.05 * torch.randn(64, 128, dtype=torch.bfloat16)
     projection = weight if weight_kind == "bf16" else packed_weight(weight, int(weight_kind[-1]))
     x, residual = torch.randn(1, 1, 128, dtype=torch.bfloat16), torch.randn(1, 1, 64, dtype=torch.bfloat16)
     norm = 1 + 0.1 * torch.randn(64, dtype=torch.bfloat16)
-    fused = project_residual_norm(x, projection, bias=None, residual=residual, norm=norm, eps=1e-6)
-    plain = project_residual_norm(x.expand(2, 1, 128), projection, bias=None, residual=residual.expand(2, 1, 64),
-                                  norm=norm, eps=1e-6)
-    for ours, theirs in zip(fused, plain):
+    assert not fuses_residual_norm(x, residual, norm)
+    one_row = project_residual_norm(x, projection, bias=None, residual=residual, norm=norm, eps=1e-6)
+    two_rows = project_residual_norm(x.expand(2, 1, 128), projection, bias=None, residual=residual.expand(2, 1, 64),
+                                     norm=norm, eps=1e-6)
+    for ours, theirs in zip(one_row, two_rows):
         assert ours.shape == (1, 1, 64) and torch.equal(ours, theirs[:1])
     if weight_kind == "bf16":
         expected = residual_norm(residual, torch.nn.functional.linear(x, weight), norm, 1e-6)
         assert all(torch.equal(a, b) for a, b in zip(matvec_residual_norm(x, weight, residual, norm, 1e-6), expected))
     else:
         assert all(torch.equal(a, b) for a, b in zip(
-            quantized_residual_norm(x, projection, residual=residual, norm=norm, eps=1e-6), fused))
+            quantized_residual_norm(x, projection, residual=residual, norm=norm, eps=1e-6), one_row))
