@@ -116,12 +116,12 @@ def main() -> None:
                 ways[f"{limbs} limbs, eager"] = lambda w, limbs=limbs: limb_product(x, w, limbs)
                 ways[f"{limbs} limbs, compiled"] = lambda w, limbs=limbs: compiled[limbs](x, w)
             for way, product in ways.items():
-                if product is None:
-                    calls, error = (lambda: [x @ w.t() for w in bf16]), None
-                else:
-                    calls = lambda product=product: [product(w) for w in packed]  # noqa: E731
-                    error = float((product(packed[0]).double() - reference).norm() / reference.norm())
                 try:
+                    if product is None:
+                        calls, error = (lambda: [x @ w.t() for w in bf16]), None
+                    else:
+                        calls = lambda product=product: [product(w) for w in packed]  # noqa: E731
+                        error = float((product(packed[0]).double() - reference).norm() / reference.norm())
                     microseconds = replay_seconds(calls) / copies * 1e6
                 except Exception as exception:  # noqa: BLE001 - recorded, the next way still runs
                     append_record(args.output, dict(shape=shape, rows=rows, way=way, error=str(exception)[:200]))
