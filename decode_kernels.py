@@ -159,7 +159,7 @@ def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Te
     return weight * as_float.to(hidden.dtype)
 
 
-def residual_norm(residual: torch.Tensor, product: torch.Tensor, norm: torch.Tensor,
+def residual_norm(residual: torch.Tensor, product: torch.Tensor, *, norm: torch.Tensor,
                   eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(hidden, normed): hidden = residual + product and its RMSNorm, as a Llama layer adds and normalises."""
     hidden = residual + product
@@ -237,9 +237,10 @@ def _residual_norm_shape(x: torch.Tensor, weight: torch.Tensor, residual: torch.
 @define_op("nextgpt::matvec_residual_norm", fake=_residual_norm_shape)
 def matvec_residual_norm(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor, norm: torch.Tensor,
                          eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """`residual_norm(residual, F.linear(x, weight), norm, eps)`: for one row on CUDA in the product's launch."""
+    """`residual_norm(residual, F.linear(x, weight), norm=norm, eps=eps)`: for one row on CUDA in the product's
+    launch."""
     if not (fuses_residual_norm(x, residual, norm) and _use_kernels(x, [weight]) and residual.numel() == len(weight)):
-        return residual_norm(residual, F.linear(x, weight), norm, eps)
+        return residual_norm(residual, F.linear(x, weight), norm=norm, eps=eps)
     return launch_residual_norm(_matvec_residual_norm_kernel, (len(weight) // BLOCK_ROWS,), x=x,
                                 weight_arguments=(weight,), residual=residual, norm=norm, eps=eps,
                                 K=x.shape[-1], BLOCK_N=BLOCK_ROWS, BLOCK_K=BLOCK_COLUMNS, num_warps=4)

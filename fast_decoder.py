@@ -100,9 +100,9 @@ def project_residual_norm(x: torch.Tensor, weight: Projection, *, bias: torch.Te
     if bias is None and fuses_residual_norm(x, residual, norm):
         if isinstance(weight, PackedWeight):
             return quantized_residual_norm(x, weight, residual=residual, norm=norm, eps=eps)
-        return matvec_residual_norm(x, weight, residual, norm, eps)
+        return matvec_residual_norm(x, weight, residual=residual, norm=norm, eps=eps)
     product = project(x, [weight])
-    return residual_norm(residual, product if bias is None else product + bias, norm, eps)
+    return residual_norm(residual, product if bias is None else product + bias, norm=norm, eps=eps)
 
 
 class GraphedCall:

@@ -671,13 +671,13 @@ def _quantized_product_residual_norm_shape(x: torch.Tensor, qweight: torch.Tenso
 def quantized_product_residual_norm(x: torch.Tensor, qweight: torch.Tensor, scale: torch.Tensor,
                                     offset: torch.Tensor | None, residual: torch.Tensor, norm: torch.Tensor,
                                     eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """`residual_norm(residual, x @ dequantized(w).T, norm, eps)`: for one row on CUDA in the product's launch
+    """`residual_norm(residual, x @ dequantized(w).T, norm=norm, eps=eps)`: for one row on CUDA in the product's launch
     (its last program adding and normalising); `offset` is None for int8."""
     weight = PackedWeight(qweight, scale, offset)
     if not (fuses_residual_norm(x, residual, norm) and _use_kernel(x, [weight])
             and residual.numel() == len(qweight)):
-        return residual_norm(residual, quantized_stacked_product(x, [qweight], [scale], [] if offset is None
-                                                                 else [offset]), norm, eps)
+        product = quantized_stacked_product(x, [qweight], [scale], [] if offset is None else [offset])
+        return residual_norm(residual, product, norm=norm, eps=eps)
     if x.data_ptr() % 16:  # as launch_quantized_kernel: several inputs a load
         x = x.clone()
     return launch_residual_norm(
@@ -689,7 +689,8 @@ def quantized_product_residual_norm(x: torch.Tensor, qweight: torch.Tensor, scal
 def quantized_residual_norm(x: torch.Tensor, weight: PackedWeight, *, residual: torch.Tensor, norm: torch.Tensor,
                             eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The residual add and RMSNorm after a product over a PackedWeight: (hidden, normed)."""
-    return quantized_product_residual_norm(x, weight.qweight, weight.scale, weight.offset, residual, norm, eps)
+    return quantized_product_residual_norm(x, weight.qweight, weight.scale, weight.offset, residual=residual,
+                                           norm=norm, eps=eps)
 
 
 def quantized_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:

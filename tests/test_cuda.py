@@ -194,7 +194,7 @@ def test_products_add_the_residual_and_normalise_in_their_launch_on_cuda(kind):
         x = torch.randn(1, 1, width, device="cuda", dtype=torch.bfloat16)
         residual = torch.randn(1, 1, outputs, device="cuda", dtype=torch.bfloat16)
         norm = 1 + 0.1 * torch.randn(outputs, device="cuda", dtype=torch.bfloat16)
-        expected = residual_norm(residual, project(x, [projection]), norm, 1e-5)
+        expected = residual_norm(residual, project(x, [projection]), norm=norm, eps=1e-5)
         for repeat in range(2):
             ours = project_residual_norm(x, projection, bias=None, residual=residual, norm=norm, eps=1e-5)
             assert int(arrival_counters(x.device, 1)[0]) == 0

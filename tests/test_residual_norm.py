@@ -38,7 +38,7 @@ for kind in ("bf16 weights", "int8", "int8 bit cast", "int4"):
             arguments = (weight.qweight, weight.scale, weight.scale if weight.offset is None else weight.offset)
             grid = (width // 8,)
             meta = dict(K=256, GROUP=kernels.group_size(weight), INT4=kind == "int4", **config)
-        expected_hidden, expected_normed = decode_kernels.residual_norm(residual, product, norm, 1e-5)
+        expected_hidden, expected_normed = decode_kernels.residual_norm(residual, product, norm=norm, eps=1e-5)
         for repeat in range(2):
             hidden, normed = decode_kernels.launch_residual_norm(kernel, grid, x=x, weight_arguments=arguments,
                                                                  residual=residual, norm=norm, eps=1e-5, **meta)
@@ -77,8 +77,9 @@ def test_off_the_gpu_the_ops_and_the_decoder_take_the_unfused_add_and_norm(weigh
     for ours, theirs in zip(one_row, two_rows):
         assert ours.shape == (1, 1, 64) and torch.equal(ours, theirs[:1])
     if weight_kind == "bf16":
-        expected = residual_norm(residual, torch.nn.functional.linear(x, weight), norm, 1e-6)
-        assert all(torch.equal(a, b) for a, b in zip(matvec_residual_norm(x, weight, residual, norm, 1e-6), expected))
+        expected = residual_norm(residual, torch.nn.functional.linear(x, weight), norm=norm, eps=1e-6)
+        ours = matvec_residual_norm(x, weight, residual=residual, norm=norm, eps=1e-6)
+        assert all(torch.equal(a, b) for a, b in zip(ours, expected))
     else:
         assert all(torch.equal(a, b) for a, b in zip(
             quantized_residual_norm(x, projection, residual=residual, norm=norm, eps=1e-6), one_row))
