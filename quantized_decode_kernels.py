@@ -550,6 +550,12 @@ def _most_splits(rows: int, bits: int, config: dict | None) -> int:
     return 1 if rows == 1 else max(tile[-1] for tile in ROWS_TILES[(bits, row_bucket(rows))])
 
 
+def _aligned(x: torch.Tensor) -> torch.Tensor:
+    """`x`, copied if its address is not 16-byte aligned: the kernels load several inputs at once (8-byte words,
+    16-byte rows of int4 codes)."""
+    return x.clone() if x.data_ptr() % 16 else x
+
+
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
                             gated: bool = False) -> torch.Tensor:
     """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
@@ -559,8 +565,7 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     bits, group = weight_bits(weights[0].qweight), group_size(weights[0])
     sizes = [weight.qweight.shape[0] for weight in weights]
     outputs = sizes[0] if gated else sum(sizes)
-    if x.data_ptr() % 16:  # the kernels load several inputs at once: 8-byte words, 16-byte rows of int4 codes
-        x = x.clone()
+    x = _aligned(x)
     if config is None and takes_prompt_kernel(x, bits=bits, group=group, outputs=outputs):
         return prompt_product(x, weights, FRAGMENT_PAIR_ASM[x.dtype])
     padded = weights + [weights[-1]] * (3 - len(weights))
@@ -678,10 +683,8 @@ def quantized_product_residual_norm(x: torch.Tensor, qweight: torch.Tensor, scal
             and residual.numel() == len(qweight)):
         product = quantized_stacked_product(x, [qweight], [scale], [] if offset is None else [offset])
         return residual_norm(residual, product, norm=norm, eps=eps)
-    if x.data_ptr() % 16:  # as launch_quantized_kernel: several inputs a load
-        x = x.clone()
     return launch_residual_norm(
-        _residual_norm_row_kernel, lambda meta: (len(qweight) // meta["BLOCK_N"],), x=x,
+        _residual_norm_row_kernel, lambda meta: (len(qweight) // meta["BLOCK_N"],), x=_aligned(x),
         weight_arguments=(qweight, scale, scale if offset is None else offset), residual=residual, norm=norm,
         eps=eps, K=x.shape[-1], GROUP=group_size(weight), INT4=weight_bits(qweight) == 4)
 
