@@ -97,6 +97,12 @@ ROWS_TILES = {
     (8, 128): PROMPT_TILES[8] + [(True, 128, 64, 128, 3, 4), (False, 128, 128, 64, 3, 4)],
     (8, 256): PROMPT_TILES[8],
 }
+# Long prompts: from this many rows a product dequantizes its weights into a copy and multiplies on cuBLAS, whose
+# tiles then outrun the kernels' by more than the copy costs (int8 and int4, every 7B shape on an H200: 1.0-1.8x at
+# 384 rows, 1.6-2.4x at 4,096; benchmarks/RESULTS.md, "Long prompts"); DEQUANTIZE_BLOCK: the copy's (rows, inputs) a
+# program, a whole number of int4 groups.
+DEQUANTIZED_ROWS = 384
+DEQUANTIZE_BLOCK = (32, MIN_BLOCK_K)
 TILE_FIELDS = ("WEIGHTS_FIRST", "BLOCK_M", "BLOCK_N", "BLOCK_K", "num_stages", "SPLIT_K")
 SUM_BLOCK = 1024  # outputs a program of the kernel that adds split tiles' partial sums
 ROWS_CONFIGS = [{**dict(zip(TILE_FIELDS, tile)), "num_warps": 4}
@@ -483,6 +489,22 @@ if triton is not None:
             total += tl.load(partials_ptr + split * size + where, mask=inside, other=0)
         tl.store(out_ptr + where, total.to(out_ptr.dtype.element_ty), mask=inside)
 
+    @triton.jit
+    def _dequantize_kernel(q_ptr, s_ptr, f_ptr, out_ptr, N, K: tl.constexpr, GROUP: tl.constexpr, INT4: tl.constexpr,
+                           BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        """out (N, K) = the weight in out's dtype, a (BLOCK_N, BLOCK_K) tile a program: int4 as the several-row tiles
+        make it (`_int4_pair_tile`), int8 as code * scale in float32, rounded once."""
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+        k0 = tl.program_id(1) * BLOCK_K
+        inputs = k0 + tl.arange(0, BLOCK_K)
+        dtype = out_ptr.dtype.element_ty
+        if INT4:
+            weights = _int4_pair_tile(q_ptr, s_ptr, f_ptr, rows, N, k0, dtype, K, GROUP, BLOCK_N, BLOCK_K)
+        else:
+            codes = tl.load(q_ptr + rows[:, None] * K + inputs[None, :], eviction_policy="evict_first")
+            weights = (codes.to(tl.float32) * tl.load(s_ptr + rows).to(tl.float32)[:, None]).to(dtype)
+        tl.store(out_ptr + rows[:, None] * K + inputs[None, :], weights)
+
     # Timings kept in Triton's cache directory where Triton can (3.4 and later): a later process does not time again.
     AUTOTUNE_CACHE = {"cache_results": True} if "cache_results" in inspect.signature(triton.autotune).parameters else {}
 
@@ -594,6 +616,26 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     return out
 
 
+def dequantized_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:
+    """x (M, K) @ the stacked weights' transpose, by dequantizing them into one (N, K) weight in x's dtype (one launch
+    a weight) and one cuBLAS matmul: for long prompts, where cuBLAS's tiles outrun the kernels' by more than the
+    dequantized copy costs (DEQUANTIZED_ROWS)."""
+    inputs = x.shape[1]
+    dequantized = x.new_empty(sum(weight.qweight.shape[0] for weight in weights), inputs)
+    for weight, part in zip(weights, dequantized.split([weight.qweight.shape[0] for weight in weights])):
+        bits = weight_bits(weight.qweight)
+        _dequantize_kernel[(len(part) // DEQUANTIZE_BLOCK[0], inputs // DEQUANTIZE_BLOCK[1])](
+            weight.qweight, weight.scale, weight.scale if bits == 8 else weight.offset, part, len(part), inputs,
+            group_size(weight), bits == 4, *DEQUANTIZE_BLOCK)
+    return F.linear(x, dequantized)
+
+
+def takes_dequantized_product(x: torch.Tensor) -> bool:
+    """Whether a product of x's rows goes through `dequantized_product`: DEQUANTIZED_ROWS or more, inputs of whole
+    tiles."""
+    return x.shape[0] >= DEQUANTIZED_ROWS and x.shape[1] % DEQUANTIZE_BLOCK[1] == 0
+
+
 def kernel_tiles(weights: list[PackedWeight]) -> bool:
     """Whether the kernel tiles these weights: one format, row counts of whole blocks, int4 groups within a block and
     of whole word pairs (one row's products take two words at a time: groups of 16, 32, 64, ... inputs)."""
@@ -640,6 +682,8 @@ def quantized_stacked_product(x: torch.Tensor, qweights: list[torch.Tensor], sca
     if not (1 <= len(weights) <= 3 and _use_kernel(x, weights)):
         return reference_product(x, weights)
     flat = x.reshape(-1, x.shape[-1]).contiguous()
+    if takes_dequantized_product(flat):
+        return dequantized_product(flat, weights).view(*x.shape[:-1], -1)
     return launch_quantized_kernel(flat, weights).view(*x.shape[:-1], -1)
 
 

@@ -76,10 +76,10 @@ def build_model(image_mode: str, dtype: torch.dtype = torch.bfloat16) -> NextGPT
     return model
 
 
-def make_inputs(model, batch_size: int, left_padding: int = 0) -> dict:
+def make_inputs(model, batch_size: int, left_padding: int = 0, *, question_tokens: int = QUESTION_TOKENS) -> dict:
     config = model.config
     generator = torch.Generator().manual_seed(batch_size)
-    question = torch.randint(100, 32000, (batch_size, QUESTION_TOKENS), generator=generator)
+    question = torch.randint(100, 32000, (batch_size, question_tokens), generator=generator)
     image = torch.full((batch_size, config.num_image_tokens), config.image_token_id)
     input_ids = torch.cat([torch.ones(batch_size, 1, dtype=torch.long), image, question], dim=1).cuda()
     pixel_values = torch.randn(batch_size, 3, 224, 224, generator=generator).to("cuda", model.dtype)
@@ -123,9 +123,9 @@ def logit_error(model, quantized_name: str, record, mode: str) -> None:
 
 
 def measure(*, mode: str, bandwidth: float, batch_sizes: list[int], record, methods_wanted: list[str],
-            quantize: str | None) -> None:
+            quantize: str | None, question_tokens: int = QUESTION_TOKENS) -> None:
     """Every method's time to first token, batch-1 decode speed and batched throughput, for one image mode, with
-    bf16 weights or `quantize`d ones."""
+    bf16 weights or `quantize`d ones, after a question of `question_tokens`."""
     model = build_model(mode)
     if quantize is not None:
         logit_error(model, quantize, record, mode)
@@ -157,7 +157,7 @@ def measure(*, mode: str, bandwidth: float, batch_sizes: list[int], record, meth
     methods = {name: methods[name] for name in methods_wanted}
     # Quantized layers outside the fast path dequantize each weight for each product: fewer tokens suffice.
     tokens = {name: 32 if quantize and name != "fast" else 256 for name in methods}
-    single = make_inputs(model, 1)
+    single = make_inputs(model, 1, question_tokens=question_tokens)
     outputs = {}
     for name, generate in methods.items():
         torch.cuda.synchronize()
@@ -169,7 +169,8 @@ def measure(*, mode: str, bandwidth: float, batch_sizes: list[int], record, meth
         outputs[name] = generate(single, tokens[name])
         decode = (tokens[name] - 1) / (timed(lambda: generate(single, tokens[name]), 3) - ttft)
         record(kind="batch1", mode=mode, weights=label, method=name, ttft_ms=ttft * 1e3, decode_tokens_per_s=decode,
-               fraction_of_roofline=decode / roofline, first_call_s=first_call)
+               fraction_of_roofline=decode / roofline, first_call_s=first_call,
+               prompt_tokens=single["input_ids"].shape[1])
     if {"generate", "fast"} <= set(methods):
         prompt_length, length = single["input_ids"].shape[1], min(tokens.values())
         reference = outputs["generate"][:, prompt_length:prompt_length + length]
@@ -178,7 +179,7 @@ def measure(*, mode: str, bandwidth: float, batch_sizes: list[int], record, meth
                fast_equals_generate=bool(torch.equal(reference, ours)),
                identical_prefix_tokens=prefix_match(reference, ours), of=reference.shape[1])
     for batch_size in batch_sizes:
-        inputs = make_inputs(model, batch_size)
+        inputs = make_inputs(model, batch_size, question_tokens=question_tokens)
         for name, generate in methods.items():
             if tokens[name] < 256:
                 continue
@@ -192,7 +193,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="bench_generate.jsonl")
     parser.add_argument("--modes", default="embedding,patches")
-    parser.add_argument("--batch_sizes", default="8,32")
+    parser.add_argument("--batch_sizes", default="8,32", help="batched throughput at these sizes; '' for none")
+    parser.add_argument("--question_tokens", type=int, default=QUESTION_TOKENS,
+                        help="the question's length after the image: the prompt's, for the first token")
     parser.add_argument("--float32_identity_only", action="store_true", help="skip the speed measurements")
     parser.add_argument("--speed_only", action="store_true", help="skip the float32 identity check")
     parser.add_argument("--methods", default="generate,generate_static,fast")
@@ -209,9 +212,10 @@ def main() -> None:
             float32_identity(mode, record)
             continue
         for quantize in args.quantize.split(","):
-            measure(mode=mode, bandwidth=bandwidth, batch_sizes=[int(size) for size in args.batch_sizes.split(",")],
-                    record=record, methods_wanted=args.methods.split(","),
-                    quantize=None if quantize == "none" else quantize)
+            measure(mode=mode, bandwidth=bandwidth,
+                    batch_sizes=[int(size) for size in args.batch_sizes.split(",") if size], record=record,
+                    methods_wanted=args.methods.split(","), quantize=None if quantize == "none" else quantize,
+                    question_tokens=args.question_tokens)
             torch.cuda.empty_cache()
         if not args.speed_only:
             float32_identity(mode, record)

@@ -229,6 +229,36 @@ def test_int4_prompt_kernel_matches_dequantize_then_matmul_on_hopper():
                 assert error < 5e-3, (sizes, rows, dtype, float(error))
 
 
+@pytest.mark.parametrize("bits", [8, 4])
+def test_long_prompts_take_dequantized_weights_and_cublas_on_cuda(bits):
+    """From DEQUANTIZED_ROWS rows the product dequantizes into a copy and calls cuBLAS (quantized_decode_kernels.
+    dequantized_product): the copy equals dequantize() bit for bit, and through the fast path's op the product of
+    q|k|v and of down (Llama-2-7B), bf16 and fp16 prompts (batched and not), is dequantize-then-matmul's."""
+    from quantized_decode_kernels import (
+        DEQUANTIZE_BLOCK, DEQUANTIZED_ROWS, _dequantize_kernel, group_size, packed_weight, quantized_product,
+        reference_product, takes_dequantized_product,
+    )
+    from weight_quantization import dequantize
+
+    torch.manual_seed(bits)
+    for sizes, inputs in (((4096, 4096, 4096), 4096), ((4096,), 11008)):
+        weights = [packed_weight((torch.randn(rows, inputs, device="cuda") / 64).bfloat16(), bits) for rows in sizes]
+        copy = torch.empty(sizes[0], inputs, device="cuda", dtype=torch.bfloat16)
+        _dequantize_kernel[(sizes[0] // DEQUANTIZE_BLOCK[0], inputs // DEQUANTIZE_BLOCK[1])](
+            weights[0].qweight, weights[0].scale, weights[0].scale if bits == 8 else weights[0].offset, copy, sizes[0],
+            inputs, group_size(weights[0]), bits == 4, *DEQUANTIZE_BLOCK)
+        assert torch.equal(copy, dequantize(qweight=weights[0].qweight, scale=weights[0].scale,
+                                            offset=weights[0].offset, bits=bits, group_size=group_size(weights[0])))
+        for shape in ((DEQUANTIZED_ROWS, inputs), (2, 700, inputs)):
+            for dtype in (torch.bfloat16, torch.float16):
+                x = torch.randn(*shape, device="cuda", dtype=dtype)
+                assert takes_dequantized_product(x.reshape(-1, inputs))
+                reference = reference_product(x.double(), weights)
+                error = (quantized_product(x, weights).double() - reference).norm() / reference.norm()
+                print(bits, sizes, shape, dtype, f"{float(error):.5f}")
+                assert error < 5e-3, (bits, sizes, shape, dtype, float(error))
+
+
 @pytest.mark.parametrize("heads, kv_heads, head_dim", [(32, 32, 128), (9, 3, 64)], ids=["llama2_7b", "smollm2"])
 def test_step_attention_matches_sdpa_on_cuda(heads, kv_heads, head_dim):
     """At batch 1 (many slices, combined by the last program of each head), 8 rows and 64 rows (one slice: each

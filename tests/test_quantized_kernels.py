@@ -95,6 +95,37 @@ def test_kernels_equal_dequantize_then_matmul(tmp_path):
     assert output.count(": ok") == 42 and "failures 0" in output, output
 
 
+# Long prompts' dequantized copy (`dequantized_product`) under the interpreter: stacked weights of three sizes, int8
+# and int4 in groups of 64 and 128, 512 inputs (two blocks); float16, which the interpreter rounds as a GPU does.
+INTERPRETED_DEQUANTIZED = """
+import torch
+import quantized_decode_kernels as kernels
+
+for bits, group in ((8, None), (4, 64), (4, 128)):
+    torch.manual_seed(bits)
+    options = {"group_size": group} if group else {}
+    weights = [kernels.packed_weight((0.05 * torch.randn(rows, 512)).half(), bits, **options)
+               for rows in (64, 128, 192)]
+    x = torch.randn(7, 512).half()
+    ours = kernels.dequantized_product(x, weights)
+    print(bits, group, "equal" if torch.equal(ours, kernels.reference_product(x, weights)) else "differs")
+"""
+
+
+def test_long_prompts_dequantize_the_weights_exactly(tmp_path):
+    """The copy long prompts multiply on cuBLAS is dequantize()'s weight bit for bit (the products through F.linear
+    equal the reference's), taken from DEQUANTIZED_ROWS rows over inputs of whole blocks."""
+    pytest.importorskip("triton")
+    from quantized_decode_kernels import DEQUANTIZE_BLOCK, DEQUANTIZED_ROWS, takes_dequantized_product
+
+    output = run_child(INTERPRETED_DEQUANTIZED, tmp_path, interpret=True)
+    assert output.count("equal") == 3 and "differs" not in output, output
+    inputs = 2 * DEQUANTIZE_BLOCK[1]
+    assert takes_dequantized_product(torch.empty(DEQUANTIZED_ROWS, inputs))
+    assert not takes_dequantized_product(torch.empty(DEQUANTIZED_ROWS - 1, inputs))
+    assert not takes_dequantized_product(torch.empty(DEQUANTIZED_ROWS, inputs + 64))
+
+
 def packed_weights(bits: int, columns: int) -> list:
     torch.manual_seed(bits + columns)
     return [packed_weight((0.05 * torch.randn(rows, columns)).bfloat16(), bits) for rows in (64, 128, 192)]
