@@ -27,6 +27,8 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   on first use per weight shape and bucket of rows (ROWS_TILES), by CUDA-graph replays as the decoder runs them.
   On Hopper, an int4 prompt's products over weights of at least one tile an SM (q|k|v, gate|up) take
   quantized_prompt_kernel.py (Gluon) instead, which hands the dequantized weights to the tensor cores in registers.
+  Long prompts (DEQUANTIZED_ROWS rows or more) dequantize the weights into one copy instead and multiply on cuBLAS,
+  whose tiles then outrun these by more than the copy costs (`dequantized_product`).
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """

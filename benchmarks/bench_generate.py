@@ -1,7 +1,7 @@
 """Generation speed on the GPU: plain `generate`, `generate` with a static cache, and the fast path, side by side.
 
 A Llama-2-7B-shaped LLM and an ImageBind-huge-shaped tower, random bf16 weights (nothing to download), a 64-token
-question after the image (1 embedding token, or 257 patch tokens). For each image mode and method:
+question (`--question_tokens`) after the image (1 embedding token, or 257 patch tokens). For each image mode and method:
 - time to first token (image already preprocessed; tower + prefill + first token), median of 5 after warm-up;
 - batch-1 decode tokens/s over 256 new tokens, median of 3;
 - aggregate tokens/s at batch 8 and 32 (128 new tokens each), median of 3;
