@@ -131,10 +131,14 @@ def weight_bits(qweight: torch.Tensor) -> int:
     return 8 if qweight.dtype == torch.int8 else 4
 
 
+def input_width(weight: PackedWeight) -> int:
+    """The weight's inputs: a code a column for int8, eight a word for int4."""
+    return weight.qweight.shape[1] * (1 if weight_bits(weight.qweight) == 8 else 8)
+
+
 def group_size(weight: PackedWeight) -> int:
     """Inputs per scale: the row for int8, the group for int4."""
-    columns = weight.qweight.shape[1] * (1 if weight_bits(weight.qweight) == 8 else 8)
-    return columns // weight.scale.shape[0]
+    return input_width(weight) // weight.scale.shape[0]
 
 
 def row_bucket(rows: int) -> int:
@@ -618,18 +622,24 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     return out
 
 
-def dequantized_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:
-    """x (M, K) @ the stacked weights' transpose, by dequantizing them into one (N, K) weight in x's dtype (one launch
-    a weight) and one cuBLAS matmul: for long prompts, where cuBLAS's tiles outrun the kernels' by more than the
-    dequantized copy costs (DEQUANTIZED_ROWS)."""
-    inputs = x.shape[1]
-    dequantized = x.new_empty(sum(weight.qweight.shape[0] for weight in weights), inputs)
-    for weight, part in zip(weights, dequantized.split([weight.qweight.shape[0] for weight in weights])):
+def dequantized_weights(weights: list[PackedWeight], dtype: torch.dtype) -> torch.Tensor:
+    """The stacked weights dequantized into one (N, K) tensor of `dtype`, one launch a weight (on CUDA; Triton's
+    interpreter on the CPU): dequantize()'s weights where `dtype` is the scales'."""
+    rows, inputs = [weight.qweight.shape[0] for weight in weights], input_width(weights[0])
+    stacked = weights[0].scale.new_empty(sum(rows), inputs, dtype=dtype)
+    for weight, part in zip(weights, stacked.split(rows)):
         bits = weight_bits(weight.qweight)
         _dequantize_kernel[(len(part) // DEQUANTIZE_BLOCK[0], inputs // DEQUANTIZE_BLOCK[1])](
             weight.qweight, weight.scale, weight.scale if bits == 8 else weight.offset, part, len(part), inputs,
             group_size(weight), bits == 4, *DEQUANTIZE_BLOCK)
-    return F.linear(x, dequantized)
+    return stacked
+
+
+def dequantized_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:
+    """x (M, K) @ the stacked weights' transpose, by dequantizing them into one copy in x's dtype and one cuBLAS
+    matmul: for long prompts, where cuBLAS's tiles outrun the kernels' by more than the copy costs
+    (DEQUANTIZED_ROWS)."""
+    return F.linear(x, dequantized_weights(weights, x.dtype))
 
 
 def takes_dequantized_product(x: torch.Tensor) -> bool:

@@ -235,20 +235,17 @@ def test_long_prompts_take_dequantized_weights_and_cublas_on_cuda(bits):
     dequantized_product): the copy equals dequantize() bit for bit, and through the fast path's op the product of
     q|k|v and of down (Llama-2-7B), bf16 and fp16 prompts (batched and not), is dequantize-then-matmul's."""
     from quantized_decode_kernels import (
-        DEQUANTIZE_BLOCK, DEQUANTIZED_ROWS, _dequantize_kernel, group_size, packed_weight, quantized_product,
-        reference_product, takes_dequantized_product,
+        DEQUANTIZED_ROWS, dequantized_weights, group_size, packed_weight, quantized_product, reference_product,
+        takes_dequantized_product,
     )
     from weight_quantization import dequantize
 
     torch.manual_seed(bits)
     for sizes, inputs in (((4096, 4096, 4096), 4096), ((4096,), 11008)):
         weights = [packed_weight((torch.randn(rows, inputs, device="cuda") / 64).bfloat16(), bits) for rows in sizes]
-        copy = torch.empty(sizes[0], inputs, device="cuda", dtype=torch.bfloat16)
-        _dequantize_kernel[(sizes[0] // DEQUANTIZE_BLOCK[0], inputs // DEQUANTIZE_BLOCK[1])](
-            weights[0].qweight, weights[0].scale, weights[0].scale if bits == 8 else weights[0].offset, copy, sizes[0],
-            inputs, group_size(weights[0]), bits == 4, *DEQUANTIZE_BLOCK)
-        assert torch.equal(copy, dequantize(qweight=weights[0].qweight, scale=weights[0].scale,
-                                            offset=weights[0].offset, bits=bits, group_size=group_size(weights[0])))
+        expected = [dequantize(qweight=weight.qweight, scale=weight.scale, offset=weight.offset, bits=bits,
+                               group_size=group_size(weight)) for weight in weights]
+        assert torch.equal(dequantized_weights(weights, torch.bfloat16), torch.cat(expected))
         for shape in ((DEQUANTIZED_ROWS, inputs), (2, 700, inputs)):
             for dtype in (torch.bfloat16, torch.float16):
                 x = torch.randn(*shape, device="cuda", dtype=dtype)

@@ -100,15 +100,19 @@ def test_kernels_equal_dequantize_then_matmul(tmp_path):
 INTERPRETED_DEQUANTIZED = """
 import torch
 import quantized_decode_kernels as kernels
+from weight_quantization import dequantize
 
 for bits, group in ((8, None), (4, 64), (4, 128)):
     torch.manual_seed(bits)
     options = {"group_size": group} if group else {}
     weights = [kernels.packed_weight((0.05 * torch.randn(rows, 512)).half(), bits, **options)
                for rows in (64, 128, 192)]
+    expected = torch.cat([dequantize(qweight=weight.qweight, scale=weight.scale, offset=weight.offset, bits=bits,
+                                     group_size=kernels.group_size(weight)) for weight in weights])
     x = torch.randn(7, 512).half()
-    ours = kernels.dequantized_product(x, weights)
-    print(bits, group, "equal" if torch.equal(ours, kernels.reference_product(x, weights)) else "differs")
+    equal = torch.equal(kernels.dequantized_weights(weights, torch.float16), expected) and torch.equal(
+        kernels.dequantized_product(x, weights), kernels.reference_product(x, weights))
+    print(bits, group, "equal" if equal else "differs")
 """
 
 

@@ -1,0 +1,1 @@
+source benchmarks/results/quantized_decoding_2026-11-27c/common.sh; timeout 150 python3 -m pytest -q -s tests/test_cuda.py -k "long_prompts" 2>&1 | grep -v "^\s*$" | tail -8 | tee $OUT/test_cuda_long_prompts_refactor_h200.log
