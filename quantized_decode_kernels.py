@@ -578,6 +578,12 @@ def _most_splits(rows: int, bits: int, config: dict | None) -> int:
     return 1 if rows == 1 else max(tile[-1] for tile in ROWS_TILES[(bits, row_bucket(rows))])
 
 
+def _offsets(weight: PackedWeight) -> torch.Tensor:
+    """What the kernels take as the weight's offsets: int4's, or for int8 (which has none, and whose kernels never
+    read them) its scales, standing in for the pointer."""
+    return weight.scale if weight.offset is None else weight.offset
+
+
 def _aligned(x: torch.Tensor) -> torch.Tensor:
     """`x`, copied if its address is not 16-byte aligned: the kernels load several inputs at once (8-byte words,
     16-byte rows of int4 codes)."""
@@ -603,7 +609,7 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
     arguments = (x, out, partials, *(weight.qweight for weight in padded),
                  *(weight.scale for weight in padded),
-                 *((weight.offset if bits == 4 else weight.scale) for weight in padded),
+                 *(_offsets(weight) for weight in padded),
                  sizes[0], sum(sizes[:2]), rows, sum(sizes), x.shape[1], group, bits == 4)
     if gated:
         assert rows == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
@@ -628,10 +634,9 @@ def dequantized_weights(weights: list[PackedWeight], dtype: torch.dtype) -> torc
     rows, inputs = [weight.qweight.shape[0] for weight in weights], input_width(weights[0])
     stacked = weights[0].scale.new_empty(sum(rows), inputs, dtype=dtype)
     for weight, part in zip(weights, stacked.split(rows)):
-        bits = weight_bits(weight.qweight)
         _dequantize_kernel[(len(part) // DEQUANTIZE_BLOCK[0], inputs // DEQUANTIZE_BLOCK[1])](
-            weight.qweight, weight.scale, weight.scale if bits == 8 else weight.offset, part, len(part), inputs,
-            group_size(weight), bits == 4, *DEQUANTIZE_BLOCK)
+            weight.qweight, weight.scale, _offsets(weight), part, len(part), inputs, group_size(weight),
+            weight_bits(weight.qweight) == 4, *DEQUANTIZE_BLOCK)
     return stacked
 
 
@@ -741,7 +746,7 @@ def quantized_product_residual_norm(x: torch.Tensor, qweight: torch.Tensor, scal
         return residual_norm(residual, product, norm=norm, eps=eps)
     return launch_residual_norm(
         _residual_norm_row_kernel, lambda meta: (len(qweight) // meta["BLOCK_N"],), x=_aligned(x),
-        weight_arguments=(qweight, scale, scale if offset is None else offset), residual=residual, norm=norm,
+        weight_arguments=(qweight, scale, _offsets(weight)), residual=residual, norm=norm,
         eps=eps, K=x.shape[-1], GROUP=group_size(weight), INT4=weight_bits(qweight) == 4)
 
 
