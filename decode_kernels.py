@@ -175,15 +175,16 @@ def fuses_residual_norm(x: torch.Tensor, residual: torch.Tensor, norm: torch.Ten
 
 
 def launch_residual_norm(kernel, grid: tuple | Callable[[dict], tuple], *, x: torch.Tensor, weight_arguments: tuple,
-                         residual: torch.Tensor, norm: torch.Tensor, eps: float,
+                         residual: torch.Tensor, norm: torch.Tensor, eps: float, least_norm_block: int = 1,
                          **meta) -> tuple[torch.Tensor, torch.Tensor]:
-    """Runs a one-row product kernel whose programs end in `residual_norm_by_last`, with the arguments they share:
-    (x, out, *weight_arguments, residual, norm, hidden, normed, arrivals, eps, N, ..., NORM_BLOCK). Returns (hidden,
-    normed)."""
+    """Runs a one-row product kernel whose programs end in `residual_norm_by_last` (or do as it does), with the
+    arguments they share: (x, out, *weight_arguments, residual, norm, hidden, normed, arrivals, eps, N, ...,
+    NORM_BLOCK: the width rounded up to a power of two, at least `least_norm_block`). Returns (hidden, normed)."""
     width = residual.shape[-1]
     out, hidden, normed = (residual.new_empty(residual.shape) for _ in range(3))
     kernel[grid](x.contiguous(), out, *weight_arguments, residual, norm, hidden, normed,
-                 arrival_counters(x.device, 1), eps, width, **meta, NORM_BLOCK=triton.next_power_of_2(width))
+                 arrival_counters(x.device, 1), eps, width, **meta,
+                 NORM_BLOCK=max(triton.next_power_of_2(width), least_norm_block))
     return hidden, normed
 
 

@@ -52,12 +52,18 @@ try:
         define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
     )
     from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
+    from .quantized_row_kernel import (
+        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_kernel, takes_row_kernel,
+    )
     from .weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 except ImportError:
     from decode_kernels import (
         define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
     )
     from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
+    from quantized_row_kernel import (
+        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_kernel, takes_row_kernel,
+    )
     from weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 
 ROW_MULTIPLE = 64  # every stacked weight's output size must be a multiple of this (the BLOCK_N every path can take)
@@ -555,6 +561,11 @@ if triton is not None:
     _row_kernel = _autotuned(ROW_CONFIGS, key=["N", "K", "INT4", "GATED"], prune_configs_by=ONE_ROW_PRUNING)
     _residual_norm_row_kernel = _autotuned(ROW_CONFIGS, _residual_norm_kernel, key=["N", "K", "INT4"],
                                            prune_configs_by=ONE_ROW_PRUNING)
+    # One row on sm_80 and later (quantized_row_kernel.py, Gluon): its tiles, chosen the same way.
+    if row_kernel is not None:
+        TILE_CONFIGS = [dict(zip(("R", "C", "WR", "WC"), tile), num_warps=tile[2] * tile[3]) for tile in ROW_TILES]
+        _dp4a_row_kernel = _autotuned(TILE_CONFIGS, row_kernel, key=["N", "K", "INT4", "GATED"])
+        _dp4a_residual_norm_kernel = _autotuned(TILE_CONFIGS, residual_norm_kernel, key=["N", "K", "INT4"])
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
         ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=_add_partials,
@@ -607,12 +618,16 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     out = x.new_empty(rows, outputs)
     splits = _most_splits(rows, bits, config)
     partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
-    arguments = (x, out, partials, *(weight.qweight for weight in padded),
-                 *(weight.scale for weight in padded),
-                 *(_offsets(weight) for weight in padded),
-                 sizes[0], sum(sizes[:2]), rows, sum(sizes), x.shape[1], group, bits == 4)
+    stacked = (*(weight.qweight for weight in padded), *(weight.scale for weight in padded),
+               *(_offsets(weight) for weight in padded), sizes[0], sum(sizes[:2]))
+    arguments = (x, out, partials, *stacked, rows, sum(sizes), x.shape[1], group, bits == 4)
     if gated:
         assert rows == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
+    if config is None and rows == 1 and takes_row_kernel(x, bits=bits):
+        _dp4a_row_kernel[lambda meta: (outputs // (meta["R"] * meta["WR"]),)](
+            x, out, *stacked, sum(sizes), x.shape[1], group, bits == 4, **kernel_constants(x.dtype, bits),
+            GATED=gated)
+        return out
     if config is None and rows == 1:
         _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1)](*arguments, GATED=gated)
         return out
@@ -744,10 +759,14 @@ def quantized_product_residual_norm(x: torch.Tensor, qweight: torch.Tensor, scal
             and residual.numel() == len(qweight)):
         product = quantized_stacked_product(x, [qweight], [scale], [] if offset is None else [offset])
         return residual_norm(residual, product, norm=norm, eps=eps)
-    return launch_residual_norm(
-        _residual_norm_row_kernel, lambda meta: (len(qweight) // meta["BLOCK_N"],), x=_aligned(x),
-        weight_arguments=(qweight, scale, _offsets(weight)), residual=residual, norm=norm,
-        eps=eps, K=x.shape[-1], GROUP=group_size(weight), INT4=weight_bits(qweight) == 4)
+    bits, x = weight_bits(qweight), _aligned(x)
+    common = dict(x=x, weight_arguments=(qweight, scale, _offsets(weight)), residual=residual, norm=norm, eps=eps,
+                  K=x.shape[-1], GROUP=group_size(weight), INT4=bits == 4)
+    if takes_row_kernel(x, bits=bits):
+        return launch_residual_norm(_dp4a_residual_norm_kernel,
+                                    lambda meta: (len(qweight) // (meta["R"] * meta["WR"]),),
+                                    least_norm_block=MIN_NORM_BLOCK, **common, **kernel_constants(x.dtype, bits))
+    return launch_residual_norm(_residual_norm_row_kernel, lambda meta: (len(qweight) // meta["BLOCK_N"],), **common)
 
 
 def quantized_residual_norm(x: torch.Tensor, weight: PackedWeight, *, residual: torch.Tensor, norm: torch.Tensor,

@@ -10,6 +10,7 @@ loads compile to one element each, which is not what the GPU runs.
     python benchmarks/inspect_kernel.py --bits 4 --block_n 8 --block_k 512 --warps 4
     python benchmarks/inspect_kernel.py --bits 4 --block_m 128 --block_n 128 --block_k 128 --warps 4
     python benchmarks/inspect_kernel.py --prompt     # quantized_prompt_kernel.py (Gluon, sm_90 only)
+    python benchmarks/inspect_kernel.py --row gated --bits 4 --capability 86   # quantized_row_kernel.py (Gluon)
 """
 
 import argparse
@@ -27,6 +28,7 @@ from triton.compiler import ASTSource
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import quantized_prompt_kernel  # noqa: E402
+import quantized_row_kernel  # noqa: E402
 from quantized_decode_kernels import FRAGMENT_PAIR_ASM, _quantized_kernel  # noqa: E402
 from weight_quantization import INT4_GROUP_SIZE  # noqa: E402
 
@@ -66,6 +68,52 @@ def compile_kernel(*, bits: int, block_n: int, block_k: int, warps: int, bit_cas
                  "SPLIT_K": split_k}
     return _compiled(ASTSource, _quantized_kernel, types=types, constants=constants, capability=capability,
                      options={"num_warps": warps, "num_stages": stages})
+
+
+def compile_row_kernel(*, bits: int, tile: tuple | None = None, columns: int = 4096, dtype: str = "bf16",
+                       capability: int = 90, variant: str = "plain") -> dict:
+    """quantized_row_kernel.py's one-row Gluon kernel (`variant`: plain, gated, or norm: the residual add and RMSNorm
+    by the last program) compiled for a GPU of this compute capability, tile (R, C, WR, WC; by default the first of
+    ROW_TILES): its code by stage."""
+    from triton.experimental.gluon._runtime import GluonASTSource
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    constants = {"K": columns, "GROUP": INT4_GROUP_SIZE if bits == 4 else columns, "INT4": bits == 4,
+                 **quantized_row_kernel.kernel_constants(torch_dtype, bits),
+                 **dict(zip(("R", "C", "WR", "WC"), tile or quantized_row_kernel.ROW_TILES[0]))}
+    codes = "*i32" if bits == 4 else "*i8"
+    if variant == "norm":
+        kernel = quantized_row_kernel.residual_norm_kernel
+        types = {"x_ptr": f"*{dtype}", "out_ptr": f"*{dtype}", "q_ptr": codes, "s_ptr": f"*{dtype}",
+                 "f_ptr": f"*{dtype}", "arrivals_ptr": "*i32", "eps": "fp32", "N": "i32",
+                 **{name: f"*{dtype}" for name in ("residual_ptr", "norm_ptr", "hidden_ptr", "normed_ptr")}}
+        constants["NORM_BLOCK"] = 4096
+    else:
+        kernel = quantized_row_kernel.row_kernel
+        types = {**_argument_types(dtype, codes)}
+        types.pop("M")
+        constants["GATED"] = variant == "gated"
+    return _compiled(GluonASTSource, kernel, types=types, constants=constants, capability=capability,
+                     options={"num_warps": constants["WR"] * constants["WC"]})
+
+
+def row_report(options: dict) -> str:
+    """The one-row Gluon kernel's registers, spills and instructions by kind (its dp4a: IDP)."""
+    tile = tuple(options["tile"] or quantized_row_kernel.ROW_TILES[0])
+    compiled = compile_row_kernel(bits=options["bits"], tile=tile, columns=options["columns"], dtype=options["dtype"],
+                                  capability=options["capability"], variant=options["variant"])
+    usage = tool_output("cuobjdump", compiled["cubin"], "--dump-resource-usage")
+    registers, stack = re.search(r"REG:(\d+)", usage), re.search(r"STACK:(\d+)", usage)
+    sass = tool_output("nvdisasm", compiled["cubin"], "-c")
+    kinds = Counter(match.group(1).split(".")[0] for line in sass.splitlines() if (match := INSTRUCTION.match(line)))
+    loads = Counter(match.group(1) for line in sass.splitlines()
+                    if (match := INSTRUCTION.match(line)) and match.group(1).startswith("LDG"))
+    return "\n".join([
+        f"int{options['bits']} one row on dp4a ({options['variant']}), tile (R, C, WR, WC) = {tile}, "
+        f"{options['dtype']} input, rows of {options['columns']} inputs, sm_{options['capability']}",
+        f"registers per thread: {registers.group(1) if registers else 'unknown'}, "
+        f"stack: {stack.group(1) if stack else 'unknown'}",
+        "by kind: " + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()),
+        "loads: " + ", ".join(f"{kind} {count}" for kind, count in loads.most_common())])
 
 
 def compile_prompt_kernel(*, dtype: str = "bf16", columns: int = 4096) -> dict:
@@ -176,8 +224,20 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=4096, help="the weight's input width (Llama-2-7B: 4096, 11008)")
     parser.add_argument("--prompt", action="store_true",
                         help="the Gluon int4 prompt kernel instead (quantized_prompt_kernel.py; --dtype applies)")
+    parser.add_argument("--row", choices=["plain", "gated", "norm"],
+                        help="the Gluon one-row kernel on dp4a instead (quantized_row_kernel.py; --bits, --dtype, "
+                             "--capability, --columns and --tile apply)")
+    parser.add_argument("--tile", type=int, nargs=4, metavar=("R", "C", "WR", "WC"),
+                        help="--row: rows and chunks a thread, warps along the rows and along the inputs (default: the "
+                             "first of quantized_row_kernel.ROW_TILES)")
     options = vars(parser.parse_args())
-    print(prompt_report(options["dtype"]) if options.pop("prompt") else report(options))
+    prompt, row, tile = options.pop("prompt"), options.pop("row"), options.pop("tile")
+    if prompt:
+        print(prompt_report(options["dtype"]))
+    elif row:
+        print(row_report({**options, "variant": row, "tile": tile}))
+    else:
+        print(report(options))
 
 
 if __name__ == "__main__":

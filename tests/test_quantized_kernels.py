@@ -264,6 +264,77 @@ def test_the_gluon_prompt_kernel_compiles_for_the_h100_with_the_weights_in_regis
         assert "HFMA2 32" in result.stdout, result.stdout  # 32 weights a thread a step, two an instruction
 
 
+def emulated_dp4a_row(x: torch.Tensor, weight: PackedWeight) -> torch.Tensor:
+    """What quantized_row_kernel.py's PTX computes for one row, byte for byte in int64 (the GPU runs it; Triton's
+    interpreter runs no PTX): each chunk's inputs as 16-bit integers under the chunk's power of two (limbs_asm), their
+    low and high bytes in the limb words' order (INT4_LIMB_WORDS), met by the code bytes one and-mask (and a shift)
+    of each word gives (dot_asm), the chunk's sum scaled in float64."""
+    from quantized_row_kernel import INPUT_FORMATS, INT4_LIMB_WORDS, INT8_LIMB_WORDS
+    int4 = weight.offset is not None
+    chunk = 16 if int4 else 8
+    kind, mantissa, scale_base, power_base, least = INPUT_FORMATS[x.dtype]
+    chunks = x.view(-1, chunk)
+    magnitudes = chunks.view(torch.int16).long() & 0x7FFF
+    exponent = (magnitudes.amax(-1, keepdim=True) >> mantissa).clamp(min=least)
+    shift = (scale_base - exponent) - 127  # x * 2^shift: 16-bit integers
+    values = torch.round(chunks.double() * torch.pow(2.0, shift.double())).long()
+    order = [i for word in (INT4_LIMB_WORDS if int4 else INT8_LIMB_WORDS) for i in word]
+    limb_bytes = torch.stack([values & 255, (values >> 8)], 1)[:, :, order]  # low byte unsigned, high signed
+    if int4:
+        words = weight.qweight.long() & 0xFFFFFFFF
+        masked = torch.stack([words & 0x0F0F0F0F, (words >> 4) & 0x0F0F0F0F], -1).view(words.shape[0], -1, 4)
+        code_bytes = torch.stack([(masked >> (8 * b)) & 255 for b in range(4)], -1).view(words.shape[0], -1, 16)
+    else:
+        code_bytes = weight.qweight.long().view(weight.qweight.shape[0], -1, 8)
+    sums = torch.einsum("ncb,cb->nc", code_bytes, limb_bytes[:, 0]) + 256 * torch.einsum(
+        "ncb,cb->nc", code_bytes, limb_bytes[:, 1])
+    power = torch.pow(2.0, -shift.double()).view(-1)
+    if not int4:
+        return (sums.double() * power).sum(-1) * weight.scale.double().view(-1)
+    repeat = x.numel() // weight.scale.shape[0] // 16
+    scale, offset = (part.double().T.repeat_interleave(repeat, 1) for part in (weight.scale, weight.offset))
+    return (scale * sums.double() * power + offset * chunks.double().sum(-1)).sum(-1)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_the_dp4a_rows_arithmetic_is_the_weight_only_product(bits):
+    """quantized_row_kernel.py's arithmetic emulated byte for byte (`emulated_dp4a_row`) against the float64 product
+    over the unrounded weights (code x scale + offset, as weight_quantization.py stores them): bf16 and fp16 inputs,
+    int4 groups of 64 and 128, outlier features and a chunk of zeros. 16-bit integers under each chunk's largest
+    input keep bf16 inputs exactly, fp16's to 2^-15 of the chunk's largest: within 1e-4 of the exact product."""
+    from weight_quantization import dequantize
+    torch.manual_seed(bits)
+    for group, dtype in ((64, torch.bfloat16), (128, torch.bfloat16), (64, torch.float16)):
+        weight = packed_weight((0.05 * torch.randn(96, 512)).bfloat16(), bits, group_size=group)
+        x = torch.randn(512)
+        x[:4] *= 100
+        x[32:48] = 0
+        x = x.to(dtype)
+        unrounded = dequantize(qweight=weight.qweight, scale=weight.scale.double(), bits=bits, group_size=group,
+                               offset=None if weight.offset is None else weight.offset.double())
+        exact = unrounded @ x.double()
+        error = float((emulated_dp4a_row(x, weight) - exact).norm() / exact.norm())
+        assert error < 1e-4, (bits, group, dtype, error)
+
+
+def test_the_dp4a_row_kernels_compile_for_ampere_to_hopper():
+    """quantized_row_kernel.py compiled without a GPU for sm_80, 86, 89 and 90 (its PTX: dp4a, 16-bit pair maxima,
+    byte permutes), bf16 and fp16 inputs, int4 and int8, plain, SiLU-gated and with the residual add and norm: each
+    assembles, runs its products on IDP (dp4a), loads the codes evict-first and keeps everything in registers."""
+    pytest.importorskip("triton")
+    import quantized_row_kernel
+    if quantized_row_kernel.gluon is None:
+        pytest.skip("this Triton has no Gluon")
+    for bits, dtype, capability, variant in ((4, "bf16", 90, "gated"), (8, "fp16", 90, "plain"),
+                                             (4, "fp16", 80, "norm"), (8, "bf16", 86, "gated"),
+                                             (4, "bf16", 89, "plain"), (8, "bf16", 90, "norm")):
+        result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--row",
+                                 variant, "--bits", str(bits), "--dtype", dtype, "--capability", str(capability)],
+                                capture_output=True, text=True, timeout=300, check=True)
+        assert re.search(r"IDP \d+", result.stdout) and "stack: 0" in result.stdout, result.stdout
+        assert "LDG.E.EF" in result.stdout.split("loads:")[-1], result.stdout
+
+
 def test_inspect_kernel_reads_the_compiled_int4_loop_without_a_gpu():
     """benchmarks/inspect_kernel.py: the one-row int4 kernel compiled for the H100 offline, its registers, and a loop
     of products in 16-bit pairs (HFMA2) whose weights arrive in 16-byte loads (the aligned pointers a launch

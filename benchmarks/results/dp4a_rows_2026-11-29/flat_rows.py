@@ -46,7 +46,8 @@ WARPS = ((1, 4), (2, 2), (1, 8), (2, 4), (4, 2))
 PAIRS_CONFIGS = [(r, c, *w) for r, c, w in itertools.product((2, 4, 8), (1, 2), WARPS)]
 INT8_CONFIGS = [(r, v, *w, bit_cast) for r, v, w, bit_cast in itertools.product((2, 4, 8), (8, 16), WARPS[:4], (True,))
                 ] + [(r, 16, *w, False) for r, w in itertools.product((2, 4, 8), WARPS[:4])]
-LIMB_CONFIGS = [(r, c, *w) for r, c, w in itertools.product((4, 8), (1, 2), ((1, 4), (2, 2), (2, 4)))]
+LIMB_CONFIGS = [(r, c, *w) for r, c, w in itertools.product((4, 8), (1, 2), ((1, 4), (2, 2), (2, 4)))] + [
+    (2, 1, 2, 2), (2, 2, 2, 4), (4, 1, 2, 2), (2, 1, 4, 2), (8, 1, 1, 8), (4, 1, 1, 8)]
 
 
 def chunk_inputs(bits: int) -> int:
@@ -109,16 +110,61 @@ def flat_asm(bits: int) -> str:
     return "\n".join(["{", registers, *lines, "}"])
 
 
+INT4_WORDS = ((0, 4, 1, 5), (2, 6, 3, 7), (8, 12, 9, 13), (10, 14, 11, 15))  # INT4_ORDER, a limb word at a time
+INT8_WORDS = ((0, 1, 2, 3), (4, 5, 6, 7))
+
+
+def limbs_asm(bits: int) -> str:
+    """PTX making a chunk's limbs from its bf16 inputs in registers, as `plane_limbs` makes them (LIMBS = 2):
+    $0..: the limb planes' int64s (int4: limb 0 words 0-1, 2-3, limb 1 words 0-1, 2-3; int8: limb 0, limb 1), then
+    the chunk's power of two and (int4) its sum, float32; then the inputs, four bf16 an int64. The largest |input|'s
+    exponent by integer maxima of the 16-bit patterns; each input times 2^shift rounded to an integer by adding and
+    taking away 1.5 x 2^23 (ties to even, as torch.round); the two bytes of each 16-bit integer gathered into the limb
+    words by byte permutes."""
+    words = INT4_WORDS if bits == 4 else INT8_WORDS
+    inputs = 4 * len(words)
+    outputs = len(words) + (2 if bits == 4 else 1)
+    first_input = outputs
+    lines = [f"mov.b64 {{w{2 * j}, w{2 * j + 1}}}, ${first_input + j};" for j in range(inputs // 4)]
+    lines += [f"and.b32 a{j}, w{j}, 0x7FFF7FFF;" for j in range(inputs // 2)]
+    lines += [f"max.u16x2 a0, a0, a{j};" for j in range(1, inputs // 2)]
+    lines += ["shr.u32 e, a0, 16;", "and.b32 a0, a0, 0xFFFF;", "max.u32 e, e, a0;", "shr.u32 e, e, 7;",
+              "max.u32 e, e, 15;",  # bf16 exponent of the largest; shift = 141 - e <= 126 (2^shift a float32)
+              "sub.u32 t, 268, e;", "shl.b32 t, t, 23;", "mov.b32 scale, t;",
+              "sub.u32 t, e, 14;", "shl.b32 t, t, 23;", f"mov.b32 ${len(words)}, t;"]
+    for i in range(inputs):
+        word = f"w{i // 2}"
+        lines.append(f"shl.b32 t, {word}, 16;" if i % 2 == 0 else f"and.b32 t, {word}, 0xFFFF0000;")
+        lines += ["mov.b32 f, t;", "fma.rn.f32 g, f, scale, 0f4B400000;", f"mov.b32 v{i}, g;",
+                  f"sub.s32 v{i}, v{i}, 0x4B400000;"]
+        if bits == 4:
+            lines.append("mov.f32 sum, f;" if i == 0 else "add.f32 sum, sum, f;")
+    for index, (a, b, c, d) in enumerate(words):
+        lines += [f"prmt.b32 t, v{a}, v{b}, 0x5140;", f"prmt.b32 u, v{c}, v{d}, 0x5140;",
+                  f"prmt.b32 l{index}, t, u, 0x5410;", f"prmt.b32 h{index}, t, u, 0x7632;"]
+    if bits == 4:
+        lines += ["mov.b64 $0, {l0, l1};", "mov.b64 $1, {l2, l3};", "mov.b64 $2, {h0, h1};", "mov.b64 $3, {h2, h3};",
+                  "mov.b32 $5, sum;"]
+    else:
+        lines += ["mov.b64 $0, {l0, l1};", "mov.b64 $1, {h0, h1};"]
+    registers = [".reg .b32 " + ", ".join([f"w{j}" for j in range(inputs // 2)] + [f"a{j}" for j in range(inputs // 2)]
+                                          + [f"v{j}" for j in range(inputs)] + ["l0", "l1", "l2", "l3", "h0", "h1",
+                                                                               "h2", "h3", "e", "t", "u"]) + ";",
+                 ".reg .f32 f, g, scale, sum;"]
+    return "\n".join(["{", *registers, *lines, "}"])
+
+
 if triton is not None:
 
     @gluon.jit
     def _gluon_flat_kernel(planes_ptr, meta_ptr, q_ptr, s_ptr, f_ptr, out_ptr, N, K: ttgl.constexpr,
                            GROUP: ttgl.constexpr, INT4: ttgl.constexpr, ASM: ttgl.constexpr,
                            CONSTRAINTS: ttgl.constexpr, R: ttgl.constexpr, C: ttgl.constexpr, WR: ttgl.constexpr,
-                           WC: ttgl.constexpr):
+                           WC: ttgl.constexpr, INLINE: ttgl.constexpr = False, LIMBS_ASM: ttgl.constexpr = ""):
         """out[rows] = x . w[rows] from x's limb planes (`plane_limbs`): each thread R rows x C neighbouring chunks,
         lanes along the chunks, WR x WC warps; each (row, chunk)'s integer sum by `flat_asm`, scaled in float32; the
-        planes and powers loaded once a thread for its R rows."""
+        planes and powers loaded once a thread for its R rows. INLINE: made from x's bf16 chunks in registers by
+        `limbs_asm` instead (planes_ptr is then x; no input preparation)."""
         layout: ttgl.constexpr = ttgl.BlockedLayout([R, C], [1, 32], [WR, WC], [1, 0])
         along_chunks: ttgl.constexpr = ttgl.SliceLayout(0, layout)
         CHUNK: ttgl.constexpr = 16 if INT4 else 8
@@ -135,12 +181,33 @@ if triton is not None:
             inside = chunk < KC
             at = rows[:, None] * KC + chunk[None, :]
             codes = ttgl.load(codes64 + at, mask=(at >= 0) & inside[None, :], other=0, eviction_policy="evict_first")
-            p0 = ttgl.load(planes + chunk, mask=inside, other=0)[None, :]
-            p1 = ttgl.load(planes + KC + chunk, mask=inside, other=0)[None, :]
-            power = ttgl.load(meta_ptr + chunk, mask=inside, other=0)[None, :]
+            if INLINE and INT4:
+                made = ttgl.inline_asm_elementwise(
+                    LIMBS_ASM, "=l,=l,=l,=l,=r,=r,l,l,l,l",
+                    [ttgl.load(planes + 4 * chunk, mask=inside, other=0),
+                     ttgl.load(planes + 4 * chunk + 1, mask=inside, other=0),
+                     ttgl.load(planes + 4 * chunk + 2, mask=inside, other=0),
+                     ttgl.load(planes + 4 * chunk + 3, mask=inside, other=0)],
+                    dtype=(ttgl.int64, ttgl.int64, ttgl.int64, ttgl.int64, ttgl.float32, ttgl.float32), is_pure=True,
+                    pack=1)
+                p0, p1, p2, p3 = made[0][None, :], made[1][None, :], made[2][None, :], made[3][None, :]
+                power, xsum = made[4][None, :], made[5][None, :]
+            elif INLINE:
+                made = ttgl.inline_asm_elementwise(
+                    LIMBS_ASM, "=l,=l,=r,l,l",
+                    [ttgl.load(planes + 2 * chunk, mask=inside, other=0),
+                     ttgl.load(planes + 2 * chunk + 1, mask=inside, other=0)],
+                    dtype=(ttgl.int64, ttgl.int64, ttgl.float32), is_pure=True, pack=1)
+                p0, p1, power = made[0][None, :], made[1][None, :], made[2][None, :]
+            else:
+                p0 = ttgl.load(planes + chunk, mask=inside, other=0)[None, :]
+                p1 = ttgl.load(planes + KC + chunk, mask=inside, other=0)[None, :]
+                power = ttgl.load(meta_ptr + chunk, mask=inside, other=0)[None, :]
+                if INT4:
+                    p2 = ttgl.load(planes + 2 * KC + chunk, mask=inside, other=0)[None, :]
+                    p3 = ttgl.load(planes + 3 * KC + chunk, mask=inside, other=0)[None, :]
+                    xsum = ttgl.load(meta_ptr + KC + chunk, mask=inside, other=0)[None, :]
             if INT4:
-                p2 = ttgl.load(planes + 2 * KC + chunk, mask=inside, other=0)[None, :]
-                p3 = ttgl.load(planes + 3 * KC + chunk, mask=inside, other=0)[None, :]
                 sums = ttgl.inline_asm_elementwise(
                     ASM, CONSTRAINTS, [codes, ttgl.broadcast(p0, codes)[0], ttgl.broadcast(p1, codes)[0],
                                        ttgl.broadcast(p2, codes)[0], ttgl.broadcast(p3, codes)[0]],
@@ -148,7 +215,6 @@ if triton is not None:
                 where = (chunk[None, :] * CHUNK // GROUP) * N + rows[:, None]
                 scale = ttgl.load(s_ptr + where, mask=(where >= 0) & inside[None, :], other=0).to(ttgl.float32)
                 offset = ttgl.load(f_ptr + where, mask=(where >= 0) & inside[None, :], other=0).to(ttgl.float32)
-                xsum = ttgl.load(meta_ptr + KC + chunk, mask=inside, other=0)[None, :]
                 accumulator += sums.to(ttgl.float32) * (scale * power) + offset * xsum
             else:
                 sums = ttgl.inline_asm_elementwise(
@@ -240,18 +306,21 @@ def gluon_direct_product(x: torch.Tensor, weight, config: tuple) -> torch.Tensor
 
 
 def gluon_flat_product(prepared: tuple, weight, config: tuple, dtype: torch.dtype) -> torch.Tensor:
-    """x . w for one row whose limb planes are `prepared`, by `_gluon_flat_kernel`, config = (R, C, WR, WC)."""
+    """x . w for one row whose limb planes are `prepared`, by `_gluon_flat_kernel`, config = (R, C, WR, WC);
+    `prepared` = (x,): the limbs made in the kernel (INLINE)."""
     r, c, wr, wc = config
-    planes, meta = prepared
+    inline = len(prepared) == 1
+    planes, meta = (prepared[0], prepared[0]) if inline else prepared
     bits = 4 if weight.offset is not None else 8
     rows = weight.qweight.shape[0]
-    k = planes.shape[1] * chunk_inputs(bits)
+    k = planes.numel() if inline else planes.shape[1] * chunk_inputs(bits)
     out = torch.empty(rows, dtype=dtype, device=planes.device)
     group = k // weight.scale.shape[0] if bits == 4 else k
     constraints = "=r," + ",".join(["l"] * (5 if bits == 4 else 3))
     _gluon_flat_kernel[(rows // (r * wr),)](planes, meta, weight.qweight, weight.scale,
                                             weight.offset if bits == 4 else weight.scale, out, rows, k, group,
-                                            bits == 4, flat_asm(bits), constraints, r, c, wr, wc, num_warps=wr * wc)
+                                            bits == 4, flat_asm(bits), constraints, r, c, wr, wc, inline,
+                                            limbs_asm(bits) if inline else "", num_warps=wr * wc)
     return out
 
 
@@ -278,6 +347,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="flat_rows.jsonl")
     parser.add_argument("--bits", default="4,8")
+    parser.add_argument("--direct", action="store_true", help="also the int8 Gluon kernel over the bf16 input")
     args = parser.parse_args()
     for bits, shape in itertools.product(map(int, args.bits.split(",")), SHAPES):
         n, k = SHAPES[shape]
@@ -301,9 +371,14 @@ def main() -> None:
             ((512, 2, 8), (256, 4, 4), (512, 2, 4), (2048, 2, 4), (1024, 2, 8), (2048, 1, 8), (512, 1, 4))) / copies
             * 1e6))
         prepared = plane_limbs(x, bits)
-        sweeps = [("gluon direct", PAIRS_CONFIGS if bits == 4 else INT8_CONFIGS,
+        inline, given = (gluon_flat_product(p, packed[0], LIMB_CONFIGS[0], x.dtype).double() for p in ((x,), prepared))
+        append_record(args.output, dict(record, way="limbs made inline against given",
+                                        largest_difference=float((inline - given).abs().max() / given.abs().max())))
+        sweeps = [("gluon direct", INT8_CONFIGS if bits == 8 and args.direct else [],
                    lambda w, config: gluon_direct_product(x, w, config)),
-                  ("gluon limbs", LIMB_CONFIGS, lambda w, config: gluon_flat_product(prepared, w, config, x.dtype))]
+                  ("gluon limbs", LIMB_CONFIGS, lambda w, config: gluon_flat_product(prepared, w, config, x.dtype)),
+                  ("gluon limbs inline", LIMB_CONFIGS,
+                   lambda w, config: gluon_flat_product((x,), w, config, x.dtype))]
         for name, configs, product in sweeps:
             for config in configs:
                 if n % (config[0] * config[2]):

@@ -11,9 +11,11 @@ for line in open(sys.argv[1]):
 for (bits, shape, size), rows in records.items():
     print(f"int{bits} {shape}:")
     for r in rows:
-        if isinstance(r["way"], str):
+        if "largest_difference" in r:
+            print(f"  {r['way']}: largest difference {r['largest_difference']:.2e} of the largest output")
+        elif isinstance(r["way"], str):
             print(f"  {r['way']:<12} {r['us']:7.2f} us ({size / r['us'] / 1e6:.2f} TB/s) error {r.get('error', '-')}")
-    for name in ("gluon direct", "gluon limbs"):
+    for name in ("gluon direct", "gluon limbs", "gluon limbs inline"):
         timed = sorted((r for r in rows if isinstance(r["way"], list) and r["way"][0] == name and "us" in r),
                        key=lambda r: r["us"])
         for r in timed[:3]:
