@@ -29,6 +29,9 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   quantized_prompt_kernel.py (Gluon) instead, which hands the dequantized weights to the tensor cores in registers.
   Long prompts (DEQUANTIZED_ROWS rows or more) dequantize the weights into one copy instead and multiply on cuBLAS,
   whose tiles then outrun these by more than the copy costs (`dequantized_product`).
+- One row over int8 weights on sm_80 and later goes to quantized_row_kernel.py (Gluon) instead: its threads load the
+  input once for several rows and cut it into exact int8 limbs that meet the codes in dp4a, 1.2x faster (int4 stays
+  here until its launch there is timed again: quantized_row_kernel.ROW_KERNEL_BITS).
 Anything else (CPU, float32 inputs, sizes the kernels do not tile) dequantizes and calls `F.linear`, the reference the
 kernels are tested against (tests/test_quantized_kernels.py, under Triton's interpreter on the CPU).
 """
@@ -106,10 +109,11 @@ ROWS_TILES = {
     (8, 256): PROMPT_TILES[8],
 }
 # Long prompts: from this many rows a product dequantizes its weights into a copy and multiplies on cuBLAS, whose
-# tiles then outrun the kernels' by more than the copy costs (int8 and int4, every 7B shape on an H200: 1.0-1.8x at
-# 384 rows, 1.6-2.4x at 4,096; benchmarks/RESULTS.md, "Long prompts"); DEQUANTIZE_BLOCK: the copy's (rows, inputs) a
-# program, a whole number of int4 groups.
-DEQUANTIZED_ROWS = 384
+# tiles then outrun the kernels' by more than the copy costs (int8 and int4, every 7B shape on an H200: 1.1-1.8x at
+# 288 rows, where the kernels' 128-row tiles become three; 1.6-2.4x at 4,096; at 256 rows the kernels still win for
+# q|k|v; benchmarks/RESULTS.md, "Long prompts" and "dp4a"); DEQUANTIZE_BLOCK: the copy's (rows, inputs) a program,
+# a whole number of int4 groups.
+DEQUANTIZED_ROWS = 288
 DEQUANTIZE_BLOCK = (32, MIN_BLOCK_K)
 TILE_FIELDS = ("WEIGHTS_FIRST", "BLOCK_M", "BLOCK_N", "BLOCK_K", "num_stages", "SPLIT_K")
 SUM_BLOCK = 1024  # outputs a program of the kernel that adds split tiles' partial sums
