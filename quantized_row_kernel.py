@@ -219,7 +219,8 @@ if gluon is not None:
                               C: ttgl.constexpr, WR: ttgl.constexpr, WC: ttgl.constexpr, NORM_BLOCK: ttgl.constexpr):
         """out = x @ dequantized(w).T (R x WR outputs a program), then, by the last program to finish, hidden =
         residual + out and normed = its RMSNorm times norm, rounded as decode_kernels.residual_norm_by_last rounds
-        them. NORM_BLOCK: N rounded up to a power of two, at least MIN_NORM_BLOCK."""
+        them (its steps, written again here: a Gluon kernel cannot call a Triton function). NORM_BLOCK: N rounded up
+        to a power of two, at least MIN_NORM_BLOCK."""
         layout: ttgl.constexpr = ttgl.BlockedLayout([R, C], [1, 32], [WR, WC], [1, 0])
         BLOCK_N: ttgl.constexpr = R * WR
         rows = ttgl.program_id(0).to(ttgl.int64) * BLOCK_N + ttgl.arange(0, BLOCK_N,
