@@ -11,15 +11,16 @@ It cuts them in registers (`limbs_asm`) into two int8 limbs of 16-bit integers u
 (the largest input's exponent): exact for bf16 inputs (8 significant bits) and for fp16 inputs down to 2^-15 of the
 chunk's largest. Per chunk and row `dot_asm` sums code x limb-byte products exactly in int32 with dp4a (8 a chunk of
 16 int4 weights, 4 a chunk of 8 int8 weights), the limbs chained by a shift, and the chunk's sum is scaled in float32:
-int4 scale x 2^-e x sum(code x v) + offset x sum(x) (sum(x) made with the limbs), int8 2^-e x sum(code x v), times the
-row's scale at the end. No weight is rounded to 16 bits on the way (dequantize() rounds it; the Triton launch's int4
-pairs sum in 16 bits): the products are the weight-only products to float32 rounding.
+int4 scale x 2^-e x sum(code x v) + offset x sum(x) (the inputs summed in float32 as the limbs are cut), int8 2^-e x
+sum(code x v), times the row's scale at the end. No weight is rounded to 16 bits on the way (dequantize() rounds it;
+the Triton launch's int4 pairs sum in 16 bits): the products are the weight-only products to float32 rounding.
 
 A chunk is one int64 of codes: 16 int4 inputs (two words of weight_quantization.py's layout; the limbs' bytes in the
 order one and-mask of a word gives its codes, INT4_LIMB_WORDS) or 8 int8 inputs. Stacked weights (q|k|v), the SiLU-
 gated gate|up (GATED) and the residual add + RMSNorm by the last program (o, down) as the Triton launch has them.
-quantized_decode_kernels.py routes one-row products here where `takes_row_kernel` says (Gluon, sm_80 and later: dp4a,
-16-bit pair maxima); the Triton launch serves the rest, and the CPU tests (Triton's interpreter runs no Gluon nor PTX).
+quantized_decode_kernels.py routes one-row products here where `takes_row_kernel` says (the formats of ROW_KERNEL_BITS,
+int8 for now; Gluon; sm_80 and later: dp4a, 16-bit pair maxima); the Triton launch serves the rest, and the CPU tests
+(Triton's interpreter runs no Gluon nor PTX).
 """
 
 import torch
