@@ -161,15 +161,19 @@ def test_several_rows_are_timed_only_among_their_buckets_tiles_that_fit():
     assert not kernel_tiles([one_group_of_512])
 
 
-def test_both_autotuners_time_cuda_graph_replays():
+def test_every_autotuner_times_cuda_graph_replays():
     """One row's products (6-40 us on an H200) take less than Python's launch overhead, so timed as launched from
-    Python their picks were noise; both autotuners, one row and several, time replays of a captured launch."""
+    Python their picks were noise; every autotuner (one row and several; the Gluon one-row kernels' where Gluon is
+    at hand) times replays of a captured launch."""
     triton = pytest.importorskip("triton")
     import quantized_decode_kernels as kernels
 
     if not kernels.REPLAYED:
         pytest.skip(f"Triton {triton.__version__} takes no timing function")
-    for tuner in (kernels._row_kernel, kernels._rows_kernel):
+    tuners = [kernels._row_kernel, kernels._residual_norm_row_kernel, kernels._rows_kernel]
+    if kernels.row_kernel is not None:
+        tuners += [kernels._dp4a_row_kernel, kernels._dp4a_residual_norm_kernel]
+    for tuner in tuners:
         assert tuner.do_bench is kernels._replayed_timings
 
 
