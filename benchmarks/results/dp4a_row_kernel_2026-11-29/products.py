@@ -16,6 +16,7 @@ BENCHMARKS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 sys.path[:0] = [os.path.dirname(BENCHMARKS), BENCHMARKS]
 
 import quantized_decode_kernels as kernels  # noqa: E402
+import quantized_row_kernel  # noqa: E402
 from bench_records import append_record  # noqa: E402
 from profile_decode import replay_seconds  # noqa: E402
 
@@ -26,7 +27,11 @@ PRODUCTS = {"q|k|v": ([4096] * 3, 4096), "gate|up, gated": ([11008] * 2, 4096), 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="products.jsonl")
+    parser.add_argument("--routed", default=None,
+                        help="weight bits the dp4a kernels take, e.g. 4,8 (default: quantized_row_kernel.ROW_KERNEL_BITS)")
     args = parser.parse_args()
+    if args.routed:
+        quantized_row_kernel.ROW_KERNEL_BITS = tuple(int(bits) for bits in args.routed.split(","))
     shipped = kernels.takes_row_kernel
     for bits in (4, 8):
         for name, (sizes, width) in PRODUCTS.items():
