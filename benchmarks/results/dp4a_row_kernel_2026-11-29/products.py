@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="products.jsonl")
     parser.add_argument("--routed", default=None,
-                        help="weight bits the dp4a kernels take, e.g. 4,8 (default: quantized_row_kernel.ROW_KERNEL_BITS)")
+                        help="weight bits the dp4a kernels take, e.g. 4,8 (default: ROW_KERNEL_BITS)")
     args = parser.parse_args()
     if args.routed:
         quantized_row_kernel.ROW_KERNEL_BITS = tuple(int(bits) for bits in args.routed.split(","))
