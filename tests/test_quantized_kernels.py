@@ -292,7 +292,7 @@ def emulated_dp4a_row(x: torch.Tensor, weight: PackedWeight) -> torch.Tensor:
         code_bytes = weight.qweight.long().view(weight.qweight.shape[0], -1, 8)
     sums = torch.einsum("ncb,cb->nc", code_bytes, limb_bytes[:, 0]) + 256 * torch.einsum(
         "ncb,cb->nc", code_bytes, limb_bytes[:, 1])
-    power = torch.pow(2.0, -shift.double()).view(-1)
+    power = torch.pow(2.0, (exponent + power_base - 127).double()).view(-1)  # the float32 bits limbs_asm writes
     if not int4:
         return (sums.double() * power).sum(-1) * weight.scale.double().view(-1)
     repeat = x.numel() // weight.scale.shape[0] // 16
