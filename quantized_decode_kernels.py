@@ -56,7 +56,7 @@ try:
     )
     from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from .quantized_row_kernel import (
-        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_kernel, takes_row_kernel,
+        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, takes_row_kernel,
     )
     from .weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 except ImportError:
@@ -65,7 +65,7 @@ except ImportError:
     )
     from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from quantized_row_kernel import (
-        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_kernel, takes_row_kernel,
+        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, takes_row_kernel,
     )
     from weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 
@@ -628,9 +628,8 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     if gated:
         assert rows == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
     if config is None and rows == 1 and takes_row_kernel(x, bits=bits):
-        _dp4a_row_kernel[lambda meta: (outputs // (meta["R"] * meta["WR"]),)](
-            x, out, *stacked, sum(sizes), x.shape[1], group, bits == 4, **kernel_constants(x.dtype, bits),
-            GATED=gated)
+        _dp4a_row_kernel[row_grid(outputs)](x, out, *stacked, sum(sizes), x.shape[1], group, bits == 4,
+                                            **kernel_constants(x.dtype, bits), GATED=gated)
         return out
     if config is None and rows == 1:
         _row_kernel[lambda meta: (outputs // meta["BLOCK_N"], 1)](*arguments, GATED=gated)
@@ -767,8 +766,7 @@ def quantized_product_residual_norm(x: torch.Tensor, qweight: torch.Tensor, scal
     common = dict(x=x, weight_arguments=(qweight, scale, _offsets(weight)), residual=residual, norm=norm, eps=eps,
                   K=x.shape[-1], GROUP=group_size(weight), INT4=bits == 4)
     if takes_row_kernel(x, bits=bits):
-        return launch_residual_norm(_dp4a_residual_norm_kernel,
-                                    lambda meta: (len(qweight) // (meta["R"] * meta["WR"]),),
+        return launch_residual_norm(_dp4a_residual_norm_kernel, row_grid(len(qweight)),
                                     least_norm_block=MIN_NORM_BLOCK, **common, **kernel_constants(x.dtype, bits))
     return launch_residual_norm(_residual_norm_row_kernel, lambda meta: (len(qweight) // meta["BLOCK_N"],), **common)
 

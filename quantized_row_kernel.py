@@ -23,6 +23,8 @@ int8 for now; Gluon; sm_80 and later: dp4a, 16-bit pair maxima); the Triton laun
 (Triton's interpreter runs no Gluon nor PTX).
 """
 
+import functools
+
 import torch
 
 try:
@@ -249,6 +251,12 @@ else:  # quantized_decode_kernels.py times and launches them where they exist
     row_kernel = residual_norm_kernel = None
 
 
+def row_grid(outputs: int):
+    """The launch grid for `outputs` output columns: one program a tile's R x WR rows (its `meta`, as autotune
+    chose it)."""
+    return lambda meta: (outputs // (meta["R"] * meta["WR"]),)
+
+
 def takes_row_kernel(x: torch.Tensor, *, bits: int) -> bool:
     """Whether these kernels serve a one-row product of x over `bits`-bit weights: a format routed here
     (ROW_KERNEL_BITS), Gluon at hand, a CUDA GPU of sm_80 or later (dp4a, 16-bit pair maxima; Triton's interpreter
@@ -259,6 +267,7 @@ def takes_row_kernel(x: torch.Tensor, *, bits: int) -> bool:
     return torch.cuda.get_device_capability(x.device) >= (8, 0)
 
 
+@functools.cache
 def kernel_constants(dtype: torch.dtype, bits: int) -> dict:
-    """The kernels' PTX for this input dtype and weight format."""
+    """The kernels' PTX for this input dtype and weight format (made once: launches read it on every product)."""
     return {"LIMBS_ASM": limbs_asm(dtype, bits), "DOT_ASM": dot_asm(bits)}

@@ -21,7 +21,7 @@ from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig  # noqa: 
 from default_model import SMOLLM2_GGUF, smollm2_folder  # noqa: E402
 from modeling_nextgpt import NextGPTForConditionalGeneration  # noqa: E402
 from processing_nextgpt import NextGPTProcessor, imagebind_image_processor  # noqa: E402
-from quantized_decode_kernels import ROWS_CONFIGS, row_bucket, tile_fits  # noqa: E402
+from quantized_decode_kernels import ROWS_CONFIGS, group_size, row_bucket, tile_fits, weight_bits  # noqa: E402
 
 
 def fitting_configs(bits: int, rows: int, group: int, sizes: list[int]) -> list[dict]:
@@ -33,6 +33,14 @@ def fitting_configs(bits: int, rows: int, group: int, sizes: list[int]) -> list[
 
 
 TINY_IMAGEBIND = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, projection_dim=24)
+
+
+def unrounded_weight(weight) -> torch.Tensor:
+    """The (N, K) float64 weight a quantized_decode_kernels.PackedWeight stands for, code x scale + offset, not
+    rounded to the scales' dtype as dequantize() rounds it: the exact weight-only product's weight."""
+    from weight_quantization import dequantize
+    return dequantize(qweight=weight.qweight, scale=weight.scale.double(), bits=weight_bits(weight.qweight),
+                      group_size=group_size(weight), offset=None if weight.offset is None else weight.offset.double())
 
 
 def smollm2_folder_or_skip() -> str:

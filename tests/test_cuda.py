@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, fitting_configs, tiny_text_config
+from conftest import REPO_ROOT, fitting_configs, tiny_text_config, unrounded_weight
 from configuration_nextgpt import ImageBindVisionConfig, NextGPTConfig
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from processing_nextgpt import NextGPTProcessor
@@ -195,22 +195,15 @@ def test_one_row_products_on_dp4a_are_the_weight_only_products_on_cuda(bits, mon
         _dp4a_row_kernel, packed_weight, quantized_gated, quantized_product, quantized_residual_norm,
     )
     from quantized_row_kernel import takes_row_kernel
-    from weight_quantization import dequantize
 
     monkeypatch.setattr(quantized_row_kernel, "ROW_KERNEL_BITS", (4, 8))
-
-    def unrounded(weight, width):
-        double = weight._replace(scale=weight.scale.double(),
-                                 offset=None if weight.offset is None else weight.offset.double())
-        return dequantize(qweight=double.qweight, scale=double.scale, offset=double.offset, bits=bits,
-                          group_size=width // weight.scale.shape[0])
 
     torch.manual_seed(bits)
     for width, sizes, group in ((4096, (4096, 1024, 1024), 64), (4096, (11008, 11008), 128), (11008, (4096,), 64),
                                 (576, (576, 192, 192), 64), (1536, (576,), 64)):
         weights = [packed_weight((torch.randn(rows, width, device="cuda") / width**0.5).bfloat16(), bits,
                                  group_size=group) for rows in sizes]
-        full = [unrounded(weight, width) for weight in weights]
+        full = [unrounded_weight(weight) for weight in weights]
         for dtype in (torch.bfloat16, torch.float16):
             x = torch.randn(1, width, device="cuda")
             x[0, :4] *= 40

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from conftest import REPO_ROOT, fitting_configs, run_child, tiny_text_config
+from conftest import REPO_ROOT, fitting_configs, run_child, tiny_text_config, unrounded_weight
 from fast_decoder import LlamaFamilyDecoder, unsupported_reason
 from quantized_decode_kernels import (
     PackedWeight, kernel_tiles, packed_weight, quantized_product, reference_product, row_bucket,
@@ -306,7 +306,6 @@ def test_the_dp4a_rows_arithmetic_is_the_weight_only_product(bits):
     over the unrounded weights (code x scale + offset, as weight_quantization.py stores them): bf16 and fp16 inputs,
     int4 groups of 64 and 128, outlier features and a chunk of zeros. 16-bit integers under each chunk's largest
     input keep bf16 inputs exactly, fp16's to 2^-15 of the chunk's largest: within 1e-4 of the exact product."""
-    from weight_quantization import dequantize
     torch.manual_seed(bits)
     for group, dtype in ((64, torch.bfloat16), (128, torch.bfloat16), (64, torch.float16)):
         weight = packed_weight((0.05 * torch.randn(96, 512)).bfloat16(), bits, group_size=group)
@@ -314,9 +313,7 @@ def test_the_dp4a_rows_arithmetic_is_the_weight_only_product(bits):
         x[:4] *= 100
         x[32:48] = 0
         x = x.to(dtype)
-        unrounded = dequantize(qweight=weight.qweight, scale=weight.scale.double(), bits=bits, group_size=group,
-                               offset=None if weight.offset is None else weight.offset.double())
-        exact = unrounded @ x.double()
+        exact = unrounded_weight(weight) @ x.double()
         error = float((emulated_dp4a_row(x, weight) - exact).norm() / exact.norm())
         assert error < 1e-4, (bits, group, dtype, error)
 
