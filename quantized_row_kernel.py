@@ -18,8 +18,8 @@ the Triton launch's int4 pairs sum in 16 bits): the products are the weight-only
 A chunk is one int64 of codes: 16 int4 inputs (two words of weight_quantization.py's layout; the limbs' bytes in the
 order one and-mask of a word gives its codes, INT4_LIMB_WORDS) or 8 int8 inputs. Stacked weights (q|k|v), the SiLU-
 gated gate|up (GATED) and the residual add + RMSNorm by the last program (o, down) as the Triton launch has them.
-quantized_decode_kernels.py routes one-row products here where `takes_row_kernel` says (the formats of ROW_KERNEL_BITS,
-int8 for now; Gluon; sm_80 and later: dp4a, 16-bit pair maxima); the Triton launch serves the rest, and the CPU tests
+quantized_decode_kernels.py routes one-row products here where `takes_row_kernel` says (the formats of ROW_KERNEL_BITS;
+Gluon; sm_80 and later: dp4a, 16-bit pair maxima); the Triton launch serves the rest, and the CPU tests
 (Triton's interpreter runs no Gluon nor PTX).
 """
 
@@ -39,11 +39,11 @@ INT8_LIMB_WORDS = ((0, 1, 2, 3), (4, 5, 6, 7))
 # 7B products on an H200 (benchmarks/results/dp4a_rows_2026-11-29/e/), timed on first use per shape as the Triton
 # launch's are (replays; on int8 it took tiles 3.5% faster over a layer's four products than the best fixed one).
 ROW_TILES = ((8, 1, 1, 8), (8, 1, 1, 4), (8, 1, 2, 2), (8, 1, 2, 4), (4, 1, 1, 4), (4, 1, 1, 8), (4, 2, 1, 4))
-# Weight formats routed here. int4 ran slower through these kernels than in their prototype on an H200 (q|k|v 15.7 us
-# against 10.7), which its compiled code puts on the groups' scales and offsets, loaded 16 bits at a time (their
-# mask varied along the rows); loaded 8 rows at a time since, as the prototype's, but not yet timed: int4 keeps the
-# Triton launch until it is (tests/test_cuda.py runs both formats here).
-ROW_KERNEL_BITS = (8,)
+# Weight formats routed here: both, timed in the decoder on an H200 against the Triton launch (int4 485 against 437
+# tokens/s at batch 1, int8 408 against 347; benchmarks/results/dp4a_row_kernel_2026-11-29/). int4 was slower here
+# until its groups' scales and offsets, whose load mask the compiler saw varying along the rows, loaded 128 bits at a
+# time; a format left out of this tuple keeps the Triton launch.
+ROW_KERNEL_BITS = (4, 8)
 # bf16 and fp16 inputs: (16-bit pair maximum, bits under the exponent, the float32 scale's and power's biased
 # exponents as (constant - E) and (E + constant) for the largest input's biased exponent E, least E taken)
 INPUT_FORMATS = {torch.bfloat16: ("bf16", 7, 268, -14, 15), torch.float16: ("f16", 10, 156, 98, 0)}

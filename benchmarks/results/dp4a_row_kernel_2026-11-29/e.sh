@@ -1,4 +1,4 @@
-# Prepared 2026-11-29 (twenty-sixth session), not run (no device time left): int4 through the dp4a kernels with the
+# Prepared 2026-11-29 (twenty-sixth session), run the same day (twenty-seventh session): int4 through the dp4a kernels with the
 # scale loads' mask fixed. products.py with int4 routed there, then int4 batch 1 with quantized_row_kernel.ROW_KERNEL_BITS
 # = (4, 8) (a patched copy of the tree, .int4) against the tree as committed (int4 on the Triton launch), alternating
 # processes, twice. Carry .whl.
