@@ -24,6 +24,28 @@ PRODUCTS = {"q|k|v": ([4096] * 3, 4096), "gate|up, gated": ([11008] * 2, 4096), 
             "down + norm": ([4096], 11008)}
 
 
+def product_case(bits: int, name: str) -> tuple:
+    """(bytes of one copy's weights, weight copies, the product as the decoder calls it over one copy): for a
+    product of PRODUCTS over `bits`-bit weights, copies enough to pass 200 MB."""
+    sizes, width = PRODUCTS[name]
+    size = sum(sizes) * width // (2 if bits == 4 else 1)
+    copies = max(6, math.ceil(200e6 / size))
+    base = [torch.randn(rows, width, device="cuda", dtype=torch.bfloat16) / width**0.5 for rows in sizes]
+    sets = [[kernels.packed_weight(w + i / width, bits) for w in base] for i in range(copies)]
+    x = torch.randn(1, width, device="cuda", dtype=torch.bfloat16)
+    residual = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
+    norm = torch.ones(4096, device="cuda", dtype=torch.bfloat16)
+
+    def product(weights):
+        if name.startswith("gate"):
+            return kernels.quantized_gated(x, *weights)
+        if name.endswith("norm"):
+            return kernels.quantized_residual_norm(x, weights[0], residual=residual, norm=norm, eps=1e-5)
+        return kernels.quantized_product(x, weights)
+
+    return size, sets, product
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="products.jsonl")
@@ -34,22 +56,9 @@ def main() -> None:
         quantized_row_kernel.ROW_KERNEL_BITS = tuple(int(bits) for bits in args.routed.split(","))
     shipped = kernels.takes_row_kernel
     for bits in (4, 8):
-        for name, (sizes, width) in PRODUCTS.items():
-            size = sum(sizes) * width // (2 if bits == 4 else 1)
-            copies = max(6, math.ceil(200e6 / size))
-            base = [torch.randn(rows, width, device="cuda", dtype=torch.bfloat16) / width**0.5 for rows in sizes]
-            sets = [[kernels.packed_weight(w + i / width, bits) for w in base] for i in range(copies)]
-            x = torch.randn(1, width, device="cuda", dtype=torch.bfloat16)
-            residual = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
-            norm = torch.ones(4096, device="cuda", dtype=torch.bfloat16)
-
-            def product(weights):
-                if name.startswith("gate"):
-                    return kernels.quantized_gated(x, *weights)
-                if name.endswith("norm"):
-                    return kernels.quantized_residual_norm(x, weights[0], residual=residual, norm=norm, eps=1e-5)
-                return kernels.quantized_product(x, weights)
-
+        for name in PRODUCTS:
+            size, sets, product = product_case(bits, name)
+            copies = len(sets)
             outputs = {}
             for way, route in (("dp4a", shipped), ("triton", lambda *a, **k: False)):
                 kernels.takes_row_kernel = route

@@ -7,24 +7,23 @@ or 2 along the inputs, which the shipped set lacks.
     python benchmarks/results/row_tiles_2026-11-29/tiles.py --bits 8 --output tiles.jsonl   # one GPU
 """
 import argparse
-import math
 import os
 import sys
 
 import torch
 
 BENCHMARKS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path[:0] = [os.path.dirname(BENCHMARKS), BENCHMARKS]
+PRODUCTS_SCRIPT = os.path.join(BENCHMARKS, "results", "dp4a_row_kernel_2026-11-29")  # products.py: the same cases
+sys.path[:0] = [os.path.dirname(BENCHMARKS), BENCHMARKS, PRODUCTS_SCRIPT]
 
 import triton  # noqa: E402
 
 import quantized_decode_kernels as kernels  # noqa: E402
 from bench_records import append_record  # noqa: E402
+from products import PRODUCTS, product_case  # noqa: E402
 from profile_decode import replay_seconds  # noqa: E402
 from quantized_row_kernel import ROW_TILES  # noqa: E402
 
-PRODUCTS = {"q|k|v": ([4096] * 3, 4096), "gate|up, gated": ([11008] * 2, 4096), "o + norm": ([4096], 4096),
-            "down + norm": ([4096], 11008)}
 EXTRA_TILES = ((2, 1, 1, 4), (2, 1, 1, 8), (2, 1, 2, 2), (2, 2, 1, 4), (2, 1, 2, 4), (4, 1, 2, 2), (4, 1, 2, 4),
                (8, 2, 1, 4), (4, 1, 1, 2))
 
@@ -41,22 +40,9 @@ def main() -> None:
     tuners = (kernels._dp4a_row_kernel, kernels._dp4a_residual_norm_kernel)
     shipped = [list(tuner.configs) for tuner in tuners]
     for bits in (int(value) for value in args.bits.split(",")):
-        for name, (sizes, width) in PRODUCTS.items():
-            size = sum(sizes) * width // (2 if bits == 4 else 1)
-            copies = max(6, math.ceil(200e6 / size))
-            base = [torch.randn(rows, width, device="cuda", dtype=torch.bfloat16) / width**0.5 for rows in sizes]
-            sets = [[kernels.packed_weight(w + i / width, bits) for w in base] for i in range(copies)]
-            x = torch.randn(1, width, device="cuda", dtype=torch.bfloat16)
-            residual = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16)
-            norm = torch.ones(4096, device="cuda", dtype=torch.bfloat16)
-
-            def product(weights):
-                if name.startswith("gate"):
-                    return kernels.quantized_gated(x, *weights)
-                if name.endswith("norm"):
-                    return kernels.quantized_residual_norm(x, weights[0], residual=residual, norm=norm, eps=1e-5)
-                return kernels.quantized_product(x, weights)
-
+        for name in PRODUCTS:
+            size, sets, product = product_case(bits, name)
+            copies = len(sets)
             results = {}
             for tile in ("autotuned", *ROW_TILES, *EXTRA_TILES):
                 for tuner, configs in zip(tuners, shipped):
