@@ -28,6 +28,10 @@ try:
     from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma, warpgroup_mma_wait
 except ImportError:  # no Triton, or one without Gluon's Hopper API (before 3.5): the Triton tiles serve
     gluon = None
+try:
+    from .quantized_row_kernel import stacked_weight
+except ImportError:
+    from quantized_row_kernel import stacked_weight
 
 GROUP = 64  # inputs a step: the int4 group this kernel takes
 BLOCK_OUT, BLOCK_ROWS, WARPS, STAGES = 64, 128, 4, 4  # outputs and rows a program, shared buffers (H200 sweep)
@@ -89,12 +93,8 @@ if gluon is not None:
         pairs_copy: ttgl.constexpr = ttgl.BlockedLayout([2], [32], [WARPS], [0])  # 4-byte copies: cp.async's least
         row_words: ttgl.constexpr = ttgl.SliceLayout(2, words_layout)
         start = ttgl.program_id(0) * BLOCK_OUT
-        if start < n0:
-            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
-        elif start < n01:
-            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q1, s1, f1, start - n0, n01 - n0
-        else:
-            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q2, s2, f2, start - n01, N - n01
+        q_ptr, s_ptr, f_ptr, first, rows_in_weight = stacked_weight(start, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0,
+                                                                    n01, N)
         dtype = x_ptr.dtype.element_ty
         x_smem = ttgl.allocate_shared_memory(dtype, [STAGES, BLOCK_ROWS, _GROUP],
                                              ttgl.NVMMASharedLayout.get_default_for([BLOCK_ROWS, _GROUP], dtype))

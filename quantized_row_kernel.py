@@ -115,6 +115,19 @@ if gluon is not None:
     _thread_barrier = getattr(ttgl, "thread_barrier", None) or ttgl.barrier
 
     @gluon.jit
+    def stacked_weight(start, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, N):
+        """The weight of up to three stacked ones (outputs [0, n0), [n0, n01), [n01, N)) that holds output `start`:
+        its codes, scales and offsets, `start`'s row in it and its number of rows (quantized_prompt_kernel.py's
+        kernel takes it too)."""
+        if start < n0:
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
+        elif start < n01:
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q1, s1, f1, start - n0, n01 - n0
+        else:
+            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q2, s2, f2, start - n01, N - n01
+        return q_ptr, s_ptr, f_ptr, first, rows_in_weight
+
+    @gluon.jit
     def _chunk_limbs(x64, chunk, inside, INT4: ttgl.constexpr, LIMBS_ASM: ttgl.constexpr):
         """The limbs of the input chunks `chunk` (where `inside`) as `limbs_asm` makes them: (l0, l1, l2, l3, 2^-e,
         sum(x)), int8 inputs' l2, l3 and sum being repeats (unused)."""
@@ -196,12 +209,8 @@ if gluon is not None:
         layout: ttgl.constexpr = ttgl.BlockedLayout([R, C], [1, 32], [WR, WC], [1, 0])
         BLOCK_N: ttgl.constexpr = R * WR
         start = ttgl.program_id(0).to(ttgl.int64) * BLOCK_N
-        if start < n0:
-            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q0, s0, f0, start, n0
-        elif start < n01:
-            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q1, s1, f1, start - n0, n01 - n0
-        else:
-            q_ptr, s_ptr, f_ptr, first, rows_in_weight = q2, s2, f2, start - n01, N - n01
+        q_ptr, s_ptr, f_ptr, first, rows_in_weight = stacked_weight(start, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0,
+                                                                    n01, N)
         along_rows: ttgl.constexpr = ttgl.SliceLayout(1, layout)
         rows = first + ttgl.arange(0, BLOCK_N, layout=along_rows)
         columns = start + ttgl.arange(0, BLOCK_N, layout=along_rows)
@@ -248,7 +257,7 @@ if gluon is not None:
             ttgl.store(normed_ptr + where, scaled.to(normed_ptr.dtype.element_ty), mask=inside)
 
 else:  # quantized_decode_kernels.py times and launches them where they exist
-    row_kernel = residual_norm_kernel = None
+    row_kernel = residual_norm_kernel = stacked_weight = None
 
 
 def row_grid(outputs: int):
