@@ -109,21 +109,27 @@ class GraphedCall:
     """`function(*inputs)` replayed from a CUDA graph captured on the first call. Later inputs are copied into the
     captured ones; the returned tensor is the graph's own output buffer, overwritten by the next replay."""
 
-    def __init__(self, function, pool: tuple | None = None):
+    def __init__(self, function, pool: tuple | None = None, updates: tuple[torch.Tensor, ...] = ()):
         """`pool`: a memory pool (torch.cuda.graph_pool_handle()) shared with other graphs replayed one at a time, so
         that their intermediate tensors take the memory of the largest alone; each one's output may then be
-        overwritten by the next replay of any of them."""
-        self.function, self.graph, self.pool = function, None, pool
+        overwritten by the next replay of any of them. `updates`: tensors the function changes in place (state kept
+        from one call to the next), which its warm-up runs leave as they found them, as they leave the random
+        number generator: the first call does what the later ones do."""
+        self.function, self.graph, self.pool, self.updates = function, None, pool, updates
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         if self.graph is None:
             self.inputs = [tensor.clone() for tensor in inputs]
+            kept, generator_state = [tensor.clone() for tensor in self.updates], torch.cuda.get_rng_state()
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # warm-up (compilation, kernel selection) outside the capture
                 for _ in range(2):
                     self.function(*self.inputs)
             torch.cuda.current_stream().wait_stream(side)
+            for tensor, value in zip(self.updates, kept):
+                tensor.copy_(value)
+            torch.cuda.set_rng_state(generator_state)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph, pool=self.pool):
                 self.output = self.function(*self.inputs)
@@ -246,6 +252,7 @@ class LlamaFamilyDecoder:
         self.filled = torch.zeros(batch_size, cache_length, dtype=torch.bool, device=weight.device)
         self.next_slot = torch.zeros(batch_size, dtype=torch.long, device=weight.device)
         self.holds = torch.zeros(batch_size, dtype=torch.long, device=weight.device)  # 1: the row holds a sequence
+        self.bookkeeping = (self.filled, self.next_slot)  # what a step changes besides the caches' next slots
         self.layer = layer
         self.graphs: dict[tuple, GraphedCall] = {}
         # Prefills of many (rows, length) shapes run one at a time: their graphs share one memory pool.
@@ -256,7 +263,9 @@ class LlamaFamilyDecoder:
         if key is None or not self.filled.is_cuda:
             return function(*inputs)
         if key not in self.graphs:
-            self.graphs[key] = GraphedCall(function, pool=self.prefill_pool if key[0] == "prefill" else None)
+            prefill = key[0] == "prefill"
+            self.graphs[key] = GraphedCall(function, pool=self.prefill_pool if prefill else None,
+                                           updates=() if prefill else self.bookkeeping)
         return self.graphs[key](*inputs)
 
     def _logits(self, normed: torch.Tensor) -> torch.Tensor:
@@ -311,17 +320,24 @@ class LlamaFamilyDecoder:
                                         True)
         return self._logits(normed)
 
-    def step(self, tokens: torch.Tensor, positions: torch.Tensor, length: int | None = None) -> torch.Tensor:
+    def advance(self, tokens: torch.Tensor, positions: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Writes one token for each of the first len(tokens) rows (at its rotary `positions`) into the row's next
         slot and returns the next logits (float32, rows x vocab); attention reads the first `length` slots (default:
-        all), which must include every row's next slot. Everything stays on the GPU: no host synchronisation. On
-        CUDA the logits are the step's graph's own buffer, overwritten by the next step of as many rows."""
+        all), which must include every row's next slot. Everything stays on the GPU: no host synchronisation. Eager
+        (`step` replays it from a graph; fast_generation.py captures it with the token choice): changes only the
+        tensors of `bookkeeping` and the caches' next slots."""
         rows, length = len(tokens), length or self.cache_length
         self.filled[:rows].scatter_(1, self.next_slot[:rows, None], True)
-        logits = self.run(("step", rows, length), functools.partial(self._step, length=length), tokens, positions,
-                          self.next_slot[:rows])
+        logits = self._step(tokens, positions, self.next_slot[:rows], length)
         self.next_slot[:rows] += self.holds[:rows]
         return logits
+
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """`advance`, on CUDA replayed from a graph per (rows, length): the logits are the graph's own buffer,
+        overwritten by the next step of as many rows."""
+        length = length or self.cache_length
+        return self.run(("step", len(tokens), length), functools.partial(self.advance, length=length), tokens,
+                        positions)
 
 
 __all__ = ["GraphedCall", "LlamaFamilyDecoder", "layer_forward", "unsupported_reason"]

@@ -39,6 +39,7 @@ class FastGenerator:
         self.compiled = torch.compile(layer_forward, fullgraph=True) if self.compile_step else None
         self.layer = self._compiled_layer if self.compile_step else layer_forward
         self.decoders: dict[tuple[int, int], LlamaFamilyDecoder] = {}
+        self.loops: dict[tuple, TokenLoop] = {}  # per decoder, count of EOS ids and sampling kind
         self.tower_graphs: dict[tuple, GraphedCall] = {}
 
     def _compiled_layer(self, *args) -> torch.Tensor:
@@ -61,10 +62,17 @@ class FastGenerator:
         decoder = self.decoders.pop(key, None)
         if decoder is None:
             if len(self.decoders) >= MAX_DECODERS:
-                del self.decoders[next(iter(self.decoders))]
+                oldest = self.decoders.pop(next(iter(self.decoders)))
+                self.loops = {kind: loop for kind, loop in self.loops.items() if loop.decoder is not oldest}
             decoder = LlamaFamilyDecoder(self.model.language_model, batch_size, cache_length, self.layer)
         self.decoders[key] = decoder  # most recently used last
         return decoder
+
+    def _loop_for(self, decoder: LlamaFamilyDecoder, *, eos_count: int, do_sample: bool, nucleus: bool) -> "TokenLoop":
+        kind = (decoder.batch_size, decoder.cache_length, eos_count, do_sample, nucleus)
+        if kind not in self.loops:
+            self.loops[kind] = TokenLoop(decoder, eos_count=eos_count, do_sample=do_sample, nucleus=nucleus)
+        return self.loops[kind]
 
     def _encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The frozen tower, replayed from a CUDA graph per input shape on CUDA. Image counts are padded to a power of
@@ -141,41 +149,93 @@ class FastGenerator:
             pixel_values=None if pixel_values is None else pixel_values.to(device),
             input_features=None if input_features is None else input_features.to(device),
             pixel_values_videos=None if pixel_values_videos is None else pixel_values_videos.to(device))
-        sampling = {}
-        if do_sample:
-            sampling = {"temperature": torch.full((batch_size,), float(temperature), device=device),
-                        "top_p": torch.full((batch_size,), float(top_p), device=device) if top_p < 1.0 else None}
-
+        loop = self._loop_for(decoder, eos_count=len(eos), do_sample=do_sample, nucleus=do_sample and top_p < 1.0)
+        loop.start(logits, position, eos=eos, pad=pad, temperature=temperature, top_p=top_p,
+                   max_new_tokens=max_new_tokens)
         if streamer is not None:
             streamer.put(input_ids.cpu())
-        new_tokens = torch.full((batch_size, max_new_tokens), pad, dtype=torch.long, device=device)
-        finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
-        finished_at = torch.full((batch_size,), max_new_tokens - 1, dtype=torch.long, device=device)
         # Asking the GPU whether every row is done stalls the pipeline, so without per-token host work it is asked
         # only every few tokens; the columns decoded past the end are cut off below.
         check_every = 1 if streamer is not None or stop_strings else FINISHED_CHECK_INTERVAL
         for index in range(max_new_tokens):
-            noise = torch.empty_like(logits).exponential_() if do_sample else None
-            chosen = choose_tokens(logits, **sampling, noise=noise)
-            tokens = chosen.masked_fill(finished, pad)
-            new_tokens[:, index] = tokens
+            if index:
+                loop.next()  # finished rows decode unseen tokens
             if streamer is not None:
-                streamer.put(tokens.cpu())
-            newly_finished = torch.isin(tokens, eos) & ~finished
+                streamer.put(loop.new_tokens[:, index].cpu())
             if stop_strings:
-                tails = new_tokens[:, max(index + 1 - STOP_STRING_TOKENS, 0): index + 1].tolist()
-                newly_finished |= torch.tensor([ends_with_stop_string(tail, stop_strings, tokenizer) for tail in tails],
-                                               device=device) & ~finished
-            finished_at.masked_fill_(newly_finished, index)
-            finished |= newly_finished
-            if index == max_new_tokens - 1 or ((index + 1) % check_every == 0 and bool(finished.all())):
+                tails = loop.new_tokens[:, max(index + 1 - STOP_STRING_TOKENS, 0): index + 1].tolist()
+                loop.finish(torch.tensor([ends_with_stop_string(tail, stop_strings, tokenizer) for tail in tails],
+                                         device=device), index)
+            if index == max_new_tokens - 1 or ((index + 1) % check_every == 0 and bool(loop.finished.all())):
                 break
-            position += 1
-            logits = decoder.step(chosen, position)  # finished rows decode unseen tokens
-        new_tokens = new_tokens[:, : int(finished_at.max()) + 1]
+        new_tokens = loop.new_tokens[:, : int(loop.finished_at.max()) + 1]
         if streamer is not None:
             streamer.end()
         return torch.cat([input_ids, new_tokens], dim=1)
+
+
+class TokenLoop:
+    """A generation's per-token state on the GPU for one decoder (its batch size and cache length), and its per-token
+    work: the decoder stepped on the last chosen tokens, the next ones chosen, written down (pad after a row's end)
+    and checked for EOS. On CUDA that work is replayed from one CUDA graph, so that the host launches one graph a
+    token where it launched about fifteen small kernels around the step's graph (2-3% of a batch-1 token on an H200,
+    benchmarks/RESULTS.md, "The generation loop in the step's graph")."""
+
+    def __init__(self, decoder: LlamaFamilyDecoder, *, eos_count: int, do_sample: bool, nucleus: bool):
+        rows, device = decoder.batch_size, decoder.filled.device
+        self.decoder, self.do_sample = decoder, do_sample
+        self.chosen, self.position, self.finished_at = (torch.zeros(rows, dtype=torch.long, device=device)
+                                                       for _ in range(3))
+        self.index, self.pad = (torch.zeros((), dtype=torch.long, device=device) for _ in range(2))
+        self.new_tokens = torch.zeros(rows, decoder.cache_length, dtype=torch.long, device=device)
+        self.finished = torch.zeros(rows, dtype=torch.bool, device=device)
+        self.eos = torch.zeros(eos_count, dtype=torch.long, device=device)
+        self.temperature = torch.ones(rows, device=device) if do_sample else None
+        self.top_p = torch.ones(rows, device=device) if nucleus else None
+        updates = (self.chosen, self.position, self.finished_at, self.index, self.new_tokens, self.finished,
+                   *decoder.bookkeeping)
+        self.graph = GraphedCall(self._next, updates=updates) if device.type == "cuda" else None
+
+    def start(self, logits: torch.Tensor, position: torch.Tensor, *, eos: torch.Tensor, pad: int, temperature: float,
+              top_p: float, max_new_tokens: int) -> None:
+        """A new generation from the prompts' last `logits` and `position`s: chooses and writes its first tokens."""
+        self.position.copy_(position)
+        self.index.zero_()
+        self.finished.zero_()
+        self.finished_at.fill_(max_new_tokens - 1)
+        self.eos.copy_(eos)
+        self.pad.fill_(pad)
+        if self.temperature is not None:
+            self.temperature.fill_(temperature)
+        if self.top_p is not None:
+            self.top_p.fill_(top_p)
+        self._choose(logits)
+
+    def next(self) -> None:
+        """The next tokens, written at column `index` of `new_tokens`."""
+        if self.graph is None:
+            self._next()
+        else:
+            self.graph()
+
+    def finish(self, rows: torch.Tensor, index: int) -> None:
+        """Ends `rows` (boolean) at their token `index` (stop strings, found on the host)."""
+        newly_finished = rows & ~self.finished
+        self.finished_at.masked_fill_(newly_finished, index)
+        self.finished |= newly_finished
+
+    def _next(self) -> None:
+        self.position += 1
+        self._choose(self.decoder.advance(self.chosen, self.position))
+
+    def _choose(self, logits: torch.Tensor) -> None:
+        noise = torch.empty_like(logits).exponential_() if self.do_sample else None
+        chosen = choose_tokens(logits, self.temperature, self.top_p, noise=noise)
+        tokens = torch.where(self.finished, self.pad, chosen)
+        self.new_tokens.scatter_(1, self.index.expand(len(tokens), 1), tokens[:, None])
+        self.finish(torch.isin(tokens, self.eos), self.index)
+        self.chosen.copy_(chosen)
+        self.index += 1
 
 
 def padded_count(count: int) -> int:
@@ -221,5 +281,5 @@ def ends_with_stop_string(tokens: list[int], stop_strings: list[str], tokenizer)
     return any(stop in tail for stop in stop_strings)
 
 
-__all__ = ["FastGenerator", "choose_tokens", "ends_with_stop_string", "padded_cache_length", "padded_count",
+__all__ = ["FastGenerator", "TokenLoop", "choose_tokens", "ends_with_stop_string", "padded_cache_length", "padded_count",
            "padded_prompt_length", "round_up"]

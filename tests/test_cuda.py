@@ -410,6 +410,19 @@ def test_compiled_fast_path_equals_generate_on_cuda(tiny_folder):
     reference = model.generate(**batch, max_new_tokens=20, do_sample=False)
     for _ in range(2):  # the second call replays the captured graph
         assert torch.equal(fast.generate(**batch, max_new_tokens=20, eos_token_id=[]), reference)
+    # The token loop's graph ends each row at its own EOS, and samples as the seed says whether a call captures the
+    # graph (the first, whose warm-up runs leave the state and the random generator as they were) or replays it.
+    prompt_length = batch["input_ids"].shape[1]
+    eos = int(reference[0, prompt_length + 2])
+    expected = model.generate(**batch, max_new_tokens=20, do_sample=False, eos_token_id=eos, pad_token_id=-1)
+    for _ in range(2):
+        stopped = fast.generate(**batch, max_new_tokens=20, eos_token_id=eos, pad_token_id=-1)
+        assert torch.equal(stopped, expected[:, : stopped.shape[1]]) and (stopped[0, prompt_length + 3:] == -1).all()
+    sampled = []
+    for _ in range(3):
+        torch.manual_seed(0)
+        sampled.append(fast.generate(**batch, max_new_tokens=20, do_sample=True, temperature=0.8, eos_token_id=[]))
+    assert torch.equal(sampled[0], sampled[1]) and torch.equal(sampled[1], sampled[2])
     # One row decodes through the Triton matrix-vector kernels.
     single = {key: value[1:] for key, value in batch.items()}
     reference = model.generate(**single, max_new_tokens=20, do_sample=False)
