@@ -218,10 +218,11 @@ class TokenLoop:
         else:
             self.graph()
 
-    def finish(self, rows: torch.Tensor, index: int) -> None:
-        """Ends `rows` (boolean) at their token `index` (stop strings, found on the host)."""
+    def finish(self, rows: torch.Tensor, index: int | torch.Tensor) -> None:
+        """Ends `rows` (boolean) at their token `index` (stop strings, found on the host; EOS). No masked_fill_:
+        with a tensor value it reads the value on the host, which a CUDA graph's capture cannot."""
         newly_finished = rows & ~self.finished
-        self.finished_at.masked_fill_(newly_finished, index)
+        self.finished_at.copy_(torch.where(newly_finished, index, self.finished_at))
         self.finished |= newly_finished
 
     def _next(self) -> None:
