@@ -414,10 +414,10 @@ def test_compiled_fast_path_equals_generate_on_cuda(tiny_folder):
     # graph (the first, whose warm-up runs leave the state and the random generator as they were) or replays it.
     prompt_length = batch["input_ids"].shape[1]
     eos = int(reference[0, prompt_length + 2])
-    expected = model.generate(**batch, max_new_tokens=20, do_sample=False, eos_token_id=eos, pad_token_id=-1)
-    for _ in range(2):
-        stopped = fast.generate(**batch, max_new_tokens=20, eos_token_id=eos, pad_token_id=-1)
-        assert torch.equal(stopped, expected[:, : stopped.shape[1]]) and (stopped[0, prompt_length + 3:] == -1).all()
+    expected = model.generate(**batch, max_new_tokens=20, do_sample=False, eos_token_id=eos, pad_token_id=0)
+    for _ in range(2):  # pad 0: generate feeds it to the embedding on CUDA, where -1 would trip a device assert
+        stopped = fast.generate(**batch, max_new_tokens=20, eos_token_id=eos, pad_token_id=0)
+        assert torch.equal(stopped, expected[:, : stopped.shape[1]]) and (stopped[0, prompt_length + 3:] == 0).all()
     sampled = []
     for _ in range(3):
         torch.manual_seed(0)
