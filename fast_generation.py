@@ -1,7 +1,8 @@
 """Fast generation for NextGPT: images are encoded once, in the prefill; the lean Llama-family decoder
 (fast_decoder.py) fills its own preallocated KV cache and decodes with Triton matrix-vector kernels
-(decode_kernels.py). On CUDA the tower, the prefill and each decode step are replayed from CUDA graphs, and the host
-never waits for the GPU between tokens (unless a streamer or stop strings need each token).
+(decode_kernels.py). On CUDA the tower, the prefill and each token (the decode step, the token's choice and its
+bookkeeping: TokenLoop) are replayed from CUDA graphs, and the host never waits for the GPU between tokens (unless a
+streamer or stop strings need each token).
 Greedy or sampled (temperature, top-p), batch sizes 1 to 32, EOS and stop strings handled per sequence.
 
 Greedy output equals `model.generate(..., do_sample=False)` token for token (tests/test_fast_generation.py).
@@ -178,8 +179,8 @@ class TokenLoop:
     """A generation's per-token state on the GPU for one decoder (its batch size and cache length), and its per-token
     work: the decoder stepped on the last chosen tokens, the next ones chosen, written down (pad after a row's end)
     and checked for EOS. On CUDA that work is replayed from one CUDA graph, so that the host launches one graph a
-    token where it launched about fifteen small kernels around the step's graph (2-3% of a batch-1 token on an H200,
-    benchmarks/RESULTS.md, "The generation loop in the step's graph")."""
+    token where it launched about fifteen small kernels around the step's graph (batch 1 on an H200: +0.8-1.6% tokens
+    a second, benchmarks/RESULTS.md, "The generation loop in the step's graph")."""
 
     def __init__(self, decoder: LlamaFamilyDecoder, *, eos_count: int, do_sample: bool, nucleus: bool):
         rows, device = decoder.batch_size, decoder.filled.device
@@ -282,5 +283,7 @@ def ends_with_stop_string(tokens: list[int], stop_strings: list[str], tokenizer)
     return any(stop in tail for stop in stop_strings)
 
 
-__all__ = ["FastGenerator", "TokenLoop", "choose_tokens", "ends_with_stop_string", "padded_cache_length", "padded_count",
-           "padded_prompt_length", "round_up"]
+__all__ = [
+    "FastGenerator", "TokenLoop", "choose_tokens", "ends_with_stop_string", "padded_cache_length", "padded_count",
+    "padded_prompt_length", "round_up",
+]

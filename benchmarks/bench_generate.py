@@ -5,7 +5,9 @@ question (`--question_tokens`) after the image (1 embedding token, or 257 patch 
 - time to first token (image already preprocessed; tower + prefill + first token), median of 5 after warm-up;
 - batch-1 decode tokens/s over 256 new tokens, median of 3;
 - aggregate tokens/s at batch 8 and 32 (128 new tokens each), median of 3;
-- the roofline (LLM weight bytes / measured device copy bandwidth) and each decode speed as a fraction of it;
+- the roofline (the bytes a decode step reads / measured device copy bandwidth) and each decode speed as a fraction
+  of it: the LLM's weights, but for an untied input embedding table, of which a step reads one row a token (until
+  2026-11-29 the table was counted too, which put every fraction 2-6% higher: `llm_weight_GB` is still recorded);
 - the first call of each method (compilation, graph capture) separately;
 - whether the fast path's greedy tokens equal plain generate's: in bf16 (batch 1, 256 tokens; random weights give
   nearly flat logits, so kernel rounding differences flip the argmax early) and in float32 (same shapes rebuilt in
@@ -132,11 +134,14 @@ def measure(*, mode: str, bandwidth: float, batch_sizes: list[int], record, meth
     language_model = model.language_model
     weight_bytes = sum(t.numel() * t.element_size() for t in [*language_model.parameters(), *language_model.buffers()]
                        if t.dtype != torch.float32)  # not the rotary frequencies
-    roofline = bandwidth / weight_bytes
+    embedding = language_model.get_input_embeddings().weight
+    unread = 0 if embedding is language_model.get_output_embeddings().weight else embedding.nbytes
+    roofline = bandwidth / (weight_bytes - unread)
     label = quantize or "bf16"
     record(kind="roofline", mode=mode, weights=label, copy_bandwidth_TBps=bandwidth / 1e12,
-           llm_weight_GB=weight_bytes / 1e9, roofline_tokens_per_s=roofline, device=torch.cuda.get_device_name(),
-           torch=torch.__version__, transformers=__import__("transformers").__version__)
+           llm_weight_GB=weight_bytes / 1e9, step_read_GB=(weight_bytes - unread) / 1e9,
+           roofline_tokens_per_s=roofline, device=torch.cuda.get_device_name(), torch=torch.__version__,
+           transformers=__import__("transformers").__version__)
     fast = FastGenerator(model)
     static_caches = {}
 

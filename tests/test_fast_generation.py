@@ -193,3 +193,18 @@ def test_a_second_copy_of_the_kernel_modules_shares_their_ops_instead_of_redefin
 
     with pytest.raises(RuntimeError, match="nextgpt::gated_matvec is already defined as .* another copy"):
         decode_kernels.define_op("nextgpt::gated_matvec", fake=different_signature)(different_signature)
+
+
+def test_an_evicted_decoder_takes_its_token_loops_along(setup, monkeypatch):
+    """Decoders (caches, graphs) are kept for MAX_DECODERS buckets; each token loop holds its decoder's state, so the
+    loops of the one evicted go with it, and a later call in that bucket starts afresh with the same tokens."""
+    import fast_generation
+
+    model, _, batch = setup
+    monkeypatch.setattr(fast_generation, "MAX_DECODERS", 1)
+    fast = FastGenerator(model, compile_step=False)
+    single = {key: value[:1] for key, value in batch.items()}
+    first = fast.generate(**batch, max_new_tokens=5, eos_token_id=[])
+    fast.generate(**single, max_new_tokens=5, eos_token_id=[])
+    assert [loop.decoder for loop in fast.loops.values()] == list(fast.decoders.values())
+    assert torch.equal(fast.generate(**batch, max_new_tokens=5, eos_token_id=[]), first)
