@@ -3,7 +3,7 @@
 # first, then bench_generate batch 1, the two trees alternating while the call's time lasts. Carry .whl and .head.
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh
 stamp tests
-timeout 240 python3 -m pytest -x -q -p no:cacheprovider tests/test_cuda.py -k "compiled_fast_path or continuous_batching or decodes_quantized or pipeline_and_inference or server_answers" --tb=short 2>&1 | tail -30 | tee $OUT/test_cuda_h200.log; grep -q " failed" $OUT/test_cuda_h200.log && exit 1
+timeout 240 python3 -m pytest -x -q -p no:cacheprovider tests/test_cuda.py -k "compiled_fast_path or continuous_batching or decodes_quantized or pipeline_and_inference or server_answers" --tb=short -p no:logging --show-capture=no 2>&1 | grep -v DEBUG | tail -30 | tee $OUT/test_cuda_h200.log; grep -q " failed" $OUT/test_cuda_h200.log && exit 1
 for repeat in 1 2 3; do
   for tree in head loop; do
     [ $((SECONDS + 130)) -lt ${B_UNTIL:-580} ] || break 2
