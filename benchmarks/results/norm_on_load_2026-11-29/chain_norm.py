@@ -1,6 +1,6 @@
-"""The RMSNorm moved from the last program of o and down into the programs of the next product (prepared
-2026-11-29, twenty-eighth session, for a GPU): a batch-1 layer of one-row dp4a products, the shipped way against
-this one, over weight copies L2 cannot hold, replayed from one CUDA graph.
+"""The RMSNorm moved from the last program of o and down into the programs of the next product (2026-11-29,
+twenty-eighth session; on an H200 no faster than the shipped way, README.md): a batch-1 layer of one-row dp4a
+products, the shipped way against this one, over weight copies L2 cannot hold, replayed from one CUDA graph.
 
 Shipped (quantized_row_kernel.py): o and down write their outputs, and the last of their programs to finish adds the
 residual and normalises the whole hidden vector (norm_tail_2026-11-29: that tail costs int8 4.5 us a layer, int4 1.8,
