@@ -18,7 +18,6 @@ sum of squares' order differs).
     python benchmarks/results/norm_on_load_2026-11-29/chain_norm.py --output chain_norm.jsonl   # one GPU, sm_80+
 """
 import argparse
-import math
 import os
 import sys
 
@@ -27,15 +26,14 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as ttgl
 
 BENCHMARKS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path[:0] = [os.path.dirname(BENCHMARKS), BENCHMARKS]
+sys.path[:0] = [os.path.dirname(BENCHMARKS), BENCHMARKS, os.path.join(BENCHMARKS, "results", "norm_tail_2026-11-29")]
 
 import quantized_decode_kernels as kernels  # noqa: E402
 import quantized_row_kernel as rows_module  # noqa: E402
 from bench_records import append_record  # noqa: E402
+from chain import HIDDEN, layer_copies  # noqa: E402  (norm_tail_2026-11-29: the same layer's weight copies)
 
-HIDDEN, INTERMEDIATE, EPS = 4096, 11008, 1e-5
-LAYER = {"q|k|v": ([HIDDEN] * 3, HIDDEN), "o": ([HIDDEN], HIDDEN), "gate|up": ([INTERMEDIATE] * 2, HIDDEN),
-         "down": ([HIDDEN], INTERMEDIATE)}
+EPS = 1e-5
 
 
 def normalize_asm(words: int) -> str:
@@ -258,16 +256,6 @@ def main() -> None:
             us = replay_seconds(chain) / len(layers) * 1e6
             append_record(args.output, dict(bits=bits, way=way, us_a_layer=us, layers=len(layers)))
             print(f"int{bits} {way}: {us:.2f} us a layer", flush=True)
-
-
-def layer_copies(bits: int) -> list[dict]:
-    """Copies of one layer's packed weights, enough that each product's copies pass 200 MB."""
-    layer_bytes = min(sum(sizes) * width for sizes, width in LAYER.values()) // (2 if bits == 4 else 1)
-    copies = max(6, math.ceil(200e6 / layer_bytes))
-    base = {name: [torch.randn(rows, width, device="cuda", dtype=torch.bfloat16) / width**0.5 for rows in sizes]
-            for name, (sizes, width) in LAYER.items()}
-    return [{name: [kernels.packed_weight(w + i / w.shape[1], bits) for w in weights]
-             for name, weights in base.items()} for i in range(copies)]
 
 
 if __name__ == "__main__":
