@@ -56,7 +56,8 @@ try:
     )
     from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from .quantized_row_kernel import (
-        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, takes_row_kernel,
+        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, stacked_arguments,
+        takes_row_kernel, weight_offsets,
     )
     from .weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 except ImportError:
@@ -65,7 +66,8 @@ except ImportError:
     )
     from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
     from quantized_row_kernel import (
-        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, takes_row_kernel,
+        MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, stacked_arguments,
+        takes_row_kernel, weight_offsets,
     )
     from weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 
@@ -593,12 +595,6 @@ def _most_splits(rows: int, bits: int, config: dict | None) -> int:
     return 1 if rows == 1 else max(tile[-1] for tile in ROWS_TILES[(bits, row_bucket(rows))])
 
 
-def _offsets(weight: PackedWeight) -> torch.Tensor:
-    """What the kernels take as the weight's offsets: int4's, or for int8 (which has none, and whose kernels never
-    read them) its scales, standing in for the pointer."""
-    return weight.scale if weight.offset is None else weight.offset
-
-
 def _aligned(x: torch.Tensor) -> torch.Tensor:
     """`x`, copied if its address is not 16-byte aligned: the kernels load several inputs at once (8-byte words,
     16-byte rows of int4 codes)."""
@@ -617,13 +613,11 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     x = _aligned(x)
     if config is None and takes_prompt_kernel(x, bits=bits, group=group, outputs=outputs):
         return prompt_product(x, weights, FRAGMENT_PAIR_ASM[x.dtype])
-    padded = weights + [weights[-1]] * (3 - len(weights))
     rows = x.shape[0]
     out = x.new_empty(rows, outputs)
     splits = _most_splits(rows, bits, config)
     partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
-    stacked = (*(weight.qweight for weight in padded), *(weight.scale for weight in padded),
-               *(_offsets(weight) for weight in padded), sizes[0], sum(sizes[:2]))
+    stacked = stacked_arguments(weights)
     arguments = (x, out, partials, *stacked, rows, sum(sizes), x.shape[1], group, bits == 4)
     if gated:
         assert rows == 1 and len(weights) == 2 and sizes[0] == sizes[1], "gated: one row, gate and up"
@@ -653,7 +647,7 @@ def dequantized_weights(weights: list[PackedWeight], dtype: torch.dtype) -> torc
     stacked = weights[0].scale.new_empty(sum(rows), inputs, dtype=dtype)
     for weight, part in zip(weights, stacked.split(rows)):
         _dequantize_kernel[(len(part) // DEQUANTIZE_BLOCK[0], inputs // DEQUANTIZE_BLOCK[1])](
-            weight.qweight, weight.scale, _offsets(weight), part, len(part), inputs, group_size(weight),
+            weight.qweight, weight.scale, weight_offsets(weight), part, len(part), inputs, group_size(weight),
             weight_bits(weight.qweight) == 4, *DEQUANTIZE_BLOCK)
     return stacked
 
@@ -763,7 +757,7 @@ def quantized_product_residual_norm(x: torch.Tensor, qweight: torch.Tensor, scal
         product = quantized_stacked_product(x, [qweight], [scale], [] if offset is None else [offset])
         return residual_norm(residual, product, norm=norm, eps=eps)
     bits, x = weight_bits(qweight), _aligned(x)
-    common = dict(x=x, weight_arguments=(qweight, scale, _offsets(weight)), residual=residual, norm=norm, eps=eps,
+    common = dict(x=x, weight_arguments=(qweight, scale, weight_offsets(weight)), residual=residual, norm=norm, eps=eps,
                   K=x.shape[-1], GROUP=group_size(weight), INT4=bits == 4)
     if takes_row_kernel(x, bits=bits):
         return launch_residual_norm(_dp4a_residual_norm_kernel, row_grid(len(qweight)),

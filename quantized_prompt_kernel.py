@@ -29,9 +29,9 @@ try:
 except ImportError:  # no Triton, or one without Gluon's Hopper API (before 3.5): the Triton tiles serve
     gluon = None
 try:
-    from .quantized_row_kernel import stacked_weight
+    from .quantized_row_kernel import stacked_arguments, stacked_weight
 except ImportError:
-    from quantized_row_kernel import stacked_weight
+    from quantized_row_kernel import stacked_arguments, stacked_weight
 
 GROUP = 64  # inputs a step: the int4 group this kernel takes
 BLOCK_OUT, BLOCK_ROWS, WARPS, STAGES = 64, 128, 4, 4  # outputs and rows a program, shared buffers (H200 sweep)
@@ -165,12 +165,10 @@ def prompt_product(x: torch.Tensor, weights: list, pair_asm: str, *, tiles: dict
     dtype (quantized_decode_kernels.fragment_pair_asm); `tiles`: launch_arguments' keywords (benchmarks sweep them;
     the shipped constants by default)."""
     constants = launch_arguments(**(tiles or {}))
-    sizes = [weight.qweight.shape[0] for weight in weights]
-    padded = weights + [weights[-1]] * (3 - len(weights))
+    outputs = sum(weight.qweight.shape[0] for weight in weights)
     rows, columns = x.shape
-    out = x.new_empty(rows, sum(sizes))
-    _prompt_kernel[(sum(sizes) // constants["BLOCK_OUT"], triton.cdiv(rows, constants["BLOCK_ROWS"]))](
-        x, out, *(weight.qweight for weight in padded), *(weight.scale for weight in padded),
-        *(weight.offset for weight in padded), sizes[0], sum(sizes[:2]), rows, sum(sizes), columns, pair_asm,
-        **constants, num_warps=constants["WARPS"])
+    out = x.new_empty(rows, outputs)
+    _prompt_kernel[(outputs // constants["BLOCK_OUT"], triton.cdiv(rows, constants["BLOCK_ROWS"]))](
+        x, out, *stacked_arguments(weights), rows, outputs, columns, pair_asm, **constants,
+        num_warps=constants["WARPS"])
     return out

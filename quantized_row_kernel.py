@@ -260,6 +260,22 @@ else:  # quantized_decode_kernels.py times and launches them where they exist
     row_kernel = residual_norm_kernel = stacked_weight = None
 
 
+def weight_offsets(weight) -> torch.Tensor:
+    """What the kernels take as a quantized_decode_kernels.PackedWeight's offsets: int4's, or for int8 (which has
+    none, and whose kernels never read them) its scales, standing in for the pointer."""
+    return weight.scale if weight.offset is None else weight.offset
+
+
+def stacked_arguments(weights: list) -> tuple:
+    """The kernels' arguments for one to three stacked PackedWeights, as `stacked_weight` takes them: their codes,
+    scales and offsets (each padded to three with the last weight), then the first weight's outputs and the first
+    two's."""
+    padded = weights + [weights[-1]] * (3 - len(weights))
+    sizes = [weight.qweight.shape[0] for weight in weights]
+    return (*(weight.qweight for weight in padded), *(weight.scale for weight in padded),
+            *(weight_offsets(weight) for weight in padded), sizes[0], sum(sizes[:2]))
+
+
 def row_grid(outputs: int):
     """The launch grid for `outputs` output columns: one program a tile's R x WR rows (its `meta`, as autotune
     chose it)."""

@@ -35,7 +35,7 @@ for kind in ("bf16 weights", "int8", "int8 bit cast", "int4"):
             config = {"BLOCK_N": 8, "BLOCK_K": 128, "BIT_CAST": kind == "int8 bit cast"}
             product = kernels.launch_quantized_kernel(x, [weight], {**kernels.kernel_config(1, 8), **config})
             kernel = kernels._residual_norm_kernel
-            arguments = (weight.qweight, weight.scale, kernels._offsets(weight))
+            arguments = (weight.qweight, weight.scale, kernels.weight_offsets(weight))
             grid = (width // 8,)
             meta = dict(K=256, GROUP=kernels.group_size(weight), INT4=kind == "int4", **config)
         expected_hidden, expected_normed = decode_kernels.residual_norm(residual, product, norm=norm, eps=1e-5)

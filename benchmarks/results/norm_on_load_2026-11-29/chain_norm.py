@@ -164,14 +164,6 @@ def residual_row_kernel(x_ptr, hidden_ptr, residual_ptr, q_ptr, s_ptr, f_ptr, N,
     ttgl.store(hidden_ptr + rows, (ttgl.load(residual_ptr + rows).to(ttgl.float32) + out).to(dtype))
 
 
-def stacked(weights: list) -> tuple:
-    """The kernels' weight arguments for up to three stacked weights, as launch_quantized_kernel passes them."""
-    padded = weights + [weights[-1]] * (3 - len(weights))
-    sizes = [weight.qweight.shape[0] for weight in weights]
-    return (*(w.qweight for w in padded), *(w.scale for w in padded), *(kernels._offsets(w) for w in padded),
-            sizes[0], sum(sizes[:2]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default="chain_norm.jsonl")
@@ -190,15 +182,16 @@ def main() -> None:
             sizes = [weight.qweight.shape[0] for weight in weights]
             outputs = sizes[0] if gated else sum(sizes)
             out = h.new_empty(1, outputs)
-            normed_kernel[rows_module.row_grid(outputs)](h, g, out, *stacked(weights), sum(sizes), EPS, HIDDEN,
-                                                         group, bits == 4, **constants, GATED=gated)
+            normed_kernel[rows_module.row_grid(outputs)](h, g, out, *rows_module.stacked_arguments(weights),
+                                                         sum(sizes), EPS, HIDDEN, group, bits == 4, **constants,
+                                                         GATED=gated)
             return out
 
         def residual_product(x, weight, residual):
             hidden = torch.empty_like(residual)
             outputs, width = weight.qweight.shape[0], x.shape[-1]
             residual_kernel[rows_module.row_grid(outputs)](
-                x, hidden, residual, weight.qweight, weight.scale, kernels._offsets(weight), outputs, width,
+                x, hidden, residual, weight.qweight, weight.scale, rows_module.weight_offsets(weight), outputs, width,
                 kernels.INT4_GROUP_SIZE if bits == 4 else width, bits == 4,
                 **rows_module.kernel_constants(torch.bfloat16, bits))
             return hidden
