@@ -184,7 +184,7 @@ class TokenLoop:
 
     def __init__(self, decoder: LlamaFamilyDecoder, *, eos_count: int, do_sample: bool, nucleus: bool):
         rows, device = decoder.batch_size, decoder.filled.device
-        self.decoder, self.do_sample = decoder, do_sample
+        self.decoder = decoder
         self.chosen, self.position, self.finished_at = (torch.zeros(rows, dtype=torch.long, device=device)
                                                        for _ in range(3))
         self.index, self.pad = (torch.zeros((), dtype=torch.long, device=device) for _ in range(2))
@@ -231,7 +231,7 @@ class TokenLoop:
         self._choose(self.decoder.advance(self.chosen, self.position))
 
     def _choose(self, logits: torch.Tensor) -> None:
-        noise = torch.empty_like(logits).exponential_() if self.do_sample else None
+        noise = None if self.temperature is None else torch.empty_like(logits).exponential_()
         chosen = choose_tokens(logits, self.temperature, self.top_p, noise=noise)
         tokens = torch.where(self.finished, self.pad, chosen)
         self.new_tokens.scatter_(1, self.index.expand(len(tokens), 1), tokens[:, None])
