@@ -25,8 +25,8 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   tiles (4096 outputs: o, down) would leave most of the GPU idle, so a tile's steps may be split among programs that
   each write float32 partial sums, added by a second small kernel (`SPLIT_K`). Which, and the tile sizes, are timed
   on first use per weight shape and bucket of rows (ROWS_TILES), by CUDA-graph replays as the decoder runs them.
-  On Hopper, an int4 prompt's products over weights of at least one tile an SM (q|k|v, gate|up) take
-  quantized_prompt_kernel.py (Gluon) instead, which hands the dequantized weights to the tensor cores in registers.
+  On Hopper, int4 products of several rows take quantized_prompt_kernel.py (Gluon) instead, which hands the
+  dequantized weights to the tensor cores in registers (its tiles and splits timed the same way).
   Long prompts (DEQUANTIZED_ROWS rows or more) dequantize the weights into one copy instead and multiply on cuBLAS,
   whose tiles then outrun these by more than the copy costs (`dequantized_product`).
 - One row on sm_80 and later goes to quantized_row_kernel.py (Gluon) instead: its threads load the input once for
@@ -54,7 +54,10 @@ try:
     from .decode_kernels import (
         define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
     )
-    from .quantized_prompt_kernel import prompt_product, takes_prompt_kernel
+    from .quantized_prompt_kernel import launch as launch_prompt_kernel
+    from .quantized_prompt_kernel import most_splits, prompt_kernel, takes_prompt_kernel
+    from .quantized_prompt_kernel import tile_configs as prompt_tile_configs
+    from .quantized_prompt_kernel import tile_fits as prompt_tile_fits
     from .quantized_row_kernel import (
         MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, stacked_arguments,
         takes_row_kernel, weight_offsets,
@@ -64,7 +67,10 @@ except ImportError:
     from decode_kernels import (
         define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
     )
-    from quantized_prompt_kernel import prompt_product, takes_prompt_kernel
+    from quantized_prompt_kernel import launch as launch_prompt_kernel
+    from quantized_prompt_kernel import most_splits, prompt_kernel, takes_prompt_kernel
+    from quantized_prompt_kernel import tile_configs as prompt_tile_configs
+    from quantized_prompt_kernel import tile_fits as prompt_tile_fits
     from quantized_row_kernel import (
         MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, stacked_arguments,
         takes_row_kernel, weight_offsets,
@@ -572,6 +578,13 @@ if triton is not None:
         TILE_CONFIGS = [dict(zip(("R", "C", "WR", "WC"), tile), num_warps=tile[2] * tile[3]) for tile in ROW_TILES]
         _dp4a_row_kernel = _autotuned(TILE_CONFIGS, row_kernel, key=["N", "K", "INT4", "GATED"])
         _dp4a_residual_norm_kernel = _autotuned(TILE_CONFIGS, residual_norm_kernel, key=["N", "K", "INT4"])
+    # Several rows of int4 on Hopper (quantized_prompt_kernel.py, Gluon): its tiles, chosen the same way.
+    if prompt_kernel is not None:
+        _prompt_tiles_kernel = _autotuned(
+            prompt_tile_configs(), prompt_kernel, key=["N", "n0", "n01", "K", "ROW_BUCKET"],
+            post_hook=_add_partials, prune_configs_by={"early_config_prune": lambda configs, named, **launch: [
+                config for config in configs
+                if prompt_tile_fits(config.kwargs, bucket=launch["ROW_BUCKET"], inputs={**named, **launch}["K"])]})
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
         ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=_add_partials,
@@ -604,17 +617,23 @@ def _aligned(x: torch.Tensor) -> torch.Tensor:
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
                             gated: bool = False) -> torch.Tensor:
     """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
-    timing, per weight shape for one row and per shape and bucket of rows for several (int4 prompts over weights of
-    many tiles on Hopper take quantized_prompt_kernel.py instead). `gated` (one row, weights [gate, up] of one
-    shape): silu(x @ gate.T) * (x @ up.T) instead of the products side by side."""
+    timing, per weight shape for one row and per shape and bucket of rows for several (int4 over several rows on
+    Hopper: quantized_prompt_kernel.py's tiles). `gated` (one row, weights [gate, up] of one shape):
+    silu(x @ gate.T) * (x @ up.T) instead of the products side by side."""
     bits, group = weight_bits(weights[0].qweight), group_size(weights[0])
     sizes = [weight.qweight.shape[0] for weight in weights]
     outputs = sizes[0] if gated else sum(sizes)
     x = _aligned(x)
-    if config is None and takes_prompt_kernel(x, bits=bits, group=group, outputs=outputs):
-        return prompt_product(x, weights, FRAGMENT_PAIR_ASM[x.dtype])
     rows = x.shape[0]
     out = x.new_empty(rows, outputs)
+    if config is None and takes_prompt_kernel(x, bits=bits, group=group):
+        splits = most_splits(row_bucket(rows))
+        partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
+        launch_prompt_kernel(_prompt_tiles_kernel, x, weights, pair_asm=FRAGMENT_PAIR_ASM[x.dtype], out=out,
+                             partials=partials, ROW_BUCKET=row_bucket(rows))
+        _add_partials({"SPLIT_K": _prompt_tiles_kernel.best_config.kwargs["SPLIT_K"], "out_ptr": out,
+                       "partials_ptr": partials})
+        return out
     splits = _most_splits(rows, bits, config)
     partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
     stacked = stacked_arguments(weights)

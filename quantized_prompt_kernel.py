@@ -1,4 +1,5 @@
-"""int4 prompt products on Hopper (sm_90) in Gluon: the weights dequantized straight into the tensor cores' registers.
+"""int4 products of several rows on Hopper (sm_90) in Gluon: the weights dequantized straight into the tensor cores'
+registers. Prompts and batched decoding (2 to DEQUANTIZED_ROWS rows); one row takes quantized_row_kernel.py.
 
 quantized_decode_kernels.py's several-row int4 tiles (Triton) dequantize a weight tile, store it to shared memory and
 wait for each step's wgmma before dequantizing the next (their compiled TTGIR). Here each thread loads exactly the
@@ -6,16 +7,18 @@ int32 words of its fragment of wgmma's left operand (`fragment_layouts`: the fra
 input of the word)); the four lanes that share a fragment row load the same word and each makes its own pair of
 neighbouring weights from it, with the other int4 kernels' arithmetic (a shift, an and-or into a 16-bit number's
 mantissa, two multiply-adds of 16-bit pairs: dequantize()'s values). The registers go to wgmma as they are, w @ x.T,
-the input rows on the right from shared memory. Words, scales, offsets and inputs arrive by asynchronous copies
-(cp.async) AHEAD steps ahead of the step multiplied, into a ring of STAGES shared buffers. Each wgmma is waited
-for before the next step's weights are made: the fragment's registers cannot be held for a wgmma in flight (its
-16-bit halves are what the compiler tracks; ptxas gave the packed registers to the next step, and results went
-wrong), so the programs an SM holds (up to three) overlap one another's dequantization and products instead.
+the input rows on the right from shared memory (8 to 128 of them: wgmma's N side). Words, scales, offsets and inputs
+arrive by asynchronous copies (cp.async) AHEAD steps ahead of the step multiplied, into a ring of STAGES shared
+buffers. Each wgmma is waited for before the next step's weights are made: the fragment's registers cannot be held
+for a wgmma in flight (its 16-bit halves are what the compiler tracks; ptxas gave the packed registers to the next
+step, and results went wrong), so the programs an SM holds overlap one another's dequantization and products
+instead. A weight of few output tiles (4096 outputs: o, down) would leave SMs idle, so a tile's steps may be split
+among SPLIT_K programs that write float32 partial sums, added after (as the Triton tiles do).
 
-A weight of few output tiles (4096 outputs: o, down) would leave SMs idle without the split steps the Triton tiles
-have, so only weights of at least one tile an SM take this kernel. H200, 7B shapes at 96 rows: q|k|v 40.3 us and
-gate|up 55.9 us against the Triton tiles' 51.8 and 71.0 in the same call (bf16 cuBLAS about 29 and 48); int4's first
-token 9.45 ms against 10.37 before and bf16's 9.71 (benchmarks/RESULTS.md).
+The tiles are timed on first use per weight shape and bucket of rows among BUCKET_TILES (quantized_decode_kernels.py
+builds the autotuned launch). H200, 7B shapes, against the Triton tiles in the same call: at 8 rows (batched
+decoding) a layer's four products 78.9 us against 99.7, at 96 rows (a prompt) 139.9 against 156.4; earlier, q|k|v
+40.3 us and gate|up 55.9 at 96 rows against 51.8 and 71.0 (benchmarks/RESULTS.md).
 """
 
 import torch
@@ -34,11 +37,18 @@ except ImportError:
     from quantized_row_kernel import stacked_arguments, stacked_weight
 
 GROUP = 64  # inputs a step: the int4 group this kernel takes
-BLOCK_OUT, BLOCK_ROWS, WARPS, STAGES = 64, 128, 4, 4  # outputs and rows a program, shared buffers (H200 sweep)
-# Steps copied ahead of the one multiplied. Each wgmma is waited for within its step, so once a step's barrier is
-# passed the step before's buffer is free and up to STAGES - 1 would be safe; STAGES - 2 is what was measured.
-AHEAD = STAGES - 2
-MIN_ROWS = 65  # prompts: at 32 rows the Triton tiles were faster (H200); 33-64 rows not measured
+BLOCK_OUT, WARPS = 64, 4  # outputs a program (wgmma's M side for one warp group)
+MIN_ROWS = 2
+# By bucket of rows (quantized_decode_kernels.row_bucket): rows a program, and the (shared buffers, steps copied
+# ahead, SPLIT_K) timed on first use. Each wgmma is waited for within its step, so once a step's barrier is passed
+# the step before's buffer is free and up to STAGES - 1 ahead would be safe. H200 sweeps (7B shapes; RESULTS.md):
+# up to 32 rows 8 buffers 6 ahead (4 and 2 were 10-25% slower), for prompts 4 and 2; splits of 2 (q|k|v) and 4 (o,
+# down) the fastest where the launch's tiles are fewer than its SMs can hold, none for gate|up. Longer prompts have
+# tiles enough and no room to spare for partial sums.
+BUCKET_TILES = {16: (16, [(8, 6, 1), (8, 6, 2), (8, 6, 4)]), 32: (32, [(8, 6, 1), (8, 6, 2), (8, 6, 4)]),
+                64: (64, [(8, 6, 1), (8, 6, 2), (8, 6, 4), (4, 2, 1), (4, 2, 2), (4, 2, 4)]),
+                128: (128, [(4, 2, 1), (4, 2, 2), (4, 2, 4)]), 256: (128, [(4, 2, 1)])}
+TILE_FIELDS = ("STAGES", "AHEAD", "SPLIT_K")
 
 
 def fragment_layouts(outputs: int, warps: int, *, inputs_per_word: int = 8) -> tuple:
@@ -77,14 +87,18 @@ if gluon is not None:
         async_copy.commit_group()
 
     @gluon.jit
-    def _prompt_kernel(x_ptr, out_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N, K: ttgl.constexpr,
-                       PAIR_ASM: ttgl.constexpr, BLOCK_OUT: ttgl.constexpr, BLOCK_ROWS: ttgl.constexpr,
-                       WARPS: ttgl.constexpr, STAGES: ttgl.constexpr, AHEAD: ttgl.constexpr, a_layout: ttgl.constexpr,
-                       words_layout: ttgl.constexpr):
+    def prompt_kernel(x_ptr, out_ptr, partials_ptr, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0, n01, M, N,
+                      K: ttgl.constexpr, PAIR_ASM: ttgl.constexpr, BLOCK_OUT: ttgl.constexpr, WARPS: ttgl.constexpr,
+                      a_layout: ttgl.constexpr, words_layout: ttgl.constexpr, BLOCK_ROWS: ttgl.constexpr,
+                      STAGES: ttgl.constexpr, AHEAD: ttgl.constexpr, SPLIT_K: ttgl.constexpr,
+                      ROW_BUCKET: ttgl.constexpr = 0):
         """out[m, n] = x @ dequantized(w).T for BLOCK_OUT output columns n (of weight 0, 1 or 2: a tile never
-        straddles two) and BLOCK_ROWS rows m. PAIR_ASM makes one pair of weights from its word (`fragment_pair_asm`)."""
+        straddles two) and BLOCK_ROWS rows m. PAIR_ASM makes one pair of weights from its word (`fragment_pair_asm`).
+        SPLIT_K > 1: program (., ., s) takes the s-th of SPLIT_K equal shares of the inputs and writes its float32
+        partial sums to partials_ptr's slice s (SPLIT_K, M, N). ROW_BUCKET: only autotune's key."""
         WORDS: ttgl.constexpr = _GROUP // 8
-        STEPS: ttgl.constexpr = K // _GROUP
+        STEPS: ttgl.constexpr = K // _GROUP // SPLIT_K  # a program's
+        first_step = ttgl.program_id(2) * STEPS
         mma_layout: ttgl.constexpr = ttgl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[WARPS, 1],
                                                                  instr_shape=[16, BLOCK_ROWS, 16])
         dot_a: ttgl.constexpr = ttgl.DotOperandLayout(operand_index=0, parent=mma_layout, k_width=2)
@@ -116,14 +130,15 @@ if gluon is not None:
         accumulator = ttgl.zeros([BLOCK_OUT, BLOCK_ROWS], ttgl.float32, mma_layout)
         for ahead in ttgl.static_range(AHEAD):
             _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_offsets, x_rows, word_offsets,
-                       scale_offsets, rows_in_weight, ahead, ahead)
+                       scale_offsets, rows_in_weight, first_step + ttgl.minimum(ahead, STEPS - 1), ahead)
         for step in range(STEPS):
             buffer = step % STAGES
             async_copy.wait_group(AHEAD - 1)  # this step's copies have landed (AHEAD groups were issued after it)
             fence_async_shared()
             _thread_barrier()  # ... for every thread; and no thread still reads the buffer copied into next
             _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_offsets, x_rows, word_offsets,
-                       scale_offsets, rows_in_weight, ttgl.minimum(step + AHEAD, STEPS - 1), (step + AHEAD) % STAGES)
+                       scale_offsets, rows_in_weight, first_step + ttgl.minimum(step + AHEAD, STEPS - 1),
+                       (step + AHEAD) % STAGES)
             words = ttgl.expand_dims(w_smem.index(buffer).load(row_words), 2)
             scale = ttgl.expand_dims(s_smem.index(buffer).load(ttgl.SliceLayout(1, row_words)).to(dtype)[:, None], 2)
             offset = ttgl.expand_dims(f_smem.index(buffer).load(ttgl.SliceLayout(1, row_words)).to(dtype)[:, None], 2)
@@ -138,37 +153,55 @@ if gluon is not None:
         async_copy.wait_group(0)
         columns = start + ttgl.arange(0, BLOCK_OUT, layout=ttgl.SliceLayout(1, mma_layout))
         rows = ttgl.program_id(1) * BLOCK_ROWS + ttgl.arange(0, BLOCK_ROWS, layout=ttgl.SliceLayout(0, mma_layout))
-        ttgl.store(out_ptr + rows[None, :] * N + columns[:, None], accumulator.to(dtype), mask=(rows < M)[None, :])
+        if SPLIT_K == 1:
+            target, values = out_ptr, accumulator.to(dtype)
+        else:
+            target, values = partials_ptr + ttgl.program_id(2) * M * N, accumulator
+        ttgl.store(target + rows[None, :] * N + columns[:, None], values, mask=(rows < M)[None, :])
 
 
-def takes_prompt_kernel(x: torch.Tensor, *, bits: int, group: int, outputs: int) -> bool:
-    """Whether this kernel serves the product: Gluon's Hopper API at hand, an sm_90 GPU, a prompt's rows, int4 groups
-    of GROUP inputs, 16-bit inputs, and at least one tile of outputs for every SM."""
+else:
+    prompt_kernel = None
+
+
+def takes_prompt_kernel(x: torch.Tensor, *, bits: int, group: int) -> bool:
+    """Whether this kernel serves the product: Gluon's Hopper API at hand, an sm_90 GPU, several rows, int4 groups of
+    GROUP inputs, 16-bit inputs."""
     if gluon is None or not x.is_cuda or x.dtype not in (torch.bfloat16, torch.float16):
         return False
-    properties = torch.cuda.get_device_properties(x.device)
-    return ((properties.major, properties.minor) == (9, 0) and x.shape[0] >= MIN_ROWS and bits == 4
-            and group == GROUP and x.shape[1] % GROUP == 0 and outputs // BLOCK_OUT >= properties.multi_processor_count)
+    return (torch.cuda.get_device_capability(x.device) == (9, 0) and x.shape[0] >= MIN_ROWS and bits == 4
+            and group == GROUP and x.shape[1] % GROUP == 0)
 
 
-def launch_arguments(*, outputs: int = BLOCK_OUT, rows: int = BLOCK_ROWS, warps: int = WARPS,
-                     stages: int = STAGES, ahead: int = AHEAD) -> dict:
-    """The kernel's tile constants (benchmarks and offline compiles vary them)."""
-    a_layout, words_layout = fragment_layouts(outputs, warps)
-    return dict(BLOCK_OUT=outputs, BLOCK_ROWS=rows, WARPS=warps, STAGES=stages, AHEAD=ahead, a_layout=a_layout,
-                words_layout=words_layout)
+def tile_configs() -> list[dict]:
+    """Every bucket's tiles as launch keywords (autotune's configurations)."""
+    tiles = {(rows, *tile) for rows, bucket_tiles in BUCKET_TILES.values() for tile in bucket_tiles}
+    return [dict(BLOCK_ROWS=rows, **dict(zip(TILE_FIELDS, tile)), num_warps=WARPS) for rows, *tile in sorted(tiles)]
 
 
-def prompt_product(x: torch.Tensor, weights: list, pair_asm: str, *, tiles: dict | None = None) -> torch.Tensor:
-    """torch.cat([x @ dequantized(w).T for w in weights], -1) for one to three int4 PackedWeights of GROUP-input
-    groups (x: (rows, K), contiguous; `takes_prompt_kernel`); `pair_asm`: one pair of weights from a word in x's
-    dtype (quantized_decode_kernels.fragment_pair_asm); `tiles`: launch_arguments' keywords (benchmarks sweep them;
-    the shipped constants by default)."""
-    constants = launch_arguments(**(tiles or {}))
-    outputs = sum(weight.qweight.shape[0] for weight in weights)
+def tile_fits(config: dict, *, bucket: int, inputs: int) -> bool:
+    """Whether autotune may time this configuration for a bucket of rows and weights of `inputs` inputs: one of the
+    bucket's tiles, its split a whole number of steps."""
+    rows, tiles = BUCKET_TILES[bucket]
+    tile = tuple(config[field] for field in TILE_FIELDS)
+    return config["BLOCK_ROWS"] == rows and tile in tiles and (inputs // GROUP) % config["SPLIT_K"] == 0
+
+
+def most_splits(bucket: int) -> int:
+    """The largest SPLIT_K among a bucket's tiles: the float32 partial sums a launch needs room for."""
+    return max(tile[-1] for tile in BUCKET_TILES[bucket][1])
+
+
+def launch(kernel, x: torch.Tensor, weights: list, *, pair_asm: str, out: torch.Tensor, partials: torch.Tensor,
+           **tiles) -> None:
+    """`kernel` (`prompt_kernel` with `tiles` given: BLOCK_ROWS, STAGES, AHEAD, SPLIT_K; or an autotuned wrapper
+    that picks them) over one to three int4 PackedWeights of GROUP-input groups (x: (rows, K), contiguous;
+    `takes_prompt_kernel`) into out (rows, outputs), or, with SPLIT_K > 1, its float32 partial sums into `partials`
+    for the caller to add. `pair_asm`: one pair of weights from a word in x's dtype
+    (quantized_decode_kernels.fragment_pair_asm)."""
     rows, columns = x.shape
-    out = x.new_empty(rows, outputs)
-    _prompt_kernel[(outputs // constants["BLOCK_OUT"], triton.cdiv(rows, constants["BLOCK_ROWS"]))](
-        x, out, *stacked_arguments(weights), rows, outputs, columns, pair_asm, **constants,
-        num_warps=constants["WARPS"])
-    return out
+    outputs = out.shape[1]
+    a_layout, words_layout = fragment_layouts(BLOCK_OUT, WARPS)
+    grid = lambda meta: (outputs // BLOCK_OUT, triton.cdiv(rows, meta["BLOCK_ROWS"]), meta["SPLIT_K"])  # noqa: E731
+    kernel[grid](x, out, partials, *stacked_arguments(weights), rows, outputs, columns, pair_asm, BLOCK_OUT,
+                 WARPS, a_layout, words_layout, **tiles)

@@ -10,6 +10,7 @@ loads compile to one element each, which is not what the GPU runs.
     python benchmarks/inspect_kernel.py --bits 4 --block_n 8 --block_k 512 --warps 4
     python benchmarks/inspect_kernel.py --bits 4 --block_m 128 --block_n 128 --block_k 128 --warps 4
     python benchmarks/inspect_kernel.py --prompt     # quantized_prompt_kernel.py (Gluon, sm_90 only)
+    python benchmarks/inspect_kernel.py --prompt --block_m 16 --split_k 4   # its tile for up to 16 rows, split
     python benchmarks/inspect_kernel.py --row gated --bits 4 --capability 86   # quantized_row_kernel.py (Gluon)
 """
 
@@ -116,19 +117,26 @@ def row_report(options: dict) -> str:
         "loads: " + ", ".join(f"{kind} {count}" for kind, count in loads.most_common())])
 
 
-def compile_prompt_kernel(*, dtype: str = "bf16", columns: int = 4096) -> dict:
-    """quantized_prompt_kernel.py's Gluon kernel compiled for the H100 (sm_90) and a `dtype` input: its code by
-    stage."""
+def compile_prompt_kernel(*, dtype: str = "bf16", columns: int = 4096, rows: int = 128, split_k: int = 1) -> dict:
+    """quantized_prompt_kernel.py's Gluon kernel compiled for the H100 (sm_90) and a `dtype` input, its first tile
+    (BUCKET_TILES) of `rows` rows a program and this split: its code by stage."""
     from triton.experimental.gluon._runtime import GluonASTSource
+    prompt = quantized_prompt_kernel
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-    constants = {"K": columns, "PAIR_ASM": FRAGMENT_PAIR_ASM[torch_dtype], **quantized_prompt_kernel.launch_arguments()}
-    return _compiled(GluonASTSource, quantized_prompt_kernel._prompt_kernel, types=_argument_types(dtype, "*i32"),
-                     constants=constants, capability=90, options={"num_warps": quantized_prompt_kernel.WARPS})
+    tile = next(config for config in prompt.tile_configs()
+                if config["BLOCK_ROWS"] == rows and config["SPLIT_K"] == split_k)
+    a_layout, words_layout = prompt.fragment_layouts(prompt.BLOCK_OUT, prompt.WARPS)
+    constants = {"K": columns, "PAIR_ASM": FRAGMENT_PAIR_ASM[torch_dtype], "BLOCK_OUT": prompt.BLOCK_OUT,
+                 "WARPS": prompt.WARPS, "a_layout": a_layout, "words_layout": words_layout,
+                 **{name: value for name, value in tile.items() if name != "num_warps"}}
+    return _compiled(GluonASTSource, prompt.prompt_kernel,
+                     types={**_argument_types(dtype, "*i32"), "partials_ptr": "*fp32"}, constants=constants,
+                     capability=90, options={"num_warps": prompt.WARPS})
 
 
-def prompt_report(dtype: str) -> str:
+def prompt_report(dtype: str, *, rows: int, split_k: int) -> str:
     """The Gluon prompt kernel's resources and loop; whether its wgmma takes the weights from registers."""
-    compiled = compile_prompt_kernel(dtype=dtype)
+    compiled = compile_prompt_kernel(dtype=dtype, rows=rows, split_k=split_k)
     usage = tool_output("cuobjdump", compiled["cubin"], "--dump-resource-usage")
     sass = tool_output("nvdisasm", compiled["cubin"], "-c")
     loop = main_loop(sass)
@@ -137,7 +145,7 @@ def prompt_report(dtype: str) -> str:
     operands = "registers" if re.search(r"HGMMA\.\S+ R\d+, R\d+, gdesc", sass) else "shared memory"
     registers, stack = (re.search(pattern, usage).group(1) for pattern in (r"REG:(\d+)", r"STACK:(\d+)"))
     return "\n".join([
-        f"int4 prompt kernel (Gluon), {dtype} input, sm_90",
+        f"int4 several-row kernel (Gluon), {dtype} input, {rows} rows a program, split {split_k}, sm_90",
         f"registers per thread: {registers}, stack: {stack} bytes",
         f"wgmma's weights from: {operands}",
         f"main loop: {len(loop)} instructions for {weights_per_thread:.0f} weights a thread "
@@ -223,7 +231,8 @@ def main() -> None:
     parser.add_argument("--capability", type=int, default=90, help="the GPU's compute capability (H100: 90)")
     parser.add_argument("--columns", type=int, default=4096, help="the weight's input width (Llama-2-7B: 4096, 11008)")
     parser.add_argument("--prompt", action="store_true",
-                        help="the Gluon int4 prompt kernel instead (quantized_prompt_kernel.py; --dtype applies)")
+                        help="the Gluon int4 several-row kernel instead (quantized_prompt_kernel.py; --dtype, "
+                             "--block_m: rows a program, 16-128, default 128; --split_k apply)")
     parser.add_argument("--row", choices=["plain", "gated", "norm"],
                         help="the Gluon one-row kernel on dp4a instead (quantized_row_kernel.py; --bits, --dtype, "
                              "--capability, --columns and --tile apply)")
@@ -233,7 +242,8 @@ def main() -> None:
     options = vars(parser.parse_args())
     prompt, row, tile = options.pop("prompt"), options.pop("row"), options.pop("tile")
     if prompt:
-        print(prompt_report(options["dtype"]))
+        rows = options["block_m"] if options["block_m"] > 1 else 128
+        print(prompt_report(options["dtype"], rows=rows, split_k=options["split_k"]))
     elif row:
         print(row_report({**options, "variant": row, "tile": tile}))
     else:

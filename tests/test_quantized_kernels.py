@@ -251,17 +251,42 @@ def test_the_kernels_compile_for_the_h100_and_bit_casting_leaves_no_conversions(
     assert "compiled" in run_child(COMPILE_FOR_H100, tmp_path, interpret=False)
 
 
+def test_several_int4_rows_on_hopper_are_timed_among_their_buckets_gluon_tiles():
+    """quantized_prompt_kernel.py's autotune candidates: each bucket of rows times only its own tiles (its rows a
+    program), splits only into whole steps of the weight's inputs, and the partial sums' room is the bucket's largest
+    split (long prompts: none)."""
+    import quantized_prompt_kernel as prompt
+
+    configs = prompt.tile_configs()
+
+    def fitting(rows: int, inputs: int) -> list[tuple]:
+        return [(config["BLOCK_ROWS"], *(config[field] for field in prompt.TILE_FIELDS)) for config in configs
+                if prompt.tile_fits(config, bucket=row_bucket(rows), inputs=inputs)]
+
+    for rows in (2, 8, 16, 17, 32, 33, 64, 65, 128, 129, 287):
+        bucket = row_bucket(rows)
+        tiles = fitting(rows, 4096)
+        assert sorted(tile[1:] for tile in tiles) == sorted(prompt.BUCKET_TILES[bucket][1]), rows
+        assert {tile[0] for tile in tiles} == {prompt.BUCKET_TILES[bucket][0]} and tiles[0][0] >= min(rows, 128)
+        assert prompt.most_splits(bucket) == max(tile[-1] for tile in tiles)
+    assert {tile[-1] for tile in fitting(8, 11008)} == {1, 2, 4}  # down: 172 steps of 64 inputs
+    assert {tile[-1] for tile in fitting(8, 64 * 3)} == {1}  # three steps split into none of 2 or 4
+    assert prompt.most_splits(row_bucket(200)) == 1
+
+
 def test_the_gluon_prompt_kernel_compiles_for_the_h100_with_the_weights_in_registers():
-    """quantized_prompt_kernel.py compiled for sm_90 without a GPU (bf16 and fp16): its wgmma takes the dequantized
-    weights from registers (not shared memory), nothing spills, and few enough registers that three 4-warp programs
-    fit an SM (the overlap among programs it relies on)."""
+    """quantized_prompt_kernel.py compiled for sm_90 without a GPU (bf16 and fp16; a prompt's 128-row tile, and a
+    16-row tile of batched decoding whose inputs are split among programs): its wgmma takes the dequantized weights
+    from registers (not shared memory), nothing spills, and few enough registers that three 4-warp programs fit an SM
+    (the overlap among programs it relies on)."""
     pytest.importorskip("triton")
     import quantized_prompt_kernel
     if quantized_prompt_kernel.gluon is None:
         pytest.skip("this Triton has no Gluon Hopper API")
-    for dtype in ("bf16", "fp16"):
+    for dtype, rows, split in (("bf16", 128, 1), ("fp16", 128, 1), ("bf16", 16, 4)):
         result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--prompt",
-                                 "--dtype", dtype], capture_output=True, text=True, timeout=300, check=True)
+                                 "--dtype", dtype, "--block_m", str(rows), "--split_k", str(split)],
+                                capture_output=True, text=True, timeout=300, check=True)
         assert "wgmma's weights from: registers" in result.stdout, result.stdout
         registers, stack = re.search(r"registers per thread: (\d+), stack: (\d+)", result.stdout).groups()
         assert int(stack) == 0 and int(registers) * 128 * 3 <= 65536, result.stdout
