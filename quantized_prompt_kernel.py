@@ -38,7 +38,7 @@ except ImportError:
 
 GROUP = 64  # inputs a step: the int4 group this kernel takes
 BLOCK_OUT, WARPS = 64, 4  # outputs a program (wgmma's M side for one warp group)
-MIN_ROWS = 2
+MIN_ROWS = 2  # one row: quantized_row_kernel.py, 1.6x faster (q|k|v on an H200, benchmarks/RESULTS.md)
 # By bucket of rows (quantized_decode_kernels.row_bucket): rows a program, and the (shared buffers, steps copied
 # ahead, SPLIT_K) timed on first use. Each wgmma is waited for within its step, so once a step's barrier is passed
 # the step before's buffer is free and up to STAGES - 1 ahead would be safe. H200 sweeps (7B shapes; RESULTS.md):
