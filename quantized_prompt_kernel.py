@@ -7,7 +7,7 @@ int32 words of its fragment of wgmma's left operand (`fragment_layouts`: the fra
 input of the word)); the four lanes that share a fragment row load the same word and each makes its own pair of
 neighbouring weights from it, with the other int4 kernels' arithmetic (a shift, an and-or into a 16-bit number's
 mantissa, two multiply-adds of 16-bit pairs: dequantize()'s values). The registers go to wgmma as they are, w @ x.T,
-the input rows on the right from shared memory (8 to 128 of them: wgmma's N side). Words, scales, offsets and inputs
+the input rows on the right from shared memory (16 to 128 of them: wgmma's N side). Words, scales, offsets and inputs
 arrive by asynchronous copies (cp.async) AHEAD steps ahead of the step multiplied, into a ring of STAGES shared
 buffers. Each wgmma is waited for before the next step's weights are made: the fragment's registers cannot be held
 for a wgmma in flight (its 16-bit halves are what the compiler tracks; ptxas gave the packed registers to the next
@@ -16,9 +16,8 @@ instead. A weight of few output tiles (4096 outputs: o, down) would leave SMs id
 among SPLIT_K programs that write float32 partial sums, added after (as the Triton tiles do).
 
 The tiles are timed on first use per weight shape and bucket of rows among BUCKET_TILES (quantized_decode_kernels.py
-builds the autotuned launch). H200, 7B shapes, against the Triton tiles in the same call: at 8 rows (batched
-decoding) a layer's four products 78.9 us against 99.7, at 96 rows (a prompt) 139.9 against 156.4; earlier, q|k|v
-40.3 us and gate|up 55.9 at 96 rows against 51.8 and 71.0 (benchmarks/RESULTS.md).
+builds the autotuned launch). H200, 7B shapes, a layer's four products against the Triton tiles: 8 rows (batched
+decoding) 79.8 us against 102.0, 96 rows (a prompt) 139.0 against 178.6 (benchmarks/RESULTS.md).
 """
 
 import torch
@@ -42,7 +41,7 @@ MIN_ROWS = 2  # one row: quantized_row_kernel.py, 1.6x faster (q|k|v on an H200,
 # By bucket of rows (quantized_decode_kernels.row_bucket): rows a program, and the (shared buffers, steps copied
 # ahead, SPLIT_K) timed on first use. Each wgmma is waited for within its step, so once a step's barrier is passed
 # the step before's buffer is free and up to STAGES - 1 ahead would be safe. H200 sweeps (7B shapes; RESULTS.md):
-# up to 32 rows 8 buffers 6 ahead (4 and 2 were 10-25% slower), for prompts 4 and 2; splits of 2 (q|k|v) and 4 (o,
+# up to 32 rows 8 buffers 6 ahead (4 and 2 were 8-39% slower), for prompts 4 and 2; splits of 2 (q|k|v) and 4 (o,
 # down) the fastest where the launch's tiles are fewer than its SMs can hold, none for gate|up. Longer prompts have
 # tiles enough and no room to spare for partial sums.
 BUCKET_TILES = {16: (16, [(8, 6, 1), (8, 6, 2), (8, 6, 4)]), 32: (32, [(8, 6, 1), (8, 6, 2), (8, 6, 4)]),
