@@ -6,7 +6,8 @@
 # Carry .whl. Then: apply the patch on main (git apply), update README / RESULTS.md with the figures.
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh
 rm -rf /tmp/patched && mkdir /tmp/patched && cp -r $(ls -A | grep -v '^\.whl$') /tmp/patched/
-(cd /tmp/patched && patch -p1 < benchmarks/results/small_rows_2026-11-29/mma_v2.patch) || exit 1
+(cd /tmp/patched && { patch -p1 < benchmarks/results/small_rows_2026-11-29/mma_v2.patch \
+  || git apply benchmarks/results/small_rows_2026-11-29/mma_v2.patch; }) || exit 1
 stamp tests
 (cd /tmp/patched && timeout 300 python3 -m pytest -x -q -p no:cacheprovider tests/test_cuda.py -k "several_row_kernel or (quantized_kernels_match and 4) or (decodes_quantized and 4)" --tb=short -p no:logging --show-capture=no 2>&1 | grep -v DEBUG | tail -30) | tee $OUT/test_cuda_mma_v2_h200.log
 grep -q " passed" $OUT/test_cuda_mma_v2_h200.log && ! grep -q "failed\|rror" $OUT/test_cuda_mma_v2_h200.log || exit 1
