@@ -627,11 +627,12 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     rows = x.shape[0]
     out = x.new_empty(rows, outputs)
     gluon_tiles = config is None and takes_prompt_kernel(x, bits=bits, group=group)
-    splits = most_splits(row_bucket(rows)) if gluon_tiles else _most_splits(rows, bits, config)
+    bucket = row_bucket(rows)
+    splits = most_splits(bucket) if gluon_tiles else _most_splits(rows, bits, config)
     partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
     if gluon_tiles:
         launch_prompt_kernel(_prompt_tiles_kernel, x, weights, pair_asm=FRAGMENT_PAIR_ASM[x.dtype], out=out,
-                             partials=partials, ROW_BUCKET=row_bucket(rows))
+                             partials=partials, ROW_BUCKET=bucket)
         _add_partials({"SPLIT_K": _prompt_tiles_kernel.best_config.kwargs["SPLIT_K"], "out_ptr": out,
                        "partials_ptr": partials})
         return out

@@ -20,6 +20,8 @@ builds the autotuned launch). H200, 7B shapes, a layer's four products against t
 decoding) 79.8 us against 102.0, 96 rows (a prompt) 139.0 against 178.6 (benchmarks/RESULTS.md).
 """
 
+import functools
+
 import torch
 
 try:
@@ -50,6 +52,7 @@ BUCKET_TILES = {16: (16, [(8, 6, 1), (8, 6, 2), (8, 6, 4)]), 32: (32, [(8, 6, 1)
 TILE_FIELDS = ("STAGES", "AHEAD", "SPLIT_K")
 
 
+@functools.cache  # made once: every launch passes them
 def fragment_layouts(outputs: int, warps: int, *, inputs_per_word: int = 8) -> tuple:
     """wgmma's A-operand layout for (outputs, GROUP) 16-bit inputs as Triton 3.6 builds it (`to_linear_layout`:
     registers k1, m8, k8, k16, k32, then m beyond the warps; lanes k2, k4, m1, m2, m4; warps m16, m32, ..), its
