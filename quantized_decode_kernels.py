@@ -25,8 +25,9 @@ input width (q|k|v, gate|up), like decode_kernels.py.
   tiles (4096 outputs: o, down) would leave most of the GPU idle, so a tile's steps may be split among programs that
   each write float32 partial sums, added by a second small kernel (`SPLIT_K`). Which, and the tile sizes, are timed
   on first use per weight shape and bucket of rows (ROWS_TILES), by CUDA-graph replays as the decoder runs them.
-  On Hopper, int4 products of several rows take quantized_prompt_kernel.py (Gluon) instead, which hands the
-  dequantized weights to the tensor cores in registers (its tiles and splits timed the same way).
+  int4 products of several rows on Hopper (up to 32 rows on sm_80-89) take quantized_prompt_kernel.py (Gluon)
+  instead, which hands the dequantized weights to the tensor cores in registers (its tiles and splits timed the same
+  way).
   Long prompts (DEQUANTIZED_ROWS rows or more) dequantize the weights into one copy instead and multiply on cuBLAS,
   whose tiles then outrun these by more than the copy costs (`dequantized_product`).
 - One row on sm_80 and later goes to quantized_row_kernel.py (Gluon) instead: its threads load the input once for
@@ -54,10 +55,11 @@ try:
     from .decode_kernels import (
         define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
     )
+    from .quantized_prompt_kernel import bucket as prompt_bucket
+    from .quantized_prompt_kernel import fitting_configs as prompt_fitting_configs
     from .quantized_prompt_kernel import launch as launch_prompt_kernel
     from .quantized_prompt_kernel import most_splits, prompt_kernel, takes_prompt_kernel
     from .quantized_prompt_kernel import tile_configs as prompt_tile_configs
-    from .quantized_prompt_kernel import tile_fits as prompt_tile_fits
     from .quantized_row_kernel import (
         MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, stacked_arguments,
         takes_row_kernel, weight_offsets,
@@ -67,10 +69,11 @@ except ImportError:
     from decode_kernels import (
         define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
     )
+    from quantized_prompt_kernel import bucket as prompt_bucket
+    from quantized_prompt_kernel import fitting_configs as prompt_fitting_configs
     from quantized_prompt_kernel import launch as launch_prompt_kernel
     from quantized_prompt_kernel import most_splits, prompt_kernel, takes_prompt_kernel
     from quantized_prompt_kernel import tile_configs as prompt_tile_configs
-    from quantized_prompt_kernel import tile_fits as prompt_tile_fits
     from quantized_row_kernel import (
         MIN_NORM_BLOCK, ROW_TILES, kernel_constants, residual_norm_kernel, row_grid, row_kernel, stacked_arguments,
         takes_row_kernel, weight_offsets,
@@ -161,7 +164,7 @@ def group_size(weight: PackedWeight) -> int:
 
 def row_bucket(rows: int) -> int:
     """Several rows are tuned by bucket: up to 16 (batched decoding), 32, 64, 128 (short prompts), and more (256)."""
-    return next((bucket for bucket in (16, 32, 64, 128) if rows <= bucket), 256)
+    return prompt_bucket(rows, (16, 32, 64, 128, 256))
 
 
 def tile_of(config: dict) -> tuple:
@@ -578,13 +581,12 @@ if triton is not None:
         TILE_CONFIGS = [dict(zip(("R", "C", "WR", "WC"), tile), num_warps=tile[2] * tile[3]) for tile in ROW_TILES]
         _dp4a_row_kernel = _autotuned(TILE_CONFIGS, row_kernel, key=["N", "K", "INT4", "GATED"])
         _dp4a_residual_norm_kernel = _autotuned(TILE_CONFIGS, residual_norm_kernel, key=["N", "K", "INT4"])
-    # Several rows of int4 on Hopper (quantized_prompt_kernel.py, Gluon): its tiles, chosen the same way.
+    # Several rows of int4 (quantized_prompt_kernel.py, Gluon): its tiles, chosen the same way.
     if prompt_kernel is not None:
         _prompt_tiles_kernel = _autotuned(
             prompt_tile_configs(), prompt_kernel, key=["N", "n0", "n01", "K", "ROW_BUCKET"],
-            post_hook=_add_partials, prune_configs_by={"early_config_prune": lambda configs, named, **launch: [
-                config for config in configs
-                if prompt_tile_fits(config.kwargs, bucket=launch["ROW_BUCKET"], inputs={**named, **launch}["K"])]})
+            post_hook=_add_partials, prune_configs_by={"early_config_prune": lambda configs, named, **launch: (
+                prompt_fitting_configs(named["x_ptr"], configs, {**named, **launch}["K"]))})
     # Several rows: tiles chosen by timing per weight shape and bucket of rows, among the bucket's that fit.
     _rows_kernel = _autotuned(
         ROWS_CONFIGS, key=["N", "n0", "n01", "K", "GROUP", "INT4", "ROW_BUCKET"], post_hook=_add_partials,
@@ -617,8 +619,8 @@ def _aligned(x: torch.Tensor) -> torch.Tensor:
 def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config: dict | None = None, *,
                             gated: bool = False) -> torch.Tensor:
     """Runs the kernel (x: (M, K), contiguous). `config`: block sizes (tests, tuning); by default they are tuned by
-    timing, per weight shape for one row and per shape and bucket of rows for several (int4 over several rows on
-    Hopper: quantized_prompt_kernel.py's tiles). `gated` (one row, weights [gate, up] of one shape):
+    timing, per weight shape for one row and per shape and bucket of rows for several (int4 over several rows:
+    quantized_prompt_kernel.py's tiles where it takes them). `gated` (one row, weights [gate, up] of one shape):
     silu(x @ gate.T) * (x @ up.T) instead of the products side by side."""
     bits, group = weight_bits(weights[0].qweight), group_size(weights[0])
     sizes = [weight.qweight.shape[0] for weight in weights]
@@ -627,7 +629,7 @@ def launch_quantized_kernel(x: torch.Tensor, weights: list[PackedWeight], config
     rows = x.shape[0]
     out = x.new_empty(rows, outputs)
     gluon_tiles = config is None and takes_prompt_kernel(x, bits=bits, group=group)
-    bucket = row_bucket(rows)
+    bucket = prompt_bucket(rows)
     splits = most_splits(bucket) if gluon_tiles else _most_splits(rows, bits, config)
     partials = out if splits == 1 else out.new_empty(splits, rows, outputs, dtype=torch.float32)
     if gluon_tiles:

@@ -1,23 +1,26 @@
-"""int4 products of several rows on Hopper (sm_90) in Gluon: the weights dequantized straight into the tensor cores'
-registers. Prompts and batched decoding (2 to DEQUANTIZED_ROWS rows); one row takes quantized_row_kernel.py.
+"""int4 products of several rows in Gluon: the weights dequantized straight into the tensor cores' registers. Prompts
+and batched decoding (2 to DEQUANTIZED_ROWS rows) on Hopper (sm_90), batched decoding up to 32 rows on sm_80-89; one
+row takes quantized_row_kernel.py.
 
 quantized_decode_kernels.py's several-row int4 tiles (Triton) dequantize a weight tile, store it to shared memory and
 wait for each step's wgmma before dequantizing the next (their compiled TTGIR). Here each thread loads exactly the
-int32 words of its fragment of wgmma's left operand (`fragment_layouts`: the fragment's layout over (output, word,
-input of the word)); the four lanes that share a fragment row load the same word and each makes its own pair of
+int32 words of its fragment of the product's left operand (`fragment_layouts`: the fragment's layout over (output,
+word, input of the word)); the four lanes that share a fragment row load the same word and each makes its own pair of
 neighbouring weights from it, with the other int4 kernels' arithmetic (a shift, an and-or into a 16-bit number's
-mantissa, two multiply-adds of 16-bit pairs: dequantize()'s values). The registers go to wgmma as they are, w @ x.T,
-the input rows on the right from shared memory (16 to 128 of them: wgmma's N side). Words, scales, offsets and inputs
-arrive by asynchronous copies (cp.async) AHEAD steps ahead of the step multiplied, into a ring of STAGES shared
-buffers. Each wgmma is waited for before the next step's weights are made: the fragment's registers cannot be held
-for a wgmma in flight (its 16-bit halves are what the compiler tracks; ptxas gave the packed registers to the next
-step, and results went wrong), so the programs an SM holds overlap one another's dequantization and products
-instead. A weight of few output tiles (4096 outputs: o, down) would leave SMs idle, so a tile's steps may be split
-among SPLIT_K programs that write float32 partial sums, added after (as the Triton tiles do).
+mantissa, two multiply-adds of 16-bit pairs: dequantize()'s values). The registers go to the tensor cores as they
+are, w @ x.T, the input rows on the right (8 to 128 of them: the instruction's N side): from shared memory for
+Hopper's wgmma, loaded into registers for mma.sync (sm_80 and later; on an H200 faster than wgmma up to 16 rows).
+Words, scales, offsets and inputs arrive by asynchronous copies (cp.async) AHEAD steps ahead of the step multiplied,
+into a ring of STAGES shared buffers. Each wgmma is waited for before the next step's weights are made: the
+fragment's registers cannot be held for a wgmma in flight (its 16-bit halves are what the compiler tracks; ptxas gave
+the packed registers to the next step, and results went wrong), so the programs an SM holds overlap one another's
+dequantization and products instead. A weight of few output tiles (4096 outputs: o, down) would leave SMs idle, so a
+tile's steps may be split among SPLIT_K programs that write float32 partial sums, added after (as the Triton tiles do).
 
 The tiles are timed on first use per weight shape and bucket of rows among BUCKET_TILES (quantized_decode_kernels.py
 builds the autotuned launch). H200, 7B shapes, a layer's four products against the Triton tiles: 8 rows (batched
-decoding) 79.8 us against 102.0, 96 rows (a prompt) 139.0 against 178.6 (benchmarks/RESULTS.md).
+decoding) wgmma 79.8 us, mma.sync 68.4, Triton 102.0; 96 rows (a prompt) wgmma 139.0, Triton 178.6
+(benchmarks/RESULTS.md).
 """
 
 import functools
@@ -28,7 +31,7 @@ try:
     import triton
     from triton.experimental import gluon
     from triton.experimental.gluon import language as ttgl
-    from triton.experimental.gluon.language.nvidia.ampere import async_copy
+    from triton.experimental.gluon.language.nvidia.ampere import async_copy, mma_v2
     from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, warpgroup_mma, warpgroup_mma_wait
 except ImportError:  # no Triton, or one without Gluon's Hopper API (before 3.5): the Triton tiles serve
     gluon = None
@@ -40,16 +43,22 @@ except ImportError:
 GROUP = 64  # inputs a step: the int4 group this kernel takes
 BLOCK_OUT, WARPS = 64, 4  # outputs a program (wgmma's M side for one warp group)
 MIN_ROWS = 2  # one row: quantized_row_kernel.py, 1.6x faster (q|k|v on an H200, benchmarks/RESULTS.md)
-# By bucket of rows (quantized_decode_kernels.row_bucket): rows a program, and the (shared buffers, steps copied
-# ahead, SPLIT_K) timed on first use. Each wgmma is waited for within its step, so once a step's barrier is passed
-# the step before's buffer is free and up to STAGES - 1 ahead would be safe. H200 sweeps (7B shapes; RESULTS.md):
-# up to 32 rows 8 buffers 6 ahead (4 and 2 were 8-39% slower), for prompts 4 and 2; splits of 2 (q|k|v) and 4 (o,
-# down) the fastest where the launch's tiles are fewer than its SMs can hold, none for gate|up. Longer prompts have
-# tiles enough and no room to spare for partial sums.
-BUCKET_TILES = {16: (16, [(8, 6, 1), (8, 6, 2), (8, 6, 4)]), 32: (32, [(8, 6, 1), (8, 6, 2), (8, 6, 4)]),
-                64: (64, [(8, 6, 1), (8, 6, 2), (8, 6, 4), (4, 2, 1), (4, 2, 2), (4, 2, 4)]),
-                128: (128, [(4, 2, 1), (4, 2, 2), (4, 2, 4)]), 256: (128, [(4, 2, 1)])}
-TILE_FIELDS = ("STAGES", "AHEAD", "SPLIT_K")
+BUCKETS = (8, 16, 32, 64, 128, 256)  # the tiles are timed per weight shape and bucket of rows
+# Buckets that cards before Hopper take here (mma.sync only): on an H200 its tiles beat the Triton tiles up to 32
+# rows and lost at 96 (benchmarks/RESULTS.md).
+MMA_V2_BUCKETS = (8, 16, 32)
+# By bucket: rows a program, and the (mma.sync or wgmma, shared buffers, steps copied ahead, SPLIT_K) timed on first
+# use. Each product is waited for within its step, so once a step's barrier is passed the step before's buffer is
+# free and up to STAGES - 1 ahead would be safe. H200 sweeps (7B shapes; RESULTS.md): up to 32 rows 8 buffers 6 ahead
+# (4 and 2 were 8-39% slower), for prompts 4 and 2; splits of 2 (q|k|v) and 4 (o, down) the fastest where the
+# launch's tiles are fewer than its SMs can hold, none for gate|up; mma.sync faster than wgmma up to 16 rows, slower
+# from 32. Longer prompts have tiles enough and no room to spare for partial sums.
+_SPLITS = (1, 2, 4)
+_FEW_ROWS = [(mma, 8, 6, split) for mma in (True, False) for split in _SPLITS]
+BUCKET_TILES = {8: (8, _FEW_ROWS), 16: (16, _FEW_ROWS), 32: (32, _FEW_ROWS),
+                64: (64, [(False, *buffers, split) for buffers in ((8, 6), (4, 2)) for split in _SPLITS]),
+                128: (128, [(False, 4, 2, split) for split in _SPLITS]), 256: (128, [(False, 4, 2, 1)])}
+TILE_FIELDS = ("MMA_V2", "STAGES", "AHEAD", "SPLIT_K")
 
 
 @functools.cache  # made once: every launch passes them
@@ -93,17 +102,26 @@ if gluon is not None:
                       K: ttgl.constexpr, PAIR_ASM: ttgl.constexpr, BLOCK_OUT: ttgl.constexpr, WARPS: ttgl.constexpr,
                       a_layout: ttgl.constexpr, words_layout: ttgl.constexpr, BLOCK_ROWS: ttgl.constexpr,
                       STAGES: ttgl.constexpr, AHEAD: ttgl.constexpr, SPLIT_K: ttgl.constexpr,
-                      ROW_BUCKET: ttgl.constexpr = 0):
+                      MMA_V2: ttgl.constexpr, ROW_BUCKET: ttgl.constexpr = 0):
         """out[m, n] = x @ dequantized(w).T for BLOCK_OUT output columns n (of weight 0, 1 or 2: a tile never
         straddles two) and BLOCK_ROWS rows m. PAIR_ASM makes one pair of weights from its word (`fragment_pair_asm`).
         SPLIT_K > 1: program (., ., s) takes the s-th of SPLIT_K equal shares of the inputs and writes its float32
-        partial sums to partials_ptr's slice s (SPLIT_K, M, N). ROW_BUCKET: only autotune's key."""
+        partial sums to partials_ptr's slice s (SPLIT_K, M, N). MMA_V2: mma.sync (16 x 8 x 16, sm_80 and later; the
+        input rows loaded into registers each step) instead of wgmma (sm_90). ROW_BUCKET: only autotune's key."""
         WORDS: ttgl.constexpr = _GROUP // 8
         STEPS: ttgl.constexpr = K // _GROUP // SPLIT_K  # a program's
         first_step = ttgl.program_id(2) * STEPS
-        mma_layout: ttgl.constexpr = ttgl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[WARPS, 1],
-                                                                 instr_shape=[16, BLOCK_ROWS, 16])
+        if MMA_V2:
+            mma_layout: ttgl.constexpr = ttgl.NVMMADistributedLayout(version=[2, 0], warps_per_cta=[WARPS, 1],
+                                                                     instr_shape=[16, 8])
+            x_shared: ttgl.constexpr = ttgl.SwizzledSharedLayout(8, 1, 8, [1, 0])  # for ldmatrix
+        else:
+            mma_layout: ttgl.constexpr = ttgl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[WARPS, 1],
+                                                                     instr_shape=[16, BLOCK_ROWS, 16])
+            x_shared: ttgl.constexpr = ttgl.NVMMASharedLayout.get_default_for([BLOCK_ROWS, _GROUP],
+                                                                             x_ptr.dtype.element_ty)
         dot_a: ttgl.constexpr = ttgl.DotOperandLayout(operand_index=0, parent=mma_layout, k_width=2)
+        dot_b: ttgl.constexpr = ttgl.DotOperandLayout(operand_index=1, parent=mma_layout, k_width=2)
         x_layout: ttgl.constexpr = ttgl.BlockedLayout([1, 8], [4, 8], [WARPS, 1], [1, 0])  # 16-byte copies
         words_copy: ttgl.constexpr = ttgl.BlockedLayout([1, 4], [16, 2], [WARPS, 1], [1, 0])
         pairs_copy: ttgl.constexpr = ttgl.BlockedLayout([2], [32], [WARPS], [0])  # 4-byte copies: cp.async's least
@@ -112,8 +130,7 @@ if gluon is not None:
         q_ptr, s_ptr, f_ptr, first, rows_in_weight = stacked_weight(start, q0, q1, q2, s0, s1, s2, f0, f1, f2, n0,
                                                                     n01, N)
         dtype = x_ptr.dtype.element_ty
-        x_smem = ttgl.allocate_shared_memory(dtype, [STAGES, BLOCK_ROWS, _GROUP],
-                                             ttgl.NVMMASharedLayout.get_default_for([BLOCK_ROWS, _GROUP], dtype))
+        x_smem = ttgl.allocate_shared_memory(dtype, [STAGES, BLOCK_ROWS, _GROUP], x_shared)
         w_smem = ttgl.allocate_shared_memory(ttgl.int32, [STAGES, BLOCK_OUT, WORDS],
                                              ttgl.SwizzledSharedLayout(1, 1, 1, [1, 0]))
         stored = s0.dtype.element_ty  # the scales' and offsets' dtype, converted to the input's once loaded
@@ -136,7 +153,8 @@ if gluon is not None:
         for step in range(STEPS):
             buffer = step % STAGES
             async_copy.wait_group(AHEAD - 1)  # this step's copies have landed (AHEAD groups were issued after it)
-            fence_async_shared()
+            if not MMA_V2:
+                fence_async_shared()  # wgmma reads shared memory through the async proxy
             _thread_barrier()  # ... for every thread; and no thread still reads the buffer copied into next
             _copy_step(x_smem, w_smem, s_smem, f_smem, x_ptr, q_ptr, s_ptr, f_ptr, x_offsets, x_rows, word_offsets,
                        scale_offsets, rows_in_weight, first_step + ttgl.minimum(step + AHEAD, STEPS - 1),
@@ -150,8 +168,11 @@ if gluon is not None:
                 [word_of_each, shift_of_each, ttgl.broadcast(scale, word_of_each)[0],
                  ttgl.broadcast(offset, word_of_each)[0]], dtype=dtype, is_pure=True, pack=2)
             a = ttgl.convert_layout(ttgl.convert_layout(ttgl.reshape(weights, [BLOCK_OUT, _GROUP]), a_layout), dot_a)
-            accumulator = warpgroup_mma(a, x_smem.index(buffer).permute((1, 0)), accumulator, is_async=True)
-            accumulator = warpgroup_mma_wait(num_outstanding=0, deps=[accumulator])
+            if MMA_V2:
+                accumulator = mma_v2(a, x_smem.index(buffer).permute((1, 0)).load(dot_b), accumulator)
+            else:
+                accumulator = warpgroup_mma(a, x_smem.index(buffer).permute((1, 0)), accumulator, is_async=True)
+                accumulator = warpgroup_mma_wait(num_outstanding=0, deps=[accumulator])
         async_copy.wait_group(0)
         columns = start + ttgl.arange(0, BLOCK_OUT, layout=ttgl.SliceLayout(1, mma_layout))
         rows = ttgl.program_id(1) * BLOCK_ROWS + ttgl.arange(0, BLOCK_ROWS, layout=ttgl.SliceLayout(0, mma_layout))
@@ -166,13 +187,24 @@ else:
     prompt_kernel = None
 
 
+def bucket(rows: int, buckets: tuple = BUCKETS) -> int:
+    """The bucket of rows a launch's tiles are timed for: the smallest holding `rows`, else the largest."""
+    return next((bucket for bucket in buckets if rows <= bucket), buckets[-1])
+
+
+def _hopper(x: torch.Tensor) -> bool:
+    return torch.cuda.get_device_capability(x.device) == (9, 0)
+
+
 def takes_prompt_kernel(x: torch.Tensor, *, bits: int, group: int) -> bool:
-    """Whether this kernel serves the product: Gluon's Hopper API at hand, an sm_90 GPU, several rows, int4 groups of
-    GROUP inputs, 16-bit inputs."""
+    """Whether this kernel serves the product: Gluon at hand, several rows on an sm_90 GPU (up to MMA_V2_BUCKETS'
+    largest on sm_80-89), int4 groups of GROUP inputs, 16-bit inputs."""
     if gluon is None or not x.is_cuda or x.dtype not in (torch.bfloat16, torch.float16):
         return False
-    return (torch.cuda.get_device_capability(x.device) == (9, 0) and x.shape[0] >= MIN_ROWS and bits == 4
-            and group == GROUP and x.shape[1] % GROUP == 0)
+    capability = torch.cuda.get_device_capability(x.device)
+    rows_here = x.shape[0] >= MIN_ROWS and (capability == (9, 0) or (
+        (8, 0) <= capability < (9, 0) and bucket(x.shape[0]) in MMA_V2_BUCKETS))
+    return rows_here and bits == 4 and group == GROUP and x.shape[1] % GROUP == 0
 
 
 def tile_configs() -> list[dict]:
@@ -181,17 +213,24 @@ def tile_configs() -> list[dict]:
     return [dict(BLOCK_ROWS=rows, **dict(zip(TILE_FIELDS, tile)), num_warps=WARPS) for rows, *tile in sorted(tiles)]
 
 
-def tile_fits(config: dict, *, bucket: int, inputs: int) -> bool:
+def tile_fits(config: dict, *, rows_bucket: int, inputs: int, hopper: bool) -> bool:
     """Whether autotune may time this configuration for a bucket of rows and weights of `inputs` inputs: one of the
-    bucket's tiles, its split a whole number of steps."""
-    rows, tiles = BUCKET_TILES[bucket]
+    bucket's tiles, its split a whole number of steps, mma.sync's only where there is no wgmma."""
+    rows, tiles = BUCKET_TILES[rows_bucket]
     tile = tuple(config[field] for field in TILE_FIELDS)
-    return config["BLOCK_ROWS"] == rows and tile in tiles and (inputs // GROUP) % config["SPLIT_K"] == 0
+    return (config["BLOCK_ROWS"] == rows and tile in tiles and (inputs // GROUP) % config["SPLIT_K"] == 0
+            and (hopper or config["MMA_V2"]))
 
 
-def most_splits(bucket: int) -> int:
+def fitting_configs(x: torch.Tensor, configs: list, inputs: int) -> list:
+    """Autotune's candidates for a launch over x's rows (triton.Config's, pruned by `tile_fits`)."""
+    return [config for config in configs
+            if tile_fits(config.kwargs, rows_bucket=bucket(x.shape[0]), inputs=inputs, hopper=_hopper(x))]
+
+
+def most_splits(rows_bucket: int) -> int:
     """The largest SPLIT_K among a bucket's tiles: the float32 partial sums a launch needs room for."""
-    return max(tile[-1] for tile in BUCKET_TILES[bucket][1])
+    return max(tile[-1] for tile in BUCKET_TILES[rows_bucket][1])
 
 
 def launch(kernel, x: torch.Tensor, weights: list, *, pair_asm: str, out: torch.Tensor, partials: torch.Tensor,

@@ -117,37 +117,40 @@ def row_report(options: dict) -> str:
         "loads: " + ", ".join(f"{kind} {count}" for kind, count in loads.most_common())])
 
 
-def compile_prompt_kernel(*, dtype: str = "bf16", columns: int = 4096, rows: int = 128, split_k: int = 1) -> dict:
-    """quantized_prompt_kernel.py's Gluon kernel compiled for the H100 (sm_90) and a `dtype` input, its first tile
-    (BUCKET_TILES) of `rows` rows a program and this split: its code by stage."""
+def compile_prompt_kernel(*, dtype: str = "bf16", columns: int = 4096, rows: int = 128, split_k: int = 1,
+                          mma_v2: bool = False, capability: int = 90) -> dict:
+    """quantized_prompt_kernel.py's Gluon kernel compiled for a GPU of this compute capability and a `dtype` input,
+    its first tile (BUCKET_TILES) of `rows` rows a program, this split and instruction: its code by stage."""
     from triton.experimental.gluon._runtime import GluonASTSource
     prompt = quantized_prompt_kernel
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     tile = next(config for config in prompt.tile_configs()
-                if config["BLOCK_ROWS"] == rows and config["SPLIT_K"] == split_k)
+                if config["BLOCK_ROWS"] == rows and config["SPLIT_K"] == split_k and config["MMA_V2"] == mma_v2)
     a_layout, words_layout = prompt.fragment_layouts(prompt.BLOCK_OUT, prompt.WARPS)
     constants = {"K": columns, "PAIR_ASM": FRAGMENT_PAIR_ASM[torch_dtype], "BLOCK_OUT": prompt.BLOCK_OUT,
                  "WARPS": prompt.WARPS, "a_layout": a_layout, "words_layout": words_layout,
                  **{name: value for name, value in tile.items() if name != "num_warps"}}
     return _compiled(GluonASTSource, prompt.prompt_kernel,
                      types={**_argument_types(dtype, "*i32"), "partials_ptr": "*fp32"}, constants=constants,
-                     capability=90, options={"num_warps": prompt.WARPS})
+                     capability=capability, options={"num_warps": prompt.WARPS})
 
 
-def prompt_report(dtype: str, *, rows: int, split_k: int) -> str:
-    """The Gluon prompt kernel's resources and loop; whether its wgmma takes the weights from registers."""
-    compiled = compile_prompt_kernel(dtype=dtype, rows=rows, split_k=split_k)
+def prompt_report(dtype: str, *, rows: int, split_k: int, mma_v2: bool, capability: int) -> str:
+    """The Gluon prompt kernel's resources and loop; whether its tensor-core instruction takes the weights from
+    registers."""
+    compiled = compile_prompt_kernel(dtype=dtype, rows=rows, split_k=split_k, mma_v2=mma_v2, capability=capability)
     usage = tool_output("cuobjdump", compiled["cubin"], "--dump-resource-usage")
     sass = tool_output("nvdisasm", compiled["cubin"], "-c")
     loop = main_loop(sass)
     weights_per_thread = quantized_prompt_kernel.BLOCK_OUT * quantized_prompt_kernel.GROUP / (
         32 * quantized_prompt_kernel.WARPS)
-    operands = "registers" if re.search(r"HGMMA\.\S+ R\d+, R\d+, gdesc", sass) else "shared memory"
+    operands = "registers" if re.search(r"HGMMA\.\S+ R\d+, R\d+, gdesc|HMMA\.16816", sass) else "shared memory"
     registers, stack = (re.search(pattern, usage).group(1) for pattern in (r"REG:(\d+)", r"STACK:(\d+)"))
     return "\n".join([
-        f"int4 several-row kernel (Gluon), {dtype} input, {rows} rows a program, split {split_k}, sm_90",
+        f"int4 several-row kernel (Gluon), {dtype} input, {rows} rows a program, split {split_k}, "
+        f"{'mma.sync' if mma_v2 else 'wgmma'}, sm_{capability}",
         f"registers per thread: {registers}, stack: {stack} bytes",
-        f"wgmma's weights from: {operands}",
+        f"the tensor cores' weights from: {operands}",
         f"main loop: {len(loop)} instructions for {weights_per_thread:.0f} weights a thread "
         f"({len(loop) / weights_per_thread:.2f} per weight)",
         "  by kind: " + ", ".join(f"{kind} {count}" for kind, count in Counter(
@@ -232,7 +235,8 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=4096, help="the weight's input width (Llama-2-7B: 4096, 11008)")
     parser.add_argument("--prompt", action="store_true",
                         help="the Gluon int4 several-row kernel instead (quantized_prompt_kernel.py; --dtype, "
-                             "--block_m: rows a program, 16-128, default 128; --split_k apply)")
+                             "--block_m: rows a program, 8-128, default 128; --split_k, --capability apply)")
+    parser.add_argument("--mma_v2", action="store_true", help="--prompt: its mma.sync tile instead of wgmma's")
     parser.add_argument("--row", choices=["plain", "gated", "norm"],
                         help="the Gluon one-row kernel on dp4a instead (quantized_row_kernel.py; --bits, --dtype, "
                              "--capability, --columns and --tile apply)")
@@ -240,10 +244,11 @@ def main() -> None:
                         help="--row: rows and chunks a thread, warps along the rows and along the inputs (default: the "
                              "first of quantized_row_kernel.ROW_TILES)")
     options = vars(parser.parse_args())
-    prompt, row, tile = options.pop("prompt"), options.pop("row"), options.pop("tile")
+    prompt, row, tile, mma_v2 = (options.pop(name) for name in ("prompt", "row", "tile", "mma_v2"))
     if prompt:
         rows = options["block_m"] if options["block_m"] > 1 else 128
-        print(prompt_report(options["dtype"], rows=rows, split_k=options["split_k"]))
+        print(prompt_report(options["dtype"], rows=rows, split_k=options["split_k"], mma_v2=mma_v2,
+                            capability=options["capability"]))
     elif row:
         print(row_report({**options, "variant": row, "tile": tile}))
     else:

@@ -269,29 +269,54 @@ def test_products_add_the_residual_and_normalise_in_their_launch_on_cuda(kind):
                 assert a.shape == b.shape and error < 2e-3, (kind, width, name, error)
 
 
-def test_int4_prompt_kernel_matches_dequantize_then_matmul_on_hopper():
-    """quantized_prompt_kernel.py (Gluon, sm_90) through the fast path's op: stacked weights of equal and unequal
-    sizes (q|k|v of Llama-2-7B and of a grouped-query model, gate|up) and down's 11008 inputs, batched decoding's
-    rows and prompts of one to three row tiles (some rows masked; every bucket of rows, so every split of the tiles'
-    inputs autotune may take), bf16 and fp16 inputs, against dequantize-then-matmul in float64."""
-    import quantized_prompt_kernel
-    from quantized_decode_kernels import group_size, packed_weight, quantized_product, reference_product
+def test_int4_several_row_kernel_matches_dequantize_then_matmul_on_cuda():
+    """quantized_prompt_kernel.py (Gluon) through the fast path's op: stacked weights of equal and unequal sizes (q|k|v
+    of Llama-2-7B and of a grouped-query model, gate|up) and down's 11008 inputs, batched decoding's rows and prompts
+    of one to three row tiles (some rows masked; every bucket of rows, so every split of the tiles' inputs autotune
+    may take), bf16 and fp16 inputs; and every tile of batched decoding's buckets launched as given (mma.sync's, and
+    wgmma's on Hopper), against dequantize-then-matmul in float64."""
+    import quantized_prompt_kernel as prompt
+    from quantized_decode_kernels import (
+        FRAGMENT_PAIR_ASM, _add_partials, group_size, packed_weight, quantized_product, reference_product,
+    )
 
-    if torch.cuda.get_device_capability() != (9, 0) or quantized_prompt_kernel.gluon is None:
-        pytest.skip("the Gluon prompt kernel runs on sm_90 with Triton's Gluon Hopper API")
+    if torch.cuda.get_device_capability() < (8, 0) or prompt.gluon is None:
+        pytest.skip("the Gluon several-row kernel runs on sm_80 and later with Triton's Gluon API")
+    hopper = torch.cuda.get_device_capability() == (9, 0)
+
+    def tile_product(x: torch.Tensor, weights: list, config: dict) -> torch.Tensor:
+        tiles = {key: value for key, value in config.items() if key != "num_warps"}
+        out = x.new_empty(x.shape[0], sum(weight.qweight.shape[0] for weight in weights))
+        partials = out.new_empty(config["SPLIT_K"], *out.shape, dtype=torch.float32)
+        prompt.launch(prompt.prompt_kernel, x, weights, pair_asm=FRAGMENT_PAIR_ASM[x.dtype], out=out,
+                      partials=partials, **tiles)
+        _add_partials({"SPLIT_K": config["SPLIT_K"], "out_ptr": out, "partials_ptr": partials})
+        return out
+
     torch.manual_seed(0)
+    errors = {}
     for sizes, inputs in (((4096, 4096, 4096), 4096), ((8192, 1024, 1024), 4096), ((11008, 11008), 4096),
                           ((4096,), 11008)):
         weights = [packed_weight((torch.randn(rows, inputs, device="cuda") / 64).bfloat16(), 4) for rows in sizes]
         for rows in (2, 8, 16, 31, 50, 65, 100, 128, 200):
             for dtype in (torch.bfloat16, torch.float16):
                 x = torch.randn(rows, inputs, device="cuda", dtype=dtype)
-                assert quantized_prompt_kernel.takes_prompt_kernel(x, bits=4, group=group_size(weights[0]))
+                if not prompt.takes_prompt_kernel(x, bits=4, group=group_size(weights[0])):
+                    assert not hopper and prompt.bucket(rows) not in prompt.MMA_V2_BUCKETS
+                    continue
                 reference = reference_product(x.double(), weights)
-                for repeat in range(2):  # the first call times the tiles, the second runs the chosen one
-                    error = (quantized_product(x, weights).double() - reference).norm() / reference.norm()
-                    print(sizes, inputs, rows, dtype, repeat, f"{float(error):.5f}")
-                    assert error < 5e-3, (sizes, inputs, rows, dtype, repeat, float(error))
+                products = {repeat: lambda: quantized_product(x, weights) for repeat in ("timing", "chosen")}
+                if rows in (8, 16, 31) and dtype == torch.bfloat16:
+                    products.update({str(config): lambda config=config: tile_product(x, weights, config)
+                                     for config in prompt.tile_configs()
+                                     if prompt.tile_fits(config, rows_bucket=prompt.bucket(rows), inputs=inputs,
+                                                         hopper=hopper)})
+                for case, product in products.items():
+                    error = (product().double() - reference).norm() / reference.norm()
+                    errors[(sizes, inputs, rows, dtype, case)] = float(error)
+    for key, error in errors.items():
+        print(key, f"{error:.5f}")
+        assert error < 5e-3, (key, error)
 
 
 @pytest.mark.parametrize("bits", [8, 4])

@@ -251,46 +251,56 @@ def test_the_kernels_compile_for_the_h100_and_bit_casting_leaves_no_conversions(
     assert "compiled" in run_child(COMPILE_FOR_H100, tmp_path, interpret=False)
 
 
-def test_several_int4_rows_on_hopper_are_timed_among_their_buckets_gluon_tiles():
+def test_several_int4_rows_are_timed_among_their_buckets_gluon_tiles():
     """quantized_prompt_kernel.py's autotune candidates: each bucket of rows times only its own tiles (its rows a
-    program), splits only into whole steps of the weight's inputs, and the partial sums' room is the bucket's largest
-    split (long prompts: none)."""
+    program), splits only into whole steps of the weight's inputs, takes mma.sync's tiles alone where there is no
+    wgmma (and those cards only up to MMA_V2_BUCKETS), and the partial sums' room is the bucket's largest split (long
+    prompts: none)."""
     import quantized_prompt_kernel as prompt
 
     configs = prompt.tile_configs()
 
-    def fitting(rows: int, inputs: int) -> list[tuple]:
+    def fitting(rows: int, inputs: int, *, hopper: bool = True) -> list[tuple]:
         return [(config["BLOCK_ROWS"], *(config[field] for field in prompt.TILE_FIELDS)) for config in configs
-                if prompt.tile_fits(config, bucket=row_bucket(rows), inputs=inputs)]
+                if prompt.tile_fits(config, rows_bucket=prompt.bucket(rows), inputs=inputs, hopper=hopper)]
 
+    assert [prompt.bucket(rows) for rows in (2, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129, 287)] == [
+        8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
     for rows in (2, 8, 16, 17, 32, 33, 64, 65, 128, 129, 287):
-        bucket = row_bucket(rows)
+        rows_bucket = prompt.bucket(rows)
         tiles = fitting(rows, 4096)
-        assert sorted(tile[1:] for tile in tiles) == sorted(prompt.BUCKET_TILES[bucket][1]), rows
-        assert {tile[0] for tile in tiles} == {prompt.BUCKET_TILES[bucket][0]} and tiles[0][0] >= min(rows, 128)
-        assert prompt.most_splits(bucket) == max(tile[-1] for tile in tiles)
+        assert sorted(tile[1:] for tile in tiles) == sorted(prompt.BUCKET_TILES[rows_bucket][1]), rows
+        assert {tile[0] for tile in tiles} == {prompt.BUCKET_TILES[rows_bucket][0]} and tiles[0][0] >= min(rows, 128)
+        assert prompt.most_splits(rows_bucket) == max(tile[-1] for tile in tiles)
+        elsewhere = fitting(rows, 4096, hopper=False)
+        assert all(tile[1] for tile in elsewhere)  # mma.sync's tiles only
+        assert bool(elsewhere) == (rows_bucket in prompt.MMA_V2_BUCKETS), rows
     assert {tile[-1] for tile in fitting(8, 11008)} == {1, 2, 4}  # down: 172 steps of 64 inputs
     assert {tile[-1] for tile in fitting(8, 64 * 3)} == {1}  # three steps split into none of 2 or 4
-    assert prompt.most_splits(row_bucket(200)) == 1
+    assert prompt.most_splits(prompt.bucket(200)) == 1
 
 
-def test_the_gluon_prompt_kernel_compiles_for_the_h100_with_the_weights_in_registers():
-    """quantized_prompt_kernel.py compiled for sm_90 without a GPU (bf16 and fp16; a prompt's 128-row tile, and a
-    16-row tile of batched decoding whose inputs are split among programs): its wgmma takes the dequantized weights
-    from registers (not shared memory), nothing spills, and few enough registers that three 4-warp programs fit an SM
-    (the overlap among programs it relies on)."""
+def test_the_gluon_prompt_kernel_compiles_with_the_weights_in_registers():
+    """quantized_prompt_kernel.py compiled without a GPU, bf16 and fp16: for the H100 (sm_90) its wgmma tiles (a
+    prompt's 128 rows, and 16 rows of batched decoding with split inputs) take the dequantized weights from registers
+    (not shared memory), and its mma.sync tiles compile for sm_89, sm_86 and sm_90 (8 and 32 rows); nothing spills,
+    and few enough registers that three 4-warp programs fit an SM (the overlap among programs it relies on)."""
     pytest.importorskip("triton")
     import quantized_prompt_kernel
     if quantized_prompt_kernel.gluon is None:
         pytest.skip("this Triton has no Gluon Hopper API")
-    for dtype, rows, split in (("bf16", 128, 1), ("fp16", 128, 1), ("bf16", 16, 4)):
+    cases = [("bf16", 128, 1, 90, []), ("fp16", 128, 1, 90, []), ("bf16", 16, 4, 90, []),
+             ("bf16", 8, 2, 89, ["--mma_v2"]), ("fp16", 32, 1, 86, ["--mma_v2"]), ("bf16", 8, 1, 90, ["--mma_v2"])]
+    for dtype, rows, split, capability, instruction in cases:
         result = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "inspect_kernel.py"), "--prompt",
-                                 "--dtype", dtype, "--block_m", str(rows), "--split_k", str(split)],
-                                capture_output=True, text=True, timeout=300, check=True)
-        assert "wgmma's weights from: registers" in result.stdout, result.stdout
+                                 "--dtype", dtype, "--block_m", str(rows), "--split_k", str(split), "--capability",
+                                 str(capability), *instruction], capture_output=True, text=True, timeout=300,
+                                check=True)
+        assert "the tensor cores' weights from: registers" in result.stdout, result.stdout
         registers, stack = re.search(r"registers per thread: (\d+), stack: (\d+)", result.stdout).groups()
         assert int(stack) == 0 and int(registers) * 128 * 3 <= 65536, result.stdout
         assert "HFMA2 32" in result.stdout, result.stdout  # 32 weights a thread a step, two an instruction
+        assert ("HMMA" if instruction else "HGMMA") in result.stdout, result.stdout
 
 
 def emulated_dp4a_row(x: torch.Tensor, weight: PackedWeight) -> torch.Tensor:

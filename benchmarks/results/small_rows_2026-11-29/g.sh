@@ -1,9 +1,9 @@
-# Prepared (twenty-ninth session), not run: mma_v2.patch puts ampere_rows.py's mma.sync tiles beside wgmma's in the
-# autotuned several-row launch (buckets of 8, 16 and 32 rows; on sm_80-89 cards they take batched decoding's rows up
+# Prepared (twenty-ninth session), run the next (thirtieth; g/): mma_v2.patch puts ampere_rows.py's mma.sync tiles
+# beside wgmma's in the autotuned several-row launch (buckets of 8, 16 and 32 rows; on sm_80-89 cards they take batched decoding's rows up
 # to 32, which the Triton tiles serve today). On one H200: the patched tree's CUDA tests (every mma.sync and wgmma
 # tile of batched decoding's buckets launched as given, the fast path's op at 2-200 rows, the quantized kernels' and
 # the compiled int4 decoder's), then bench_generate int4 at batch 1 / 8 / 32, patched and unpatched alternating.
-# Carry .whl. Then: apply the patch on main (git apply), update README / RESULTS.md with the figures.
+# Carry .whl. Then the patch was applied on main.
 source benchmarks/results/quantized_decoding_2026-11-27c/common.sh
 rm -rf /tmp/patched && mkdir /tmp/patched && cp -r $(ls -A | grep -v '^\.whl$') /tmp/patched/
 (cd /tmp/patched && { patch -p1 < benchmarks/results/small_rows_2026-11-29/mma_v2.patch \
