@@ -2,7 +2,8 @@
 
 - `gemv`: weight-streaming bandwidth of the Triton matrix-vector ops (decode_kernels.py) against cuBLAS (F.linear) on
   the Llama-2-7B shapes, weights rotated so that the 50 MB L2 cache cannot serve them, each timed as a CUDA graph;
-- `ttft`: time to first token split into the tower and the prefill, eager against CUDA-graphed;
+- `ttft`: time to first token split into the tower and the prefill, eager against CUDA-graphed, and the prefill's
+  kernels by GPU time (launched one by one);
 - `step`: one decode step's CUDA-graph replay time, and its kernels by GPU time (launched one by one, unrecorded,
   so that the profiler names each);
 - `rows`: decode step time at 1 to 64 rows, continuous batching's shared cache against one sized to the batch, and
@@ -188,6 +189,8 @@ def ttft_parts(model, fast: FastGenerator, record) -> None:
     decoder.layer = layer_forward
     eager_prefill = timed(lambda: decoder._prefill(embeds, positions, torch.arange(1, device="cuda")), 10)
     decoder.layer = fast.layer
+    kernel_table(lambda: decoder._prefill(embeds, positions, torch.arange(1, device="cuda")), record,
+                 rows=embeds.shape[1], phase="prefill")
     record(kind="ttft_parts", mode=model.config.image_mode,
            tower_eager_ms=timed(lambda: model.encode_images(pixels), 10) * 1e3,
            tower_graph_ms=timed(lambda: fast._encode_images(pixels), 10) * 1e3,
@@ -242,8 +245,9 @@ def prefill_groups(model, fast: FastGenerator, record) -> None:
                prefill_graph_TFLOPs=2 * llm_parameters * length * size / seconds["prefill_graph"] / 1e12)
 
 
-def kernel_table(step, record, rows: int) -> None:
-    """The kernels of one decode step by GPU time (launched one by one, so that the profiler names each)."""
+def kernel_table(step, record, rows: int, phase: str = "step") -> None:
+    """The kernels of one decode step (or prefill: `phase`) by GPU time (launched one by one, so that the profiler
+    names each)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
@@ -252,10 +256,11 @@ def kernel_table(step, record, rows: int) -> None:
         torch.cuda.synchronize()
     kernels = [(event.key, event.self_device_time_total / 5, event.count / 5) for event in profiler.key_averages()
                if event.self_device_time_total > 0 and event.device_type == torch.autograd.DeviceType.CUDA]
-    record(kind="step_kernels", rows=rows, gpu_ms_per_step=sum(k[1] for k in kernels) / 1e3,
+    record(kind=f"{phase}_kernels", rows=rows, gpu_ms_per_step=sum(k[1] for k in kernels) / 1e3,
            kernels_per_step=sum(k[2] for k in kernels))
     for name, microseconds, count in sorted(kernels, key=lambda kernel: -kernel[1])[:10]:
-        record(kind="kernel", rows=rows, name=name[:100], us_per_step=microseconds, launches_per_step=count)
+        record(kind="kernel", phase=phase, rows=rows, name=name[:100], us_per_step=microseconds,
+               launches_per_step=count)
 
 
 def main() -> None:
