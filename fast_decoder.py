@@ -72,23 +72,35 @@ def projection(module: torch.nn.Module) -> Projection:
     return module.weight
 
 
+def one_row(hidden: torch.Tensor) -> bool:
+    """Whether the products are over one row (batch-1 decoding), which our matrix-vector kernels serve."""
+    return hidden.numel() == hidden.shape[-1]
+
+
 def project(hidden: torch.Tensor, weights: list[Projection]) -> torch.Tensor:
     """`hidden` times each weight, concatenated: one launch for weights of one kind (plain or quantized)."""
     if all(isinstance(weight, PackedWeight) for weight in weights):
         return quantized_product(hidden, weights)
     if not any(isinstance(weight, PackedWeight) for weight in weights):
-        return stacked_matvec(hidden, weights)
+        if one_row(hidden):
+            return stacked_matvec(hidden, weights)
+        # Several rows: cuBLAS in the compiled graph, where one weight's product needs no copy (the op's
+        # concatenation made one) and the compiler fuses what follows.
+        products = [F.linear(hidden, weight) for weight in weights]
+        return products[0] if len(products) == 1 else torch.cat(products, dim=-1)
     return torch.cat([project(hidden, [weight]) for weight in weights], dim=-1)
 
 
 def gated_product(hidden: torch.Tensor, gate: Projection, up: Projection) -> torch.Tensor:
     """`silu(hidden @ gate.T) * (hidden @ up.T)`, each product rounded to the input dtype as the unfused ops do."""
-    if isinstance(gate, torch.Tensor) and isinstance(up, torch.Tensor):
+    plain = isinstance(gate, torch.Tensor) and isinstance(up, torch.Tensor)
+    if one_row(hidden) and plain:
         return gated_matvec(hidden, gate, up)
-    if isinstance(gate, PackedWeight) and isinstance(up, PackedWeight) and hidden.numel() == hidden.shape[-1]:
-        return quantized_gated(hidden, gate, up)  # one row: the gate in the product's launch
+    if one_row(hidden) and isinstance(gate, PackedWeight) and isinstance(up, PackedWeight):
+        return quantized_gated(hidden, gate, up)  # the gate in the product's launch
     # several rows: the compiler fuses the gate into one elementwise kernel
-    gate_out, up_out = project(hidden, [gate, up]).chunk(2, dim=-1)
+    gate_out, up_out = (project(hidden, [gate]), project(hidden, [up])) if plain else (
+        project(hidden, [gate, up]).chunk(2, dim=-1))
     return F.silu(gate_out) * up_out
 
 

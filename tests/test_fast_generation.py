@@ -208,3 +208,35 @@ def test_an_evicted_decoder_takes_its_token_loops_along(setup, monkeypatch):
     fast.generate(**single, max_new_tokens=5, eos_token_id=[])
     assert [loop.decoder for loop in fast.loops.values()] == list(fast.decoders.values())
     assert torch.equal(fast.generate(**batch, max_new_tokens=5, eos_token_id=[]), first)
+
+
+def test_several_rows_of_plain_weights_run_in_the_compiled_graph_and_one_row_takes_the_matvec_ops():
+    """One row: our matrix-vector ops (one launch for q|k|v, the gate in gate|up's). Several rows: plain F.linear, which
+    the compiler sees (no copy of one weight's product, the gate fused), with the same values."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from fast_decoder import gated_product, project
+
+    class Calls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.name())
+            return func(*args, **(kwargs or {}))
+
+    weights = [torch.randn(16, 8) for _ in range(3)]
+    for rows, expected_op in ((1, "nextgpt::stacked_matvec"), (4, None)):
+        hidden = torch.randn(rows, 8)
+        with Calls() as calls:
+            stacked, single = project(hidden, weights), project(hidden, weights[:1])
+            gated = gated_product(hidden, weights[0], weights[1])
+        torch.testing.assert_close(stacked, torch.cat([hidden @ w.T for w in weights], -1))
+        torch.testing.assert_close(single, hidden @ weights[0].T)
+        torch.testing.assert_close(gated, torch.nn.functional.silu(hidden @ weights[0].T) * (hidden @ weights[1].T))
+        ours = [name for name in calls.names if name.startswith("nextgpt::")]
+        if expected_op:
+            assert ours == [expected_op, expected_op, "nextgpt::gated_matvec"], calls.names
+        else:
+            assert ours == [] and calls.names.count("aten::cat") == 1, calls.names
