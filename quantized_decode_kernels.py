@@ -39,6 +39,7 @@ kernels are tested against (tests/test_quantized_kernels.py, under Triton's inte
 
 import inspect
 import os
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -697,8 +698,22 @@ def kernel_tiles(weights: list[PackedWeight]) -> bool:
     )
 
 
+def pairs_assemble(dtype: torch.dtype, capability: tuple[int, int]) -> bool:
+    """Whether int4's 16-bit pair arithmetic (inline PTX) assembles for this input dtype and GPU: bf16x2 needs sm_80
+    or later, f16x2 runs on every GPU Triton supports."""
+    return dtype != torch.bfloat16 or capability >= (8, 0)
+
+
 def _use_kernel(x: torch.Tensor, weights: list[PackedWeight]) -> bool:
-    return triton is not None and x.is_cuda and x.dtype in KERNEL_DTYPES and kernel_tiles(weights)
+    if not (triton is not None and x.is_cuda and x.dtype in KERNEL_DTYPES and kernel_tiles(weights)):
+        return False
+    capability = torch.cuda.get_device_capability(x.device)
+    if weight_bits(weights[0].qweight) == 4 and not pairs_assemble(x.dtype, capability):
+        warnings.warn(f"int4 products of bfloat16 inputs need an sm_80 GPU or later; this one (sm_{capability[0]}"
+                      f"{capability[1]}) dequantizes each weight for each product instead, which is slow: load the "
+                      "model in float16 (--dtype float16) to decode int4 with the kernels", stacklevel=2)
+        return False
+    return True
 
 
 def reference_product(x: torch.Tensor, weights: list[PackedWeight]) -> torch.Tensor:

@@ -218,6 +218,7 @@ def test_the_fast_decoder_runs_quantized_weights_as_generate_does(bits):
 COMPILE_FOR_H100 = """
 import os
 import sys
+import torch
 import quantized_decode_kernels
 sys.path.insert(0, os.path.join(os.path.dirname(quantized_decode_kernels.__file__), "benchmarks"))
 from inspect_kernel import compile_kernel
@@ -238,6 +239,18 @@ for dtype, capability in (("bf16", 90), ("fp16", 90), ("bf16", 80), ("fp16", 86)
                              columns=4096, dtype=dtype, capability=capability)["ptx"]
         pairs = "bf16x2" if dtype == "bf16" else "f16x2"
         assert ptx.count(f"fma.rn.{pairs}") >= 12 and "cvt.rn.f32.s32" not in ptx, (dtype, capability, block_m)
+# Turing (sm_75: T4, RTX 20xx): fp16's pairs assemble; bf16's do not (bf16x2 needs sm_80), which pairs_assemble says
+from quantized_decode_kernels import pairs_assemble
+for dtype in ("fp16", "bf16"):
+    try:
+        compile_kernel(bits=4, block_m=64, block_n=64, block_k=128, warps=4, bit_cast=False, columns=4096, dtype=dtype,
+                       capability=75)
+        assembled = True
+    except Exception as error:
+        assert "bf16x2" in str(error) and "sm_80" in str(error), error
+        assembled = False
+    assert assembled == pairs_assemble({"fp16": torch.float16, "bf16": torch.bfloat16}[dtype], (7, 5)), dtype
+assert pairs_assemble(torch.bfloat16, (8, 0)) and pairs_assemble(torch.bfloat16, (9, 0))
 print("compiled")
 """
 
@@ -246,7 +259,7 @@ def test_the_kernels_compile_for_the_h100_and_bit_casting_leaves_no_conversions(
     """Triton compiles the kernels for sm_90 without a GPU: every branch (int4/int8, one row/several, int8's two ways
     of turning codes into floats) compiles, and the bit-cast one holds no integer-to-float conversion instructions;
     int4's inline PTX (16-bit pairs: one row's products, several rows' tiles) assembles for bf16 and fp16 inputs on
-    sm_80 to sm_90."""
+    sm_80 to sm_90, and on sm_75 for fp16 only, as the routing (`pairs_assemble`) assumes."""
     pytest.importorskip("triton")
     assert "compiled" in run_child(COMPILE_FOR_H100, tmp_path, interpret=False)
 
