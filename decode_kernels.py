@@ -166,10 +166,15 @@ def residual_norm(residual: torch.Tensor, product: torch.Tensor, *, norm: torch.
     return hidden, rms_norm(hidden, norm, eps)
 
 
+def one_row(x: torch.Tensor) -> bool:
+    """Whether x holds one row (batch-1 decoding): what the matrix-vector kernels serve."""
+    return x.numel() == x.shape[-1]
+
+
 def fuses_residual_norm(x: torch.Tensor, residual: torch.Tensor, norm: torch.Tensor) -> bool:
     """Whether a product's launch can add the residual and normalise (`residual_norm_by_last`): one row on CUDA, of
     a width one program holds, in one dtype throughout."""
-    return (triton is not None and x.is_cuda and x.numel() == x.shape[-1] and residual.numel() == residual.shape[-1]
+    return (triton is not None and x.is_cuda and one_row(x) and one_row(residual)
             and residual.shape[-1] <= MAX_NORM_WIDTH and residual.is_contiguous() and norm.is_contiguous()
             and x.dtype == residual.dtype == norm.dtype)
 
@@ -191,7 +196,7 @@ def launch_residual_norm(kernel, grid: tuple | Callable[[dict], tuple], *, x: to
 def _use_kernels(x: torch.Tensor, weights: list[torch.Tensor]) -> bool:
     """One row, on CUDA, contiguous weights whose sizes the kernels tile."""
     return (
-        triton is not None and x.is_cuda and x.numel() == x.shape[-1]
+        triton is not None and x.is_cuda and one_row(x)
         and all(w.is_contiguous() and w.shape[0] % BLOCK_ROWS == 0 and w.dtype == x.dtype for w in weights)
     )
 
@@ -248,5 +253,5 @@ def matvec_residual_norm(x: torch.Tensor, weight: torch.Tensor, residual: torch.
 
 
 __all__ = ["arrival_counters", "define_op", "fuses_residual_norm", "gated_matvec", "last_to_arrive",
-           "launch_residual_norm", "matvec_residual_norm", "residual_norm", "residual_norm_by_last", "rms_norm",
-           "stacked_matvec"]
+           "launch_residual_norm", "matvec_residual_norm", "one_row", "residual_norm", "residual_norm_by_last",
+           "rms_norm", "stacked_matvec"]

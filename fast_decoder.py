@@ -21,14 +21,14 @@ import torch.nn.functional as F
 try:
     from .decode_attention import rotate, step_attention
     from .decode_kernels import (
-        fuses_residual_norm, gated_matvec, matvec_residual_norm, residual_norm, rms_norm, stacked_matvec,
+        fuses_residual_norm, gated_matvec, matvec_residual_norm, one_row, residual_norm, rms_norm, stacked_matvec,
     )
     from .quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product, quantized_residual_norm
     from .weight_quantization import QuantizedLinear
 except ImportError:
     from decode_attention import rotate, step_attention
     from decode_kernels import (
-        fuses_residual_norm, gated_matvec, matvec_residual_norm, residual_norm, rms_norm, stacked_matvec,
+        fuses_residual_norm, gated_matvec, matvec_residual_norm, one_row, residual_norm, rms_norm, stacked_matvec,
     )
     from quantized_decode_kernels import PackedWeight, quantized_gated, quantized_product, quantized_residual_norm
     from weight_quantization import QuantizedLinear
@@ -70,11 +70,6 @@ def projection(module: torch.nn.Module) -> Projection:
     if isinstance(module, QuantizedLinear):
         return PackedWeight(module.qweight, module.scale, getattr(module, "offset", None))
     return module.weight
-
-
-def one_row(hidden: torch.Tensor) -> bool:
-    """Whether the products are over one row (batch-1 decoding), which our matrix-vector kernels serve."""
-    return hidden.numel() == hidden.shape[-1]
 
 
 def project(hidden: torch.Tensor, weights: list[Projection]) -> torch.Tensor:

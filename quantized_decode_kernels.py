@@ -54,7 +54,7 @@ except ImportError:  # CPU-only installs: the op falls back to dequantize + F.li
 
 try:
     from .decode_kernels import (
-        define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
+        define_op, fuses_residual_norm, launch_residual_norm, one_row, residual_norm, residual_norm_by_last,
     )
     from .quantized_prompt_kernel import bucket as prompt_bucket
     from .quantized_prompt_kernel import fitting_configs as prompt_fitting_configs
@@ -68,7 +68,7 @@ try:
     from .weight_quantization import INT4_GROUP_SIZE, dequantize, quantize_int4, quantize_int8
 except ImportError:
     from decode_kernels import (
-        define_op, fuses_residual_norm, launch_residual_norm, residual_norm, residual_norm_by_last,
+        define_op, fuses_residual_norm, launch_residual_norm, one_row, residual_norm, residual_norm_by_last,
     )
     from quantized_prompt_kernel import bucket as prompt_bucket
     from quantized_prompt_kernel import fitting_configs as prompt_fitting_configs
@@ -763,7 +763,7 @@ def quantized_gated_product(x: torch.Tensor, qweights: list[torch.Tensor], scale
     """`silu(x @ gate.T) * (x @ up.T)` for quantized [gate, up], the input of a Llama MLP's down projection: one
     launch for one row (the SiLU gate applied in the kernel), the stacked product then the gate otherwise."""
     weights = _packed(qweights, scales, offsets)
-    if x.numel() == x.shape[-1] and qweights[0].shape == qweights[1].shape and _use_kernel(x, weights):
+    if one_row(x) and qweights[0].shape == qweights[1].shape and _use_kernel(x, weights):
         return launch_quantized_kernel(x.reshape(1, -1).contiguous(), weights, gated=True).view(*x.shape[:-1], -1)
     gate, up = quantized_stacked_product(x, qweights, scales, offsets).chunk(2, dim=-1)
     return F.silu(gate) * up
