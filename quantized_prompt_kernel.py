@@ -215,7 +215,7 @@ def tile_configs() -> list[dict]:
 
 def tile_fits(config: dict, *, rows_bucket: int, inputs: int, hopper: bool) -> bool:
     """Whether autotune may time this configuration for a bucket of rows and weights of `inputs` inputs: one of the
-    bucket's tiles, its split a whole number of steps, mma.sync's only where there is no wgmma."""
+    bucket's tiles, its split a whole number of steps; before Hopper (no wgmma) mma.sync's alone."""
     rows, tiles = BUCKET_TILES[rows_bucket]
     tile = tuple(config[field] for field in TILE_FIELDS)
     return (config["BLOCK_ROWS"] == rows and tile in tiles and (inputs // GROUP) % config["SPLIT_K"] == 0
