@@ -210,15 +210,21 @@ def unsupported_reason(language_model) -> str | None:
     rope_type = (getattr(config, "rope_parameters", None) or {}).get("rope_type", "default")
     if rope_type in ("dynamic", "longrope"):  # their frequencies change with the length, inside a captured graph
         return f"{rope_type!r} rotary scaling is not supported"
-    if getattr(language_model, "is_quantized", False) or getattr(language_model, "hf_quantizer", None):
-        return ("bitsandbytes' quantized layers (load_in_4bit/8bit, NF4) have no fast-path kernels: load the bf16 "
-                "weights with --quantize int4 or int8 (weight_quantization.py), which the fast path decodes")
     projections = [module for layer in language_model.model.layers for module in (
         layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
         layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]
-    if any(type(module) not in (torch.nn.Linear, QuantizedLinear) for module in projections):
-        # e.g. unmerged LoRA layers, whose adapters this decoder would silently leave out
-        return "its projections are not plain Linear layers (unmerged adapters? merge them first: merge_and_unload)"
+    other_kinds = sorted({type(module) for module in projections} - {torch.nn.Linear, QuantizedLinear},
+                         key=lambda kind: kind.__qualname__)
+    # A composite model quantized by from_pretrained carries the quantizer's flags on itself, not on its language
+    # model: the layers' own package tells.
+    if getattr(language_model, "is_quantized", False) or any(
+            kind.__module__.split(".")[0] == "bitsandbytes" for kind in other_kinds):
+        return ("bitsandbytes' quantized layers (load_in_4bit/8bit, NF4) have no fast-path kernels: load the bf16 "
+                "weights with --quantize int4 or int8 (weight_quantization.py), which the fast path decodes")
+    if other_kinds:  # e.g. unmerged LoRA layers, whose adapters this decoder would silently leave out
+        names = ", ".join(f"{kind.__module__}.{kind.__qualname__}" for kind in other_kinds)
+        return f"its projections include {names} layers, not plain Linear ones (unmerged adapters? merge them first: " \
+               "merge_and_unload)"
     return None
 
 

@@ -30,7 +30,7 @@ class FastGenerator:
     """Holds one decoder (KV cache and CUDA graph) per (batch size, cache length) bucket."""
 
     def __init__(self, model, compile_step: bool | None = None):
-        reason = unsupported_reason(model.language_model)
+        reason = self.unsupported_reason(model)
         if reason:
             raise ValueError(f"the fast generation path cannot run this model: {reason}; use generate()")
         self.model = model
@@ -49,8 +49,13 @@ class FastGenerator:
             return self.compiled(*args)
 
     @staticmethod
-    def supports(model) -> bool:
-        return unsupported_reason(model.language_model) is None
+    def unsupported_reason(model) -> str | None:
+        """Why the fast path cannot run this NextGPT model, or None when it can."""
+        return unsupported_reason(model.language_model)
+
+    @classmethod
+    def supports(cls, model) -> bool:
+        return cls.unsupported_reason(model) is None
 
     @classmethod
     def accepts(cls, options: dict) -> bool:

@@ -77,6 +77,7 @@ def load(args: argparse.Namespace) -> Loaded:
     from transformers import AutoModel, AutoProcessor
 
     from default_model import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model_folder
+    from fast_generation import FastGenerator
 
     source = args.model
     if source is None or source in SHIPPED_MODELS:
@@ -96,7 +97,12 @@ def load(args: argparse.Namespace) -> Loaded:
         model = quantize_named(model, getattr(args, "quantize", None))
     except ValueError as error:  # e.g. int4 groups that do not tile the LLM's widths
         raise InputError(f"--quantize {args.quantize}: {error}") from None
-    fast = args.device.startswith("cuda") and model.can_fast_generate if args.fast is None else args.fast
+    fast = args.fast
+    if fast is None:
+        refusal = FastGenerator.unsupported_reason(model)
+        fast = args.device.startswith("cuda") and refusal is None
+        if args.device.startswith("cuda") and refusal:  # say what would make it fast (e.g. NF4 -> --quantize int4)
+            print(f"note: answering through generate(), not the fast path: {refusal}", file=sys.stderr)
     return Loaded(model.to(args.device).eval(), processor, source, fast)
 
 

@@ -72,6 +72,28 @@ def test_qlora_stage2_trains_4bit_and_the_adapter_folder_reloads(tiny_folder, tm
     assert out.shape == (1, 7)
 
 
+def test_an_nf4_model_folder_answers_through_generate_and_names_the_faster_option(tiny_folder, tmp_path, capsys):
+    """The original's setting, a bitsandbytes NF4 language model saved with its quantization config: inference.py
+    answers through generate() and says which option the fast path would take."""
+    pytest.importorskip("bitsandbytes")
+    from transformers import AutoModel, BitsAndBytesConfig
+
+    from inference import main
+
+    nf4 = AutoModel.from_pretrained(tiny_folder, trust_remote_code=True, quantization_config=BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+        llm_int8_skip_modules=["vision_tower", "projector", "lm_head"]))
+    nf4.save_pretrained(tmp_path / "nf4")
+    NextGPTProcessor.from_pretrained(tiny_folder).save_pretrained(tmp_path / "nf4")
+    image = str(REPO_ROOT / "examples" / "red_circle.png")
+    assert main(["--model", str(tmp_path / "nf4"), "--device", "cuda", "--image", image, "--max-new-tokens", "3",
+                 "what shape is it?"]) == 0
+    captured = capsys.readouterr()
+    assert "not the fast path: bitsandbytes' quantized layers" in captured.err and "--quantize int4 or int8" in (
+        captured.err)
+    assert captured.out.count("\n") == 1  # the answer's line
+
+
 def test_train_hf_with_graphed_layers_logs_the_eager_losses_on_cuda(tiny_folder, tmp_path, capsys):
     """Stage 2 LoRA through the Trainer (bf16 autocast, 2 micro-batches accumulated, packed, Liger's kernels where
     installed): with the decoder layers replayed from CUDA graphs, the logged losses are the eager run's."""

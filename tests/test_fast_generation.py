@@ -146,13 +146,31 @@ def test_bitsandbytes_models_are_told_the_faster_option(setup, monkeypatch):
         FastGenerator(model)
 
 
+def test_a_model_loaded_in_nf4_by_from_pretrained_is_told_the_faster_option(setup, tmp_path):
+    """The original's setting: from_pretrained(quantization_config=BitsAndBytesConfig(NF4)) flags the NextGPT model,
+    not its language model, so the bitsandbytes layers themselves must be recognised."""
+    pytest.importorskip("bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    from modeling_nextgpt import NextGPTForConditionalGeneration
+
+    model, _, _ = setup
+    model.save_pretrained(tmp_path)
+    nf4 = NextGPTForConditionalGeneration.from_pretrained(tmp_path, quantization_config=BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", llm_int8_skip_modules=["vision_tower", "projector", "lm_head"]))
+    assert type(nf4.language_model.model.layers[0].mlp.up_proj).__module__.startswith("bitsandbytes")
+    assert not nf4.can_fast_generate
+    with pytest.raises(ValueError, match="bitsandbytes' quantized layers .* load the bf16 weights with --quantize"):
+        FastGenerator(nf4)
+
+
 def test_unmerged_lora_adapters_are_refused_not_ignored(setup):
     from peft import LoraConfig, inject_adapter_in_model
 
     model, processor, batch = setup
     inject_adapter_in_model(LoraConfig(r=4, target_modules=["q_proj", "v_proj"]), model.language_model)
     assert not model.can_fast_generate
-    with pytest.raises(ValueError, match="unmerged adapters"):
+    with pytest.raises(ValueError, match=r"include peft\.tuners\.lora\.layer\.Linear layers, not plain Linear ones \(unmerged adapters"):
         FastGenerator(model)
 
 
