@@ -213,8 +213,7 @@ def unsupported_reason(language_model) -> str | None:
     projections = [module for layer in language_model.model.layers for module in (
         layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.self_attn.o_proj,
         layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj)]
-    other_kinds = sorted({type(module) for module in projections} - {torch.nn.Linear, QuantizedLinear},
-                         key=lambda kind: kind.__qualname__)
+    other_kinds = {type(module) for module in projections} - {torch.nn.Linear, QuantizedLinear}
     # A composite model quantized by from_pretrained carries the quantizer's flags on itself, not on its language
     # model: the layers' own package tells.
     if getattr(language_model, "is_quantized", False) or any(
@@ -222,10 +221,20 @@ def unsupported_reason(language_model) -> str | None:
         return ("bitsandbytes' quantized layers (load_in_4bit/8bit, NF4) have no fast-path kernels: load the bf16 "
                 "weights with --quantize int4 or int8 (weight_quantization.py), which the fast path decodes")
     if other_kinds:  # e.g. unmerged LoRA layers, whose adapters this decoder would silently leave out
-        names = ", ".join(f"{kind.__module__}.{kind.__qualname__}" for kind in other_kinds)
-        return f"its projections include {names} layers, not plain Linear ones (unmerged adapters? merge them first: " \
-               "merge_and_unload)"
+        return f"its projections include {qualified_names(other_kinds)} layers, not plain Linear ones (unmerged " \
+               "adapters? merge them first: merge_and_unload)"
+    # Plain Linear layers holding tensor subclasses: torchao's quantized weights (TorchAoConfig), sharded DTensors
+    foreign_weights = {type(module.weight) for module in projections if type(module) is torch.nn.Linear} - {
+        torch.nn.Parameter, torch.Tensor}
+    if foreign_weights:
+        return f"its projections' weights are {qualified_names(foreign_weights)} tensors, not plain ones (quantized " \
+               "by another library? load the bf16 weights with --quantize int4 or int8, which the fast path decodes)"
     return None
+
+
+def qualified_names(kinds: set[type]) -> str:
+    """The classes' full names, sorted and comma-separated (messages that name what was found)."""
+    return ", ".join(sorted(f"{kind.__module__}.{kind.__qualname__}" for kind in kinds))
 
 
 class LlamaFamilyDecoder:

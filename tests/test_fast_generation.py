@@ -164,13 +164,26 @@ def test_a_model_loaded_in_nf4_by_from_pretrained_is_told_the_faster_option(setu
         FastGenerator(nf4)
 
 
+def test_weights_quantized_by_another_library_are_refused_not_misread(setup):
+    """torchao (TorchAoConfig) keeps Linear layers and swaps their weights for tensor subclasses."""
+
+    class QuantizedStandIn(torch.Tensor):
+        pass
+
+    model, _, _ = setup
+    up = model.language_model.model.layers[1].mlp.up_proj
+    up.weight = torch.nn.Parameter(up.weight.detach().as_subclass(QuantizedStandIn), requires_grad=False)
+    with pytest.raises(ValueError, match=r"weights are test_fast_generation\.\S*QuantizedStandIn tensors, not plain "):
+        FastGenerator(model)
+
+
 def test_unmerged_lora_adapters_are_refused_not_ignored(setup):
     from peft import LoraConfig, inject_adapter_in_model
 
     model, processor, batch = setup
     inject_adapter_in_model(LoraConfig(r=4, target_modules=["q_proj", "v_proj"]), model.language_model)
     assert not model.can_fast_generate
-    with pytest.raises(ValueError, match=r"include peft\.tuners\.lora\.layer\.Linear layers, not plain Linear ones \(unmerged adapters"):
+    with pytest.raises(ValueError, match=r"include peft\.tuners\.lora\.layer\.Linear layers, not plain Linear ones"):
         FastGenerator(model)
 
 
