@@ -14,7 +14,7 @@ from transformers import (
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MultimodalCausalLMOutputWithPast
-from transformers.utils import can_return_tuple, torch_compilable_check
+from transformers.utils import can_return_tuple, logging, torch_compilable_check
 
 try:
     from .configuration_nextgpt import VIDEO_TOWER, NextGPTConfig
@@ -32,6 +32,8 @@ except ImportError:
     from pipeline_nextgpt import NextGPTVisualQuestionAnsweringPipeline  # noqa: F401
     from vision_tower import NextGPTVisionTower
 
+
+logger = logging.get_logger(__name__)
 
 # The audio towers, by their config's model_type.
 AUDIO_TOWERS = {tower.config_class.model_type: tower for tower in (ImageBindAudioModel, SpeechEmbeddingModel)}
@@ -336,15 +338,20 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
 
     @property
     def can_fast_generate(self) -> bool:
-        """Whether `fast_generate` runs this model's language model (Llama-family, unquantised)."""
+        """Whether `fast_generate` runs this model's language model (Llama-family; plain weights or those of
+        weight_quantization.py)."""
         return FastGenerator.supports(self)
 
     def generate_function_for(self, options: dict):
         """`fast_generate` where it runs this model with these options (CUDA, a Llama-family LLM, options it takes),
-        else `generate`: what the pipeline calls."""
-        if self.device.type == "cuda" and self.can_fast_generate and FastGenerator.accepts(options):
-            return self.fast_generate
-        return self.generate
+        else `generate`: what the pipeline calls. On CUDA, a model the fast path refuses is told why once (a
+        bitsandbytes NF4 model, say, is named the faster option)."""
+        if self.device.type != "cuda":
+            return self.generate
+        refusal = FastGenerator.unsupported_reason(self)
+        if refusal:
+            logger.warning_once(f"answering through generate(), not the fast path: {refusal}")
+        return self.fast_generate if refusal is None and FastGenerator.accepts(options) else self.generate
 
     def fast_generate(self, **kwargs) -> torch.LongTensor:
         """`generate` through the fast path (fast_generation.py): own KV cache, and on CUDA Triton matrix-vector

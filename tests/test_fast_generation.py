@@ -139,11 +139,16 @@ def test_language_models_it_cannot_run_are_refused_with_the_reason(setup, field,
         FastGenerator(model)
 
 
-def test_bitsandbytes_models_are_told_the_faster_option(setup, monkeypatch):
+def test_bitsandbytes_models_are_told_the_faster_option(setup, monkeypatch, caplog):
+    from unittest.mock import PropertyMock, patch
+
     model, _, _ = setup
     monkeypatch.setattr(model.language_model, "is_quantized", True, raising=False)
     with pytest.raises(ValueError, match="load the bf16 weights with --quantize int4 or int8"):
         FastGenerator(model)
+    with patch.object(type(model), "device", new_callable=PropertyMock, return_value=torch.device("cuda")):
+        assert model.generate_function_for({"max_new_tokens": 4}) == model.generate  # the pipeline's choice
+    assert "answering through generate(), not the fast path: bitsandbytes' quantized layers" in caplog.text
 
 
 def test_a_model_loaded_in_nf4_by_from_pretrained_is_told_the_faster_option(setup, tmp_path):
