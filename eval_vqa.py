@@ -101,8 +101,10 @@ def evaluate_vqa(model, processor, records: list[dict], image_folder: str | None
 
 
 def main(argv: list[str] | None = None) -> int:
+    from inference import MODEL_HELP, InputError, load
+
     parser = ArgumentParser(__doc__)
-    parser.add_argument("--model", required=True, help="a NextGPT folder or hub id")
+    parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--data", required=True, help="eval records (.json, .jsonl or dataset id)")
     parser.add_argument("--image_folder", default=None, help="folder the records' image paths are relative to")
     parser.add_argument("--batch_size", type=int, default=16)
@@ -117,21 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast", action="store_true",
                         help="answer through the fast generation path (CUDA, Llama-family LLMs): same greedy answers")
     args = parser.parse_args(argv)
-
-    from transformers import AutoModel, AutoProcessor
-
-    model = AutoModel.from_pretrained(args.model, trust_remote_code=True, dtype=LOAD_DTYPES[args.dtype])
-    from weight_quantization import quantize_named
-
-    model = quantize_named(model, args.quantize).to(args.device).eval()
-    processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
-    records = load_records(args.data)[: args.limit]
     try:
+        records = load_records(args.data)[: args.limit]
+        model, processor, _, fast = load(args)
         results, predictions = evaluate_vqa(
-            model, processor, records, args.image_folder, args.batch_size, args.max_new_tokens, args.blank_media,
-            args.fast,
+            model, processor, records, args.image_folder, args.batch_size, args.max_new_tokens, args.blank_media, fast,
         )
-    except ValueError as error:
+    except (InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for key, value in results.items():

@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from audio_features import load_audio
+from cli import missing_local_folder
 from fast_generation import round_up
 from processing_nextgpt import IGNORE_INDEX, NextGPTProcessor
 from video_features import load_video_frames
@@ -60,6 +61,8 @@ class BadRecordsError(ValueError):
 
 def load_records(data_path: str, split: str = "train") -> list[dict]:
     """A local .json (list of records) or .jsonl file, or a dataset id / folder loaded through `datasets`."""
+    if missing_local_folder(data_path) or (data_path.endswith((".json", ".jsonl")) and not os.path.exists(data_path)):
+        raise ValueError(f"{data_path}: no such file or folder")  # rather than the hub's error for a dataset id
     if os.path.isfile(data_path):
         with open(data_path, encoding="utf-8") as handle:
             if data_path.endswith(".jsonl"):

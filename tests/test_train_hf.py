@@ -428,6 +428,13 @@ def test_malformed_json_lines_name_the_line(stage1_folder, tmp_path):
         train(["--model_name_or_path", str(stage1_folder), "--data_path", str(data), "--output_dir", str(tmp_path)])
 
 
+@pytest.mark.parametrize("name", ["missing.json", "missing.jsonl", "./missing_folder"])
+def test_a_missing_data_file_is_named(stage1_folder, tmp_path, name):
+    path = name if name.startswith(".") else str(tmp_path / name)
+    with pytest.raises(ValueError, match=f"{path}: no such file or folder"):
+        train(["--model_name_or_path", str(stage1_folder), "--data_path", path, "--output_dir", str(tmp_path)])
+
+
 def test_stage2_refuses_a_folder_without_projector_weights(stage1_folder, easy_vqa_data, tmp_path):
     folder = tmp_path / "no_projector"
     os.makedirs(folder)
@@ -579,7 +586,7 @@ def test_quantized_loading_needs_cuda(stage1_folder, tmp_path):
                "--output_dir", str(tmp_path)])
 
 
-def test_do_eval_reports_vqa_accuracy_and_eval_command_works(stage1_folder, easy_vqa_data, tmp_path):
+def test_do_eval_reports_vqa_accuracy_and_eval_command_works(stage1_folder, easy_vqa_data, tmp_path, capsys):
     train(["--stage", "1", "--model_name_or_path", str(stage1_folder), "--data_path",
            str(easy_vqa_data / "captions.jsonl"), "--eval_data_path", str(easy_vqa_data / "test.json"), "--do_eval",
            "--output_dir", str(tmp_path), "--max_steps", "1", *COMMON])
@@ -596,8 +603,15 @@ def test_do_eval_reports_vqa_accuracy_and_eval_command_works(stage1_folder, easy
     assert eval_main(["--model", str(tmp_path / "final"), "--data", str(easy_vqa_data / "test.json"),
                       "--output", str(output), "--batch_size", "4", "--max_new_tokens", "3"]) == 0
     assert len(output.read_text().splitlines()) == 6
+    capsys.readouterr()
     scores = json.load(open(tmp_path / "answers_scores.json"))
     assert sum(v for k, v in scores.items() if k.startswith("count/")) == 6
+    # Bad inputs: one line that names them, exit code 2
+    for argv, message in ((["--model", "./no/such/model", "--data", str(easy_vqa_data / "test.json")],
+                           "error: --model ./no/such/model: no such folder"),
+                          (["--model", str(tmp_path / "final"), "--data", str(tmp_path / "none.json")],
+                           f"error: {tmp_path / 'none.json'}: no such file or folder")):
+        assert eval_main(argv) == 2 and capsys.readouterr().err.strip() == message
 
 
 @pytest.mark.parametrize("gradient_dtype,hooks", [("float32", []), ("float16", ["fp16_compress_hook"])])
