@@ -6,6 +6,7 @@ several human answers, and an optional `question_type` groups the report. `--bla
 question alone: every image white, every audio file silent, every video black.
 
     python eval_vqa.py --model outputs/stage2/final --data data/easy_vqa/test.json --image_folder data/easy_vqa
+    python eval_vqa.py --data benchmarks/shapes_test/test.json --image_folder benchmarks/shapes_test  # default model
 """
 
 import json
