@@ -38,6 +38,11 @@ class ArgumentParser(argparse.ArgumentParser):
                 self._option_string_actions[spelling] = action  # accepted, not listed twice in --help
         return action
 
+    def _get_option_tuples(self, option_string: str) -> list[tuple]:
+        """argparse's matches of an abbreviated option, one per action: `--output` matching `--output_dir` and
+        `--output-dir`, one option's two spellings, is not ambiguous."""
+        return list({id(match[0]): match for match in super()._get_option_tuples(option_string)}.values())
+
 
 def missing_local_folder(name: str) -> bool:
     """Whether `name` is meant as a local path (not a hub id such as `owner/model`) that does not exist: worth saying

@@ -1,5 +1,7 @@
 """One flag spelling works everywhere: the tools' parser takes --max_new_tokens and --max-new-tokens alike."""
 
+import pytest
+
 from cli import ArgumentParser
 from inference import parse_args
 
@@ -11,6 +13,11 @@ def test_long_options_take_both_spellings_and_help_lists_one():
     assert parser.parse_args(["--max_new_tokens", "5", "--image-folder", "x"]).max_new_tokens == 5
     assert parser.parse_args(["--max-new-tokens", "6", "--image_folder", "y"]).image_folder == "y"
     assert "--max_new_tokens" not in parser.format_help() and "--max-new-tokens" in parser.format_help()
+    # An abbreviation matches both spellings of one option: not ambiguous; of two options: still refused
+    assert parser.parse_args(["--max", "4"]).max_new_tokens == 4
+    parser.add_argument("--max_length", type=int)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--max", "4"])
 
 
 def test_inference_takes_train_hf_s_spelling():
