@@ -4,12 +4,31 @@ dtype names their flags take; and the check that a local folder they were given 
 
 import argparse
 import os
+from collections.abc import Callable
 
 import torch
 
 # The precisions the tools' --dtype / --model_dtype flags name (with "auto" where a tool also takes the checkpoint's).
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LOAD_DTYPES = {"auto": "auto", **DTYPES}  # for loading: "auto" is the checkpoint's own
+
+
+def at_least(minimum: float, kind: type = int, *, inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse type: a `kind` (int or float) of `minimum` or more (above it, with inclusive=False), so that a
+    count of 0 or a negative limit is refused with the flag's name instead of failing later or meaning something
+    else (a negative --limit slicing from the end)."""
+    bound = f"{minimum:g} or more" if inclusive else f"more than {minimum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, got {text}")
+        if not (value >= minimum if inclusive else value > minimum):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
 
 
 def add_quantize_option(parser: argparse.ArgumentParser) -> None:

@@ -31,7 +31,7 @@ from collections import defaultdict
 import numpy as np
 from PIL import Image
 
-from cli import ArgumentParser
+from cli import ArgumentParser, at_least
 from draw_shapes import COLOURS, background
 
 SHAPES = {"circle", "rectangle", "triangle"}
@@ -154,7 +154,7 @@ def convert(output_dir: str, augment: int = 0, seed: int = 0, shuffle_turns: boo
 def main() -> None:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--output_dir", default="data/easy_vqa")
-    parser.add_argument("--augment", type=int, default=0, help="re-rendered copies of each training picture")
+    parser.add_argument("--augment", type=at_least(0), default=0, help="re-rendered copies of each training picture")
     parser.add_argument("--seed", type=int, default=0, help="of the re-renderings and the question orders")
     parser.add_argument("--shuffle_turns", action="store_true", help="ask each picture's questions in a random order")
     args = parser.parse_args()

@@ -20,7 +20,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cli import ArgumentParser
+from cli import ArgumentParser, at_least
 
 # easy-VQA's colours, by their RGB values in its images.
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
@@ -134,7 +134,7 @@ def write_test_set(output_dir: str, num_images: int, seed: int) -> int:
 def main() -> None:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--output_dir", default="data/shapes_test")
-    parser.add_argument("--num_images", type=int, default=480, help="pictures; 4 questions each")
+    parser.add_argument("--num_images", type=at_least(1), default=480, help="pictures; 4 questions each")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     count = write_test_set(args.output_dir, args.num_images, args.seed)

@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from audio_features import SAMPLE_RATE
-from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
+from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option, at_least
 from training_data import FileChecks, load_records, record_images, record_media, record_to_messages
 from video_features import CLIPS_PER_VIDEO, FRAMES_PER_CLIP, SIZE, video_clips
 
@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help=MODEL_HELP)
     parser.add_argument("--data", required=True, help="eval records (.json, .jsonl or dataset id)")
     parser.add_argument("--image_folder", default=None, help="folder the records' image paths are relative to")
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--max_new_tokens", type=int, default=16)
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N records")
+    parser.add_argument("--batch_size", type=at_least(1), default=16)
+    parser.add_argument("--max_new_tokens", type=at_least(1), default=16)
+    parser.add_argument("--limit", type=at_least(1), default=None, help="evaluate only the first N records")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=list(LOAD_DTYPES))
     parser.add_argument("--blank_media", "--blank_images", dest="blank_media", action="store_true",

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 
 from audio_features import load_audio
-from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option, missing_local_folder
+from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option, at_least, missing_local_folder
 from training_data import check_image_file
 from video_features import load_video_frames
 
@@ -43,12 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chat", action="store_true", help="multi-turn conversation in the terminal")
     parser.add_argument("--batch", metavar="JSONL", help='answer every {"image", "question"} line of this file')
     parser.add_argument("--output", help="with --batch: where to write the answers (default: stdout)")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--max-new-tokens", type=at_least(1), default=128)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 means greedy")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="auto", choices=list(LOAD_DTYPES))
-    parser.add_argument("--batch-size", type=int, default=8, help="with --batch: questions per generate call")
+    parser.add_argument("--batch-size", type=at_least(1), default=8, help="with --batch: questions per generate call")
     add_quantize_option(parser)
     parser.add_argument("--fast", action=argparse.BooleanOptionalAction, default=None,
                         help="fast generation path (fast_generation.py: own KV cache, Triton kernels, CUDA graphs); "

@@ -44,7 +44,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from audio_features import load_audio
-from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option
+from cli import LOAD_DTYPES, ArgumentParser, add_quantize_option, at_least
 from continuous_batching import CPU_CACHE_BYTES, PREFILL_WINDOW_S, ContinuousBatcher
 from generation_queue import GenerationCancelled, GenerationQueue, Job, Metric, QueueFull
 from processing_nextgpt import PLACEHOLDER_ORDER
@@ -679,14 +679,6 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def milliseconds(text: str) -> float:
-    """An argparse type: a duration in ms, 0 or more."""
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more milliseconds, got {text}")
-    return value
-
-
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -708,32 +700,32 @@ def main(argv: list[str] | None = None) -> int:
                         help="fast generation path; default: on with CUDA when the language model is Llama-family")
     parser.add_argument("--image-root", help="allow image and video file paths (image_url, video_url) under this "
                                              "folder")
-    parser.add_argument("--max-batch-size", type=int, default=32, help="requests generated together at most")
-    parser.add_argument("--kv-cache-gib", type=float,
+    parser.add_argument("--max-batch-size", type=at_least(1), default=32, help="requests generated together at most")
+    parser.add_argument("--kv-cache-gib", type=at_least(0, float, inclusive=False),
                         help="fast path: the KV cache's size, which sets the longest prompt + answer (default: half "
                              f"the GPU memory free after loading, {CPU_CACHE_BYTES / 2**30:g} GiB on CPU)")
-    parser.add_argument("--batch-window-ms", type=milliseconds, default=5.0,
+    parser.add_argument("--batch-window-ms", type=at_least(0, float), default=5.0,
                         help="without the fast path: how long the first request waits for others to share its batch")
-    parser.add_argument("--stream-interval-ms", type=milliseconds, default=STREAM_INTERVAL_S * 1e3,
+    parser.add_argument("--stream-interval-ms", type=at_least(0, float), default=STREAM_INTERVAL_S * 1e3,
                         help="a streamed answer sends what it has at most this often (default %(default)g; its first "
                              "text and its end go out at once): fewer wake-ups of the request threads under load")
-    parser.add_argument("--prefill-window-ms", type=milliseconds, default=PREFILL_WINDOW_S * 1e3,
+    parser.add_argument("--prefill-window-ms", type=at_least(0, float), default=PREFILL_WINDOW_S * 1e3,
                         help="fast path, while other requests decode: how long a new request waits for others to "
                              "share its prefill when every row decodes (scaled by the share of rows decoding; "
                              "default %(default)g): fewer, fuller prefills stall the decoding rows less often")
     defaults = Limits()
-    parser.add_argument("--max-images", type=int, default=defaults.max_images, help="images per request at most")
-    parser.add_argument("--max-image-pixels", type=int, default=defaults.max_image_pixels,
+    parser.add_argument("--max-images", type=at_least(0), default=defaults.max_images, help="images per request at most")
+    parser.add_argument("--max-image-pixels", type=at_least(1), default=defaults.max_image_pixels,
                         help="width x height of one image at most, read from its header before decoding")
-    parser.add_argument("--max-audio", type=int, default=defaults.max_audio, help="audio parts per request at most")
-    parser.add_argument("--max-audio-seconds", type=float, default=defaults.max_audio_seconds,
+    parser.add_argument("--max-audio", type=at_least(0), default=defaults.max_audio, help="audio parts per request at most")
+    parser.add_argument("--max-audio-seconds", type=at_least(0, float, inclusive=False), default=defaults.max_audio_seconds,
                         help="length of one audio part at most, read from its header before decoding")
-    parser.add_argument("--max-videos", type=int, default=defaults.max_videos, help="videos per request at most")
-    parser.add_argument("--max-video-seconds", type=float, default=defaults.max_video_seconds,
+    parser.add_argument("--max-videos", type=at_least(0), default=defaults.max_videos, help="videos per request at most")
+    parser.add_argument("--max-video-seconds", type=at_least(0, float, inclusive=False), default=defaults.max_video_seconds,
                         help="length of one video at most, read from its headers before decoding")
-    parser.add_argument("--max-waiting", type=int, default=defaults.max_waiting,
+    parser.add_argument("--max-waiting", type=at_least(1), default=defaults.max_waiting,
                         help="requests waiting for generation at most; more are answered 503 with Retry-After")
-    parser.add_argument("--timeout", type=float, default=defaults.timeout_s,
+    parser.add_argument("--timeout", type=at_least(0, float, inclusive=False), default=defaults.timeout_s,
                         help="seconds an idle connection, or a body arriving slower, is kept")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_VARIABLE),
                         help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_VARIABLE}; /health stays open)")

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from audio_features import SAMPLE_RATE
-from cli import ArgumentParser
+from cli import ArgumentParser, at_least
 from draw_shapes import COLOURS, SHAPES, draw_picture
 
 # espeak-ng voices (language, with a +variant: other speakers); the test split's are never heard in training.
@@ -126,8 +126,8 @@ def stage1_captions(records: list[dict]) -> list[dict]:
 def main() -> None:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--output_dir", default="data/spoken_shapes")
-    parser.add_argument("--num_train", type=int, default=4000, help="training questions (the kinds in turn)")
-    parser.add_argument("--num_test", type=int, default=800, help="test questions, in voices training never hears")
+    parser.add_argument("--num_train", type=at_least(1), default=4000, help="training questions (the kinds in turn)")
+    parser.add_argument("--num_test", type=at_least(1), default=800, help="test questions, in voices training never hears")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if not espeak_available():

@@ -56,3 +56,21 @@ def test_an_assembled_model_gets_a_card_with_its_parts_and_their_licences(tokeni
     parts = card.data.to_dict()["nextgpt"]["parts"]
     assert (parts["llm"]["licence"], parts["vision_tower"]["licence"]) == ("llama2", "apache-2.0")
     assert "| language model | `" in card.text and "apply_chat_template" in card.text
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--max-new-tokens", "0"], "argument --max-new-tokens: must be 1 or more, got 0"),
+    (["--batch-size", "x"], "argument --batch-size: must be an integer, got x"),
+])
+def test_counts_out_of_range_are_refused_with_the_flag(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv + ["--image", "a.png", "hi"])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_eval_refuses_a_negative_limit_that_would_slice_from_the_end(capsys):
+    from eval_vqa import main as eval_main
+
+    with pytest.raises(SystemExit):
+        eval_main(["--data", "records.json", "--limit", "-5"])
+    assert "argument --limit: must be 1 or more, got -5" in capsys.readouterr().err

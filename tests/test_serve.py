@@ -538,13 +538,17 @@ def test_a_stream_sends_its_first_text_at_once_and_the_rest_at_most_every_interv
         stop(server)
 
 
-def test_time_windows_refuse_negative_milliseconds(capsys):
+def test_windows_and_limits_refuse_values_out_of_range(capsys):
     from serve import main
 
-    for flag in ("--stream-interval-ms", "--prefill-window-ms", "--batch-window-ms"):
+    for flag, value, message in [(flag, "-1", "must be 0 or more, got -1") for flag in (
+            "--stream-interval-ms", "--prefill-window-ms", "--batch-window-ms", "--max-images")] + [
+            ("--max-batch-size", "0", "must be 1 or more, got 0"), ("--timeout", "0", "must be more than 0, got 0"),
+            ("--kv-cache-gib", "nan", "must be more than 0, got nan"), ("--max-waiting", "2.5",
+                                                                        "must be an integer, got 2.5")]:
         with pytest.raises(SystemExit) as exit_info:
-            main([flag, "-1"])
-        assert exit_info.value.code == 2 and f"{flag}: must be 0 or more milliseconds" in capsys.readouterr().err
+            main([flag, value])
+        assert exit_info.value.code == 2 and f"{flag}: {message}" in capsys.readouterr().err
 
 
 def test_the_load_test_drives_the_server_with_concurrent_clients(make_processor, tmp_path):
