@@ -43,7 +43,7 @@ from transformers.utils.hub import hf_api
 
 from assemble_nextgpt import assemble_nextgpt
 from checkpoints import MarkCompleteCheckpoints, checkpoint_to_resume
-from cli import DTYPES
+from cli import DTYPES, missing_local_folder
 from graphed_layers import BUCKET_TOKENS, GraphedDecoderLayers, graph_decoder_layers
 from modeling_nextgpt import NextGPTForConditionalGeneration
 from model_card import assembled_card_data, read_card_data, training_record, write_model_card
@@ -143,6 +143,9 @@ def check_arguments(args: NextGPTArguments) -> None:
         raise ValueError("Give --model_name_or_path, or --llm and --vision_tower to assemble a new model")
     if args.stage == 2 and args.model_name_or_path is None:
         raise ValueError("Stage 2 starts from a stage-1 output: give --model_name_or_path outputs/stage1/final")
+    for name in ("model_name_or_path", "llm"):  # named here, rather than by the hub's "Repo id must be ..." error
+        if getattr(args, name) and missing_local_folder(getattr(args, name)):
+            raise ValueError(f"--{name} {getattr(args, name)}: no such folder")
     if (args.load_in_4bit or args.load_in_8bit) and args.stage == 1:
         raise ValueError("Stage 1 trains the projector only, and the Trainer refuses a quantized model without "
                          "adapters: drop --load_in_4bit/--load_in_8bit (with --bf16 the frozen LLM is kept in bf16)")

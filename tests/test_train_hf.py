@@ -435,6 +435,13 @@ def test_a_missing_data_file_is_named(stage1_folder, tmp_path, name):
         train(["--model_name_or_path", str(stage1_folder), "--data_path", path, "--output_dir", str(tmp_path)])
 
 
+@pytest.mark.parametrize("flag", ["--model_name_or_path", "--llm"])
+def test_a_missing_model_folder_is_named(tmp_path, flag):
+    others = ["--vision_tower", "efficientnet-lite0"] if flag == "--llm" else []
+    with pytest.raises(ValueError, match=f"{flag} ./no/such/model: no such folder"):
+        train([flag, "./no/such/model", *others, "--data_path", "x.json", "--output_dir", str(tmp_path)])
+
+
 def test_stage2_refuses_a_folder_without_projector_weights(stage1_folder, easy_vqa_data, tmp_path):
     folder = tmp_path / "no_projector"
     os.makedirs(folder)
