@@ -714,14 +714,19 @@ def main(argv: list[str] | None = None) -> int:
                              "share its prefill when every row decodes (scaled by the share of rows decoding; "
                              "default %(default)g): fewer, fuller prefills stall the decoding rows less often")
     defaults = Limits()
-    parser.add_argument("--max-images", type=at_least(0), default=defaults.max_images, help="images per request at most")
+    parser.add_argument("--max-images", type=at_least(0), default=defaults.max_images,
+                        help="images per request at most")
     parser.add_argument("--max-image-pixels", type=at_least(1), default=defaults.max_image_pixels,
                         help="width x height of one image at most, read from its header before decoding")
-    parser.add_argument("--max-audio", type=at_least(0), default=defaults.max_audio, help="audio parts per request at most")
-    parser.add_argument("--max-audio-seconds", type=at_least(0, float, inclusive=False), default=defaults.max_audio_seconds,
+    parser.add_argument("--max-audio", type=at_least(0), default=defaults.max_audio,
+                        help="audio parts per request at most")
+    parser.add_argument("--max-audio-seconds", type=at_least(0, float, inclusive=False),
+                        default=defaults.max_audio_seconds,
                         help="length of one audio part at most, read from its header before decoding")
-    parser.add_argument("--max-videos", type=at_least(0), default=defaults.max_videos, help="videos per request at most")
-    parser.add_argument("--max-video-seconds", type=at_least(0, float, inclusive=False), default=defaults.max_video_seconds,
+    parser.add_argument("--max-videos", type=at_least(0), default=defaults.max_videos,
+                        help="videos per request at most")
+    parser.add_argument("--max-video-seconds", type=at_least(0, float, inclusive=False),
+                        default=defaults.max_video_seconds,
                         help="length of one video at most, read from its headers before decoding")
     parser.add_argument("--max-waiting", type=at_least(1), default=defaults.max_waiting,
                         help="requests waiting for generation at most; more are answered 503 with Retry-After")

@@ -127,7 +127,8 @@ def main() -> None:
     parser = ArgumentParser(__doc__)
     parser.add_argument("--output_dir", default="data/spoken_shapes")
     parser.add_argument("--num_train", type=at_least(1), default=4000, help="training questions (the kinds in turn)")
-    parser.add_argument("--num_test", type=at_least(1), default=800, help="test questions, in voices training never hears")
+    parser.add_argument("--num_test", type=at_least(1), default=800,
+                        help="test questions, in voices training never hears")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if not espeak_available():
