@@ -58,6 +58,13 @@ class FastGenerator:
         return cls.unsupported_reason(model) is None
 
     @classmethod
+    def refusal_note(cls, model) -> str | None:
+        """What to tell a user whose model answers through generate() instead (why, and for a bitsandbytes model the
+        faster option), or None when the fast path runs it."""
+        reason = cls.unsupported_reason(model)
+        return None if reason is None else f"answering through generate(), not the fast path: {reason}"
+
+    @classmethod
     def accepts(cls, options: dict) -> bool:
         """Whether `generate` takes all these options (others, such as num_beams or top_k, need `model.generate`)."""
         return set(options) <= set(inspect.signature(cls.generate).parameters) - {"self"}

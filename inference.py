@@ -99,9 +99,9 @@ def load(args: argparse.Namespace) -> Loaded:
         raise InputError(f"--quantize {args.quantize}: {error}") from None
     fast = args.fast
     if fast is None:
-        on_cuda, refusal = args.device.startswith("cuda"), FastGenerator.unsupported_reason(model)
+        on_cuda, refusal = args.device.startswith("cuda"), FastGenerator.refusal_note(model)
         if on_cuda and refusal:  # say what would make it fast (e.g. NF4: --quantize int4)
-            print(f"note: answering through generate(), not the fast path: {refusal}", file=sys.stderr)
+            print(f"note: {refusal}", file=sys.stderr)
         fast = on_cuda and refusal is None
     return Loaded(model.to(args.device).eval(), processor, source, fast)
 

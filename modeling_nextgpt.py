@@ -348,9 +348,9 @@ class NextGPTForConditionalGeneration(NextGPTPreTrainedModel, GenerationMixin):
         bitsandbytes NF4 model, say, is named the faster option)."""
         if self.device.type != "cuda":
             return self.generate
-        refusal = FastGenerator.unsupported_reason(self)
+        refusal = FastGenerator.refusal_note(self)
         if refusal:
-            logger.warning_once(f"answering through generate(), not the fast path: {refusal}")
+            logger.warning_once(refusal)
         return self.fast_generate if refusal is None and FastGenerator.accepts(options) else self.generate
 
     def fast_generate(self, **kwargs) -> torch.LongTensor:
